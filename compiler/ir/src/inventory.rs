@@ -1,0 +1,396 @@
+//! The cluster description (inventory): namespaces, pods and extra external addresses.
+//!
+//! Read from Kubernetes objects as `kubectl get ns,pods -A -o yaml` (or `-o json`) prints them:
+//! a `List`, `NamespaceList`/`PodList`, or a stream of single objects. netc adds one kind of its
+//! own for addresses outside the cluster that analyses should consider:
+//!
+//! ```yaml
+//! apiVersion: netc.dev/v1
+//! kind: ExternalAddress
+//! metadata: {name: payments-api}
+//! address: 203.0.113.10
+//! ```
+//!
+//! Pods may carry the annotation `netc.dev/host-interface: <ifname>` naming their host-side veth,
+//! for netcd. Only the fields netc needs are read; everything else is ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Protocol;
+
+/// The label every namespace carries with its own name (Kubernetes >= 1.21).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The pod annotation naming the pod's host-side interface.
+pub const HOST_INTERFACE_ANNOTATION: &str = "netc.dev/host-interface";
+
+/// A cluster, as far as policy evaluation needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Namespaces, sorted by name.
+    pub namespaces: Vec<Namespace>,
+    /// Pods, sorted by (namespace, name).
+    pub pods: Vec<Pod>,
+    /// Addresses outside the cluster, sorted by name.
+    pub externals: Vec<ExternalAddress>,
+    /// Namespaces that pods live in but that the input did not describe; they were added with
+    /// only their name label, and label-based namespace selectors may judge them wrongly.
+    pub implied_namespaces: Vec<String>,
+}
+
+/// A namespace and its labels (always including [`NAMESPACE_NAME_LABEL`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// The name.
+    pub name: String,
+    /// The labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A pod: where it lives, its labels, addresses and named container ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+    /// The labels.
+    pub labels: BTreeMap<String, String>,
+    /// `status.podIPs` (or `status.podIP`); empty while the pod has none.
+    pub ips: Vec<IpAddr>,
+    /// Named container ports, for resolving named ports in rules.
+    pub ports: Vec<NamedPort>,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// The host-side interface, from the [`HOST_INTERFACE_ANNOTATION`] annotation.
+    pub host_interface: Option<String>,
+    /// `spec.hostNetwork`: such pods share the node's address and NetworkPolicy does not apply.
+    pub host_network: bool,
+}
+
+/// A named container port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NamedPort {
+    /// The port's name.
+    pub name: String,
+    /// The container port number.
+    pub port: u16,
+    /// Its protocol.
+    pub protocol: Protocol,
+}
+
+/// An address outside the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalAddress {
+    /// A name for reports.
+    pub name: String,
+    /// The address.
+    pub address: IpAddr,
+}
+
+/// Why an inventory was refused; always names the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    /// `pod shop/web-1`, `document 3`, ...
+    pub object: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+fn err(object: impl Into<String>, message: impl Into<String>) -> InventoryError {
+    InventoryError { object: object.into(), message: message.into() }
+}
+
+impl Inventory {
+    /// Parse an inventory given as JSON.
+    ///
+    /// # Errors
+    /// [`InventoryError`] naming the object that is malformed.
+    pub fn from_json(text: &str) -> Result<Inventory, InventoryError> {
+        let doc: Value =
+            serde_json::from_str(text).map_err(|e| err("inventory", format!("not valid JSON: {e}")))?;
+        Inventory::from_documents(vec![doc])
+    }
+
+    /// Parse an inventory given as YAML (one or many documents) or JSON.
+    ///
+    /// # Errors
+    /// [`InventoryError`] naming the document or object that is malformed.
+    #[cfg(feature = "yaml")]
+    pub fn from_yaml(text: &str) -> Result<Inventory, InventoryError> {
+        let mut docs = Vec::new();
+        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let doc = Value::deserialize(de)
+                .map_err(|e| err(format!("document {}", i + 1), format!("not valid YAML: {e}")))?;
+            docs.push(doc);
+        }
+        Inventory::from_documents(docs)
+    }
+
+    /// Build an inventory from already-parsed documents.
+    ///
+    /// # Errors
+    /// [`InventoryError`] naming the object that is malformed.
+    pub fn from_documents(docs: Vec<Value>) -> Result<Inventory, InventoryError> {
+        let mut inv = Inventory::default();
+        let mut seen_ns = BTreeSet::new();
+        let mut seen_pods = BTreeSet::new();
+        let mut queue: Vec<(String, Value)> =
+            docs.into_iter().enumerate().map(|(i, d)| (format!("document {}", i + 1), d)).rev().collect();
+        while let Some((origin, doc)) = queue.pop() {
+            if doc.is_null() {
+                continue;
+            }
+            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+            match kind {
+                "List" | "NamespaceList" | "PodList" => {
+                    let items = doc
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| err(&origin, format!("a {kind} needs an `items` array")))?;
+                    for (i, item) in items.iter().enumerate().rev() {
+                        queue.push((format!("{origin}, item {}", i + 1), item.clone()));
+                    }
+                }
+                "Namespace" => {
+                    let ns = parse_namespace(&origin, &doc)?;
+                    if !seen_ns.insert(ns.name.clone()) {
+                        return Err(err(format!("namespace {}", ns.name), "is described twice"));
+                    }
+                    inv.namespaces.push(ns);
+                }
+                "Pod" => {
+                    let pod = parse_pod(&origin, &doc)?;
+                    if !seen_pods.insert((pod.namespace.clone(), pod.name.clone())) {
+                        return Err(err(format!("pod {}/{}", pod.namespace, pod.name), "is described twice"));
+                    }
+                    inv.pods.push(pod);
+                }
+                "ExternalAddress" => inv.externals.push(parse_external(&origin, &doc)?),
+                "" => {
+                    return Err(err(
+                        origin,
+                        "has no `kind`; expected Namespace, Pod, List or ExternalAddress",
+                    ));
+                }
+                // Other objects (Services, Deployments, ...) are common in `kubectl get all`
+                // output and carry nothing the evaluation needs.
+                _ => {}
+            }
+        }
+        for pod in &inv.pods {
+            if seen_ns.insert(pod.namespace.clone()) {
+                inv.implied_namespaces.push(pod.namespace.clone());
+                inv.namespaces.push(Namespace {
+                    name: pod.namespace.clone(),
+                    labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), pod.namespace.clone())]),
+                });
+            }
+        }
+        inv.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        inv.externals.sort_by(|a, b| a.name.cmp(&b.name));
+        inv.implied_namespaces.sort();
+        Ok(inv)
+    }
+
+    /// The namespace called `name`.
+    #[must_use]
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.binary_search_by(|n| n.name.as_str().cmp(name)).ok().map(|i| &self.namespaces[i])
+    }
+
+    /// The pod `namespace/name`.
+    #[must_use]
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.pods
+            .binary_search_by(|p| (p.namespace.as_str(), p.name.as_str()).cmp(&(namespace, name)))
+            .ok()
+            .map(|i| &self.pods[i])
+    }
+}
+
+fn metadata<'a>(origin: &str, doc: &'a Value, kind: &str) -> Result<(&'a Value, String), InventoryError> {
+    let meta = doc.get("metadata").ok_or_else(|| err(origin, format!("{kind} has no `metadata`")))?;
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(origin, format!("{kind} has no `metadata.name`")))?;
+    Ok((meta, name.to_owned()))
+}
+
+fn string_map(
+    object: &str,
+    value: Option<&Value>,
+    field: &str,
+) -> Result<BTreeMap<String, String>, InventoryError> {
+    let Some(value) = value else { return Ok(BTreeMap::new()) };
+    if value.is_null() {
+        return Ok(BTreeMap::new());
+    }
+    let map = value.as_object().ok_or_else(|| err(object, format!("`{field}` must be a map of strings")))?;
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            other => Err(err(object, format!("`{field}.{k}` must be a string, found {other}; quote it"))),
+        })
+        .collect()
+}
+
+fn parse_namespace(origin: &str, doc: &Value) -> Result<Namespace, InventoryError> {
+    let (meta, name) = metadata(origin, doc, "Namespace")?;
+    let object = format!("namespace {name}");
+    let mut labels = string_map(&object, meta.get("labels"), "metadata.labels")?;
+    // The API server sets this label on every namespace; older exports may lack it.
+    labels.entry(NAMESPACE_NAME_LABEL.to_owned()).or_insert_with(|| name.clone());
+    Ok(Namespace { name, labels })
+}
+
+fn parse_pod(origin: &str, doc: &Value) -> Result<Pod, InventoryError> {
+    let (meta, name) = metadata(origin, doc, "Pod")?;
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_owned();
+    let object = format!("pod {namespace}/{name}");
+    let labels = string_map(&object, meta.get("labels"), "metadata.labels")?;
+    let annotations = string_map(&object, meta.get("annotations"), "metadata.annotations")?;
+    let spec = doc.get("spec");
+    let status = doc.get("status");
+
+    let mut ips = Vec::new();
+    let mut add_ip = |text: &str| -> Result<(), InventoryError> {
+        let ip: IpAddr = text
+            .parse()
+            .map_err(|_| err(&object, format!("`{text}` in status.podIPs is not an IP address")))?;
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+        Ok(())
+    };
+    if let Some(list) = status.and_then(|s| s.get("podIPs")).and_then(Value::as_array) {
+        for entry in list {
+            let ip = entry
+                .get("ip")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&object, "every status.podIPs entry needs an `ip` string"))?;
+            add_ip(ip)?;
+        }
+    }
+    if let Some(ip) = status.and_then(|s| s.get("podIP")).and_then(Value::as_str) {
+        add_ip(ip)?;
+    }
+
+    let mut ports = Vec::new();
+    for group in ["initContainers", "containers"] {
+        let Some(containers) = spec.and_then(|s| s.get(group)).and_then(Value::as_array) else { continue };
+        for c in containers {
+            let Some(list) = c.get("ports").and_then(Value::as_array) else { continue };
+            for p in list {
+                let Some(port_name) = p.get("name").and_then(Value::as_str) else { continue };
+                let number = p
+                    .get("containerPort")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n != 0)
+                    .ok_or_else(|| {
+                        err(
+                            &object,
+                            format!("container port `{port_name}` needs a containerPort in 1..65535"),
+                        )
+                    })?;
+                let protocol = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
+                    "TCP" => Protocol::Tcp,
+                    "UDP" => Protocol::Udp,
+                    "SCTP" => Protocol::Sctp,
+                    other => {
+                        return Err(err(
+                            &object,
+                            format!(
+                                "container port `{port_name}` has protocol `{other}`; use TCP, UDP or SCTP"
+                            ),
+                        ));
+                    }
+                };
+                ports.push(NamedPort { name: port_name.to_owned(), port: number, protocol });
+            }
+        }
+    }
+    ports.sort();
+    ports.dedup();
+
+    Ok(Pod {
+        node: spec.and_then(|s| s.get("nodeName")).and_then(Value::as_str).map(str::to_owned),
+        host_network: spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false),
+        host_interface: annotations.get(HOST_INTERFACE_ANNOTATION).cloned(),
+        namespace,
+        name,
+        labels,
+        ips,
+        ports,
+    })
+}
+
+fn parse_external(origin: &str, doc: &Value) -> Result<ExternalAddress, InventoryError> {
+    let (_, name) = metadata(origin, doc, "ExternalAddress")?;
+    let object = format!("external address {name}");
+    let text = doc
+        .get("address")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(&object, "needs an `address` field holding an IP address"))?;
+    let address = text.parse().map_err(|_| err(&object, format!("`{text}` is not an IP address")))?;
+    Ok(ExternalAddress { name, address })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+        {"kind":"Namespace","metadata":{"name":"shop","labels":{"team":"shop"}}},
+        {"kind":"Pod","metadata":{"name":"web-1","namespace":"shop","labels":{"app":"web"},
+          "annotations":{"netc.dev/host-interface":"veth1"}},
+         "spec":{"nodeName":"n1","containers":[{"ports":[{"name":"http","containerPort":8080}]}]},
+         "status":{"podIP":"10.0.0.5","podIPs":[{"ip":"10.0.0.5"},{"ip":"fd00::5"}]}},
+        {"kind":"Pod","metadata":{"name":"db","namespace":"data"}},
+        {"kind":"Service","metadata":{"name":"ignored"}},
+        {"apiVersion":"netc.dev/v1","kind":"ExternalAddress","metadata":{"name":"api"},"address":"203.0.113.1"}
+    ]}"#;
+
+    #[test]
+    fn reads_kubectl_lists() {
+        let inv = Inventory::from_json(SAMPLE).expect("valid inventory");
+        assert_eq!(inv.namespaces.len(), 2);
+        let shop = inv.namespace("shop").expect("shop");
+        assert_eq!(shop.labels.get(NAMESPACE_NAME_LABEL).map(String::as_str), Some("shop"));
+        assert_eq!(inv.implied_namespaces, vec!["data".to_owned()]);
+        let web = inv.pod("shop", "web-1").expect("web-1");
+        assert_eq!(web.ips.len(), 2);
+        assert_eq!(web.ports, vec![NamedPort { name: "http".into(), port: 8080, protocol: Protocol::Tcp }]);
+        assert_eq!(web.host_interface.as_deref(), Some("veth1"));
+        assert_eq!(inv.externals[0].address, "203.0.113.1".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[test]
+    fn errors_name_the_object() {
+        let bad = r#"{"kind":"Pod","metadata":{"name":"p","namespace":"x"},"status":{"podIP":"nope"}}"#;
+        let e = Inventory::from_json(bad).expect_err("bad ip");
+        assert_eq!(e.object, "pod x/p");
+        assert!(e.message.contains("`nope`"));
+        let e = Inventory::from_json(r#"{"metadata":{}}"#).expect_err("no kind");
+        assert!(e.message.contains("no `kind`"));
+        let e = Inventory::from_json(r#"{"kind":"Pod","metadata":{"name":"p","labels":{"a":1}}}"#)
+            .expect_err("non-string label");
+        assert!(e.message.contains("quote it"), "{e}");
+    }
+}

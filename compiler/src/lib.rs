@@ -1,0 +1,1 @@
+//! netc: Kubernetes network intent in, NetworkPolicy out.

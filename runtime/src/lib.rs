@@ -1,0 +1,1 @@
+//! netc-runtime: the IR in eBPF maps.
