@@ -1,1 +1,4 @@
 //! netc: Kubernetes network intent in, NetworkPolicy out.
+
+pub mod ast;
+pub mod syntax;

@@ -1,0 +1,395 @@
+//! Phase 1: text to [`ast::File`] with pest. The only module that sees pest types.
+
+use netc_grammar::{NetcParser, Rule};
+use pest::Parser;
+use pest::iterators::Pair;
+
+use crate::ast::{
+    Arrow, CidrPeer, DefaultAction, Direction, DoorWords, Endpoint, EndpointKind, File, Item, NamespaceRef,
+    PodRef, PortItem, PortSyntax, Selector, SelectorOp, SelectorRequirement, Span, Spanned, Statement,
+    StatementKind, Target,
+};
+
+/// A file that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxError {
+    /// The parser stopped here; `expected` lists what would have been accepted, in words.
+    Unexpected {
+        /// Where parsing stopped.
+        span: Span,
+        /// What could have come next (words, not rule names); sorted, no duplicates.
+        expected: Vec<&'static str>,
+        /// What was found (a short excerpt), empty at the end of the file.
+        found: String,
+    },
+    /// The file is too large to address with 32-bit offsets.
+    TooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+    },
+}
+
+/// Parse one file.
+///
+/// # Errors
+/// The first syntax error, with the position and what was expected there.
+pub fn parse(text: &str) -> Result<File, SyntaxError> {
+    if u32::try_from(text.len()).is_err() {
+        return Err(SyntaxError::TooLarge { bytes: text.len() });
+    }
+    let mut pairs = NetcParser::parse(Rule::file, text).map_err(|e| convert_error(&e, text))?;
+    let file = pairs.next().expect("pest returns the `file` pair on success");
+    let mut items = Vec::new();
+    for pair in file.into_inner() {
+        match pair.as_rule() {
+            Rule::namespace_block => items.push(namespace_block(pair)),
+            Rule::namespace_header => {
+                let name = spanned_str(first(pair));
+                items.push(Item::NamespaceHeader { name });
+            }
+            Rule::statement => items.push(Item::Statement(statement(pair))),
+            Rule::doc => items.push(Item::StrayDoc(span(&pair))),
+            Rule::EOI => {}
+            other => unreachable!("grammar: unexpected {other:?} in file"),
+        }
+    }
+    Ok(File { items })
+}
+
+fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) | pest::error::InputLocation::Span((p, _)) => p,
+    };
+    let mut expected: Vec<&'static str> = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(|r| rule_words(*r)).collect()
+        }
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort_unstable();
+    expected.dedup();
+    let rest = &text[pos..];
+    let found: String = rest
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(24)
+        .collect();
+    let end = pos + found.len().max(usize::from(!rest.is_empty() && found.is_empty()));
+    SyntaxError::Unexpected { span: Span::new(pos, end.min(text.len())), expected, found }
+}
+
+/// Rule names in words, for "expected ..." (pest's `renamed_rules`, done once here).
+fn rule_words(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::namespace_block | Rule::namespace_header => "`namespace`",
+        Rule::statement | Rule::item | Rule::ns_item => "a statement",
+        Rule::doc => "a doc comment",
+        Rule::workload_decl => "`workload`",
+        Rule::external_decl => "`external`",
+        Rule::default_stmt => "`default`",
+        Rule::default_action => "`deny` or `allow`",
+        Rule::door_stmt | Rule::subject => "a workload",
+        Rule::isolated => "`isolated`",
+        Rule::door_decl | Rule::door_state | Rule::door_words => "`guarded` or `open`",
+        Rule::direction => "`ingress` or `egress`",
+        Rule::arrow | Rule::arrow_op | Rule::deny_op => "`->`",
+        Rule::sources | Rule::endpoint | Rule::qualified | Rule::pods | Rule::name => "a workload",
+        Rule::targets | Rule::target => "a target",
+        Rule::priority_stmt => "`priority`",
+        Rule::l7_clause | Rule::l7_path => return None,
+        Rule::anywhere => "`anywhere`",
+        Rule::dns => "`dns`",
+        Rule::nodes => return None,
+        Rule::ns_part | Rule::ns_name => "a namespace",
+        Rule::all => "`*`",
+        Rule::selector => "a selector `{key=value}`",
+        Rule::requirement | Rule::eq_req | Rule::ne_req | Rule::set_req | Rule::exists | Rule::not_exists => {
+            "a label requirement"
+        }
+        Rule::set_op => "`in` or `notin`",
+        Rule::label_key => "a label key",
+        Rule::label_value | Rule::bare_value | Rule::string => "a label value",
+        Rule::port_spec => "`:` and a port",
+        Rule::port_list => "a port list `[80, 443]`",
+        Rule::port_item | Rule::port_range | Rule::port_number | Rule::port_name | Rule::port_any => "a port",
+        Rule::protocol => "a protocol (`tcp`, `udp`, `sctp`)",
+        Rule::cidr_peer | Rule::cidr | Rule::ipv4 | Rule::ipv6 => "an address block",
+        Rule::except => "`except`",
+        Rule::fqdn => return None,
+        Rule::integer => "a number",
+        Rule::keyword | Rule::ident | Rule::file => return None,
+        Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char => return None,
+    })
+}
+
+fn span(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn first(pair: Pair<'_, Rule>) -> Pair<'_, Rule> {
+    pair.into_inner().next().expect("grammar: rule has at least one child")
+}
+
+fn spanned_str(pair: Pair<'_, Rule>) -> Spanned<String> {
+    Spanned { span: span(&pair), node: pair.as_str().to_owned() }
+}
+
+fn namespace_block(pair: Pair<'_, Rule>) -> Item {
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    let name = spanned_str(inner.next().expect("grammar: namespace name"));
+    let mut statements = Vec::new();
+    let mut stray_docs = Vec::new();
+    for p in inner {
+        match p.as_rule() {
+            Rule::statement => statements.push(statement(p)),
+            Rule::doc => stray_docs.push(span(&p)),
+            other => unreachable!("grammar: unexpected {other:?} in namespace block"),
+        }
+    }
+    Item::NamespaceBlock { name, statements, stray_docs, span: whole }
+}
+
+fn statement(pair: Pair<'_, Rule>) -> Statement {
+    let mut docs = Vec::new();
+    let mut body = None;
+    for p in pair.into_inner() {
+        if p.as_rule() == Rule::doc {
+            let text = p.as_str().trim_start_matches("##");
+            let text = text.strip_prefix(' ').unwrap_or(text).trim_end();
+            docs.push(Spanned { span: span(&p), node: text.to_owned() });
+        } else {
+            body = Some(p);
+        }
+    }
+    let body = body.expect("grammar: a statement has a body");
+    let stmt_span = span(&body);
+    let kind = match body.as_rule() {
+        Rule::workload_decl => {
+            let mut inner = body.into_inner();
+            let name = spanned_str(inner.next().expect("grammar: workload name"));
+            let selector = selector(inner.next().expect("grammar: workload selector"));
+            StatementKind::Workload { name, selector }
+        }
+        Rule::external_decl => {
+            let mut inner = body.into_inner();
+            let name = spanned_str(inner.next().expect("grammar: external name"));
+            StatementKind::External { name, blocks: inner.map(cidr_peer).collect() }
+        }
+        Rule::default_stmt => {
+            let mut inner = body.into_inner();
+            let action_pair = inner.next().expect("grammar: default action");
+            let action = Spanned {
+                span: span(&action_pair),
+                node: if action_pair.as_str() == "deny" { DefaultAction::Deny } else { DefaultAction::Allow },
+            };
+            let direction = inner.next().map(|d| Spanned { span: span(&d), node: direction(&d) });
+            StatementKind::Default { action, direction }
+        }
+        Rule::door_stmt => {
+            let mut inner = body.into_inner();
+            let subject = endpoint(first(inner.next().expect("grammar: door subject")));
+            let words = inner.next().expect("grammar: door words");
+            let door = Spanned { span: span(&words), node: door_words(words) };
+            StatementKind::Door { subject, door }
+        }
+        Rule::arrow => StatementKind::Arrow(arrow(body)),
+        Rule::priority_stmt => StatementKind::Priority(stmt_span),
+        other => unreachable!("grammar: unexpected {other:?} as statement"),
+    };
+    Statement { docs, kind, span: stmt_span }
+}
+
+fn direction(pair: &Pair<'_, Rule>) -> Direction {
+    if pair.as_str().starts_with("ingress") { Direction::Ingress } else { Direction::Egress }
+}
+
+fn door_words(pair: Pair<'_, Rule>) -> DoorWords {
+    match pair.as_rule() {
+        Rule::isolated => DoorWords::Isolated,
+        Rule::door_decl => {
+            let mut dir = None;
+            let mut guarded = true;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::direction => dir = Some(direction(&p)),
+                    Rule::door_state => guarded = p.as_str().starts_with("guarded"),
+                    other => unreachable!("grammar: unexpected {other:?} in door"),
+                }
+            }
+            DoorWords::State { direction: dir, guarded }
+        }
+        other => unreachable!("grammar: unexpected {other:?} as door words"),
+    }
+}
+
+fn arrow(pair: Pair<'_, Rule>) -> Arrow {
+    let mut inner = pair.into_inner();
+    let sources = inner.next().expect("grammar: sources").into_inner().map(endpoint).collect();
+    let op_pair = inner.next().expect("grammar: arrow op");
+    let op = Spanned { span: span(&op_pair), node: op_pair.into_inner().next().is_some() };
+    let targets = inner.next().expect("grammar: targets").into_inner().map(target).collect();
+    Arrow { sources, op, targets }
+}
+
+fn target(pair: Pair<'_, Rule>) -> Target {
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    let endpoint = endpoint(inner.next().expect("grammar: target endpoint"));
+    let mut ports = None;
+    let mut l7 = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::port_spec => {
+                let s = span(&p);
+                let spec = first(p);
+                let items = match spec.as_rule() {
+                    Rule::port_list => spec.into_inner().map(port_item).collect(),
+                    Rule::port_item => vec![port_item(spec)],
+                    other => unreachable!("grammar: unexpected {other:?} in port spec"),
+                };
+                ports = Some(Spanned { span: s, node: items });
+            }
+            Rule::l7_clause => l7 = Some(span(&p)),
+            other => unreachable!("grammar: unexpected {other:?} in target"),
+        }
+    }
+    Target { endpoint, ports, l7, span: whole }
+}
+
+fn port_item(pair: Pair<'_, Rule>) -> PortItem {
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    let p = inner.next().expect("grammar: port");
+    let port_span = span(&p);
+    let port = match p.as_rule() {
+        Rule::port_any => PortSyntax::Any,
+        Rule::port_number => PortSyntax::Number(p.as_str().to_owned()),
+        Rule::port_name => PortSyntax::Name(p.as_str().to_owned()),
+        Rule::port_range => {
+            let mut nums = p.into_inner();
+            let lo = nums.next().expect("grammar: range start").as_str().to_owned();
+            let hi = nums.next().expect("grammar: range end").as_str().to_owned();
+            PortSyntax::Range(lo, hi)
+        }
+        other => unreachable!("grammar: unexpected {other:?} as port"),
+    };
+    let protocol = inner.next().map(spanned_str);
+    PortItem { port: Spanned { node: port, span: port_span }, protocol, span: whole }
+}
+
+fn endpoint(pair: Pair<'_, Rule>) -> Endpoint {
+    debug_assert_eq!(pair.as_rule(), Rule::endpoint);
+    let whole = span(&pair);
+    let p = first(pair);
+    let kind = match p.as_rule() {
+        Rule::anywhere => EndpointKind::Anywhere,
+        Rule::dns => EndpointKind::Dns,
+        Rule::nodes => EndpointKind::Nodes,
+        Rule::fqdn => EndpointKind::Fqdn(p.as_str().to_owned()),
+        Rule::cidr_peer => EndpointKind::Cidr(cidr_peer(p)),
+        Rule::pods => EndpointKind::Pods { namespace: None, pods: pod_ref(p) },
+        Rule::qualified => {
+            let mut inner = p.into_inner();
+            let ns = inner.next().expect("grammar: namespace part");
+            let ns_span = span(&ns);
+            let ns_inner = first(ns);
+            let ns_ref = match ns_inner.as_rule() {
+                Rule::all => NamespaceRef::All,
+                Rule::selector => NamespaceRef::Selector(selector(ns_inner)),
+                Rule::ns_name => NamespaceRef::Named(ns_inner.as_str().to_owned()),
+                other => unreachable!("grammar: unexpected {other:?} as namespace"),
+            };
+            let pods = pod_ref(inner.next().expect("grammar: pods part"));
+            EndpointKind::Pods { namespace: Some(Spanned { node: ns_ref, span: ns_span }), pods }
+        }
+        other => unreachable!("grammar: unexpected {other:?} as endpoint"),
+    };
+    Endpoint { kind, span: whole }
+}
+
+fn pod_ref(pair: Pair<'_, Rule>) -> Spanned<PodRef> {
+    let s = span(&pair);
+    let p = first(pair);
+    let node = match p.as_rule() {
+        Rule::all => PodRef::All,
+        Rule::selector => PodRef::Selector(selector(p)),
+        Rule::name => PodRef::Named(p.as_str().to_owned()),
+        other => unreachable!("grammar: unexpected {other:?} as pods"),
+    };
+    Spanned { node, span: s }
+}
+
+fn cidr_peer(pair: Pair<'_, Rule>) -> CidrPeer {
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    let cidr = spanned_str(inner.next().expect("grammar: cidr"));
+    let except = inner.next().map(|e| e.into_inner().map(spanned_str).collect()).unwrap_or_default();
+    CidrPeer { cidr, except, span: whole }
+}
+
+fn selector(pair: Pair<'_, Rule>) -> Selector {
+    let whole = span(&pair);
+    let requirements = pair.into_inner().map(requirement).collect();
+    Selector { requirements, span: whole }
+}
+
+fn requirement(pair: Pair<'_, Rule>) -> SelectorRequirement {
+    let whole = span(&pair);
+    let r = first(pair);
+    let rule = r.as_rule();
+    let mut inner = r.into_inner();
+    let key = spanned_str(inner.next().expect("grammar: label key"));
+    let op = match rule {
+        Rule::eq_req => SelectorOp::Equals(label_value(inner.next().expect("grammar: value"))),
+        Rule::ne_req => SelectorOp::NotEquals(label_value(inner.next().expect("grammar: value"))),
+        Rule::set_req => {
+            let op = inner.next().expect("grammar: set op");
+            let values = inner.map(label_value).collect();
+            if op.as_str() == "in" { SelectorOp::In(values) } else { SelectorOp::NotIn(values) }
+        }
+        Rule::exists => SelectorOp::Exists,
+        Rule::not_exists => SelectorOp::DoesNotExist,
+        other => unreachable!("grammar: unexpected {other:?} as requirement"),
+    };
+    SelectorRequirement { key, op, span: whole }
+}
+
+fn label_value(pair: Pair<'_, Rule>) -> Spanned<String> {
+    let s = span(&pair);
+    let text = pair.as_str();
+    let node = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text).to_owned();
+    Spanned { node, span: s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_fixed_forms_parse() {
+        let file = parse("frontend -> backend:8080\nhermit isolated\n").expect("parses");
+        assert_eq!(file.items.len(), 2);
+        let Item::Statement(Statement { kind: StatementKind::Arrow(a), .. }) = &file.items[0] else {
+            panic!("first item is an arrow: {:?}", file.items[0]);
+        };
+        assert_eq!(a.targets[0].ports.as_ref().map(|p| p.node.len()), Some(1));
+        assert!(matches!(
+            &file.items[1],
+            Item::Statement(Statement { kind: StatementKind::Door { door, .. }, .. }) if door.node == DoorWords::Isolated
+        ));
+    }
+
+    #[test]
+    fn errors_say_what_was_expected_in_words() {
+        let Err(SyntaxError::Unexpected { expected, found, .. }) = parse("frontend ->") else {
+            panic!("should fail");
+        };
+        assert_eq!(expected, vec!["a workload"]);
+        assert_eq!(found, "");
+    }
+}
