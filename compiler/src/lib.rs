@@ -2,3 +2,5 @@
 
 pub mod ast;
 pub mod syntax;
+pub mod codegen;
+pub mod yaml;
