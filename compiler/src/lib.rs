@@ -4,3 +4,4 @@ pub mod ast;
 pub mod syntax;
 pub mod codegen;
 pub mod yaml;
+pub mod analysis;
