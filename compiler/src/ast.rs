@@ -72,6 +72,8 @@ pub enum Item {
     NamespaceHeader {
         /// The namespace name.
         name: Spanned<String>,
+        /// The whole header.
+        span: Span,
     },
     /// A statement in the current namespace.
     Statement(Statement),

@@ -1,7 +1,139 @@
 //! netc: Kubernetes network intent in, NetworkPolicy out.
+//!
+//! The library is pure: source text in, an [`netc_ir::Ir`] and [`diagnostics::Diagnostic`]s out.
+//! Files, colour and exit codes belong to the `netc` binary. The pipeline, one module per phase:
+//!
+//! ```text
+//! text --syntax--> ast --check--> Model --lower--> Ir --codegen--> NetworkPolicy --yaml--> text
+//! ```
+//!
+//! ```
+//! let out = netc::compile(&[netc::SourceFile::new("policies.np", "frontend -> backend:8080\nhermit isolated\n")]);
+//! assert!(!out.has_errors());
+//! let ir = out.ir.expect("compiles");
+//! assert_eq!(ir.policies.len(), 2); // backend's ingress, hermit's two doors
+//! ```
 
-pub mod ast;
-pub mod syntax;
-pub mod codegen;
-pub mod yaml;
 pub mod analysis;
+pub mod ast;
+pub mod check;
+pub mod codegen;
+pub mod diagnostics;
+pub mod fmt;
+pub mod lower;
+pub mod syntax;
+pub mod yaml;
+
+use diagnostics::{Diagnostic, Severity};
+
+/// One source file: a name for messages and spans, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The name as given (a path, usually).
+    pub name: String,
+    /// The whole text.
+    pub text: String,
+}
+
+impl SourceFile {
+    /// A source file.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        SourceFile { name: name.into(), text: text.into() }
+    }
+}
+
+/// The result of compiling: the IR when there were no errors, and every diagnostic.
+#[derive(Debug, Clone)]
+pub struct Compilation {
+    /// `None` when any error was found.
+    pub ir: Option<netc_ir::Ir>,
+    /// Errors and warnings, errors first, each group in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compilation {
+    /// Whether any diagnostic is an error.
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Whether any diagnostic is a warning.
+    #[must_use]
+    pub fn has_warnings(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Warning)
+    }
+}
+
+/// Compile source files (in the order given) into IR, collecting every problem.
+#[must_use]
+pub fn compile(sources: &[SourceFile]) -> Compilation {
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        match syntax::parse(&s.text) {
+            Ok(f) => files.push(f),
+            Err(e) => diagnostics.push(diagnostics::from_syntax(i, &e)),
+        }
+    }
+    if !diagnostics.is_empty() {
+        // Names in a file that does not parse are unknown, so checking the others would report
+        // errors that are not there.
+        return finish(None, diagnostics);
+    }
+    let (model, check_errors) = check::check(&files);
+    diagnostics.extend(check_errors.iter().map(diagnostics::from_check));
+    let check_ok = !check_errors.iter().any(|e| !e.is_warning());
+    let locator = Locator::new(sources);
+    let (ir, lower_errors) = lower::lower(&model, &locator);
+    // After check errors the model lacks what failed to check, so the door model's warnings
+    // (a missing DNS flow, say) could be wrong; its errors still hold and are reported too.
+    diagnostics
+        .extend(lower_errors.iter().filter(|e| check_ok || !e.is_warning()).map(diagnostics::from_lower));
+    let ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
+    finish(ok.then_some(ir), diagnostics)
+}
+
+fn finish(ir: Option<netc_ir::Ir>, mut diagnostics: Vec<Diagnostic>) -> Compilation {
+    diagnostics.sort_by_key(|d| (d.severity, d.location().map(|l| (l.file, l.span.start))));
+    diagnostics.dedup();
+    Compilation { ir, diagnostics }
+}
+
+/// Byte offsets to file, line and column.
+struct Locator<'a> {
+    sources: &'a [SourceFile],
+    line_starts: Vec<Vec<usize>>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(sources: &'a [SourceFile]) -> Locator<'a> {
+        let line_starts = sources
+            .iter()
+            .map(|s| std::iter::once(0).chain(s.text.match_indices('\n').map(|(i, _)| i + 1)).collect())
+            .collect();
+        Locator { sources, line_starts }
+    }
+}
+
+impl lower::Locate for Locator<'_> {
+    fn span(&self, loc: check::Loc) -> netc_ir::Span {
+        let starts = &self.line_starts[loc.file];
+        let offset = loc.span.start as usize;
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let text = &self.sources[loc.file].text;
+        let line_start = starts[line - 1];
+        let column = text.get(line_start..offset).map_or(1, |t| t.chars().count() + 1);
+        netc_ir::Span {
+            file: self.sources[loc.file].name.clone(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+            start: loc.span.start,
+            end: loc.span.end,
+        }
+    }
+
+    fn file_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.name.clone()).collect()
+    }
+}

@@ -44,8 +44,9 @@ pub fn parse(text: &str) -> Result<File, SyntaxError> {
         match pair.as_rule() {
             Rule::namespace_block => items.push(namespace_block(pair)),
             Rule::namespace_header => {
+                let whole = span(&pair);
                 let name = spanned_str(first(pair));
-                items.push(Item::NamespaceHeader { name });
+                items.push(Item::NamespaceHeader { name, span: whole });
             }
             Rule::statement => items.push(Item::Statement(statement(pair))),
             Rule::doc => items.push(Item::StrayDoc(span(&pair))),
@@ -69,13 +70,8 @@ fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
     expected.sort_unstable();
     expected.dedup();
     let rest = &text[pos..];
-    let found: String = rest
-        .split(|c: char| c.is_whitespace())
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(24)
-        .collect();
+    let found: String =
+        rest.split(|c: char| c.is_whitespace()).next().unwrap_or("").chars().take(24).collect();
     let end = pos + found.len().max(usize::from(!rest.is_empty() && found.is_empty()));
     SyntaxError::Unexpected { span: Span::new(pos, end.min(text.len())), expected, found }
 }
@@ -90,11 +86,11 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::workload_decl => "`workload`",
         Rule::external_decl => "`external`",
         Rule::default_stmt => "`default`",
-        Rule::default_action => "`deny` or `allow`",
+        Rule::default_action => "`deny`, `allow`",
         Rule::door_stmt | Rule::subject => "a workload",
         Rule::isolated => "`isolated`",
-        Rule::door_decl | Rule::door_state | Rule::door_words => "`guarded` or `open`",
-        Rule::direction => "`ingress` or `egress`",
+        Rule::door_decl | Rule::door_state | Rule::door_words => "`guarded`, `open`",
+        Rule::direction => "`ingress`, `egress`",
         Rule::arrow | Rule::arrow_op | Rule::deny_op => "`->`",
         Rule::sources | Rule::endpoint | Rule::qualified | Rule::pods | Rule::name => "a workload",
         Rule::targets | Rule::target => "a target",
@@ -109,7 +105,7 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::requirement | Rule::eq_req | Rule::ne_req | Rule::set_req | Rule::exists | Rule::not_exists => {
             "a label requirement"
         }
-        Rule::set_op => "`in` or `notin`",
+        Rule::set_op => "`in`, `notin`",
         Rule::label_key => "a label key",
         Rule::label_value | Rule::bare_value | Rule::string => "a label value",
         Rule::port_spec => "`:` and a port",
@@ -125,9 +121,34 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
     })
 }
 
+/// The span of a pair without the white space and comments pest skips after a rule's last
+/// token when an optional part that follows matches nothing.
 fn span(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
-    Span::new(s.start(), s.end())
+    Span::new(s.start(), s.start() + meaningful_len(s.as_str()))
+}
+
+/// Length of `text` without trailing white space and `#` comments.
+fn meaningful_len(text: &str) -> usize {
+    let mut end = text.trim_end().len();
+    loop {
+        let line_start = text[..end].rfind('\n').map_or(0, |i| i + 1);
+        let Some(hash) = comment_start(&text[line_start..end]) else { return end };
+        end = text[..line_start + hash].trim_end().len();
+    }
+}
+
+/// Where a `#` comment starts in one line, outside quoted strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut in_string = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            '#' if !in_string => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn first(pair: Pair<'_, Rule>) -> Pair<'_, Rule> {
@@ -382,6 +403,14 @@ mod tests {
             &file.items[1],
             Item::Statement(Statement { kind: StatementKind::Door { door, .. }, .. }) if door.node == DoorWords::Isolated
         ));
+    }
+
+    #[test]
+    fn spans_end_at_the_last_token_not_at_skipped_comments() {
+        let text = "x -> hermit  # why\n# more\n\nweb isolated\n";
+        let file = parse(text).expect("parses");
+        let Item::Statement(s) = &file.items[0] else { panic!("statement") };
+        assert_eq!(&text[s.span.range()], "x -> hermit");
     }
 
     #[test]

@@ -1,0 +1,309 @@
+//! The `netc` command: all file IO, colour and exit codes live here; the library is pure.
+//!
+//! Exit codes: 0 success, 1 problems in the input (or, with `--check`, out-of-date output),
+//! 2 usage or IO errors.
+
+mod output;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use netc::SourceFile;
+use netc::diagnostics::{self, Diagnostic, Severity};
+
+const EXAMPLES: &str = "\
+Examples:
+  netc build policies.np                  write NetworkPolicy YAML to stdout
+  netc build policies.np -o deploy/netpol one file per policy plus kustomization.yaml
+  netc build --check -o deploy/netpol policies.np
+                                          exit 1 with a diff if deploy/netpol is stale
+  netc build --emit ir policies.np > policies.ir.json
+                                          the IR that netcd enforces
+  netc check policies.np                  diagnostics only
+  netc fmt policies.np                    rewrite in canonical layout
+  netc explain E0202                      what a diagnostic code means";
+
+/// netc: Kubernetes network intent in, NetworkPolicy out.
+#[derive(Parser, Debug)]
+#[command(name = "netc", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Compile intent to NetworkPolicy YAML (or IR).
+    #[command(after_help = EXAMPLES)]
+    Build(BuildArgs),
+    /// Check intent and report diagnostics; write nothing.
+    Check(CheckArgs),
+    /// Rewrite files in canonical layout, keeping comments.
+    Fmt(FmtArgs),
+    /// Print the documentation of a diagnostic code (`netc explain E0202`).
+    Explain {
+        /// A code such as E0202 or W0203.
+        code: String,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DiagnosticArgs {
+    /// Treat warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// How to print diagnostics: for people, or JSON lines for CI and editors.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    /// Source files, compiled together in this order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output directory (YAML: one file per policy plus kustomization.yaml) or file (IR).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Write nothing; exit 1 with a diff when the output directory is out of date.
+    #[arg(long, requires = "output")]
+    check: bool,
+    /// What to produce.
+    #[arg(long, value_enum, default_value_t = Emit::Yaml)]
+    emit: Emit,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Source files, checked together in this order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
+}
+
+#[derive(Args, Debug)]
+struct FmtArgs {
+    /// Source files to format in place.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write nothing; exit 1 with a diff when a file is not formatted.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Emit {
+    /// NetworkPolicy YAML.
+    Yaml,
+    /// The IR as JSON, for netcd.
+    Ir,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum MessageFormat {
+    /// Rustc-style, with source excerpts.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ColorChoice {
+    /// Colour when stderr is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// What went wrong, as far as the exit code is concerned.
+#[derive(Debug)]
+enum Failure {
+    /// The input has errors (already reported), or output is stale.
+    Input,
+    /// Usage or IO error, with a message for stderr.
+    Io(String),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let colour = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let result = match cli.command {
+        Command::Build(args) => build(&args, colour),
+        Command::Check(args) => check(&args, colour),
+        Command::Fmt(args) => fmt(&args, colour),
+        Command::Explain { code } => explain(&code),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input) => ExitCode::from(1),
+        Err(Failure::Io(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Read every source file; IO errors name the file.
+fn read_sources(files: &[PathBuf]) -> Result<Vec<SourceFile>, Failure> {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map(|text| SourceFile::new(p.display().to_string(), text))
+                .map_err(|e| Failure::Io(format!("cannot read {}: {e}", p.display())))
+        })
+        .collect()
+}
+
+/// Print diagnostics to stderr; fail when there are errors (or warnings with `--deny-warnings`).
+fn report(
+    diags: &[Diagnostic],
+    sources: &[SourceFile],
+    args: &DiagnosticArgs,
+    colour: bool,
+) -> Result<(), Failure> {
+    let text = match args.message_format {
+        MessageFormat::Human => diagnostics::render(diags, sources, colour),
+        MessageFormat::Json => diagnostics::render_json(diags, sources),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diags.len() - errors;
+    if args.message_format == MessageFormat::Human && !diags.is_empty() {
+        let _ = writeln!(err, "{}", summary(errors, warnings));
+    }
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
+        if errors == 0 && args.message_format == MessageFormat::Human {
+            let _ = writeln!(err, "error: warnings are denied (--deny-warnings)");
+        }
+        return Err(Failure::Input);
+    }
+    Ok(())
+}
+
+fn summary(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
+    match (errors, warnings) {
+        (0, w) => format!("{} emitted", plural(w, "warning")),
+        (e, 0) => format!("netc stopped: {}", plural(e, "error")),
+        (e, w) => format!("netc stopped: {}, {}", plural(e, "error"), plural(w, "warning")),
+    }
+}
+
+fn compile(
+    files: &[PathBuf],
+    args: &DiagnosticArgs,
+    colour: bool,
+) -> Result<(Vec<SourceFile>, netc_ir::Ir), Failure> {
+    let sources = read_sources(files)?;
+    let out = netc::compile(&sources);
+    report(&out.diagnostics, &sources, args, colour)?;
+    let ir = out.ir.ok_or(Failure::Input)?;
+    Ok((sources, ir))
+}
+
+fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
+    let (_, ir) = compile(&args.files, &args.diagnostics, colour)?;
+    match args.emit {
+        Emit::Ir => {
+            let json = ir.to_json();
+            match &args.output {
+                None => write_stdout(&json),
+                Some(path) if args.check => output::check_file(path, &json),
+                Some(path) => output::write_atomic(path, json.as_bytes()),
+            }
+        }
+        Emit::Yaml => {
+            let policies = netc::codegen::network_policies(&ir);
+            match &args.output {
+                None => write_stdout(&netc::yaml::render_stream(&policies, &ir.sources)),
+                Some(dir) => {
+                    let files = output::yaml_files(&policies, &ir.sources);
+                    if args.check { output::check_dir(dir, &files) } else { output::write_dir(dir, &files) }
+                }
+            }
+        }
+    }
+}
+
+fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
+    compile(&args.files, &args.diagnostics, colour).map(|_| ())
+}
+
+fn fmt(args: &FmtArgs, colour: bool) -> Result<(), Failure> {
+    let sources = read_sources(&args.files)?;
+    let mut stale = false;
+    let mut failed = false;
+    for (i, source) in sources.iter().enumerate() {
+        let formatted = match netc::fmt::format(&source.text) {
+            Ok(f) => f,
+            Err(e) => {
+                let d = diagnostics::from_syntax(i, &e);
+                eprint!("{}", diagnostics::render(&[d], &sources, colour));
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == source.text {
+            continue;
+        }
+        if args.check {
+            stale = true;
+            print!("{}", output::unified_diff(&source.name, &source.text, &formatted));
+        } else {
+            output::write_atomic(Path::new(&source.name), formatted.as_bytes())?;
+            eprintln!("formatted {}", source.name);
+        }
+    }
+    if failed || stale { Err(Failure::Input) } else { Ok(()) }
+}
+
+fn explain(code: &str) -> Result<(), Failure> {
+    match diagnostics::explain(code) {
+        Some(text) => write_stdout(&text),
+        None => Err(Failure::Io(format!(
+            "no diagnostic code `{code}`; codes look like E0202 or W0203 (see docs/diagnostics.md)"
+        ))),
+    }
+}
+
+fn write_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`netc build | head`) is the reader's choice, not our failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Io(format!("cannot write to stdout: {e}"))),
+    }
+}

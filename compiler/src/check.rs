@@ -1,0 +1,1092 @@
+//! Phase 2: resolve names and validate every value; produce the checked [`Model`].
+//!
+//! All problems are collected; checking goes on after each so that a file's errors are reported
+//! together. Doors and flows are only gathered here; [`crate::lower`] applies the door model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netc_ir::{LabelSelector, Operator, Port, PortValue, Protocol, Requirement};
+
+use crate::ast::{
+    self, CidrPeer, DefaultAction, DoorWords, Endpoint, EndpointKind, Item, NamespaceRef, PodRef, PortSyntax,
+    Selector, SelectorOp, Span, Spanned, Statement, StatementKind,
+};
+
+/// The namespace statements belong to when the file names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Where something is: a file (index into the sources) and a byte span in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Loc {
+    /// Index of the file in the compilation's sources.
+    pub file: usize,
+    /// Byte span.
+    pub span: Span,
+}
+
+/// What is wrong with a label key, value or name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// Longer than allowed; carries the limit.
+    TooLong(usize),
+    /// Must start and end with a letter or digit.
+    Ends,
+    /// Holds a character that is not allowed here.
+    BadCharacter(char),
+    /// Empty where something is required.
+    Empty,
+    /// Upper-case letters where only lower case is allowed.
+    UpperCase,
+    /// Needs at least one letter (named ports).
+    NoLetter,
+    /// Two hyphens in a row (named ports).
+    DoubleHyphen,
+}
+
+/// Which kind of name a [`NameRule`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// The name part of a label key.
+    LabelKeyName,
+    /// The prefix part of a label key.
+    LabelKeyPrefix,
+    /// A label value.
+    LabelValue,
+    /// A namespace name.
+    Namespace,
+    /// A workload used as `app=<name>`.
+    ImplicitWorkload,
+    /// A named port.
+    PortName,
+}
+
+/// Problems found while checking. Each carries where and the raw data; words are chosen in
+/// [`crate::diagnostics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// A protocol other than TCP, UDP or SCTP.
+    UnknownProtocol {
+        /// Where.
+        at: Loc,
+        /// As written.
+        protocol: String,
+        /// A close known protocol.
+        suggestion: Option<&'static str>,
+    },
+    /// A port number outside 1..=65535.
+    PortOutOfRange {
+        /// Where.
+        at: Loc,
+        /// As written.
+        port: String,
+    },
+    /// A range whose end is below its start.
+    EndPortBelowPort {
+        /// Where.
+        at: Loc,
+        /// Start.
+        port: u16,
+        /// End.
+        end_port: u16,
+    },
+    /// A label key, value, namespace name or port name that Kubernetes would refuse.
+    InvalidName {
+        /// Where.
+        at: Loc,
+        /// What kind of name.
+        kind: NameKind,
+        /// As written.
+        text: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// The same label key twice in one selector.
+    DuplicateLabelKey {
+        /// The second one.
+        at: Loc,
+        /// The first one.
+        first: Loc,
+        /// The key.
+        key: String,
+    },
+    /// A workload declared twice in one namespace.
+    DuplicateWorkload {
+        /// The second declaration.
+        at: Loc,
+        /// The first.
+        first: Loc,
+        /// The name.
+        name: String,
+        /// The namespace.
+        namespace: String,
+    },
+    /// An external declared twice.
+    DuplicateExternal {
+        /// The second declaration.
+        at: Loc,
+        /// The first.
+        first: Loc,
+        /// The name.
+        name: String,
+    },
+    /// A name used before the declaration that gives it its meaning.
+    UsedBeforeDeclaration {
+        /// The use.
+        at: Loc,
+        /// The declaration.
+        declared: Loc,
+        /// The name.
+        name: String,
+    },
+    /// An undeclared name that looks like a typo of another name.
+    PossibleTypo {
+        /// The use.
+        at: Loc,
+        /// The name as written.
+        name: String,
+        /// The name it resembles.
+        suggestion: String,
+        /// Where the suggestion is declared or used.
+        suggestion_at: Loc,
+    },
+    /// A CIDR or address that does not parse.
+    InvalidCidr {
+        /// Where.
+        at: Loc,
+        /// As written.
+        text: String,
+    },
+    /// A CIDR with bits set after the prefix.
+    HostBitsSet {
+        /// Where.
+        at: Loc,
+        /// As written.
+        text: String,
+        /// The network it probably means.
+        network: IpNet,
+    },
+    /// An `except` prefix that is not strictly inside its block.
+    ExceptOutsideCidr {
+        /// The except.
+        at: Loc,
+        /// The block.
+        cidr_at: Loc,
+        /// The except.
+        except: IpNet,
+        /// The block.
+        cidr: IpNet,
+    },
+    /// IPv4 and IPv6 mixed in one block and its exceptions.
+    MixedFamilies {
+        /// The except.
+        at: Loc,
+        /// The block.
+        cidr_at: Loc,
+    },
+    /// A door statement about addresses, which have no doors.
+    NoDoorsOutsideCluster {
+        /// The subject.
+        at: Loc,
+    },
+    /// A door statement about pods of several namespaces.
+    DoorNeedsOneNamespace {
+        /// The subject.
+        at: Loc,
+    },
+    /// `dns` used as a source.
+    DnsAsSource {
+        /// Where.
+        at: Loc,
+    },
+    /// Ports given on `dns`, which means port 53 UDP and TCP.
+    PortsOnDns {
+        /// The ports.
+        at: Loc,
+    },
+    /// Ports given on an address block used as a source? Not possible; ports on `anywhere` are
+    /// fine. This variant covers something NetworkPolicy cannot express.
+    Unsupported {
+        /// Where.
+        at: Loc,
+        /// What was asked for.
+        feature: Unsupported,
+    },
+    /// A doc comment followed by no statement.
+    StrayDoc {
+        /// Where.
+        at: Loc,
+    },
+}
+
+/// What NetworkPolicy cannot say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsupported {
+    /// A deny arrow.
+    DenyRule,
+    /// Rule priorities or ordering.
+    Priority,
+    /// A DNS name as a peer.
+    Fqdn,
+    /// HTTP paths, methods.
+    L7,
+    /// Nodes as peers.
+    Nodes,
+}
+
+impl CheckError {
+    /// Whether this only warns.
+    #[must_use]
+    pub fn is_warning(&self) -> bool {
+        matches!(self, CheckError::PossibleTypo { .. } | CheckError::StrayDoc { .. })
+    }
+}
+
+/// The namespaces a pod set lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NsScope {
+    /// One namespace by name.
+    Named(String),
+    /// Namespaces by labels (empty: all of them).
+    Selector(LabelSelector),
+}
+
+/// A resolved endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Pods.
+    Pods {
+        /// Their namespaces.
+        ns: NsScope,
+        /// Their labels.
+        pods: LabelSelector,
+        /// How the source wrote it (`backend`, `shop/*`), for messages and policy names.
+        display: String,
+        /// Whether it came from a bare name (declared or implicit), as opposed to `*` or `{...}`.
+        named: bool,
+    },
+    /// Address blocks with exceptions.
+    Cidrs(Vec<(IpNet, Vec<IpNet>)>, String),
+    /// Every address.
+    Anywhere,
+    /// The cluster DNS.
+    Dns,
+}
+
+impl End {
+    /// The (namespace, selector) of pods in exactly one namespace.
+    #[must_use]
+    pub fn single_namespace(&self) -> Option<(&str, &LabelSelector)> {
+        match self {
+            End::Pods { ns: NsScope::Named(ns), pods, .. } => Some((ns, pods)),
+            _ => None,
+        }
+    }
+
+    /// How to show it in messages.
+    #[must_use]
+    pub fn display(&self) -> &str {
+        match self {
+            End::Pods { display, .. } | End::Cidrs(_, display) => display,
+            End::Anywhere => "anywhere",
+            End::Dns => "dns",
+        }
+    }
+}
+
+/// A door statement, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorDecl {
+    /// The namespace of the pods.
+    pub namespace: String,
+    /// The pods.
+    pub selector: LabelSelector,
+    /// As written.
+    pub display: String,
+    /// Whether the subject was a bare name.
+    pub named: bool,
+    /// What is said.
+    pub words: DoorWords,
+    /// The statement.
+    pub at: Loc,
+    /// Doc comments.
+    pub docs: Vec<String>,
+}
+
+/// One arrow target with all the arrow's sources, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Sources with where each was written.
+    pub sources: Vec<(End, Loc)>,
+    /// The target.
+    pub target: End,
+    /// Where the target (with its ports) was written.
+    pub target_at: Loc,
+    /// Ports; empty means all.
+    pub ports: Vec<Port>,
+    /// The whole arrow statement.
+    pub at: Loc,
+    /// Doc comments of the arrow.
+    pub docs: Vec<String>,
+}
+
+/// A workload known by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedWorkload {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its pods.
+    pub selector: LabelSelector,
+    /// Declaration, or first use.
+    pub at: Loc,
+    /// Doc comments of the declaration.
+    pub docs: Vec<String>,
+}
+
+/// Everything the door model needs, names resolved and values checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    /// Named workloads (declared or implied by use), in order of first appearance.
+    pub workloads: Vec<NamedWorkload>,
+    /// Door statements, in source order (`default` included).
+    pub doors: Vec<DoorDecl>,
+    /// Flows, in source order.
+    pub flows: Vec<Flow>,
+}
+
+/// Resolve and check parsed files (in command-line order) into a [`Model`] plus every problem.
+#[must_use]
+pub fn check(files: &[ast::File]) -> (Model, Vec<CheckError>) {
+    let mut c = Checker::default();
+    c.collect_declarations(files);
+    for (file, ast) in files.iter().enumerate() {
+        let mut ns = DEFAULT_NAMESPACE.to_owned();
+        for item in &ast.items {
+            match item {
+                Item::NamespaceBlock { name, statements, stray_docs, .. } => {
+                    c.check_namespace_name(file, name);
+                    for s in statements {
+                        c.statement(file, &name.node, s);
+                    }
+                    for d in stray_docs {
+                        c.errors.push(CheckError::StrayDoc { at: Loc { file, span: *d } });
+                    }
+                }
+                Item::NamespaceHeader { name, .. } => {
+                    c.check_namespace_name(file, name);
+                    ns.clone_from(&name.node);
+                }
+                Item::Statement(s) => c.statement(file, &ns, s),
+                Item::StrayDoc(span) => c.errors.push(CheckError::StrayDoc { at: Loc { file, span: *span } }),
+            }
+        }
+    }
+    c.typos();
+    (c.model, c.errors)
+}
+
+#[derive(Default)]
+struct Checker {
+    model: Model,
+    errors: Vec<CheckError>,
+    /// (namespace, name) -> (selector, declaration, docs).
+    declared: HashMap<(String, String), (LabelSelector, Loc)>,
+    externals: HashMap<String, (Vec<(IpNet, Vec<IpNet>)>, Loc)>,
+    /// Undeclared names as used: (namespace, name) -> (uses, first use).
+    implicit: BTreeMap<(String, String), (usize, Loc)>,
+    workload_index: HashMap<(String, String), usize>,
+}
+
+impl Checker {
+    /// Declarations are gathered first so that duplicates and use-before-declaration can point
+    /// at both places whatever the order.
+    fn collect_declarations(&mut self, files: &[ast::File]) {
+        for (file, ast) in files.iter().enumerate() {
+            let mut ns = DEFAULT_NAMESPACE.to_owned();
+            let visit = |this: &mut Checker, ns: &str, s: &Statement| match &s.kind {
+                StatementKind::Workload { name, selector } => {
+                    let at = Loc { file, span: name.span };
+                    let key = (ns.to_owned(), name.node.clone());
+                    if let Some((_, first)) = this.declared.get(&key) {
+                        this.errors.push(CheckError::DuplicateWorkload {
+                            at,
+                            first: *first,
+                            name: name.node.clone(),
+                            namespace: ns.to_owned(),
+                        });
+                        return;
+                    }
+                    let sel = this.selector(file, selector);
+                    this.declared.insert(key.clone(), (sel.clone(), at));
+                    this.workload_index.insert(key, this.model.workloads.len());
+                    this.model.workloads.push(NamedWorkload {
+                        name: name.node.clone(),
+                        namespace: ns.to_owned(),
+                        selector: sel,
+                        at,
+                        docs: s.docs.iter().map(|d| d.node.clone()).collect(),
+                    });
+                }
+                StatementKind::External { name, blocks } => {
+                    let at = Loc { file, span: name.span };
+                    if let Some((_, first)) = this.externals.get(&name.node) {
+                        this.errors.push(CheckError::DuplicateExternal {
+                            at,
+                            first: *first,
+                            name: name.node.clone(),
+                        });
+                        return;
+                    }
+                    let cidrs = blocks.iter().filter_map(|b| this.cidr_peer(file, b)).collect();
+                    this.externals.insert(name.node.clone(), (cidrs, at));
+                }
+                _ => {}
+            };
+            for item in &ast.items {
+                match item {
+                    Item::NamespaceBlock { name, statements, .. } => {
+                        for s in statements {
+                            visit(self, &name.node, s);
+                        }
+                    }
+                    Item::NamespaceHeader { name, .. } => ns.clone_from(&name.node),
+                    Item::Statement(s) => visit(self, &ns, s),
+                    Item::StrayDoc(_) => {}
+                }
+            }
+        }
+    }
+
+    fn check_namespace_name(&mut self, file: usize, name: &Spanned<String>) {
+        if let Err(rule) = dns1123_label(&name.node) {
+            self.errors.push(CheckError::InvalidName {
+                at: Loc { file, span: name.span },
+                kind: NameKind::Namespace,
+                text: name.node.clone(),
+                rule,
+            });
+        }
+    }
+
+    fn statement(&mut self, file: usize, ns: &str, s: &Statement) {
+        let at = Loc { file, span: s.span };
+        let docs: Vec<String> = s.docs.iter().map(|d| d.node.clone()).collect();
+        match &s.kind {
+            StatementKind::Workload { .. } | StatementKind::External { .. } => {}
+            StatementKind::Priority(span) => self.errors.push(CheckError::Unsupported {
+                at: Loc { file, span: *span },
+                feature: Unsupported::Priority,
+            }),
+            StatementKind::Default { action, direction } => {
+                let dir = direction.as_ref().map(|d| d.node);
+                let all = LabelSelector::everything();
+                match action.node {
+                    DefaultAction::Deny => self.model.doors.push(DoorDecl {
+                        namespace: ns.to_owned(),
+                        selector: all,
+                        display: "*".into(),
+                        named: false,
+                        words: DoorWords::State { direction: dir, guarded: true },
+                        at,
+                        docs,
+                    }),
+                    DefaultAction::Allow => {
+                        let every_pod = End::Pods {
+                            ns: NsScope::Named(ns.to_owned()),
+                            pods: all.clone(),
+                            display: "*".into(),
+                            named: false,
+                        };
+                        if dir != Some(ast::Direction::Egress) {
+                            self.model.flows.push(Flow {
+                                sources: vec![(End::Anywhere, at)],
+                                target: every_pod.clone(),
+                                target_at: at,
+                                ports: Vec::new(),
+                                at,
+                                docs: docs.clone(),
+                            });
+                        }
+                        if dir != Some(ast::Direction::Ingress) {
+                            self.model.doors.push(DoorDecl {
+                                namespace: ns.to_owned(),
+                                selector: all,
+                                display: "*".into(),
+                                named: false,
+                                words: DoorWords::State {
+                                    direction: Some(ast::Direction::Egress),
+                                    guarded: true,
+                                },
+                                at,
+                                docs: docs.clone(),
+                            });
+                            self.model.flows.push(Flow {
+                                sources: vec![(every_pod, at)],
+                                target: End::Anywhere,
+                                target_at: at,
+                                ports: Vec::new(),
+                                at,
+                                docs,
+                            });
+                        }
+                    }
+                }
+            }
+            StatementKind::Door { subject, door } => {
+                let Some(end) = self.endpoint(file, ns, subject) else { return };
+                let subject_at = Loc { file, span: subject.span };
+                match end {
+                    End::Pods { ns: NsScope::Named(pod_ns), pods, display, named } => {
+                        self.model.doors.push(DoorDecl {
+                            namespace: pod_ns,
+                            selector: pods,
+                            display,
+                            named,
+                            words: door.node,
+                            at,
+                            docs,
+                        });
+                    }
+                    End::Pods { .. } => {
+                        self.errors.push(CheckError::DoorNeedsOneNamespace { at: subject_at })
+                    }
+                    End::Cidrs(..) | End::Anywhere | End::Dns => {
+                        self.errors.push(CheckError::NoDoorsOutsideCluster { at: subject_at });
+                    }
+                }
+            }
+            StatementKind::Arrow(arrow) => {
+                if arrow.op.node {
+                    self.errors.push(CheckError::Unsupported {
+                        at: Loc { file, span: arrow.op.span },
+                        feature: Unsupported::DenyRule,
+                    });
+                }
+                let mut sources = Vec::new();
+                for src in &arrow.sources {
+                    let src_at = Loc { file, span: src.span };
+                    if src.kind == EndpointKind::Dns {
+                        self.errors.push(CheckError::DnsAsSource { at: src_at });
+                        continue;
+                    }
+                    if let Some(end) = self.endpoint(file, ns, src) {
+                        sources.push((end, src_at));
+                    }
+                }
+                for t in &arrow.targets {
+                    let target_at = Loc { file, span: t.span };
+                    if let Some(l7) = t.l7 {
+                        self.errors.push(CheckError::Unsupported {
+                            at: Loc { file, span: l7 },
+                            feature: Unsupported::L7,
+                        });
+                    }
+                    let ports = match &t.ports {
+                        Some(p) if t.endpoint.kind == EndpointKind::Dns => {
+                            self.errors.push(CheckError::PortsOnDns { at: Loc { file, span: p.span } });
+                            continue;
+                        }
+                        Some(p) => self.ports(file, &p.node),
+                        None => Vec::new(),
+                    };
+                    let Some(target) = self.endpoint(file, ns, &t.endpoint) else { continue };
+                    if sources.is_empty() {
+                        continue;
+                    }
+                    self.model.flows.push(Flow {
+                        sources: sources.clone(),
+                        target,
+                        target_at,
+                        ports,
+                        at,
+                        docs: docs.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn endpoint(&mut self, file: usize, ns: &str, e: &Endpoint) -> Option<End> {
+        let at = Loc { file, span: e.span };
+        match &e.kind {
+            EndpointKind::Anywhere => Some(End::Anywhere),
+            EndpointKind::Dns => Some(End::Dns),
+            EndpointKind::Nodes => {
+                self.errors.push(CheckError::Unsupported { at, feature: Unsupported::Nodes });
+                None
+            }
+            EndpointKind::Fqdn(_) => {
+                self.errors.push(CheckError::Unsupported { at, feature: Unsupported::Fqdn });
+                None
+            }
+            EndpointKind::Cidr(c) => {
+                let block = self.cidr_peer(file, c)?;
+                Some(End::Cidrs(vec![block], c.cidr.node.clone()))
+            }
+            EndpointKind::Pods { namespace, pods } => {
+                let (scope, ns_display) = match namespace {
+                    None => (NsScope::Named(ns.to_owned()), None),
+                    Some(n) => match &n.node {
+                        NamespaceRef::All => {
+                            (NsScope::Selector(LabelSelector::everything()), Some("*".to_owned()))
+                        }
+                        NamespaceRef::Selector(s) => {
+                            (NsScope::Selector(self.selector(file, s)), Some(selector_text(s)))
+                        }
+                        NamespaceRef::Named(name) => {
+                            self.check_namespace_name(file, &Spanned { node: name.clone(), span: n.span });
+                            (NsScope::Named(name.clone()), Some(name.clone()))
+                        }
+                    },
+                };
+                let (selector, pod_display, named) = match &pods.node {
+                    PodRef::All => (LabelSelector::everything(), "*".to_owned(), false),
+                    PodRef::Selector(s) => (self.selector(file, s), selector_text(s), false),
+                    PodRef::Named(name) => {
+                        if namespace.is_none()
+                            && let Some((blocks, decl)) = self.externals.get(name)
+                        {
+                            if (decl.file, decl.span.start) > (at.file, at.span.start) {
+                                self.errors.push(CheckError::UsedBeforeDeclaration {
+                                    at,
+                                    declared: *decl,
+                                    name: name.clone(),
+                                });
+                            }
+                            return Some(End::Cidrs(blocks.clone(), name.clone()));
+                        }
+                        let lookup_ns = match &scope {
+                            NsScope::Named(n) => Some(n.clone()),
+                            NsScope::Selector(_) => None,
+                        };
+                        let sel = self.named_workload(lookup_ns.as_deref(), name, at);
+                        (sel, name.clone(), true)
+                    }
+                };
+                let display = match ns_display {
+                    Some(n) => format!("{n}/{pod_display}"),
+                    None => pod_display,
+                };
+                Some(End::Pods { ns: scope, pods: selector, display, named })
+            }
+        }
+    }
+
+    /// A bare workload name: the declared workload, or `app=<name>`.
+    fn named_workload(&mut self, ns: Option<&str>, name: &str, at: Loc) -> LabelSelector {
+        if let Some(ns) = ns
+            && let Some((sel, decl)) = self.declared.get(&(ns.to_owned(), name.to_owned()))
+        {
+            if (decl.file, decl.span.start) > (at.file, at.span.start) {
+                self.errors.push(CheckError::UsedBeforeDeclaration {
+                    at,
+                    declared: *decl,
+                    name: name.to_owned(),
+                });
+            }
+            return sel.clone();
+        }
+        if let Err(rule) = label_value(name) {
+            self.errors.push(CheckError::InvalidName {
+                at,
+                kind: NameKind::ImplicitWorkload,
+                text: name.to_owned(),
+                rule,
+            });
+        }
+        let selector = LabelSelector::labels([("app", name)]);
+        if let Some(ns) = ns {
+            let key = (ns.to_owned(), name.to_owned());
+            let entry = self.implicit.entry(key.clone()).or_insert((0, at));
+            entry.0 += 1;
+            if !self.workload_index.contains_key(&key) {
+                self.workload_index.insert(key, self.model.workloads.len());
+                self.model.workloads.push(NamedWorkload {
+                    name: name.to_owned(),
+                    namespace: ns.to_owned(),
+                    selector: selector.clone(),
+                    at,
+                    docs: Vec::new(),
+                });
+            }
+        }
+        selector
+    }
+
+    /// Undeclared names used once that look like another name: probably typos.
+    fn typos(&mut self) {
+        // Candidates: declared workloads and externals, and implicit names used more than once.
+        let mut candidates: Vec<(&str, &str, Loc)> = Vec::new();
+        for ((ns, name), (_, at)) in &self.declared {
+            candidates.push((ns, name, *at));
+        }
+        for (name, (_, at)) in &self.externals {
+            candidates.push(("", name, *at));
+        }
+        for ((ns, name), (uses, at)) in &self.implicit {
+            if *uses > 1 {
+                candidates.push((ns, name, *at));
+            }
+        }
+        candidates.sort_by(|a, b| (a.2, a.1).cmp(&(b.2, b.1)));
+        let mut found = Vec::new();
+        for ((ns, name), (uses, at)) in &self.implicit {
+            if *uses != 1 {
+                continue;
+            }
+            let best = candidates
+                .iter()
+                .filter(|(cns, cname, _)| (cns.is_empty() || *cns == ns.as_str()) && *cname != name.as_str())
+                .filter(|(_, cname, _)| cname.len().abs_diff(name.len()) <= 2)
+                .map(|(_, cname, cat)| (strsim::damerau_levenshtein(name, cname), *cname, *cat))
+                .filter(|(d, cname, _)| *d <= typo_budget(name.len().min(cname.len())))
+                .min_by_key(|(d, _, cat)| (*d, *cat));
+            if let Some((_, cname, cat)) = best {
+                found.push(CheckError::PossibleTypo {
+                    at: *at,
+                    name: name.clone(),
+                    suggestion: cname.to_owned(),
+                    suggestion_at: cat,
+                });
+            }
+        }
+        self.errors.extend(found);
+    }
+
+    fn selector(&mut self, file: usize, s: &Selector) -> LabelSelector {
+        let mut out = LabelSelector::default();
+        let mut seen: HashMap<&str, Loc> = HashMap::new();
+        for r in &s.requirements {
+            let key_at = Loc { file, span: r.key.span };
+            self.label_key(key_at, &r.key.node);
+            if let Some(first) = seen.get(r.key.node.as_str()) {
+                self.errors.push(CheckError::DuplicateLabelKey {
+                    at: key_at,
+                    first: *first,
+                    key: r.key.node.clone(),
+                });
+                continue;
+            }
+            seen.insert(&r.key.node, key_at);
+            let key = r.key.node.clone();
+            let values = |this: &mut Checker, vs: &[Spanned<String>]| -> Vec<String> {
+                let mut out: Vec<String> = vs
+                    .iter()
+                    .map(|v| {
+                        this.value(file, v);
+                        v.node.clone()
+                    })
+                    .collect();
+                out.sort();
+                out.dedup();
+                out
+            };
+            match &r.op {
+                SelectorOp::Equals(v) => {
+                    self.value(file, v);
+                    out.match_labels.insert(key, v.node.clone());
+                }
+                SelectorOp::NotEquals(v) => {
+                    let vals = values(self, std::slice::from_ref(v));
+                    out.match_expressions.push(Requirement { key, operator: Operator::NotIn, values: vals });
+                }
+                SelectorOp::In(vs) => {
+                    let vals = values(self, vs);
+                    out.match_expressions.push(Requirement { key, operator: Operator::In, values: vals });
+                }
+                SelectorOp::NotIn(vs) => {
+                    let vals = values(self, vs);
+                    out.match_expressions.push(Requirement { key, operator: Operator::NotIn, values: vals });
+                }
+                SelectorOp::Exists => {
+                    out.match_expressions.push(Requirement {
+                        key,
+                        operator: Operator::Exists,
+                        values: vec![],
+                    });
+                }
+                SelectorOp::DoesNotExist => out.match_expressions.push(Requirement {
+                    key,
+                    operator: Operator::DoesNotExist,
+                    values: vec![],
+                }),
+            }
+        }
+        // Canonical order, so that the same pods written two ways are one workload.
+        out.match_expressions.sort();
+        out
+    }
+
+    fn value(&mut self, file: usize, v: &Spanned<String>) {
+        if let Err(rule) = label_value(&v.node) {
+            self.errors.push(CheckError::InvalidName {
+                at: Loc { file, span: v.span },
+                kind: NameKind::LabelValue,
+                text: v.node.clone(),
+                rule,
+            });
+        }
+    }
+
+    fn label_key(&mut self, at: Loc, key: &str) {
+        let (prefix, name) = match key.rsplit_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, key),
+        };
+        if let Some(p) = prefix
+            && let Err(rule) = dns1123_subdomain(p)
+        {
+            self.errors.push(CheckError::InvalidName {
+                at,
+                kind: NameKind::LabelKeyPrefix,
+                text: key.to_owned(),
+                rule,
+            });
+        }
+        let name_check = if name.is_empty() { Err(NameRule::Empty) } else { label_value(name) };
+        if let Err(rule) = name_check {
+            self.errors.push(CheckError::InvalidName {
+                at,
+                kind: NameKind::LabelKeyName,
+                text: key.to_owned(),
+                rule,
+            });
+        }
+    }
+
+    fn ports(&mut self, file: usize, items: &[ast::PortItem]) -> Vec<Port> {
+        let mut out = Vec::new();
+        for item in items {
+            let protocol = match &item.protocol {
+                None => Protocol::Tcp,
+                Some(p) => match p.node.to_ascii_lowercase().as_str() {
+                    "tcp" => Protocol::Tcp,
+                    "udp" => Protocol::Udp,
+                    "sctp" => Protocol::Sctp,
+                    other => {
+                        let suggestion = ["tcp", "udp", "sctp"]
+                            .into_iter()
+                            .find(|k| strsim::damerau_levenshtein(other, k) <= 1);
+                        self.errors.push(CheckError::UnknownProtocol {
+                            at: Loc { file, span: p.span },
+                            protocol: p.node.clone(),
+                            suggestion,
+                        });
+                        continue;
+                    }
+                },
+            };
+            let at = Loc { file, span: item.port.span };
+            let port = match &item.port.node {
+                PortSyntax::Any => Port { protocol, port: None, end_port: None },
+                PortSyntax::Number(n) => {
+                    let Some(p) = self.port_number(at, n) else { continue };
+                    Port { protocol, port: Some(PortValue::Number(p)), end_port: None }
+                }
+                PortSyntax::Range(lo, hi) => {
+                    let (Some(l), Some(h)) = (self.port_number(at, lo), self.port_number(at, hi)) else {
+                        continue;
+                    };
+                    if h < l {
+                        self.errors.push(CheckError::EndPortBelowPort { at, port: l, end_port: h });
+                        continue;
+                    }
+                    if h == l {
+                        Port { protocol, port: Some(PortValue::Number(l)), end_port: None }
+                    } else {
+                        Port { protocol, port: Some(PortValue::Number(l)), end_port: Some(h) }
+                    }
+                }
+                PortSyntax::Name(n) => {
+                    if let Err(rule) = port_name(n) {
+                        self.errors.push(CheckError::InvalidName {
+                            at,
+                            kind: NameKind::PortName,
+                            text: n.clone(),
+                            rule,
+                        });
+                        continue;
+                    }
+                    Port { protocol, port: Some(PortValue::Name(n.clone())), end_port: None }
+                }
+            };
+            if !out.contains(&port) {
+                out.push(port);
+            }
+        }
+        out
+    }
+
+    fn port_number(&mut self, at: Loc, text: &str) -> Option<u16> {
+        match text.parse::<u32>() {
+            Ok(n @ 1..=65535) => Some(u16::try_from(n).expect("range-checked")),
+            _ => {
+                self.errors.push(CheckError::PortOutOfRange { at, port: text.to_owned() });
+                None
+            }
+        }
+    }
+
+    fn cidr_peer(&mut self, file: usize, c: &CidrPeer) -> Option<(IpNet, Vec<IpNet>)> {
+        let cidr_at = Loc { file, span: c.cidr.span };
+        let cidr = self.cidr(cidr_at, &c.cidr.node)?;
+        let mut except = Vec::new();
+        let mut ok = true;
+        for e in &c.except {
+            let at = Loc { file, span: e.span };
+            let Some(net) = self.cidr(at, &e.node) else {
+                ok = false;
+                continue;
+            };
+            if matches!(net, IpNet::V4(_)) != matches!(cidr, IpNet::V4(_)) {
+                self.errors.push(CheckError::MixedFamilies { at, cidr_at });
+                ok = false;
+            } else if !cidr.contains(&net) || net.prefix_len() <= cidr.prefix_len() {
+                self.errors.push(CheckError::ExceptOutsideCidr { at, cidr_at, except: net, cidr });
+                ok = false;
+            } else if !except.contains(&net) {
+                except.push(net);
+            }
+        }
+        except.sort();
+        ok.then_some((cidr, except))
+    }
+
+    fn cidr(&mut self, at: Loc, text: &str) -> Option<IpNet> {
+        let parsed = if text.contains('/') {
+            text.parse::<IpNet>().ok()
+        } else {
+            text.parse::<IpAddr>().ok().map(IpNet::from)
+        };
+        let Some(net) = parsed else {
+            self.errors.push(CheckError::InvalidCidr { at, text: text.to_owned() });
+            return None;
+        };
+        if net.trunc() != net {
+            self.errors.push(CheckError::HostBitsSet { at, text: text.to_owned(), network: net.trunc() });
+            return None;
+        }
+        Some(net)
+    }
+}
+
+fn typo_budget(len: usize) -> usize {
+    match len {
+        0..=3 => 0,
+        4..=6 => 1,
+        _ => 2,
+    }
+}
+
+/// The selector as it was written, for names and messages.
+fn selector_text(s: &Selector) -> String {
+    let mut parts = Vec::new();
+    for r in &s.requirements {
+        let k = &r.key.node;
+        let list = |vs: &[Spanned<String>]| vs.iter().map(|v| v.node.as_str()).collect::<Vec<_>>().join(", ");
+        parts.push(match &r.op {
+            SelectorOp::Equals(v) => format!("{k}={}", v.node),
+            SelectorOp::NotEquals(v) => format!("{k}!={}", v.node),
+            SelectorOp::In(vs) => format!("{k} in ({})", list(vs)),
+            SelectorOp::NotIn(vs) => format!("{k} notin ({})", list(vs)),
+            SelectorOp::Exists => k.clone(),
+            SelectorOp::DoesNotExist => format!("!{k}"),
+        });
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// A label value: empty, or <= 63 characters, alphanumeric at both ends, `-_.` inside.
+///
+/// # Errors
+/// The rule broken.
+pub fn label_value(v: &str) -> Result<(), NameRule> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.len() > 63 {
+        return Err(NameRule::TooLong(63));
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(NameRule::BadCharacter(c));
+    }
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ends_ok(v.chars().next()) || !ends_ok(v.chars().last()) {
+        return Err(NameRule::Ends);
+    }
+    Ok(())
+}
+
+/// A DNS-1123 label: <= 63 characters of `a-z0-9-`, alphanumeric at both ends.
+///
+/// # Errors
+/// The rule broken.
+pub fn dns1123_label(v: &str) -> Result<(), NameRule> {
+    if v.is_empty() {
+        return Err(NameRule::Empty);
+    }
+    if v.len() > 63 {
+        return Err(NameRule::TooLong(63));
+    }
+    if v.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(NameRule::UpperCase);
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(NameRule::BadCharacter(c));
+    }
+    if v.starts_with('-') || v.ends_with('-') {
+        return Err(NameRule::Ends);
+    }
+    Ok(())
+}
+
+/// A DNS-1123 subdomain: <= 253 characters, dot-separated DNS-1123 labels.
+///
+/// # Errors
+/// The rule broken.
+pub fn dns1123_subdomain(v: &str) -> Result<(), NameRule> {
+    if v.len() > 253 {
+        return Err(NameRule::TooLong(253));
+    }
+    v.split('.').try_for_each(dns1123_label)
+}
+
+/// An IANA service name as Kubernetes checks container port names: 1 to 15 characters of
+/// `a-z0-9-`, at least one letter, no hyphen at either end or twice in a row.
+///
+/// # Errors
+/// The rule broken.
+pub fn port_name(v: &str) -> Result<(), NameRule> {
+    if v.len() > 15 {
+        return Err(NameRule::TooLong(15));
+    }
+    dns1123_label(v)?;
+    if v.contains("--") {
+        return Err(NameRule::DoubleHyphen);
+    }
+    if !v.chars().any(|c| c.is_ascii_lowercase()) {
+        return Err(NameRule::NoLetter);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules_follow_kubernetes() {
+        assert!(label_value("").is_ok());
+        assert_eq!(label_value("-a"), Err(NameRule::Ends));
+        assert_eq!(label_value(&"a".repeat(64)), Err(NameRule::TooLong(63)));
+        assert_eq!(dns1123_label("Shop"), Err(NameRule::UpperCase));
+        assert!(dns1123_subdomain("example.com").is_ok());
+        assert_eq!(port_name("http--x"), Err(NameRule::DoubleHyphen));
+        assert_eq!(port_name("8080"), Err(NameRule::NoLetter));
+        assert_eq!(port_name("a-very-long-name"), Err(NameRule::TooLong(15)));
+        assert!(port_name("metrics").is_ok());
+    }
+}

@@ -1,0 +1,535 @@
+//! Every phase's errors turned into diagnostics; the only module that touches codespan-reporting.
+//!
+//! Each diagnostic has a stable code (documented in `docs/diagnostics.md`, printed by
+//! `netc explain CODE`), a short title, a primary label at the exact span, secondary labels for
+//! the other places involved, notes for context and a help line with the fix.
+
+use codespan_reporting::diagnostic::{
+    Diagnostic as CsDiagnostic, Label as CsLabel, LabelStyle, Severity as CsSeverity,
+};
+use codespan_reporting::files::{Files, SimpleFiles};
+use codespan_reporting::term;
+use serde::Serialize;
+
+use crate::SourceFile;
+use crate::ast::Span;
+use crate::check::{CheckError, Loc, NameKind, NameRule, Unsupported};
+use crate::lower::{LowerError, Side};
+use crate::syntax::SyntaxError;
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Stops the build.
+    Error,
+    /// Reported; stops the build only with `--deny-warnings`.
+    Warning,
+}
+
+/// A labelled place in a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// Where.
+    pub at: Loc,
+    /// What is said about it.
+    pub message: String,
+    /// The place the diagnostic is about (one per diagnostic), or another place involved.
+    pub primary: bool,
+}
+
+/// A problem, ready to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable code, `E0102`.
+    pub code: &'static str,
+    /// Short title.
+    pub message: String,
+    /// Primary label first.
+    pub labels: Vec<Label>,
+    /// Context.
+    pub notes: Vec<String>,
+    /// The fix.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity,
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Error, code, message)
+    }
+
+    fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Warning, code, message)
+    }
+
+    fn primary(mut self, at: Loc, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label { at, message: message.into(), primary: true });
+        self
+    }
+
+    fn secondary(mut self, at: Loc, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label { at, message: message.into(), primary: false });
+        self
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(note.into());
+        self
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The primary location.
+    #[must_use]
+    pub fn location(&self) -> Option<Loc> {
+        self.labels.iter().find(|l| l.primary).map(|l| l.at)
+    }
+}
+
+/// A syntax error in file `file`.
+#[must_use]
+pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
+    match e {
+        SyntaxError::Unexpected { span, expected, found } => {
+            let what = if found.is_empty() { "the end of the file".to_owned() } else { format!("`{found}`") };
+            let wanted = words_list(expected);
+            let d = Diagnostic::error("E0001", format!("unexpected {what}"))
+                .primary(Loc { file, span: *span }, format!("expected {wanted}"));
+            let d = if found.starts_with(',') || expected.contains(&"a port") {
+                d.help("a list of ports is written in brackets: `backend:[80, 443]`")
+            } else if expected.contains(&"a target") || expected.contains(&"a workload") {
+                d.help("an arrow reads `source -> target:port`, for example `frontend -> backend:8080`")
+            } else {
+                d.help("see docs/language.md for the syntax of each statement")
+            };
+            d.note("every statement is one of: `workload NAME = {labels}`, `external NAME = CIDR`, `A -> B:PORT`, `A isolated`, `A ingress|egress guarded|open`, `default deny|allow [ingress|egress]`")
+        }
+        SyntaxError::TooLarge { bytes } => {
+            Diagnostic::error("E0002", format!("file too large ({bytes} bytes)"))
+                .primary(Loc { file, span: Span::default() }, "netc reads files up to 4 GiB")
+                .help("split the intent over several files and pass them all to netc")
+        }
+    }
+}
+
+fn words_list(items: &[&str]) -> String {
+    match items {
+        [] => "something else".to_owned(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn name_rule_words(rule: NameRule) -> String {
+    match rule {
+        NameRule::TooLong(n) => format!("is longer than {n} characters"),
+        NameRule::Ends => "must start and end with a letter or digit".to_owned(),
+        NameRule::BadCharacter(c) => format!("contains `{c}`, which is not allowed here"),
+        NameRule::Empty => "is empty".to_owned(),
+        NameRule::UpperCase => "contains upper-case letters".to_owned(),
+        NameRule::NoLetter => "needs at least one letter".to_owned(),
+        NameRule::DoubleHyphen => "contains `--`".to_owned(),
+    }
+}
+
+/// A check error.
+#[must_use]
+pub fn from_check(e: &CheckError) -> Diagnostic {
+    match e {
+        CheckError::UnknownProtocol { at, protocol, suggestion } => {
+            let d = Diagnostic::error("E0101", format!("unknown protocol `{protocol}`"))
+                .primary(*at, "NetworkPolicy knows TCP, UDP and SCTP only")
+                .note("a port without a protocol is TCP");
+            match suggestion {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None if protocol.eq_ignore_ascii_case("icmp") => d.help(
+                    "NetworkPolicy cannot filter ICMP; leave the protocol out, or use a CNI-specific policy (CiliumNetworkPolicy, Calico) for ICMP",
+                ),
+                None => d.help("write `/tcp`, `/udp` or `/sctp` after the port"),
+            }
+        }
+        CheckError::PortOutOfRange { at, port } => Diagnostic::error("E0102", format!("port `{port}` is out of range"))
+            .primary(*at, "ports are 1 to 65535")
+            .help("use the container port the pod listens on, between 1 and 65535"),
+        CheckError::EndPortBelowPort { at, port, end_port } => {
+            Diagnostic::error("E0103", format!("port range `{port}-{end_port}` ends before it starts"))
+                .primary(*at, format!("{end_port} is below {port}"))
+                .help(format!("write the lower port first: `{end_port}-{port}`"))
+        }
+        CheckError::InvalidName { at, kind, text, rule } => {
+            let (code, what, fix) = match kind {
+                NameKind::PortName => (
+                    "E0104",
+                    "named port",
+                    "port names are 1 to 15 lower-case letters, digits and single hyphens, with at least one letter (like `http` or `grpc-web`)",
+                ),
+                NameKind::LabelKeyName => (
+                    "E0105",
+                    "label key",
+                    "a label key is an optional DNS prefix and `/`, then up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+                ),
+                NameKind::LabelKeyPrefix => (
+                    "E0105",
+                    "label key prefix",
+                    "the prefix before `/` is a lower-case DNS subdomain like `example.com` (at most 253 characters)",
+                ),
+                NameKind::LabelValue => (
+                    "E0106",
+                    "label value",
+                    "label values are empty or up to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit; quote nothing else",
+                ),
+                NameKind::Namespace => (
+                    "E0107",
+                    "namespace name",
+                    "namespace names are up to 63 lower-case letters, digits and `-`, starting and ending with a letter or digit",
+                ),
+                NameKind::ImplicitWorkload => (
+                    "E0108",
+                    "workload name",
+                    "an undeclared name means the label `app=<name>`, so it must be a valid label value; rename it, or declare it with `workload NAME = {labels}`",
+                ),
+            };
+            Diagnostic::error(code, format!("invalid {what} `{text}`"))
+                .primary(*at, format!("this {what} {}", name_rule_words(*rule)))
+                .help(fix)
+        }
+        CheckError::DuplicateLabelKey { at, first, key } => {
+            Diagnostic::error("E0112", format!("label key `{key}` appears twice in one selector"))
+                .primary(*at, "repeated here")
+                .secondary(*first, "first used here")
+                .help(format!("a pod has one value for `{key}`: to accept several, write `{key} in (a, b)`"))
+        }
+        CheckError::DuplicateWorkload { at, first, name, namespace } => Diagnostic::error(
+            "E0109",
+            format!("workload `{name}` is declared twice in namespace `{namespace}`"),
+        )
+        .primary(*at, "declared again here")
+        .secondary(*first, "first declared here")
+        .help("remove one declaration, or give one of them another name"),
+        CheckError::DuplicateExternal { at, first, name } => {
+            Diagnostic::error("E0110", format!("external `{name}` is declared twice"))
+                .primary(*at, "declared again here")
+                .secondary(*first, "first declared here")
+                .help("list all of its address blocks in one declaration: `external NAME = CIDR, CIDR`")
+        }
+        CheckError::UsedBeforeDeclaration { at, declared, name } => {
+            Diagnostic::error("E0111", format!("`{name}` is used before its declaration"))
+                .primary(*at, "used here")
+                .secondary(*declared, "declared later here")
+                .note("before its declaration a bare name would mean the label `app=<name>`, a different set of pods")
+                .help(format!("move the declaration of `{name}` above its first use"))
+        }
+        CheckError::PossibleTypo { at, name, suggestion, suggestion_at } => {
+            Diagnostic::warning("W0101", format!("`{name}` is used once and is not declared"))
+                .primary(*at, format!("this means the pods labelled `app={name}`"))
+                .secondary(*suggestion_at, format!("`{suggestion}` is declared or used here"))
+                .help(format!("did you mean `{suggestion}`?"))
+        }
+        CheckError::InvalidCidr { at, text } => Diagnostic::error("E0201", format!("`{text}` is not an address block"))
+            .primary(*at, "expected an IPv4 or IPv6 address with an optional prefix length")
+            .help("write a block like `10.0.0.0/8` or `2001:db8::/32`, or a single address like `203.0.113.7`"),
+        CheckError::HostBitsSet { at, text, network } => {
+            Diagnostic::error("E0202", format!("`{text}` has bits set after its prefix"))
+                .primary(*at, format!("the block this prefix describes starts at {}", network.network()))
+                .note("Kubernetes accepts this, but reads it as the whole block, which is rarely what was meant")
+                .help(format!("did you mean `{network}`?"))
+        }
+        CheckError::ExceptOutsideCidr { at, cidr_at, except, cidr } => {
+            Diagnostic::error("E0203", format!("`{except}` is not inside `{cidr}`"))
+                .primary(*at, "this exception")
+                .secondary(*cidr_at, "is not strictly inside this block")
+                .help("an `except` prefix must lie inside its block and be smaller than it; remove it or fix the block")
+        }
+        CheckError::MixedFamilies { at, cidr_at } => {
+            Diagnostic::error("E0204", "an exception of another address family")
+                .primary(*at, "this exception")
+                .secondary(*cidr_at, "belongs to a block of the other family")
+                .help("write IPv4 and IPv6 blocks as separate peers: `external x = 10.0.0.0/8, fd00::/8`")
+        }
+        CheckError::NoDoorsOutsideCluster { at } => {
+            Diagnostic::error("E0205", "addresses outside the cluster have no doors to guard")
+                .primary(*at, "not a set of pods")
+                .help("doors belong to pods; to control traffic to or from addresses, write an arrow: `web -> 203.0.113.0/24:443`")
+        }
+        CheckError::DoorNeedsOneNamespace { at } => {
+            Diagnostic::error("E0206", "a door statement names pods of one namespace")
+                .primary(*at, "these pods may live in several namespaces")
+                .note("a NetworkPolicy lives in one namespace and selects pods of that namespace only")
+                .help("write the statement once per namespace: `namespace shop { * egress guarded }`")
+        }
+        CheckError::DnsAsSource { at } => Diagnostic::error("E0207", "`dns` can only be a target")
+            .primary(*at, "`dns` is the cluster DNS service, a destination")
+            .help("write `web -> dns` to let `web` resolve names"),
+        CheckError::PortsOnDns { at } => Diagnostic::error("E0208", "`dns` takes no ports")
+            .primary(*at, "`dns` already means port 53, UDP and TCP")
+            .help("remove the ports; for another resolver, name it: `kube-system/{k8s-app=my-dns}:53/udp`"),
+        CheckError::Unsupported { at, feature } => unsupported(*at, *feature),
+        CheckError::StrayDoc { at } => Diagnostic::warning("W0102", "doc comment attached to nothing")
+            .primary(*at, "no statement follows this `##` comment")
+            .help("put the doc comment right above a statement, or use `#` for an ordinary comment"),
+    }
+}
+
+fn unsupported(at: Loc, feature: Unsupported) -> Diagnostic {
+    let (code, title, label, help) = match feature {
+        Unsupported::DenyRule => (
+            "E0401",
+            "NetworkPolicy cannot express deny rules",
+            "a deny arrow",
+            "NetworkPolicy only allows; leave the flow out and guard the target's door (`B ingress guarded`), or target AdminNetworkPolicy or CiliumNetworkPolicy, which can deny",
+        ),
+        Unsupported::Priority => (
+            "E0402",
+            "NetworkPolicy has no priorities",
+            "policies are a union: none outranks another",
+            "remove the priority; AdminNetworkPolicy has priorities if you need ordering",
+        ),
+        Unsupported::Fqdn => (
+            "E0403",
+            "NetworkPolicy cannot match DNS names",
+            "a domain name",
+            "declare the service's address blocks instead: `external payments = 203.0.113.0/24`; CiliumNetworkPolicy's toFQDNs can match names",
+        ),
+        Unsupported::L7 => (
+            "E0404",
+            "NetworkPolicy cannot filter on HTTP paths or methods",
+            "an L7 rule",
+            "remove the clause to allow the whole port; CiliumNetworkPolicy can filter HTTP",
+        ),
+        Unsupported::Nodes => (
+            "E0405",
+            "NetworkPolicy cannot select nodes",
+            "nodes as a peer",
+            "declare the node addresses as an external block: `external nodes-net = 10.0.0.0/24`; CiliumClusterwideNetworkPolicy can select nodes",
+        ),
+    };
+    Diagnostic::error(code, title).primary(at, label).help(help)
+}
+
+/// A door-model error or warning.
+#[must_use]
+pub fn from_lower(e: &LowerError) -> Diagnostic {
+    match e {
+        LowerError::IsolatedInFlow { at, isolated, name } => {
+            Diagnostic::error("E0301", format!("`{name}` is isolated but this arrow names it"))
+                .primary(*at, "a flow to or from an isolated workload")
+                .secondary(*isolated, "declared isolated here")
+                .help(format!(
+                    "remove the arrow, or replace `{name} isolated` with `{name} guarded` to allow only the declared flows"
+                ))
+        }
+        LowerError::ContradictoryDoor { at, guard, name, direction } => {
+            Diagnostic::error("E0302", format!("the {direction} door of `{name}` is declared both open and guarded"))
+                .primary(*at, "declared open here")
+                .secondary(*guard, "guarded here")
+                .help("keep one of the two statements")
+        }
+        LowerError::CannotOpen { at, guard, name, wider, direction } => Diagnostic::error(
+            "E0303",
+            format!("the {direction} door of `{name}` cannot be opened: `{wider}` guards it"),
+        )
+        .primary(*at, "declared open here")
+        .secondary(*guard, format!("this guards the {direction} of `{wider}`, which includes `{name}`"))
+        .note("NetworkPolicies only add: a policy that guards a door cannot be undone by another")
+        .help(format!(
+            "remove the open statement and allow `{name}`'s flows with arrows, or guard fewer pods than `{wider}`"
+        )),
+        LowerError::NoEffect { at, source, target, target_side, source_side } => {
+            let mut d = Diagnostic::warning("W0201", format!("`{source} -> {target}` has no effect"))
+                .primary(*at, "this flow is allowed anyway");
+            d = match target_side {
+                Side::NoDoor => d.note(format!("`{target}` is outside the cluster or spans namespaces: netc guards no door of it")),
+                Side::Open => d.note(format!("the ingress of `{target}` is open")),
+                Side::DeclaredOpen(l) => d.secondary(*l, format!("the ingress of `{target}` is declared open here")),
+            };
+            d = match source_side {
+                Side::NoDoor => d.note(format!("`{source}` is outside the cluster or spans namespaces: netc guards no door of it")),
+                Side::Open => d.note(format!("the egress of `{source}` is open (egress is guarded only when asked)")),
+                Side::DeclaredOpen(l) => d.secondary(*l, format!("the egress of `{source}` is declared open here")),
+            };
+            d.help(format!(
+                "to restrict what `{source}` may reach, add `{source} egress guarded`; otherwise remove the arrow"
+            ))
+        }
+        LowerError::TargetDeclaredOpen { at, open, name } => {
+            Diagnostic::warning("W0202", format!("arrow into `{name}`, whose ingress is declared open"))
+                .primary(*at, "this does not guard the ingress of its target")
+                .secondary(*open, "declared open here")
+                .help(format!("remove `{name} ingress open` to let arrows guard it, or remove the arrow"))
+        }
+        LowerError::MissingDns { at, name } => {
+            Diagnostic::warning("W0203", format!("`{name}` may not resolve names: its egress is guarded without DNS"))
+                .primary(*at, "egress guarded here, and no flow allows DNS")
+                .note("pods look up Service names through the cluster DNS on port 53; without it most clients fail in confusing ways")
+                .help(format!("add the line `{name} -> dns`"))
+        }
+        LowerError::DuplicateFlow { at, first } => Diagnostic::warning("W0204", "this flow is already allowed")
+            .primary(*at, "same peers and ports as an earlier arrow")
+            .secondary(*first, "first allowed here")
+            .help("remove the repeated arrow"),
+    }
+}
+
+/// The code-to-text file set codespan needs.
+fn files(sources: &[SourceFile]) -> SimpleFiles<&str, &str> {
+    let mut files = SimpleFiles::new();
+    for s in sources {
+        files.add(s.name.as_str(), s.text.as_str());
+    }
+    files
+}
+
+fn to_codespan(d: &Diagnostic) -> CsDiagnostic<usize> {
+    let severity = match d.severity {
+        Severity::Error => CsSeverity::Error,
+        Severity::Warning => CsSeverity::Warning,
+    };
+    let labels = d
+        .labels
+        .iter()
+        .map(|l| {
+            let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
+            CsLabel::new(style, l.at.file, l.at.span.range()).with_message(l.message.clone())
+        })
+        .collect();
+    let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
+    if let Some(h) = &d.help {
+        notes.push(format!("help: {h}"));
+    }
+    CsDiagnostic::new(severity)
+        .with_code(d.code)
+        .with_message(d.message.clone())
+        .with_labels(labels)
+        .with_notes(notes)
+}
+
+/// Render diagnostics the way rustc does, optionally with ANSI colour.
+#[must_use]
+pub fn render(diagnostics: &[Diagnostic], sources: &[SourceFile], colour: bool) -> String {
+    let files = files(sources);
+    let config = term::Config::default();
+    let mut out = String::new();
+    for d in diagnostics {
+        let cs = to_codespan(d);
+        if colour {
+            let mut buf = term::termcolor::Buffer::ansi();
+            let styles = term::Styles::default();
+            let mut w = term::StylesWriter::new(&mut buf, &styles);
+            if term::emit_to_write_style(&mut w, &config, &files, &cs).is_ok() {
+                out.push_str(&String::from_utf8_lossy(buf.as_slice()));
+                continue;
+            }
+        }
+        if term::emit_to_string(&mut out, &config, &files, &cs).is_err() {
+            // A label outside its file would be a bug of ours; still say what we know.
+            out.push_str(&format!("{}[{}]: {}\n", severity_word(d.severity), d.code, d.message));
+        }
+    }
+    out
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// One diagnostic as JSON, for CI annotations and editors.
+#[derive(Debug, Serialize)]
+pub struct JsonDiagnostic<'a> {
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// `E0102`.
+    pub code: &'a str,
+    /// The title.
+    pub message: &'a str,
+    /// File name as given.
+    pub file: Option<&'a str>,
+    /// 1-based.
+    pub line: Option<usize>,
+    /// 1-based, in characters.
+    pub column: Option<usize>,
+    /// 1-based.
+    pub end_line: Option<usize>,
+    /// 1-based, in characters, exclusive.
+    pub end_column: Option<usize>,
+    /// What the primary label says.
+    pub label: Option<&'a str>,
+    /// Notes.
+    pub notes: &'a [String],
+    /// The fix.
+    pub help: Option<&'a str>,
+}
+
+/// Diagnostics as JSON lines (one object per line).
+#[must_use]
+pub fn render_json(diagnostics: &[Diagnostic], sources: &[SourceFile]) -> String {
+    let files = files(sources);
+    let mut out = String::new();
+    for d in diagnostics {
+        let primary = d.labels.iter().find(|l| l.primary);
+        let pos = |offset: u32, file: usize| -> Option<(usize, usize)> {
+            let loc = files.location(file, offset as usize).ok()?;
+            Some((loc.line_number, loc.column_number))
+        };
+        let start = primary.and_then(|l| pos(l.at.span.start, l.at.file));
+        let end = primary.and_then(|l| pos(l.at.span.end, l.at.file));
+        let j = JsonDiagnostic {
+            severity: d.severity,
+            code: d.code,
+            message: &d.message,
+            file: primary.and_then(|l| sources.get(l.at.file)).map(|s| s.name.as_str()),
+            line: start.map(|p| p.0),
+            column: start.map(|p| p.1),
+            end_line: end.map(|p| p.0),
+            end_column: end.map(|p| p.1),
+            label: primary.map(|l| l.message.as_str()),
+            notes: &d.notes,
+            help: d.help.as_deref(),
+        };
+        out.push_str(&serde_json::to_string(&j).expect("plain data"));
+        out.push('\n');
+    }
+    out
+}
+
+/// The documentation of every diagnostic code, from `docs/diagnostics.md`.
+pub const DIAGNOSTICS_DOC: &str = include_str!("../../docs/diagnostics.md");
+
+/// The section of `docs/diagnostics.md` about `code` (`E0102`, case-insensitive).
+#[must_use]
+pub fn explain(code: &str) -> Option<String> {
+    let code = code.trim().to_ascii_uppercase();
+    let heading = format!("## {code}");
+    let start =
+        DIAGNOSTICS_DOC.lines().position(|l| l == heading || l.starts_with(&format!("{heading}:")))?;
+    let lines: Vec<&str> = DIAGNOSTICS_DOC.lines().collect();
+    let end =
+        lines[start + 1..].iter().position(|l| l.starts_with("## ")).map_or(lines.len(), |p| start + 1 + p);
+    Some(lines[start..end].join("\n").trim_end().to_owned() + "\n")
+}
+
+/// Every code this compiler can emit, for docs tests.
+pub const ALL_CODES: &[&str] = &[
+    "E0001", "E0002", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108", "E0109",
+    "E0110", "E0111", "E0112", "E0201", "E0202", "E0203", "E0204", "E0205", "E0206", "E0207", "E0208",
+    "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102", "W0201",
+    "W0202", "W0203", "W0204",
+];

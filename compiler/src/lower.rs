@@ -1,0 +1,649 @@
+//! Phase 3: the door model. Checked statements in, [`netc_ir::Ir`] out.
+//!
+//! Every selected workload has two doors. Being the target of an arrow guards the target's
+//! ingress; egress is guarded only when asked (`egress guarded`, `default deny egress`,
+//! `isolated`). An arrow writes an ingress rule on its target when the target's ingress is guarded
+//! and an egress rule on each source whose egress is guarded: one intent, both ends.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use netc_ir::{
+    Direction, Door, DoorState, IR_VERSION, Ir, LabelSelector, Peer, Policy, Port, PortValue, Protocol, Rule,
+    Workload,
+};
+
+use crate::ast::DoorWords;
+use crate::check::{End, Flow, Loc, Model, NsScope};
+
+/// Problems of the door model. Most are warnings about intent that changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LowerError {
+    /// A workload declared `isolated` that an arrow names.
+    IsolatedInFlow {
+        /// The arrow's end.
+        at: Loc,
+        /// The `isolated` statement.
+        isolated: Loc,
+        /// The workload.
+        name: String,
+    },
+    /// One door declared both open and guarded.
+    ContradictoryDoor {
+        /// The `open` statement.
+        at: Loc,
+        /// A statement that guards the door.
+        guard: Loc,
+        /// The workload.
+        name: String,
+        /// Which door.
+        direction: Direction,
+    },
+    /// A door declared open that a statement about a wider set of pods guards.
+    CannotOpen {
+        /// The `open` statement.
+        at: Loc,
+        /// The wider statement.
+        guard: Loc,
+        /// The workload.
+        name: String,
+        /// The wider workload (`*` for the whole namespace).
+        wider: String,
+        /// Which door.
+        direction: Direction,
+    },
+    /// An arrow end whose flow is neither written as an ingress nor as an egress rule.
+    NoEffect {
+        /// The source as written.
+        at: Loc,
+        /// The source.
+        source: String,
+        /// The target.
+        target: String,
+        /// Why the target's ingress takes no rule.
+        target_side: Side,
+        /// Why the source's egress takes no rule.
+        source_side: Side,
+    },
+    /// An arrow into a workload whose ingress was declared open.
+    TargetDeclaredOpen {
+        /// The target.
+        at: Loc,
+        /// The `open` statement.
+        open: Loc,
+        /// The workload.
+        name: String,
+    },
+    /// A guarded egress that allows no DNS.
+    MissingDns {
+        /// The statement that guards the egress.
+        at: Loc,
+        /// The workload as written.
+        name: String,
+    },
+    /// The same flow twice on one door.
+    DuplicateFlow {
+        /// The repeat.
+        at: Loc,
+        /// The first.
+        first: Loc,
+    },
+}
+
+impl LowerError {
+    /// Whether this only warns.
+    #[must_use]
+    pub fn is_warning(&self) -> bool {
+        !matches!(
+            self,
+            LowerError::IsolatedInFlow { .. }
+                | LowerError::ContradictoryDoor { .. }
+                | LowerError::CannotOpen { .. }
+        )
+    }
+}
+
+/// Why one end of an arrow takes no rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Addresses, `anywhere`, `dns` or pods of several namespaces: no door netc writes.
+    NoDoor,
+    /// The door is open (nobody guards it), so there is nothing to write.
+    Open,
+    /// The door was declared open here.
+    DeclaredOpen(Loc),
+}
+
+/// Where each location is in source terms (file name, line, column).
+pub trait Locate {
+    /// The IR span of `loc`.
+    fn span(&self, loc: Loc) -> netc_ir::Span;
+    /// The file names, in order.
+    fn file_names(&self) -> Vec<String>;
+}
+
+#[derive(Default)]
+struct DoorInfo {
+    guards: Vec<Loc>,
+    targeted: Vec<Loc>,
+    open: Option<Loc>,
+    rules: Vec<RuleDraft>,
+}
+
+struct RuleDraft {
+    peers: Vec<Peer>,
+    ports: Vec<Port>,
+    at: Loc,
+}
+
+struct Entity {
+    namespace: String,
+    selector: LabelSelector,
+    display: String,
+    named: bool,
+    isolated: Option<Loc>,
+    ingress: DoorInfo,
+    egress: DoorInfo,
+    docs: Vec<String>,
+    first: Option<Loc>,
+}
+
+impl Entity {
+    fn door(&mut self, d: Direction) -> &mut DoorInfo {
+        match d {
+            Direction::Ingress => &mut self.ingress,
+            Direction::Egress => &mut self.egress,
+        }
+    }
+
+    fn touch(&mut self, at: Loc) {
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+    }
+
+    fn add_docs(&mut self, docs: &[String]) {
+        for d in docs {
+            if !self.docs.contains(d) {
+                self.docs.push(d.clone());
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Doors {
+    entities: Vec<Entity>,
+    index: HashMap<(String, LabelSelector), usize>,
+    /// Per namespace: entities with an egress guard, for subsumption.
+    egress_guards: HashMap<String, Vec<usize>>,
+    /// Per namespace: entities with an ingress guard or target, for subsumption.
+    ingress_guards: HashMap<String, Vec<usize>>,
+}
+
+impl Doors {
+    fn entity(&mut self, ns: &str, selector: &LabelSelector, display: &str, named: bool) -> usize {
+        if let Some(&i) = self.index.get(&(ns.to_owned(), selector.clone())) {
+            let e = &mut self.entities[i];
+            if named && !e.named {
+                // A name reads better than a selector in policy names and messages.
+                display.clone_into(&mut e.display);
+                e.named = true;
+            }
+            return i;
+        }
+        let i = self.entities.len();
+        self.entities.push(Entity {
+            namespace: ns.to_owned(),
+            selector: selector.clone(),
+            display: display.to_owned(),
+            named,
+            isolated: None,
+            ingress: DoorInfo::default(),
+            egress: DoorInfo::default(),
+            docs: Vec::new(),
+            first: None,
+        });
+        self.index.insert((ns.to_owned(), selector.clone()), i);
+        i
+    }
+
+    fn find(&self, ns: &str, selector: &LabelSelector) -> Option<usize> {
+        self.index.get(&(ns.to_owned(), selector.clone())).copied()
+    }
+
+    /// The first statement guarding `direction` for pods of `selector` in `ns`, through a
+    /// workload whose selector provably covers it (itself included).
+    fn covering_guard(
+        &self,
+        ns: &str,
+        selector: &LabelSelector,
+        direction: Direction,
+    ) -> Option<(usize, Loc)> {
+        let list = match direction {
+            Direction::Ingress => self.ingress_guards.get(ns),
+            Direction::Egress => self.egress_guards.get(ns),
+        }?;
+        list.iter()
+            .filter(|&&g| subsumes(&self.entities[g].selector, selector))
+            .filter_map(|&g| {
+                let e = &self.entities[g];
+                let d = match direction {
+                    Direction::Ingress => &e.ingress,
+                    Direction::Egress => &e.egress,
+                };
+                d.guards.iter().chain(d.targeted.iter()).min().map(|l| (g, *l))
+            })
+            .min_by_key(|(_, l)| *l)
+    }
+}
+
+/// Whether every pod `wide` selects is selected by... the reverse: whether `wide` selects every
+/// pod `narrow` selects, provable from the selectors alone (each requirement of `wide` appears in
+/// `narrow`).
+fn subsumes(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
+    wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
+        && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r))
+}
+
+/// Apply the door model to a checked model.
+#[must_use]
+pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
+    let mut errors = Vec::new();
+    let mut doors = Doors::default();
+
+    // 1. Declared doors.
+    for d in &model.doors {
+        let i = doors.entity(&d.namespace, &d.selector, &d.display, d.named);
+        let e = &mut doors.entities[i];
+        e.touch(d.at);
+        e.add_docs(&d.docs);
+        match d.words {
+            DoorWords::Isolated => {
+                e.isolated.get_or_insert(d.at);
+                e.ingress.guards.push(d.at);
+                e.egress.guards.push(d.at);
+            }
+            DoorWords::State { direction, guarded } => {
+                for dir in direction.map_or(Direction::BOTH.to_vec(), |x| vec![x.into()]) {
+                    let door = e.door(dir);
+                    if guarded {
+                        door.guards.push(d.at);
+                    } else {
+                        door.open.get_or_insert(d.at);
+                    }
+                }
+            }
+        }
+    }
+    // 2. Targets guard their ingress.
+    for f in &model.flows {
+        if let Some((ns, sel)) = f.target.single_namespace() {
+            let i = doors.entity(ns, sel, f.target.display(), is_named(&f.target));
+            let e = &mut doors.entities[i];
+            if let Some(open) = e.ingress.open {
+                errors.push(LowerError::TargetDeclaredOpen {
+                    at: f.target_at,
+                    open,
+                    name: e.display.clone(),
+                });
+            } else {
+                e.ingress.targeted.push(f.target_at);
+                e.touch(f.target_at);
+            }
+        }
+    }
+    for (i, e) in doors.entities.iter().enumerate() {
+        if !e.egress.guards.is_empty() {
+            doors.egress_guards.entry(e.namespace.clone()).or_default().push(i);
+        }
+        if !e.ingress.guards.is_empty() || !e.ingress.targeted.is_empty() {
+            doors.ingress_guards.entry(e.namespace.clone()).or_default().push(i);
+        }
+    }
+    // 3. Contradictions between open and guarded.
+    for e in &doors.entities {
+        for dir in Direction::BOTH {
+            let door = match dir {
+                Direction::Ingress => &e.ingress,
+                Direction::Egress => &e.egress,
+            };
+            let Some(open) = door.open else { continue };
+            if let Some(guard) = door.guards.first() {
+                errors.push(LowerError::ContradictoryDoor {
+                    at: open,
+                    guard: *guard,
+                    name: e.display.clone(),
+                    direction: dir,
+                });
+            } else if let Some((g, guard)) = doors.covering_guard(&e.namespace, &e.selector, dir) {
+                errors.push(LowerError::CannotOpen {
+                    at: open,
+                    guard,
+                    name: e.display.clone(),
+                    wider: doors.entities[g].display.clone(),
+                    direction: dir,
+                });
+            }
+        }
+    }
+    // 4. Rules.
+    for f in &model.flows {
+        flow_rules(&mut doors, f, &mut errors);
+    }
+    // 5. DNS for guarded egress.
+    for (i, e) in doors.entities.iter().enumerate() {
+        if e.isolated.is_some() || e.egress.guards.is_empty() || e.egress.open.is_some() {
+            continue;
+        }
+        let covered =
+            doors.egress_guards.get(&e.namespace).into_iter().flatten().chain(std::iter::once(&i)).any(
+                |&g| {
+                    subsumes(&doors.entities[g].selector, &e.selector)
+                        && doors.entities[g].egress.rules.iter().any(allows_dns)
+                },
+            );
+        if !covered {
+            errors.push(LowerError::MissingDns {
+                at: *e.egress.guards.iter().min().expect("checked non-empty"),
+                name: e.display.clone(),
+            });
+        }
+    }
+    (build_ir(model, &doors, locate), errors)
+}
+
+fn is_named(end: &End) -> bool {
+    matches!(end, End::Pods { named: true, .. })
+}
+
+fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
+    // Ingress side.
+    let mut target_side = Side::NoDoor;
+    if let Some((ns, sel)) = f.target.single_namespace() {
+        let t = doors.find(ns, sel).expect("every single-namespace target was registered in step 2");
+        let e = &mut doors.entities[t];
+        if let Some(iso) = e.isolated {
+            errors.push(LowerError::IsolatedInFlow {
+                at: f.target_at,
+                isolated: iso,
+                name: e.display.clone(),
+            });
+        } else if let Some(open) = e.ingress.open {
+            target_side = Side::DeclaredOpen(open);
+        } else {
+            let mut peers = Vec::new();
+            let mut anyone = false;
+            for (s, _) in &f.sources {
+                match peers_of(s, ns) {
+                    Some(ps) => {
+                        for p in ps {
+                            if !peers.contains(&p) {
+                                peers.push(p);
+                            }
+                        }
+                    }
+                    None => anyone = true,
+                }
+            }
+            if anyone {
+                peers.clear();
+            }
+            add_rule(&mut e.ingress, RuleDraft { peers, ports: f.ports.clone(), at: f.at }, errors);
+            e.add_docs(&f.docs);
+            // The ingress rule carries the flow; sources with guarded egress get theirs too.
+            for (s, sat) in &f.sources {
+                egress_side(doors, f, s, *sat, errors);
+            }
+            return;
+        }
+    }
+    for (s, sat) in &f.sources {
+        if let Some(source_side) = egress_side(doors, f, s, *sat, errors) {
+            errors.push(LowerError::NoEffect {
+                at: *sat,
+                source: s.display().to_owned(),
+                target: f.target.display().to_owned(),
+                target_side,
+                source_side,
+            });
+        }
+    }
+}
+
+/// Write the egress rule for one source, if its egress is guarded. Returns why not otherwise.
+fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<LowerError>) -> Option<Side> {
+    let Some((ns, sel)) = s.single_namespace() else { return Some(Side::NoDoor) };
+    let existing = doors.find(ns, sel);
+    if let Some(i) = existing {
+        let e = &doors.entities[i];
+        if let Some(iso) = e.isolated {
+            errors.push(LowerError::IsolatedInFlow { at: sat, isolated: iso, name: e.display.clone() });
+            return None;
+        }
+        if let Some(open) = e.egress.open {
+            return Some(Side::DeclaredOpen(open));
+        }
+    }
+    doors.covering_guard(ns, sel, Direction::Egress)?;
+    let i = match existing {
+        Some(i) => i,
+        None => doors.entity(ns, sel, s.display(), is_named(s)),
+    };
+    let mut ports = f.ports.clone();
+    if f.target == End::Dns && ports.is_empty() {
+        ports = dns_ports();
+    }
+    let peers = peers_of(&f.target, ns).unwrap_or_default();
+    let e = &mut doors.entities[i];
+    e.touch(sat);
+    e.add_docs(&f.docs);
+    add_rule(&mut e.egress, RuleDraft { peers, ports, at: f.at }, errors);
+    None
+}
+
+fn add_rule(door: &mut DoorInfo, rule: RuleDraft, errors: &mut Vec<LowerError>) {
+    if let Some(first) = door.rules.iter().find(|r| r.peers == rule.peers && r.ports == rule.ports) {
+        errors.push(LowerError::DuplicateFlow { at: rule.at, first: first.at });
+        return;
+    }
+    door.rules.push(rule);
+}
+
+/// The kube-dns pods, as a peer.
+fn dns_peer() -> Peer {
+    Peer::Pods {
+        namespaces: Some(LabelSelector::namespace_named("kube-system")),
+        pods: Some(LabelSelector::labels([("k8s-app", "kube-dns")])),
+    }
+}
+
+fn dns_ports() -> Vec<Port> {
+    [Protocol::Udp, Protocol::Tcp]
+        .into_iter()
+        .map(|protocol| Port { protocol, port: Some(PortValue::Number(53)), end_port: None })
+        .collect()
+}
+
+fn allows_dns(r: &RuleDraft) -> bool {
+    let peer_ok = r.peers.is_empty()
+        || r.peers.iter().any(|p| match p {
+            Peer::Pods { namespaces: Some(ns), pods } => {
+                ns.matches(&BTreeMap::from([(
+                    netc_ir::inventory::NAMESPACE_NAME_LABEL.to_owned(),
+                    "kube-system".to_owned(),
+                )])) && pods.as_ref().is_none_or(|s| {
+                    s.matches(&BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]))
+                })
+            }
+            _ => false,
+        });
+    peer_ok && (r.ports.is_empty() || r.ports.iter().any(|p| p.matches(Protocol::Udp, 53, &[])))
+}
+
+/// The peers that stand for `end` in a rule of a policy in namespace `ns`; `None` means anyone.
+fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
+    match end {
+        End::Anywhere => None,
+        End::Dns => Some(vec![dns_peer()]),
+        End::Cidrs(blocks, _) => Some(
+            blocks
+                .iter()
+                .map(|(cidr, except)| Peer::IpBlock { cidr: *cidr, except: except.clone() })
+                .collect(),
+        ),
+        End::Pods { ns: scope, pods, .. } => {
+            let pods_opt = if pods.is_empty() { None } else { Some(pods.clone()) };
+            Some(vec![match scope {
+                NsScope::Named(n) if n == ns => Peer::Pods { namespaces: None, pods: Some(pods.clone()) },
+                NsScope::Named(n) => {
+                    Peer::Pods { namespaces: Some(LabelSelector::namespace_named(n)), pods: pods_opt }
+                }
+                NsScope::Selector(s) => Peer::Pods { namespaces: Some(s.clone()), pods: pods_opt },
+            }])
+        }
+    }
+}
+
+fn build_ir(model: &Model, doors: &Doors, locate: &dyn Locate) -> Ir {
+    // Names: readable, DNS-1123, unique per namespace, independent of source order.
+    let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in doors.entities.iter().enumerate() {
+        if !e.ingress.guards.is_empty()
+            || (!e.ingress.targeted.is_empty() && e.ingress.open.is_none())
+            || (!e.egress.guards.is_empty() && e.egress.open.is_none())
+            || !e.egress.rules.is_empty()
+        {
+            by_ns.entry(&e.namespace).or_default().push(i);
+        }
+    }
+    let mut policies = Vec::new();
+    for (ns, members) in by_ns {
+        let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &members {
+            names.entry(base_name(&doors.entities[i])).or_default().push(i);
+        }
+        for (base, group) in names {
+            for i in group.iter().copied() {
+                let e = &doors.entities[i];
+                let name = if group.len() == 1 { base.clone() } else { suffixed(&base, &e.selector) };
+                policies.push(policy(ns, name, e, doors, locate));
+            }
+        }
+    }
+    policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let workloads = model
+        .workloads
+        .iter()
+        .map(|w| Workload {
+            name: w.name.clone(),
+            namespace: w.namespace.clone(),
+            selector: w.selector.clone(),
+            span: locate.span(w.at),
+        })
+        .collect();
+    Ir { version: IR_VERSION, sources: locate.file_names(), workloads, policies }
+}
+
+fn policy(ns: &str, name: String, e: &Entity, doors: &Doors, locate: &dyn Locate) -> Policy {
+    let door_of = |dir: Direction, info: &DoorInfo| -> Door {
+        let guarded = match dir {
+            Direction::Ingress => {
+                info.open.is_none() && (!info.guards.is_empty() || !info.targeted.is_empty())
+            }
+            // Egress rules exist only where a covering guard exists; listing Egress here too
+            // changes nothing for these pods and keeps the rules in force.
+            Direction::Egress => info.open.is_none() && (!info.guards.is_empty() || !info.rules.is_empty()),
+        };
+        if !guarded {
+            return Door::open();
+        }
+        let mut guarded_by: Vec<Loc> = info.guards.iter().chain(info.targeted.iter()).copied().collect();
+        if dir == Direction::Egress && guarded_by.is_empty() {
+            if let Some((_, g)) = doors.covering_guard(ns, &e.selector, Direction::Egress) {
+                guarded_by.push(g);
+            }
+        }
+        guarded_by.sort();
+        guarded_by.dedup();
+        let rules = info
+            .rules
+            .iter()
+            .map(|r| Rule {
+                id: rule_id(ns, &name, dir, &r.peers, &r.ports),
+                peers: r.peers.clone(),
+                ports: r.ports.clone(),
+                span: locate.span(r.at),
+            })
+            .collect();
+        Door {
+            state: DoorState::Guarded,
+            guarded_by: guarded_by.into_iter().map(|l| locate.span(l)).collect(),
+            rules,
+        }
+    };
+    let ingress = door_of(Direction::Ingress, &e.ingress);
+    let egress = door_of(Direction::Egress, &e.egress);
+    Policy {
+        name,
+        namespace: ns.to_owned(),
+        workload: e.display.clone(),
+        selector: e.selector.clone(),
+        doc: if e.docs.is_empty() { None } else { Some(e.docs.join("\n")) },
+        ingress,
+        egress,
+        span: locate.span(e.first.expect("every entity with a door was touched by a statement")),
+    }
+}
+
+/// FNV-1a, 64 bits: stable across runs, machines and Rust versions (unlike `DefaultHasher`).
+fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn rule_id(ns: &str, policy: &str, dir: Direction, peers: &[Peer], ports: &[Port]) -> String {
+    let peers = serde_json::to_string(peers).expect("peers are plain data");
+    let ports = serde_json::to_string(ports).expect("ports are plain data");
+    let d = dir.to_string();
+    let h = fnv64(&[ns.as_bytes(), policy.as_bytes(), d.as_bytes(), peers.as_bytes(), ports.as_bytes()]);
+    format!("r{:012x}", h >> 16)
+}
+
+fn base_name(e: &Entity) -> String {
+    let raw = if e.named {
+        e.display.clone()
+    } else if e.selector.is_empty() {
+        "all-pods".to_owned()
+    } else {
+        e.selector.to_string()
+    };
+    let mut out = String::new();
+    for c in raw.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() {
+        return suffixed("pods", &e.selector);
+    }
+    if out.len() > 63 { suffixed(&out[..54], &e.selector) } else { out }
+}
+
+fn suffixed(base: &str, selector: &LabelSelector) -> String {
+    let json = serde_json::to_string(selector).expect("selectors are plain data");
+    format!("{}-{:08x}", base.trim_end_matches('-'), fnv64(&[json.as_bytes()]) >> 32)
+}
+
+/// Every namespace that the IR's policies live in, sorted.
+#[must_use]
+pub fn namespaces(ir: &Ir) -> BTreeSet<&str> {
+    ir.policies.iter().map(|p| p.namespace.as_str()).collect()
+}
