@@ -143,7 +143,8 @@ struct Entity {
     isolated: Option<Loc>,
     ingress: DoorInfo,
     egress: DoorInfo,
-    docs: Vec<String>,
+    /// Doc comments with the statement they came from, for source order.
+    docs: Vec<(Loc, String)>,
     first: Option<Loc>,
 }
 
@@ -159,10 +160,10 @@ impl Entity {
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
     }
 
-    fn add_docs(&mut self, docs: &[String]) {
+    fn add_docs(&mut self, at: Loc, docs: &[String]) {
         for d in docs {
-            if !self.docs.contains(d) {
-                self.docs.push(d.clone());
+            if !self.docs.iter().any(|(_, x)| x == d) {
+                self.docs.push((at, d.clone()));
             }
         }
     }
@@ -254,7 +255,7 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
         let i = doors.entity(&d.namespace, &d.selector, &d.display, d.named);
         let e = &mut doors.entities[i];
         e.touch(d.at);
-        e.add_docs(&d.docs);
+        e.add_docs(d.at, &d.docs);
         match d.words {
             DoorWords::Isolated => {
                 e.isolated.get_or_insert(d.at);
@@ -328,6 +329,12 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
     for f in &model.flows {
         flow_rules(&mut doors, f, &mut errors);
     }
+    // Doc comments of workload declarations describe the workload's policy.
+    for w in &model.workloads {
+        if let Some(i) = doors.find(&w.namespace, &w.selector) {
+            doors.entities[i].add_docs(w.at, &w.docs);
+        }
+    }
     // 5. DNS for guarded egress.
     for (i, e) in doors.entities.iter().enumerate() {
         if e.isolated.is_some() || e.egress.guards.is_empty() || e.egress.open.is_some() {
@@ -387,7 +394,7 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
                 peers.clear();
             }
             add_rule(&mut e.ingress, RuleDraft { peers, ports: f.ports.clone(), at: f.at }, errors);
-            e.add_docs(&f.docs);
+            e.add_docs(f.at, &f.docs);
             // The ingress rule carries the flow; sources with guarded egress get theirs too.
             for (s, sat) in &f.sources {
                 egress_side(doors, f, s, *sat, errors);
@@ -434,7 +441,7 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
     let peers = peers_of(&f.target, ns).unwrap_or_default();
     let e = &mut doors.entities[i];
     e.touch(sat);
-    e.add_docs(&f.docs);
+    e.add_docs(f.at, &f.docs);
     add_rule(&mut e.egress, RuleDraft { peers, ports, at: f.at }, errors);
     None
 }
@@ -586,7 +593,13 @@ fn policy(ns: &str, name: String, e: &Entity, doors: &Doors, locate: &dyn Locate
         namespace: ns.to_owned(),
         workload: e.display.clone(),
         selector: e.selector.clone(),
-        doc: if e.docs.is_empty() { None } else { Some(e.docs.join("\n")) },
+        doc: if e.docs.is_empty() {
+            None
+        } else {
+            let mut docs = e.docs.clone();
+            docs.sort();
+            Some(docs.into_iter().map(|(_, d)| d).collect::<Vec<_>>().join("\n"))
+        },
         ingress,
         egress,
         span: locate.span(e.first.expect("every entity with a door was touched by a statement")),
