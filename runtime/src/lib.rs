@@ -1,1 +1,15 @@
-//! netc-runtime: the IR in eBPF maps.
+//! netc-runtime: the netc IR enforced on a node with eBPF.
+//!
+//! - [`plan`]: the pure part. IR + inventory -> identities, ipcache, policy entries, endpoint
+//!   configurations. No kernel needed; unit-tested on its own.
+//! - [`abi`]: the structs shared with the C datapath (`runtime/ebpf/`), checked against it.
+//! - [`datapath`]: loads the datapath with aya, writes a plan as a new generation and flips to it,
+//!   attaches to interfaces (TCX or clsact/netlink), pins everything under a bpffs directory.
+//! - [`packet`]: crafted packets for `BPF_PROG_TEST_RUN` (tests and benchmarks).
+//! - [`events`]: verdict events as JSON lines.
+//! - [`daemon`]: `netcd run`: load, attach, stream, watch and reload.
+
+pub mod abi;
+pub mod datapath;
+pub mod packet;
+pub mod plan;

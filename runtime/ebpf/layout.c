@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Prints the size and field offsets of every struct in netc_abi.h as lines
+ * `struct size N` and `struct.field offset`, for runtime/tests/abi_layout.rs. Built for the host
+ * by build.rs. */
+#include <stddef.h>
+#include <stdio.h>
+#include "netc_abi.h"
+
+#define SIZE(s) printf(#s " size %zu\n", sizeof(struct s))
+#define OFF(s, f) printf(#s "." #f " %zu\n", offsetof(struct s, f))
+
+int main(void)
+{
+	SIZE(netc_config); OFF(netc_config, generation); OFF(netc_config, flags);
+	SIZE(netc_endpoint_key); OFF(netc_endpoint_key, generation); OFF(netc_endpoint_key, ifindex);
+	SIZE(netc_endpoint); OFF(netc_endpoint, id); OFF(netc_endpoint, flags); OFF(netc_endpoint, door);
+	OFF(netc_endpoint, pad);
+	SIZE(netc_ip_key); OFF(netc_ip_key, generation); OFF(netc_ip_key, family); OFF(netc_ip_key, addr);
+	SIZE(netc_cidr_key); OFF(netc_cidr_key, prefixlen); OFF(netc_cidr_key, generation);
+	OFF(netc_cidr_key, family); OFF(netc_cidr_key, addr);
+	SIZE(netc_policy_key); OFF(netc_policy_key, generation); OFF(netc_policy_key, endpoint);
+	OFF(netc_policy_key, identity); OFF(netc_policy_key, direction); OFF(netc_policy_key, protocol);
+	OFF(netc_policy_key, port);
+	SIZE(netc_range_key); OFF(netc_range_key, prefixlen); OFF(netc_range_key, generation);
+	OFF(netc_range_key, endpoint); OFF(netc_range_key, identity); OFF(netc_range_key, direction);
+	OFF(netc_range_key, protocol); OFF(netc_range_key, port);
+	SIZE(netc_policy_value); OFF(netc_policy_value, rule); OFF(netc_policy_value, pad);
+	SIZE(netc_ct_key); OFF(netc_ct_key, saddr); OFF(netc_ct_key, daddr); OFF(netc_ct_key, sport);
+	OFF(netc_ct_key, dport); OFF(netc_ct_key, ifindex); OFF(netc_ct_key, family);
+	OFF(netc_ct_key, protocol); OFF(netc_ct_key, hook); OFF(netc_ct_key, pad);
+	SIZE(netc_ct_value); OFF(netc_ct_value, generation); OFF(netc_ct_value, rule);
+	OFF(netc_ct_value, verdict); OFF(netc_ct_value, pad);
+	SIZE(netc_event); OFF(netc_event, time_ns); OFF(netc_event, generation); OFF(netc_event, rule);
+	OFF(netc_event, endpoint); OFF(netc_event, ifindex); OFF(netc_event, saddr);
+	OFF(netc_event, daddr); OFF(netc_event, sport); OFF(netc_event, dport);
+	OFF(netc_event, family); OFF(netc_event, protocol); OFF(netc_event, direction);
+	OFF(netc_event, verdict); OFF(netc_event, reason); OFF(netc_event, pad);
+	return 0;
+}

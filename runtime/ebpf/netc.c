@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * netc datapath: one classifier pair on each local pod's host-side veth.
+ *
+ *   netc_from_pod  tc ingress of the host-side veth = packets leaving the pod  = its EGRESS door
+ *   netc_to_pod    tc egress of the host-side veth  = packets entering the pod = its INGRESS door
+ *
+ * Pod to pod on one node crosses the sender's egress door and then the receiver's ingress door,
+ * so a flow passes only when both allow it (Kubernetes' rule). Each door keeps its own conntrack
+ * entries: replies of a connection judged at a door pass that door in the other direction.
+ *
+ * The entries are built by netcd from the IR (runtime/src/plan.rs); the layouts are in
+ * netc_abi.h. Anything that is not IPv4 or IPv6 (ARP, LLDP) passes untouched, and so does
+ * IPv6 neighbour discovery, without which no IPv6 address works.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "netc_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NETC_MAX_RULES (1 << 18)
+
+/* netc_config[0] (array): the live generation; 0 = nothing loaded, everything passes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct netc_config);
+} netc_config SEC(".maps");
+
+/* netc_endpoints (hash): (generation, ifindex) -> the local pod behind that veth and its doors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct netc_endpoint_key);
+	__type(value, struct netc_endpoint);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_endpoints SEC(".maps");
+
+/* netc_ipcache (hash): (generation, pod address) -> identity. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct netc_ip_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_ipcache SEC(".maps");
+
+/* netc_cidrs (LPM trie): (generation, prefix) -> identity, for addresses that are not pods.
+ * Every ipBlock CIDR and every except prefix is its own entry, so the longest match of an
+ * address inside an except is the except's identity, which the block's rules do not name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__type(key, struct netc_cidr_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_cidrs SEC(".maps");
+
+/* netc_policy (hash): (generation, endpoint, direction, identity, protocol, port) -> rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1048576);
+	__type(key, struct netc_policy_key);
+	__type(value, struct netc_policy_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_policy SEC(".maps");
+
+/* netc_port_ranges (LPM trie): like netc_policy for port ranges, split into aligned blocks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__type(key, struct netc_range_key);
+	__type(value, struct netc_policy_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_port_ranges SEC(".maps");
+
+/* netc_conntrack (LRU hash): flows judged at a door -> the verdict and its generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct netc_ct_key);
+	__type(value, struct netc_ct_value);
+} netc_conntrack SEC(".maps");
+
+/* netc_events (ring buffer): struct netc_event for every denied, audited and (when asked)
+ * allowed new flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} netc_events SEC(".maps");
+
+/* netc_rule_counters (per-CPU array): rule index -> new flows that rule allowed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETC_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} netc_rule_counters SEC(".maps");
+
+/* netc_stats (per-CPU array): NETC_STAT_* -> packets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETC_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} netc_stats SEC(".maps");
+
+/* What the parser learnt of a packet. */
+struct flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* network byte order; 0 without ports (ICMP, later fragments) */
+	__u16 dport;
+	__u8 family;
+	__u8 protocol;
+};
+
+enum parse_result {
+	PARSE_IP,       /* judge it */
+	PARSE_NOT_IP,   /* ARP and friends: pass */
+	PARSE_ALWAYS,   /* IPv6 neighbour discovery: pass */
+};
+
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_DEST 60
+#define IPPROTO_ICMPV6_ 58
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&netc_stats, &stat);
+	if (n)
+		*n += 1;
+}
+
+/* Ports of TCP, UDP and SCTP all open the transport header: source then destination. */
+static __always_inline int has_ports(__u8 protocol)
+{
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP;
+}
+
+static __always_inline void read_ports(void *l4, void *data_end, struct flow *f)
+{
+	__be16 *ports = l4;
+	if (!has_ports(f->protocol) || (void *)(ports + 2) > data_end)
+		return;
+	f->sport = ports[0];
+	f->dport = ports[1];
+}
+
+static __always_inline enum parse_result parse_v4(void *l3, void *data_end, struct flow *f)
+{
+	struct iphdr *ip = l3;
+	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		return PARSE_NOT_IP;
+	f->family = NETC_FAMILY_V4;
+	f->protocol = ip->protocol;
+	__builtin_memcpy(f->saddr, &ip->saddr, 4);
+	__builtin_memcpy(f->daddr, &ip->daddr, 4);
+	/* Later fragments carry no ports: they are judged as port 0, which only port-less
+	 * entries (all ports) allow. */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return PARSE_IP;
+	read_ports((void *)ip + ip->ihl * 4, data_end, f);
+	return PARSE_IP;
+}
+
+static __always_inline enum parse_result parse_v6(void *l3, void *data_end, struct flow *f)
+{
+	struct ipv6hdr *ip6 = l3;
+	if ((void *)(ip6 + 1) > data_end)
+		return PARSE_NOT_IP;
+	f->family = NETC_FAMILY_V6;
+	__builtin_memcpy(f->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(f->daddr, &ip6->daddr, 16);
+	__u8 next = ip6->nexthdr;
+	void *cursor = ip6 + 1;
+	int later_fragment = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
+		    next != NEXTHDR_FRAGMENT)
+			break;
+		__u8 *ext = cursor;
+		if ((void *)(ext + 8) > data_end)
+			return PARSE_NOT_IP;
+		if (next == NEXTHDR_FRAGMENT) {
+			if ((ext[2] << 8 | ext[3]) & 0xfff8)
+				later_fragment = 1;
+			cursor = ext + 8;
+		} else {
+			cursor = ext + (ext[1] + 1) * 8;
+		}
+		next = ext[0];
+	}
+	f->protocol = next;
+	if (next == IPPROTO_ICMPV6_) {
+		__u8 *icmp = cursor;
+		/* Router/neighbour solicitation and advertisement, redirect: 133..137. */
+		if ((void *)(icmp + 1) <= data_end && icmp[0] >= 133 && icmp[0] <= 137)
+			return PARSE_ALWAYS;
+	}
+	if (!later_fragment)
+		read_ports(cursor, data_end, f);
+	return PARSE_IP;
+}
+
+static __always_inline enum parse_result parse(struct __sk_buff *skb, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_NOT_IP;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return parse_v4(eth + 1, data_end, f);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_v6(eth + 1, data_end, f);
+	return PARSE_NOT_IP;
+}
+
+/* The identity of a peer address: a pod's, else the longest CIDR's, else the world's. */
+static __always_inline __u32 identity_of(__u32 generation, __u8 family, const __u8 *addr)
+{
+	struct netc_ip_key ip = { .generation = generation, .family = family };
+	__builtin_memcpy(ip.addr, addr, 16);
+	__u32 *id = bpf_map_lookup_elem(&netc_ipcache, &ip);
+	if (id)
+		return *id;
+	struct netc_cidr_key cidr = {
+		.prefixlen = 64 + (family == NETC_FAMILY_V4 ? 32 : 128),
+		.generation = generation,
+		.family = family,
+	};
+	__builtin_memcpy(cidr.addr, addr, 16);
+	id = bpf_map_lookup_elem(&netc_cidrs, &cidr);
+	return id ? *id : NETC_IDENTITY_WORLD;
+}
+
+/* The rule of one peer identity (or ANY) at a door, trying only the kinds of entries the
+ * door has. */
+static __always_inline __u32 lookup_rule(struct netc_policy_key *key, __u16 door, __u8 protocol,
+					 __u16 port)
+{
+	struct netc_policy_value *v;
+	key->protocol = protocol;
+	key->port = port;
+	v = bpf_map_lookup_elem(&netc_policy, key);
+	if (v)
+		return v->rule;
+	if (door & NETC_DOOR_ANY_PORT) {
+		key->port = 0;
+		v = bpf_map_lookup_elem(&netc_policy, key);
+		if (v)
+			return v->rule;
+	}
+	if (door & NETC_DOOR_ANY_PROTO) {
+		key->protocol = 0;
+		key->port = 0;
+		v = bpf_map_lookup_elem(&netc_policy, key);
+		if (v)
+			return v->rule;
+	}
+	if (door & NETC_DOOR_RANGES) {
+		struct netc_range_key range = {
+			.prefixlen = 8 * 14 + 16,
+			.generation = key->generation,
+			.endpoint = key->endpoint,
+			.identity = key->identity,
+			.direction = key->direction,
+			.protocol = protocol,
+			.port = port,
+		};
+		v = bpf_map_lookup_elem(&netc_port_ranges, &range);
+		if (v)
+			return v->rule;
+	}
+	return NETC_RULE_NONE;
+}
+
+/* Which rule lets this flow through a door; NETC_RULE_OPEN when the door is not guarded. */
+static __always_inline __u32 decide(__u32 generation, const struct netc_endpoint *ep,
+				    __u8 direction, const struct flow *original)
+{
+	__u16 door = ep->door[direction & 1];
+	if (!(door & NETC_DOOR_GUARDED))
+		return NETC_RULE_OPEN;
+	const __u8 *peer = direction == NETC_INGRESS ? original->saddr : original->daddr;
+	struct netc_policy_key key = {
+		.generation = generation,
+		.endpoint = ep->id,
+		.identity = identity_of(generation, original->family, peer),
+		.direction = direction,
+	};
+	__u32 rule = lookup_rule(&key, door, original->protocol, original->dport);
+	if (rule != NETC_RULE_NONE || !(door & NETC_DOOR_ANY_PEER))
+		return rule;
+	key.identity = NETC_IDENTITY_ANY;
+	return lookup_rule(&key, door, original->protocol, original->dport);
+}
+
+static __always_inline void report(__u32 generation, __u32 rule, const struct netc_endpoint *ep,
+				   __u32 ifindex, __u8 direction, const struct flow *f, __u8 verdict,
+				   __u8 reason)
+{
+	struct netc_event *ev = bpf_ringbuf_reserve(&netc_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(NETC_STAT_EVENTS_LOST);
+		return;
+	}
+	ev->time_ns = bpf_ktime_get_boot_ns();
+	ev->generation = generation;
+	ev->rule = rule;
+	ev->endpoint = ep->id;
+	ev->ifindex = ifindex;
+	__builtin_memcpy(ev->saddr, f->saddr, 16);
+	__builtin_memcpy(ev->daddr, f->daddr, 16);
+	ev->sport = bpf_ntohs(f->sport);
+	ev->dport = bpf_ntohs(f->dport);
+	ev->family = f->family;
+	ev->protocol = f->protocol;
+	ev->direction = direction;
+	ev->verdict = verdict;
+	ev->reason = reason;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/*
+ * Judge a flow at a door and remember the verdict. `original` is the flow in the direction of
+ * its first packet through this door, `ct` its conntrack key (hook = the door).
+ */
+static __always_inline int judge(struct __sk_buff *skb, const struct netc_config *cfg,
+				 const struct flow *original, struct netc_ct_key *ct, __u8 reason)
+{
+	__u32 generation = cfg->generation;
+	struct netc_endpoint_key ek = { .generation = generation, .ifindex = skb->ifindex };
+	struct netc_endpoint *ep = bpf_map_lookup_elem(&netc_endpoints, &ek);
+	if (!ep) {
+		/* Not a pod of this generation (being attached or detached): not ours to judge. */
+		if (reason == NETC_REASON_REJUDGE)
+			bpf_map_delete_elem(&netc_conntrack, ct);
+		return TC_ACT_OK;
+	}
+	__u8 direction = ct->hook;
+	__u32 rule = (ep->flags & NETC_EP_FAIL_CLOSED) ? NETC_RULE_FAIL_CLOSED
+						       : decide(generation, ep, direction, original);
+	__u8 verdict = NETC_VERDICT_ALLOW;
+	if (rule == NETC_RULE_NONE || rule == NETC_RULE_FAIL_CLOSED)
+		verdict = (ep->flags & NETC_EP_AUDIT) ? NETC_VERDICT_AUDIT : NETC_VERDICT_DENY;
+
+	if (verdict == NETC_VERDICT_DENY) {
+		if (reason == NETC_REASON_REJUDGE)
+			bpf_map_delete_elem(&netc_conntrack, ct);
+		count(NETC_STAT_DROPPED);
+		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+		return TC_ACT_SHOT;
+	}
+
+	struct netc_ct_value entry = { .generation = generation, .rule = rule, .verdict = verdict };
+	bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_ANY);
+	if (verdict == NETC_VERDICT_AUDIT) {
+		count(NETC_STAT_AUDITED);
+		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+		return TC_ACT_OK;
+	}
+	count(NETC_STAT_PASSED_NEW);
+	if (rule < NETC_MAX_RULES) {
+		__u64 *n = bpf_map_lookup_elem(&netc_rule_counters, &rule);
+		if (n)
+			*n += 1;
+	}
+	if (rule != NETC_RULE_OPEN && (cfg->flags & NETC_CONFIG_REPORT_ALLOWED))
+		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+	return TC_ACT_OK;
+}
+
+static __always_inline void ct_key_of(const struct flow *f, __u32 ifindex, __u8 hook,
+				      struct netc_ct_key *ct)
+{
+	__builtin_memcpy(ct->saddr, f->saddr, 16);
+	__builtin_memcpy(ct->daddr, f->daddr, 16);
+	ct->sport = f->sport;
+	ct->dport = f->dport;
+	ct->ifindex = ifindex;
+	ct->family = f->family;
+	ct->protocol = f->protocol;
+	ct->hook = hook;
+	ct->pad = 0;
+}
+
+static __always_inline void reverse(const struct flow *f, struct flow *r)
+{
+	__builtin_memcpy(r->saddr, f->daddr, 16);
+	__builtin_memcpy(r->daddr, f->saddr, 16);
+	r->sport = f->dport;
+	r->dport = f->sport;
+	r->family = f->family;
+	r->protocol = f->protocol;
+}
+
+static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
+{
+	struct flow f = {};
+	enum parse_result parsed = parse(skb, &f);
+	if (parsed != PARSE_IP) {
+		if (parsed == PARSE_NOT_IP)
+			count(NETC_STAT_NOT_IP);
+		return TC_ACT_OK;
+	}
+	__u32 zero = 0;
+	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
+	if (!cfg || cfg->generation == 0)
+		return TC_ACT_OK;
+
+	/* A packet of a flow that started through this door... */
+	struct netc_ct_key ct = {};
+	ct_key_of(&f, skb->ifindex, hook, &ct);
+	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
+	if (entry) {
+		if (entry->generation == cfg->generation)
+			return TC_ACT_OK;
+		return judge(skb, cfg, &f, &ct, NETC_REASON_REJUDGE);
+	}
+
+	/* ...or a reply of one that entered through the other door of this interface... */
+	struct flow original = {};
+	reverse(&f, &original);
+	struct netc_ct_key reply = {};
+	ct_key_of(&original, skb->ifindex, hook ^ 1, &reply);
+	entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
+	if (entry) {
+		if (entry->generation == cfg->generation)
+			return TC_ACT_OK;
+		return judge(skb, cfg, &original, &reply, NETC_REASON_REJUDGE);
+	}
+
+	/* ...or the first packet of a new flow. */
+	return judge(skb, cfg, &f, &ct, NETC_REASON_NEW);
+}
+
+SEC("classifier/from_pod")
+int netc_from_pod(struct __sk_buff *skb)
+{
+	return classify(skb, NETC_EGRESS);
+}
+
+SEC("classifier/to_pod")
+int netc_to_pod(struct __sk_buff *skb)
+{
+	return classify(skb, NETC_INGRESS);
+}

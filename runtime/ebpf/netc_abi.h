@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The structures shared by the C datapath (netc.c) and netcd (runtime/src/abi.rs).
+ *
+ * Every struct has explicit padding and no bool, so both compilers lay it out the same way;
+ * runtime/tests/abi_layout.rs compares sizeof/offsetof printed by layout.c with Rust's view.
+ * Change one side, change the other, and the test says where they disagree.
+ *
+ * Generations: every key that describes policy carries the generation it belongs to. netcd
+ * writes a whole new generation beside the live one, flips `netc_config.generation` in one map
+ * write, then deletes the old generation. A packet reads the generation once and sees either
+ * the old state or the new one, never a mix.
+ */
+#ifndef NETC_ABI_H
+#define NETC_ABI_H
+
+#include <linux/types.h>
+
+/* Address families as stored in keys (not AF_* numbers, which differ from ethertypes). */
+#define NETC_FAMILY_V4 4
+#define NETC_FAMILY_V6 6
+
+/* Directions of a pod's doors; also the index of door flags in struct netc_endpoint. */
+#define NETC_INGRESS 0 /* into the pod: the host-side veth's tc egress hook */
+#define NETC_EGRESS 1  /* out of the pod: the host-side veth's tc ingress hook */
+
+/* Reserved identities. Every other identity is a set of peers rules can tell apart. */
+#define NETC_IDENTITY_ANY 0   /* policy key wildcard: the rule names no peers (anyone) */
+#define NETC_IDENTITY_WORLD 1 /* an address no peer of any rule matches */
+
+/* Rule index values that are not rules. */
+#define NETC_RULE_NONE 0xffffffffu /* denied: no rule allows it */
+#define NETC_RULE_OPEN 0xfffffffeu /* the door is open (not isolated) */
+#define NETC_RULE_FAIL_CLOSED 0xfffffffdu /* endpoint failed closed (its state did not fit) */
+
+/* struct netc_endpoint.door[] bits: what kinds of policy entries exist for the door, so the
+ * classifier only looks up the kinds that can match. */
+#define NETC_DOOR_GUARDED (1u << 0)    /* isolated: only policy entries pass */
+#define NETC_DOOR_ANY_PEER (1u << 1)   /* some entry has identity ANY */
+#define NETC_DOOR_ANY_PROTO (1u << 2)  /* some entry has protocol 0 (all protocols, all ports) */
+#define NETC_DOOR_ANY_PORT (1u << 3)   /* some entry has port 0 (all ports of one protocol) */
+#define NETC_DOOR_RANGES (1u << 4)     /* some entry is a port range, in netc_port_ranges */
+
+/* struct netc_endpoint.flags bits. */
+#define NETC_EP_AUDIT (1u << 0)       /* would-be drops pass and are reported as audit */
+#define NETC_EP_FAIL_CLOSED (1u << 1) /* state did not fit in the maps: drop everything */
+
+/* Verdicts in events and conntrack entries. */
+#define NETC_VERDICT_ALLOW 1
+#define NETC_VERDICT_DENY 2
+#define NETC_VERDICT_AUDIT 3
+
+/* Why an event was sent. */
+#define NETC_REASON_NEW 1     /* first packet of a flow at this door */
+#define NETC_REASON_REJUDGE 2 /* a flow judged under an older generation, judged again */
+
+/* Indexes into netc_stats (per-CPU u64 counters). */
+#define NETC_STAT_PASSED_ESTABLISHED 0
+#define NETC_STAT_PASSED_NEW 1
+#define NETC_STAT_DROPPED 2
+#define NETC_STAT_AUDITED 3
+#define NETC_STAT_EVENTS_LOST 4
+#define NETC_STAT_NOT_IP 5
+#define NETC_STAT_COUNT 8
+
+/* netc_config[0]: the live generation. */
+struct netc_config {
+	__u32 generation;
+	__u32 flags; /* NETC_CONFIG_* */
+};
+
+/* Report allowed new flows as events too (denied and audited flows are always reported). */
+#define NETC_CONFIG_REPORT_ALLOWED (1u << 0)
+
+/* netc_endpoints key: one local pod's host-side interface in one generation. */
+struct netc_endpoint_key {
+	__u32 generation;
+	__u32 ifindex;
+};
+
+struct netc_endpoint {
+	__u32 id;      /* endpoint id, the first field of policy keys */
+	__u32 flags;   /* NETC_EP_* */
+	__u16 door[2]; /* NETC_DOOR_* per direction, indexed by NETC_INGRESS / NETC_EGRESS */
+	__u32 pad;
+};
+
+/* netc_ipcache key: one pod address (exact match) in one generation. */
+struct netc_ip_key {
+	__u32 generation;
+	__u32 family;   /* NETC_FAMILY_* */
+	__u8 addr[16];  /* IPv4 in the first 4 bytes, the rest zero */
+};
+
+/* netc_cidrs key (LPM trie): `prefixlen` counts bits from `generation` on, so it is
+ * 64 + the CIDR's prefix length: generation and family always match exactly. */
+struct netc_cidr_key {
+	__u32 prefixlen;
+	__u32 generation;
+	__u32 family;
+	__u8 addr[16];
+};
+
+/* netc_policy key (hash): an allowed (peer identity, protocol, port) at one door.
+ * identity 0 = any peer; protocol 0 = every protocol and port; port 0 = every port. */
+struct netc_policy_key {
+	__u32 generation;
+	__u32 endpoint;
+	__u32 identity;
+	__u8 direction; /* NETC_INGRESS / NETC_EGRESS */
+	__u8 protocol;  /* IPPROTO_* */
+	__u16 port;     /* network byte order */
+};
+
+/* netc_port_ranges key (LPM trie): like netc_policy_key, with the port last so that an aligned
+ * block of a range is a prefix. prefixlen = 8 * 14 (the bytes from generation to port) + port bits. */
+struct netc_range_key {
+	__u32 prefixlen;
+	__u32 generation;
+	__u32 endpoint;
+	__u32 identity;
+	__u8 direction;
+	__u8 protocol;
+	__u16 port; /* network byte order, so its high bits come first */
+};
+
+/* Value of netc_policy and netc_port_ranges: which rule allows it. */
+struct netc_policy_value {
+	__u32 rule; /* index into the IR's rules, in IR order */
+	__u32 pad;
+};
+
+/* netc_conntrack key: a flow as seen at one hook of one interface. `hook` is the door it was
+ * judged at, so an entry made at the sender's egress never lets the packet skip the receiver's
+ * ingress (another interface, another door). */
+struct netc_ct_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* network byte order */
+	__u16 dport; /* network byte order */
+	__u32 ifindex;
+	__u8 family;
+	__u8 protocol;
+	__u8 hook; /* NETC_INGRESS / NETC_EGRESS: the door the flow's first packet went through */
+	__u8 pad;
+};
+
+struct netc_ct_value {
+	__u32 generation; /* the generation that judged it: a different live one means judge again */
+	__u32 rule;
+	__u8 verdict; /* NETC_VERDICT_ALLOW or NETC_VERDICT_AUDIT */
+	__u8 pad[7];
+};
+
+/* One verdict, sent on netc_events. */
+struct netc_event {
+	__u64 time_ns; /* bpf_ktime_get_boot_ns() */
+	__u32 generation;
+	__u32 rule;
+	__u32 endpoint;
+	__u32 ifindex;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport; /* host byte order */
+	__u8 family;
+	__u8 protocol;
+	__u8 direction;
+	__u8 verdict;
+	__u8 reason;
+	__u8 pad[7];
+};
+
+#endif

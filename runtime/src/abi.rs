@@ -1,0 +1,270 @@
+//! The Rust side of `runtime/ebpf/netc_abi.h`: the structs the datapath and netcd share.
+//!
+//! Every struct is `#[repr(C)]` with explicit padding and no `bool`, exactly as in the header;
+//! `tests/abi_layout.rs` checks sizes and offsets against what the C compiler prints. Comments
+//! on what each field means live once, in the header.
+#![allow(missing_docs, reason = "each item mirrors netc_abi.h, where it is documented")]
+
+/// The compiled datapath (`ebpf/netc.c`).
+pub static DATAPATH_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netc.bpf.o"));
+/// An empty classifier (`ebpf/empty.c`), the benchmarks' baseline.
+pub static EMPTY_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
+/// The host program that prints the C layout of the shared structs (for the layout test).
+pub const LAYOUT_PRINTER: &str = concat!(env!("OUT_DIR"), "/netc-abi-layout");
+
+/// Program names, as in the C source.
+pub const PROG_FROM_POD: &str = "netc_from_pod";
+pub const PROG_TO_POD: &str = "netc_to_pod";
+pub const PROG_EMPTY: &str = "netc_empty";
+
+/// Map names, as in the C source (also their pin names under the bpffs directory).
+pub const MAP_CONFIG: &str = "netc_config";
+pub const MAP_ENDPOINTS: &str = "netc_endpoints";
+pub const MAP_IPCACHE: &str = "netc_ipcache";
+pub const MAP_CIDRS: &str = "netc_cidrs";
+pub const MAP_POLICY: &str = "netc_policy";
+pub const MAP_PORT_RANGES: &str = "netc_port_ranges";
+pub const MAP_CONNTRACK: &str = "netc_conntrack";
+pub const MAP_EVENTS: &str = "netc_events";
+pub const MAP_RULE_COUNTERS: &str = "netc_rule_counters";
+pub const MAP_STATS: &str = "netc_stats";
+/// Every map, for pinning and removal.
+pub const ALL_MAPS: [&str; 10] = [
+    MAP_CONFIG,
+    MAP_ENDPOINTS,
+    MAP_IPCACHE,
+    MAP_CIDRS,
+    MAP_POLICY,
+    MAP_PORT_RANGES,
+    MAP_CONNTRACK,
+    MAP_EVENTS,
+    MAP_RULE_COUNTERS,
+    MAP_STATS,
+];
+
+/// Capacities, as declared in netc.c (checked by `tests/abi_layout.rs` through the loaded maps).
+pub const MAX_ENDPOINTS: u32 = 16_384;
+pub const MAX_IPCACHE: u32 = 262_144;
+pub const MAX_CIDRS: u32 = 262_144;
+pub const MAX_POLICY: u32 = 1_048_576;
+pub const MAX_PORT_RANGES: u32 = 262_144;
+pub const MAX_RULES: u32 = 1 << 18;
+
+pub const FAMILY_V4: u32 = 4;
+pub const FAMILY_V6: u32 = 6;
+
+pub const INGRESS: u8 = 0;
+pub const EGRESS: u8 = 1;
+
+pub const IDENTITY_ANY: u32 = 0;
+pub const IDENTITY_WORLD: u32 = 1;
+
+pub const RULE_NONE: u32 = 0xffff_ffff;
+pub const RULE_OPEN: u32 = 0xffff_fffe;
+pub const RULE_FAIL_CLOSED: u32 = 0xffff_fffd;
+
+pub const DOOR_GUARDED: u16 = 1 << 0;
+pub const DOOR_ANY_PEER: u16 = 1 << 1;
+pub const DOOR_ANY_PROTO: u16 = 1 << 2;
+pub const DOOR_ANY_PORT: u16 = 1 << 3;
+pub const DOOR_RANGES: u16 = 1 << 4;
+
+pub const EP_AUDIT: u32 = 1 << 0;
+pub const EP_FAIL_CLOSED: u32 = 1 << 1;
+
+pub const VERDICT_ALLOW: u8 = 1;
+pub const VERDICT_DENY: u8 = 2;
+pub const VERDICT_AUDIT: u8 = 3;
+
+pub const REASON_NEW: u8 = 1;
+pub const REASON_REJUDGE: u8 = 2;
+
+pub const STAT_PASSED_ESTABLISHED: u32 = 0;
+pub const STAT_PASSED_NEW: u32 = 1;
+pub const STAT_DROPPED: u32 = 2;
+pub const STAT_AUDITED: u32 = 3;
+pub const STAT_EVENTS_LOST: u32 = 4;
+pub const STAT_NOT_IP: u32 = 5;
+pub const STAT_COUNT: u32 = 8;
+
+pub const CONFIG_REPORT_ALLOWED: u32 = 1 << 0;
+
+/// Bits of `netc_range_key` before the port (prefix lengths count from `generation`).
+pub const RANGE_KEY_FIXED_BITS: u32 = 8 * 14;
+/// Bits of `netc_cidr_key` before the address.
+pub const CIDR_KEY_FIXED_BITS: u32 = 64;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    pub generation: u32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub generation: u32,
+    pub ifindex: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: u32,
+    pub flags: u32,
+    pub door: [u16; 2],
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpKey {
+    pub generation: u32,
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+/// The data part of `netc_cidr_key` (aya's `lpm_trie::Key` adds the prefix length in front).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CidrKeyData {
+    pub generation: u32,
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyKey {
+    pub generation: u32,
+    pub endpoint: u32,
+    pub identity: u32,
+    pub direction: u8,
+    pub protocol: u8,
+    /// Network byte order.
+    pub port: u16,
+}
+
+/// The data part of `netc_range_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RangeKeyData {
+    pub generation: u32,
+    pub endpoint: u32,
+    pub identity: u32,
+    pub direction: u8,
+    pub protocol: u8,
+    /// Network byte order.
+    pub port: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyValue {
+    pub rule: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub ifindex: u32,
+    pub family: u8,
+    pub protocol: u8,
+    pub hook: u8,
+    pub pad: u8,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtValue {
+    pub generation: u32,
+    pub rule: u32,
+    pub verdict: u8,
+    pub pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Event {
+    pub time_ns: u64,
+    pub generation: u32,
+    pub rule: u32,
+    pub endpoint: u32,
+    pub ifindex: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub protocol: u8,
+    pub direction: u8,
+    pub verdict: u8,
+    pub reason: u8,
+    pub pad: [u8; 7],
+}
+
+// SAFETY: each type is #[repr(C)], made only of integers and integer arrays, with every byte
+// accounted for by a field (explicit padding), so any bit pattern is valid and none is uninit.
+unsafe impl aya::Pod for Config {}
+// SAFETY: as above.
+unsafe impl aya::Pod for EndpointKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Endpoint {}
+// SAFETY: as above.
+unsafe impl aya::Pod for IpKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CidrKeyData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for PolicyKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RangeKeyData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for PolicyValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Event {}
+
+impl Event {
+    /// Decode an event from ring buffer bytes; `None` when the record is too short.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() < size_of::<Event>() {
+            return None;
+        }
+        // SAFETY: the length is checked above, Event is Pod (any bit pattern is valid), and
+        // read_unaligned copes with the ring buffer's 8-byte alignment not being Event's.
+        Some(unsafe { bytes.as_ptr().cast::<Event>().read_unaligned() })
+    }
+}
+
+/// Family and 16-byte address as stored in keys (IPv4 in the first 4 bytes).
+#[must_use]
+pub fn addr_bytes(ip: std::net::IpAddr) -> (u32, [u8; 16]) {
+    let mut out = [0u8; 16];
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            out[..4].copy_from_slice(&v4.octets());
+            (FAMILY_V4, out)
+        }
+        std::net::IpAddr::V6(v6) => (FAMILY_V6, v6.octets()),
+    }
+}
+
+/// The address stored in a key, back as an `IpAddr`.
+#[must_use]
+pub fn addr_from_bytes(family: u8, bytes: [u8; 16]) -> std::net::IpAddr {
+    if u32::from(family) == FAMILY_V4 {
+        std::net::IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+    } else {
+        std::net::IpAddr::from(bytes)
+    }
+}

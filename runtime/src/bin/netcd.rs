@@ -1,0 +1,2 @@
+//! netcd: placeholder until the CLI lands.
+fn main() {}

@@ -1,0 +1,901 @@
+//! The kernel side: load the C datapath with aya, write plans into its maps as generations,
+//! attach it to interfaces, pin it, run it on crafted packets.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle};
+use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, TestRun, TestRunOptions};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::abi::{
+    self, CidrKeyData, Config, CtKey, CtValue, Endpoint, EndpointKey, IpKey, PolicyKey, PolicyValue,
+    RangeKeyData,
+};
+use crate::plan::Plan;
+
+/// The default bpffs directory netcd pins under.
+pub const DEFAULT_BPFFS_DIR: &str = "/sys/fs/bpf/netc";
+
+/// tc priority and handle of netc's filters on the clsact/netlink path (fixed, so a restarted
+/// netcd replaces its own filter in place instead of adding a second one).
+const NETLINK_PRIORITY: u16 = 0x4e43;
+const NETLINK_HANDLE: TcHandle = TcHandle::new(0, 1);
+
+/// How programs are attached to an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// TCX links (kernel >= 6.6), pinned under `<bpffs>/links/`.
+    Tcx,
+    /// A clsact qdisc and tc filters through netlink (any kernel); filters outlive the process.
+    Netlink,
+}
+
+impl AttachMode {
+    /// The name used on the command line and in `status`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachMode::Tcx => "tcx",
+            AttachMode::Netlink => "netlink",
+        }
+    }
+}
+
+/// What went wrong in the kernel part.
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    /// The object could not be loaded (verifier, permissions, BTF).
+    #[error(
+        "cannot load the netc datapath: {0} (netcd needs root or CAP_BPF+CAP_NET_ADMIN, and a kernel with BTF)"
+    )]
+    Load(#[from] aya::EbpfError),
+    /// A program could not be loaded or attached.
+    #[error("program {program}: {source}")]
+    Program {
+        /// The program name.
+        program: &'static str,
+        /// The cause.
+        source: ProgramError,
+    },
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        /// The map name.
+        map: &'static str,
+        /// The cause.
+        source: MapError,
+    },
+    /// Attaching to or detaching from an interface failed.
+    #[error("interface {interface}: {message}")]
+    Interface {
+        /// The interface name.
+        interface: String,
+        /// What happened.
+        message: String,
+    },
+    /// A file system operation on the bpffs directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// No pinned netc state where it was looked for.
+    #[error("no netc datapath is pinned under {0} (is netcd running, or was it given another --bpffs?)")]
+    NotPinned(PathBuf),
+    /// A global map (ipcache, CIDRs) is full: the new state cannot be applied at all.
+    #[error("map {map} is full ({entries} entries wanted); the previous state stays in force")]
+    Full {
+        /// The map name.
+        map: &'static str,
+        /// How many entries the plan needed.
+        entries: usize,
+    },
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DatapathError {
+    move |source| DatapathError::Map { map, source }
+}
+
+fn prog_err(program: &'static str) -> impl FnOnce(ProgramError) -> DatapathError {
+    move |source| DatapathError::Program { program, source }
+}
+
+/// Whether a map error means "no room" (E2BIG from a full hash, ENOSPC/ENOMEM).
+fn is_full(e: &MapError) -> bool {
+    matches!(e, MapError::SyscallError(s) if matches!(s.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC | libc::ENOMEM)))
+}
+
+/// The maps of a datapath, owned (taken from a loaded object or opened from pins).
+#[derive(Debug)]
+pub struct Maps {
+    config: Map,
+    endpoints: Map,
+    ipcache: Map,
+    cidrs: Map,
+    policy: Map,
+    ranges: Map,
+    conntrack: Map,
+    rule_counters: Map,
+    stats: Map,
+}
+
+impl Maps {
+    fn take(ebpf: &mut Ebpf) -> Result<(Maps, Map), DatapathError> {
+        let mut take = |name: &'static str| {
+            ebpf.take_map(name).ok_or_else(|| DatapathError::Map {
+                map: name,
+                source: MapError::InvalidName { name: name.into() },
+            })
+        };
+        Ok((
+            Maps {
+                config: take(abi::MAP_CONFIG)?,
+                endpoints: take(abi::MAP_ENDPOINTS)?,
+                ipcache: take(abi::MAP_IPCACHE)?,
+                cidrs: take(abi::MAP_CIDRS)?,
+                policy: take(abi::MAP_POLICY)?,
+                ranges: take(abi::MAP_PORT_RANGES)?,
+                conntrack: take(abi::MAP_CONNTRACK)?,
+                rule_counters: take(abi::MAP_RULE_COUNTERS)?,
+                stats: take(abi::MAP_STATS)?,
+            },
+            take(abi::MAP_EVENTS)?,
+        ))
+    }
+
+    /// Open the maps pinned under `dir` (for `netcd status` and `detach`).
+    ///
+    /// # Errors
+    /// [`DatapathError::NotPinned`] when nothing is pinned there.
+    pub fn from_pins(dir: &Path) -> Result<Maps, DatapathError> {
+        if !dir.join(abi::MAP_CONFIG).exists() {
+            return Err(DatapathError::NotPinned(dir.to_owned()));
+        }
+        let open = |name: &'static str| -> Result<Map, DatapathError> {
+            let data = MapData::from_pin(dir.join(name)).map_err(map_err(name))?;
+            Map::from_map_data(data).map_err(map_err(name))
+        };
+        Ok(Maps {
+            config: open(abi::MAP_CONFIG)?,
+            endpoints: open(abi::MAP_ENDPOINTS)?,
+            ipcache: open(abi::MAP_IPCACHE)?,
+            cidrs: open(abi::MAP_CIDRS)?,
+            policy: open(abi::MAP_POLICY)?,
+            ranges: open(abi::MAP_PORT_RANGES)?,
+            conntrack: open(abi::MAP_CONNTRACK)?,
+            rule_counters: open(abi::MAP_RULE_COUNTERS)?,
+            stats: open(abi::MAP_STATS)?,
+        })
+    }
+
+    /// The live configuration (generation 0: nothing applied yet).
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn config(&self) -> Result<Config, DatapathError> {
+        let a: Array<&MapData, Config> = Array::try_from(&self.config).map_err(map_err(abi::MAP_CONFIG))?;
+        a.get(&0, 0).map_err(map_err(abi::MAP_CONFIG))
+    }
+
+    fn set_config(&mut self, config: Config) -> Result<(), DatapathError> {
+        let mut a: Array<&mut MapData, Config> =
+            Array::try_from(&mut self.config).map_err(map_err(abi::MAP_CONFIG))?;
+        a.set(0, config, 0).map_err(map_err(abi::MAP_CONFIG))
+    }
+
+    /// Endpoints of the live generation: ifindex -> endpoint.
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn live_endpoints(&self) -> Result<BTreeMap<u32, Endpoint>, DatapathError> {
+        let generation = self.config()?.generation;
+        let m: HashMap<&MapData, EndpointKey, Endpoint> =
+            HashMap::try_from(&self.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
+        let mut out = BTreeMap::new();
+        for item in &m {
+            let (k, v) = item.map_err(map_err(abi::MAP_ENDPOINTS))?;
+            if k.generation == generation {
+                out.insert(k.ifindex, v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries per map (all generations): (name, count).
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn counts(&self) -> Result<Vec<(&'static str, usize)>, DatapathError> {
+        fn count<K: aya::Pod, V: aya::Pod>(map: &Map, name: &'static str) -> Result<usize, DatapathError> {
+            let m: HashMap<&MapData, K, V> = HashMap::try_from(map).map_err(map_err(name))?;
+            Ok(m.keys().count())
+        }
+        fn count_lpm<K: aya::Pod, V: aya::Pod>(
+            map: &Map,
+            name: &'static str,
+        ) -> Result<usize, DatapathError> {
+            let m: LpmTrie<&MapData, K, V> = LpmTrie::try_from(map).map_err(map_err(name))?;
+            Ok(m.keys().count())
+        }
+        Ok(vec![
+            (abi::MAP_ENDPOINTS, count::<EndpointKey, Endpoint>(&self.endpoints, abi::MAP_ENDPOINTS)?),
+            (abi::MAP_IPCACHE, count::<IpKey, u32>(&self.ipcache, abi::MAP_IPCACHE)?),
+            (abi::MAP_CIDRS, count_lpm::<CidrKeyData, u32>(&self.cidrs, abi::MAP_CIDRS)?),
+            (abi::MAP_POLICY, count::<PolicyKey, PolicyValue>(&self.policy, abi::MAP_POLICY)?),
+            (
+                abi::MAP_PORT_RANGES,
+                count_lpm::<RangeKeyData, PolicyValue>(&self.ranges, abi::MAP_PORT_RANGES)?,
+            ),
+            (abi::MAP_CONNTRACK, count::<CtKey, CtValue>(&self.conntrack, abi::MAP_CONNTRACK)?),
+        ])
+    }
+
+    /// The datapath's packet counters, summed over CPUs, indexed by `abi::STAT_*`.
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn stats(&self) -> Result<Vec<u64>, DatapathError> {
+        let a: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(&self.stats).map_err(map_err(abi::MAP_STATS))?;
+        (0..abi::STAT_COUNT)
+            .map(|i| a.get(&i, 0).map(|v| v.iter().sum()).map_err(map_err(abi::MAP_STATS)))
+            .collect()
+    }
+
+    /// New flows allowed by rule `index`, summed over CPUs.
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn rule_counter(&self, index: u32) -> Result<u64, DatapathError> {
+        let a: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(&self.rule_counters).map_err(map_err(abi::MAP_RULE_COUNTERS))?;
+        a.get(&index, 0).map(|v| v.iter().sum()).map_err(map_err(abi::MAP_RULE_COUNTERS))
+    }
+
+    /// The conntrack entry for `key`, if any.
+    ///
+    /// # Errors
+    /// A map error other than "not found".
+    pub fn conntrack(&self, key: &CtKey) -> Result<Option<CtValue>, DatapathError> {
+        let m: HashMap<&MapData, CtKey, CtValue> =
+            HashMap::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+        match m.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(abi::MAP_CONNTRACK)(e)),
+        }
+    }
+}
+
+/// The keys written for one generation, so the old one can be deleted without a scan.
+#[derive(Default)]
+struct Written {
+    generation: u32,
+    endpoints: Vec<EndpointKey>,
+    ipcache: Vec<IpKey>,
+    cidrs: Vec<Key<CidrKeyData>>,
+    policy: Vec<PolicyKey>,
+    ranges: Vec<Key<RangeKeyData>>,
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written")
+            .field("generation", &self.generation)
+            .field("endpoints", &self.endpoints.len())
+            .field("ipcache", &self.ipcache.len())
+            .field("cidrs", &self.cidrs.len())
+            .field("policy", &self.policy.len())
+            .field("ranges", &self.ranges.len())
+            .finish()
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The generation now live.
+    pub generation: u32,
+    /// Map entries written.
+    pub entries: usize,
+    /// Endpoints whose entries did not fit: they drop everything (or audit it) until a later
+    /// apply fits. (endpoint id, reason)
+    pub fail_closed: Vec<(u32, String)>,
+    /// Time from the first write to the flip.
+    pub to_flip: Duration,
+    /// Time including the removal of the previous generation.
+    pub total: Duration,
+}
+
+/// A loaded datapath: the two classifiers and their maps.
+#[derive(Debug)]
+pub struct Datapath {
+    ebpf: Ebpf,
+    maps: Maps,
+    events: Option<Map>,
+    pin_dir: Option<PathBuf>,
+    live: Option<Written>,
+    /// Links kept alive by this process when nothing is pinned (tests).
+    unpinned_links: Vec<SchedClassifierLink>,
+}
+
+impl Datapath {
+    /// Load the datapath. With `pin_dir`, maps and programs are pinned there; maps already pinned
+    /// there (a previous netcd) are reused as they are, so enforcement continues across restarts.
+    /// Without, everything is private to this process (tests, benchmarks).
+    ///
+    /// # Errors
+    /// [`DatapathError`] when loading or pinning fails.
+    pub fn load(pin_dir: Option<&Path>) -> Result<Datapath, DatapathError> {
+        Datapath::load_with_capacities(pin_dir, &[])
+    }
+
+    /// [`Datapath::load`] with some maps' capacities changed (`(map name, max entries)`), to
+    /// test what happens when a map is full.
+    ///
+    /// # Errors
+    /// As [`Datapath::load`].
+    pub fn load_with_capacities(
+        pin_dir: Option<&Path>,
+        capacities: &[(&str, u32)],
+    ) -> Result<Datapath, DatapathError> {
+        let mut loader = EbpfLoader::new();
+        for (name, size) in capacities {
+            loader.map_max_entries(name, *size);
+        }
+        if let Some(dir) = pin_dir {
+            std::fs::create_dir_all(dir.join("links"))
+                .map_err(|source| DatapathError::Io { path: dir.join("links"), source })?;
+            for name in abi::ALL_MAPS {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(abi::DATAPATH_OBJECT)?;
+        for name in [abi::PROG_FROM_POD, abi::PROG_TO_POD] {
+            let program: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| prog_err(name)(ProgramError::NotLoaded))?
+                .try_into()
+                .map_err(prog_err(name))?;
+            program.load().map_err(prog_err(name))?;
+            if let Some(dir) = pin_dir {
+                let path = dir.join(name);
+                // A pin from an earlier netcd names the old program; links keep what they run.
+                let _ = std::fs::remove_file(&path);
+                program
+                    .pin(&path)
+                    .map_err(|e| DatapathError::Io { path, source: io::Error::other(e.to_string()) })?;
+            }
+        }
+        let (maps, events) = Maps::take(&mut ebpf)?;
+        Ok(Datapath {
+            ebpf,
+            maps,
+            events: Some(events),
+            pin_dir: pin_dir.map(Path::to_owned),
+            live: None,
+            unpinned_links: Vec::new(),
+        })
+    }
+
+    /// The maps.
+    #[must_use]
+    pub fn maps(&self) -> &Maps {
+        &self.maps
+    }
+
+    /// Take the verdict event ring buffer (once).
+    ///
+    /// # Errors
+    /// A map error when it was taken already or has the wrong type.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DatapathError> {
+        let map = self.events.take().ok_or_else(|| {
+            map_err(abi::MAP_EVENTS)(MapError::InvalidName { name: abi::MAP_EVENTS.into() })
+        })?;
+        RingBuf::try_from(map).map_err(map_err(abi::MAP_EVENTS))
+    }
+
+    /// Write `plan` as a new generation beside the live one, flip to it in one map write, then
+    /// delete the old generation. `interfaces` maps endpoint ids to the ifindex of their
+    /// host-side veth; endpoints without one are left out. Flows judged under the old generation
+    /// are judged again by the datapath on their next packet.
+    ///
+    /// # Errors
+    /// [`DatapathError::Full`] when the addresses do not fit (nothing changes), or a map error.
+    pub fn apply(
+        &mut self,
+        plan: &Plan,
+        interfaces: &BTreeMap<u32, u32>,
+        report_allowed: bool,
+    ) -> Result<ApplyReport, DatapathError> {
+        let start = Instant::now();
+        let old = self.maps.config()?.generation;
+        let generation = if old == u32::MAX { 1 } else { old + 1 };
+        let mut written = Written { generation, ..Written::default() };
+        let result = self.write_generation(plan, interfaces, &mut written);
+        let fail_closed = match result {
+            Ok(f) => f,
+            Err(e) => {
+                self.delete(&written);
+                return Err(e);
+            }
+        };
+        let flags = if report_allowed { abi::CONFIG_REPORT_ALLOWED } else { 0 };
+        self.maps.set_config(Config { generation, flags })?;
+        let to_flip = start.elapsed();
+        let entries = written.endpoints.len()
+            + written.ipcache.len()
+            + written.cidrs.len()
+            + written.policy.len()
+            + written.ranges.len();
+        match self.live.take() {
+            Some(previous) if previous.generation == old => self.delete(&previous),
+            _ => self.delete_other_generations(generation)?,
+        }
+        self.live = Some(written);
+        Ok(ApplyReport { generation, entries, fail_closed, to_flip, total: start.elapsed() })
+    }
+
+    fn write_generation(
+        &mut self,
+        plan: &Plan,
+        interfaces: &BTreeMap<u32, u32>,
+        written: &mut Written,
+    ) -> Result<Vec<(u32, String)>, DatapathError> {
+        let generation = written.generation;
+        {
+            let mut ipcache: HashMap<&mut MapData, IpKey, u32> =
+                HashMap::try_from(&mut self.maps.ipcache).map_err(map_err(abi::MAP_IPCACHE))?;
+            for (ip, identity) in &plan.ipcache {
+                let (family, addr) = abi::addr_bytes(*ip);
+                let key = IpKey { generation, family, addr };
+                ipcache.insert(key, identity, 0).map_err(|e| {
+                    if is_full(&e) {
+                        DatapathError::Full { map: abi::MAP_IPCACHE, entries: plan.ipcache.len() }
+                    } else {
+                        map_err(abi::MAP_IPCACHE)(e)
+                    }
+                })?;
+                written.ipcache.push(key);
+            }
+        }
+        {
+            let mut cidrs: LpmTrie<&mut MapData, CidrKeyData, u32> =
+                LpmTrie::try_from(&mut self.maps.cidrs).map_err(map_err(abi::MAP_CIDRS))?;
+            for (net, identity) in &plan.cidrs {
+                let (family, addr) = abi::addr_bytes(net.network());
+                let key = Key::new(
+                    abi::CIDR_KEY_FIXED_BITS + u32::from(net.prefix_len()),
+                    CidrKeyData { generation, family, addr },
+                );
+                cidrs.insert(&key, identity, 0).map_err(|e| {
+                    if is_full(&e) {
+                        DatapathError::Full { map: abi::MAP_CIDRS, entries: plan.cidrs.len() }
+                    } else {
+                        map_err(abi::MAP_CIDRS)(e)
+                    }
+                })?;
+                written.cidrs.push(key);
+            }
+        }
+        let mut fail_closed = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
+        {
+            let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
+                HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
+            for (entry, rule) in &plan.policy {
+                if !interfaces.contains_key(&entry.endpoint) || failed.contains(&entry.endpoint) {
+                    continue;
+                }
+                let key = PolicyKey {
+                    generation,
+                    endpoint: entry.endpoint,
+                    identity: entry.identity,
+                    direction: entry.direction,
+                    protocol: entry.protocol,
+                    port: entry.port.to_be(),
+                };
+                match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
+                    Ok(()) => written.policy.push(key),
+                    Err(e) if is_full(&e) => {
+                        failed.insert(entry.endpoint);
+                        fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_POLICY)));
+                    }
+                    Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
+                }
+            }
+        }
+        {
+            let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
+                LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
+            for (range, rule) in &plan.ranges {
+                let entry = &range.entry;
+                if !interfaces.contains_key(&entry.endpoint) || failed.contains(&entry.endpoint) {
+                    continue;
+                }
+                let key = Key::new(
+                    abi::RANGE_KEY_FIXED_BITS + u32::from(range.bits),
+                    RangeKeyData {
+                        generation,
+                        endpoint: entry.endpoint,
+                        identity: entry.identity,
+                        direction: entry.direction,
+                        protocol: entry.protocol,
+                        port: entry.port.to_be(),
+                    },
+                );
+                match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
+                    Ok(()) => written.ranges.push(key),
+                    Err(e) if is_full(&e) => {
+                        failed.insert(entry.endpoint);
+                        fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_PORT_RANGES)));
+                    }
+                    Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
+                }
+            }
+        }
+        let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
+            HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
+        for ep in &plan.endpoints {
+            let Some(ifindex) = interfaces.get(&ep.id) else { continue };
+            let key = EndpointKey { generation, ifindex: *ifindex };
+            let mut flags = ep.flags;
+            if failed.contains(&ep.id) {
+                flags |= abi::EP_FAIL_CLOSED;
+            }
+            let value = Endpoint { id: ep.id, flags, door: ep.doors, pad: 0 };
+            endpoints.insert(key, value, 0).map_err(|e| {
+                if is_full(&e) {
+                    DatapathError::Full { map: abi::MAP_ENDPOINTS, entries: plan.endpoints.len() }
+                } else {
+                    map_err(abi::MAP_ENDPOINTS)(e)
+                }
+            })?;
+            written.endpoints.push(key);
+        }
+        Ok(fail_closed)
+    }
+
+    /// Best-effort removal of one generation's keys (a key already gone is fine).
+    fn delete(&mut self, written: &Written) {
+        if let Ok(mut m) = HashMap::<&mut MapData, EndpointKey, Endpoint>::try_from(&mut self.maps.endpoints)
+        {
+            for k in &written.endpoints {
+                let _ = m.remove(k);
+            }
+        }
+        if let Ok(mut m) = HashMap::<&mut MapData, IpKey, u32>::try_from(&mut self.maps.ipcache) {
+            for k in &written.ipcache {
+                let _ = m.remove(k);
+            }
+        }
+        if let Ok(mut m) = LpmTrie::<&mut MapData, CidrKeyData, u32>::try_from(&mut self.maps.cidrs) {
+            for k in &written.cidrs {
+                let _ = m.remove(k);
+            }
+        }
+        if let Ok(mut m) = HashMap::<&mut MapData, PolicyKey, PolicyValue>::try_from(&mut self.maps.policy) {
+            for k in &written.policy {
+                let _ = m.remove(k);
+            }
+        }
+        if let Ok(mut m) = LpmTrie::<&mut MapData, RangeKeyData, PolicyValue>::try_from(&mut self.maps.ranges)
+        {
+            for k in &written.ranges {
+                let _ = m.remove(k);
+            }
+        }
+    }
+
+    /// Remove every key not of `generation` (after a restart, when the old keys are unknown).
+    fn delete_other_generations(&mut self, generation: u32) -> Result<(), DatapathError> {
+        let mut stale = Written::default();
+        {
+            let m: HashMap<&MapData, EndpointKey, Endpoint> =
+                HashMap::try_from(&self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
+            stale.endpoints =
+                m.keys().filter_map(Result::ok).filter(|k| k.generation != generation).collect();
+        }
+        {
+            let m: HashMap<&MapData, IpKey, u32> =
+                HashMap::try_from(&self.maps.ipcache).map_err(map_err(abi::MAP_IPCACHE))?;
+            stale.ipcache = m.keys().filter_map(Result::ok).filter(|k| k.generation != generation).collect();
+        }
+        {
+            let m: LpmTrie<&MapData, CidrKeyData, u32> =
+                LpmTrie::try_from(&self.maps.cidrs).map_err(map_err(abi::MAP_CIDRS))?;
+            stale.cidrs =
+                m.keys().filter_map(Result::ok).filter(|k| k.data().generation != generation).collect();
+        }
+        {
+            let m: HashMap<&MapData, PolicyKey, PolicyValue> =
+                HashMap::try_from(&self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
+            stale.policy = m.keys().filter_map(Result::ok).filter(|k| k.generation != generation).collect();
+        }
+        {
+            let m: LpmTrie<&MapData, RangeKeyData, PolicyValue> =
+                LpmTrie::try_from(&self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
+            stale.ranges =
+                m.keys().filter_map(Result::ok).filter(|k| k.data().generation != generation).collect();
+        }
+        self.delete(&stale);
+        Ok(())
+    }
+
+    /// Point `ifindex` at endpoint `endpoint` of `plan` in the live generation (one map write).
+    /// Used by tests and benchmarks that run every endpoint's packets through one device.
+    ///
+    /// # Errors
+    /// A map error, or an unknown endpoint.
+    pub fn bind(&mut self, plan: &Plan, endpoint: u32, ifindex: u32) -> Result<(), DatapathError> {
+        let generation = self.maps.config()?.generation;
+        let ep = plan
+            .endpoints
+            .iter()
+            .find(|e| e.id == endpoint)
+            .ok_or_else(|| map_err(abi::MAP_ENDPOINTS)(MapError::KeyNotFound))?;
+        let mut m: HashMap<&mut MapData, EndpointKey, Endpoint> =
+            HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
+        let key = EndpointKey { generation, ifindex };
+        m.insert(key, Endpoint { id: ep.id, flags: ep.flags, door: ep.doors, pad: 0 }, 0)
+            .map_err(map_err(abi::MAP_ENDPOINTS))?;
+        if let Some(live) = &mut self.live {
+            live.endpoints.push(key);
+        }
+        Ok(())
+    }
+
+    fn classifier(&mut self, name: &'static str) -> Result<&mut SchedClassifier, DatapathError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| prog_err(name)(ProgramError::NotLoaded))?
+            .try_into()
+            .map_err(prog_err(name))
+    }
+
+    /// Attach both classifiers to `interface` (a pod's host-side veth): `netc_from_pod` on its
+    /// tc ingress, `netc_to_pod` on its tc egress. An attachment left by an earlier netcd is
+    /// replaced in place (atomically), so there is no moment without a classifier.
+    ///
+    /// # Errors
+    /// [`DatapathError::Interface`] naming the interface.
+    pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {
+        let ierr = |message: String| DatapathError::Interface { interface: interface.to_owned(), message };
+        if mode == AttachMode::Netlink
+            && let Err(e) = tc::qdisc_add_clsact(interface)
+        {
+            // EEXIST: the qdisc is there already, which is what we want.
+            let exists = matches!(&e, tc::TcError::NetlinkError(n) if n.raw_os_error() == Some(libc::EEXIST));
+            if !exists {
+                return Err(ierr(format!("cannot add the clsact qdisc: {e}")));
+            }
+        }
+        let pin_dir = self.pin_dir.clone();
+        for (name, hook) in
+            [(abi::PROG_FROM_POD, TcAttachType::Ingress), (abi::PROG_TO_POD, TcAttachType::Egress)]
+        {
+            let program = self.classifier(name)?;
+            match mode {
+                AttachMode::Tcx => {
+                    let pin = pin_dir.as_ref().map(|d| link_pin_path(d, interface, hook));
+                    let existing = pin.as_ref().filter(|p| p.exists()).map(PinnedLink::from_pin);
+                    let link_id = match existing {
+                        Some(Ok(pinned)) => {
+                            let link = SchedClassifierLink::try_from(FdLink::from(pinned))
+                                .map_err(|e| ierr(format!("pinned link is not a TCX link: {e}")))?;
+                            program
+                                .attach_to_link(link)
+                                .map_err(|e| ierr(format!("cannot replace the pinned {name} link: {e}")))?
+                        }
+                        Some(Err(e)) => return Err(ierr(format!("cannot open the pinned {name} link: {e}"))),
+                        None => program
+                            .attach_with_options(
+                                interface,
+                                hook,
+                                TcAttachOptions::TcxOrder(LinkOrder::default()),
+                            )
+                            .map_err(|e| ierr(format!("cannot attach {name} (tcx): {e}")))?,
+                    };
+                    let link = program.take_link(link_id).map_err(|e| ierr(e.to_string()))?;
+                    match pin {
+                        Some(path) => {
+                            let fd: FdLink =
+                                link.try_into().map_err(|e| ierr(format!("not an fd link: {e}")))?;
+                            if !path.exists() {
+                                fd.pin(&path)
+                                    .map_err(|e| ierr(format!("cannot pin {}: {e}", path.display())))?;
+                            }
+                            // Dropping the fd leaves the link to its pin.
+                        }
+                        None => self.unpinned_links.push(link),
+                    }
+                }
+                AttachMode::Netlink => {
+                    let replaced = SchedClassifierLink::attached(
+                        interface,
+                        hook,
+                        NETLINK_PRIORITY,
+                        NETLINK_HANDLE,
+                        None,
+                    )
+                    .map_err(|e| ierr(e.to_string()))
+                    .and_then(|old| program.attach_to_link(old).map_err(|e| ierr(e.to_string())));
+                    let link_id = match replaced {
+                        Ok(id) => id,
+                        Err(_) => program
+                            .attach_with_options(
+                                interface,
+                                hook,
+                                TcAttachOptions::Netlink(NlOptions {
+                                    priority: NETLINK_PRIORITY,
+                                    handle: NETLINK_HANDLE,
+                                    classid: None,
+                                }),
+                            )
+                            .map_err(|e| ierr(format!("cannot attach {name} (netlink): {e}")))?,
+                    };
+                    let link = program.take_link(link_id).map_err(|e| ierr(e.to_string()))?;
+                    if pin_dir.is_some() {
+                        // tc filters live in the kernel until removed: forgetting the handle
+                        // keeps aya from detaching it when this process ends.
+                        std::mem::forget(link);
+                    } else {
+                        self.unpinned_links.push(link);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `program` (`abi::PROG_FROM_POD` or `abi::PROG_TO_POD`) on one packet, `repeat` times,
+    /// with BPF_PROG_TEST_RUN. The packet arrives on the loopback device (ifindex 1): bind that
+    /// ifindex to an endpoint with [`Datapath::bind`]. Returns the tc verdict and the kernel's
+    /// average time per run.
+    ///
+    /// # Errors
+    /// A program error.
+    pub fn test_run(
+        &self,
+        program: &'static str,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(i32, Duration), DatapathError> {
+        test_run_program(&self.ebpf, program, packet, repeat)
+    }
+}
+
+/// Run a loaded classifier of `ebpf` on a packet; see [`Datapath::test_run`].
+///
+/// # Errors
+/// A program error.
+pub fn test_run_program(
+    ebpf: &Ebpf,
+    program: &'static str,
+    packet: &[u8],
+    repeat: u32,
+) -> Result<(i32, Duration), DatapathError> {
+    let prog: &SchedClassifier = ebpf
+        .program(program)
+        .ok_or_else(|| prog_err(program)(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(prog_err(program))?;
+    let mut out = vec![0u8; packet.len() + 256];
+    let opts = TestRunOptions {
+        data_in: Some(packet),
+        data_out: Some(&mut out),
+        repeat,
+        ..TestRunOptions::default()
+    };
+    let result = prog.test_run(opts).map_err(prog_err(program))?;
+    Ok((result.return_value.cast_signed(), result.duration))
+}
+
+/// The empty classifier (benchmark baseline), loaded.
+///
+/// # Errors
+/// Load errors.
+pub fn load_empty() -> Result<Ebpf, DatapathError> {
+    let mut ebpf = Ebpf::load(abi::EMPTY_OBJECT)?;
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(abi::PROG_EMPTY)
+        .ok_or_else(|| prog_err(abi::PROG_EMPTY)(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(prog_err(abi::PROG_EMPTY))?;
+    program.load().map_err(prog_err(abi::PROG_EMPTY))?;
+    Ok(ebpf)
+}
+
+fn link_pin_path(dir: &Path, interface: &str, hook: TcAttachType) -> PathBuf {
+    let side = if hook == TcAttachType::Ingress { "ingress" } else { "egress" };
+    dir.join("links").join(format!("{interface}.{side}"))
+}
+
+/// Remove netc's classifiers from `interface`, whichever way they were attached. Missing ones
+/// are fine.
+///
+/// # Errors
+/// [`DatapathError::Interface`] when a present attachment cannot be removed.
+pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<(), DatapathError> {
+    for (name, hook) in
+        [(abi::PROG_FROM_POD, TcAttachType::Ingress), (abi::PROG_TO_POD, TcAttachType::Egress)]
+    {
+        let path = link_pin_path(pin_dir, interface, hook);
+        if path.exists() {
+            let pinned = PinnedLink::from_pin(&path).map_err(|e| DatapathError::Interface {
+                interface: interface.to_owned(),
+                message: format!("cannot open pinned link {}: {e}", path.display()),
+            })?;
+            // Unpinning drops the last reference: the link detaches.
+            drop(pinned.unpin().map_err(|source| DatapathError::Io { path: path.clone(), source })?);
+        }
+        match tc::qdisc_detach_program(interface, hook, name) {
+            Ok(()) => {}
+            Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                // No clsact qdisc on the interface: nothing of ours there either.
+                let text = e.to_string();
+                if !text.contains("No such file") && !text.contains("Invalid argument") {
+                    return Err(DatapathError::Interface { interface: interface.to_owned(), message: text });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Interfaces with a pinned TCX link under `pin_dir`.
+#[must_use]
+pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(pin_dir.join("links"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.rsplit_once('.')).map(|(i, _)| i.to_owned()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Remove everything netc pinned under `pin_dir`: links (which detaches them), netlink filters
+/// on every interface, programs and maps. Enforcement stops.
+///
+/// # Errors
+/// The first failure; what could be removed before it is removed.
+pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
+    let mut interfaces = pinned_link_interfaces(pin_dir);
+    // Netlink filters are not pinned: look on every interface of this namespace.
+    for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
+        if let Some(name) = entry.file_name().to_str() {
+            interfaces.push(name.to_owned());
+        }
+    }
+    interfaces.sort();
+    interfaces.dedup();
+    let mut touched = Vec::new();
+    for interface in &interfaces {
+        let had_pin = link_pin_path(pin_dir, interface, TcAttachType::Ingress).exists();
+        detach_interface(pin_dir, interface)?;
+        if had_pin {
+            touched.push(interface.clone());
+        }
+    }
+    for name in abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD].iter()) {
+        let path = pin_dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|source| DatapathError::Io { path, source })?;
+        }
+    }
+    let _ = std::fs::remove_dir(pin_dir.join("links"));
+    let _ = std::fs::remove_dir(pin_dir);
+    Ok(touched)
+}

@@ -1,0 +1,84 @@
+//! The structs shared with the C datapath have the same layout on both sides: sizes and field
+//! offsets printed by the C compiler (runtime/ebpf/layout.c, built by build.rs) against Rust's.
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+use std::process::Command;
+
+use netc_runtime::abi::*;
+
+fn c_layout() -> BTreeMap<String, usize> {
+    let out = Command::new(LAYOUT_PRINTER).output().expect("run the layout printer built by build.rs");
+    assert!(out.status.success(), "layout printer failed");
+    String::from_utf8(out.stdout)
+        .expect("ascii")
+        .lines()
+        .map(|l| {
+            let (name, n) = l.rsplit_once(' ').expect("`name value` lines");
+            (
+                name.trim_end_matches(" size").to_owned() + if l.contains(" size ") { "#size" } else { "" },
+                n.parse().expect("a number"),
+            )
+        })
+        .collect()
+}
+
+macro_rules! rust_layout {
+    ($out:ident, $c:literal, $t:ty, [$($f:ident),*]) => {
+        $out.insert(concat!($c, "#size").to_owned(), size_of::<$t>());
+        $( $out.insert(concat!($c, ".", stringify!($f)).to_owned(), offset_of!($t, $f)); )*
+    };
+}
+
+#[test]
+fn shared_structs_have_the_c_layout() {
+    let mut rust = BTreeMap::new();
+    rust_layout!(rust, "netc_config", Config, [generation, flags]);
+    rust_layout!(rust, "netc_endpoint_key", EndpointKey, [generation, ifindex]);
+    rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, pad]);
+    rust_layout!(rust, "netc_ip_key", IpKey, [generation, family, addr]);
+    rust_layout!(
+        rust,
+        "netc_policy_key",
+        PolicyKey,
+        [generation, endpoint, identity, direction, protocol, port]
+    );
+    rust_layout!(rust, "netc_policy_value", PolicyValue, [rule, pad]);
+    rust_layout!(
+        rust,
+        "netc_ct_key",
+        CtKey,
+        [saddr, daddr, sport, dport, ifindex, family, protocol, hook, pad]
+    );
+    rust_layout!(rust, "netc_ct_value", CtValue, [generation, rule, verdict, pad]);
+    rust_layout!(
+        rust,
+        "netc_event",
+        Event,
+        [
+            time_ns, generation, rule, endpoint, ifindex, saddr, daddr, sport, dport, family, protocol,
+            direction, verdict, reason, pad
+        ]
+    );
+    // The LPM keys are aya's Key<prefixlen: u32, data>: the data starts 4 bytes in.
+    rust.insert("netc_cidr_key#size".into(), 4 + size_of::<CidrKeyData>());
+    rust.insert("netc_cidr_key.prefixlen".into(), 0);
+    rust.insert("netc_cidr_key.generation".into(), 4 + offset_of!(CidrKeyData, generation));
+    rust.insert("netc_cidr_key.family".into(), 4 + offset_of!(CidrKeyData, family));
+    rust.insert("netc_cidr_key.addr".into(), 4 + offset_of!(CidrKeyData, addr));
+    rust.insert("netc_range_key#size".into(), 4 + size_of::<RangeKeyData>());
+    rust.insert("netc_range_key.prefixlen".into(), 0);
+    rust.insert("netc_range_key.generation".into(), 4 + offset_of!(RangeKeyData, generation));
+    rust.insert("netc_range_key.endpoint".into(), 4 + offset_of!(RangeKeyData, endpoint));
+    rust.insert("netc_range_key.identity".into(), 4 + offset_of!(RangeKeyData, identity));
+    rust.insert("netc_range_key.direction".into(), 4 + offset_of!(RangeKeyData, direction));
+    rust.insert("netc_range_key.protocol".into(), 4 + offset_of!(RangeKeyData, protocol));
+    rust.insert("netc_range_key.port".into(), 4 + offset_of!(RangeKeyData, port));
+    assert_eq!(size_of::<aya::maps::lpm_trie::Key<CidrKeyData>>(), 4 + size_of::<CidrKeyData>());
+
+    let c = c_layout();
+    assert_eq!(rust, c, "Rust (left) and C (right) disagree on a shared struct's layout");
+    // The range key's prefix counts every byte before the port.
+    assert_eq!(RANGE_KEY_FIXED_BITS as usize, 8 * (c["netc_range_key.port"] - 4));
+    assert_eq!(CIDR_KEY_FIXED_BITS as usize, 8 * (c["netc_cidr_key.addr"] - 4));
+}

@@ -1,0 +1,313 @@
+//! The datapath on crafted packets (BPF_PROG_TEST_RUN): every semantic corner the classifier
+//! implements, with no network at all. Needs root; skips with a message otherwise.
+
+mod common;
+
+use common::*;
+use netc_ir::Protocol;
+use netc_runtime::abi;
+use netc_runtime::datapath::Datapath;
+use netc_runtime::packet::{self, ACK, Packet, SCTP, TCP, UDP};
+use netc_runtime::plan::{Plan, PlanOptions};
+
+const FE: &str = "10.0.0.1";
+const BE: &str = "10.0.0.2";
+const DB: &str = "10.0.0.3";
+const FE6: &str = "fd00::1";
+const BE6: &str = "fd00::2";
+
+/// The seed example: frontend -> backend:8080, backend egress only to database:5432.
+fn seed() -> (netc_ir::Ir, netc_ir::Inventory) {
+    let ir = ir(vec![
+        policy(
+            "default",
+            "backend",
+            guarded(vec![rule("fe-be", 10, vec![app("frontend")], vec![tcp(8080)])]),
+            guarded(vec![rule("be-db", 11, vec![app("database")], vec![tcp(5432)])]),
+        ),
+        policy(
+            "default",
+            "database",
+            guarded(vec![rule("be-db-in", 11, vec![app("backend")], vec![tcp(5432)])]),
+            open(),
+        ),
+    ]);
+    let inv = inventory(
+        &[("default", &[])],
+        vec![
+            pod("default", "frontend", "frontend", &[FE, FE6]),
+            pod("default", "backend", "backend", &[BE, BE6]),
+            pod("default", "database", "database", &[DB]),
+        ],
+    );
+    (ir, inv)
+}
+
+fn p(src: &str, dst: &str, proto: u8, sport: u16, dport: u16) -> Packet {
+    Packet::new(ip(src), ip(dst), proto, sport, dport)
+}
+
+#[test]
+fn tcp_flows_follow_both_doors_v4_and_v6_needs_root() {
+    if !can_run_as_root("tcp_flows_follow_both_doors_v4_and_v6_needs_root") {
+        return;
+    }
+    let (ir, inv) = seed();
+    let mut h = Harness::new(&ir, &inv, false);
+    assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 40000, 8080)), PASS);
+    assert_eq!(h.flow("frontend", "backend", p(FE6, BE6, TCP, 40001, 8080)), PASS);
+    assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 40002, 8081)), DROP, "other port");
+    assert_eq!(h.flow("frontend", "backend", p(FE, BE, UDP, 40003, 8080)), DROP, "other protocol");
+    assert_eq!(h.flow("database", "backend", p(DB, BE, TCP, 40004, 8080)), DROP, "other peer");
+    assert_eq!(h.flow("backend", "database", p(BE, DB, TCP, 40005, 5432)), PASS);
+    assert_eq!(h.egress("backend", p(BE, FE, TCP, 40006, 80)), DROP, "backend egress only to database");
+    assert_eq!(h.ingress("backend", p("192.0.2.1", BE, TCP, 40007, 8080)), DROP, "the world is not frontend");
+    // Unselected pods are untouched.
+    assert_eq!(h.flow("database", "frontend", p(DB, FE, UDP, 40008, 53)), PASS, "both doors open");
+    assert_eq!(h.egress("frontend", p(FE, "198.51.100.7", UDP, 40009, 53)), PASS, "frontend egress is open");
+    assert_eq!(
+        h.ingress("frontend", p("198.51.100.7", FE, TCP, 40010, 22)),
+        PASS,
+        "frontend ingress is open"
+    );
+}
+
+#[test]
+fn replies_pass_and_direction_is_kept_needs_root() {
+    if !can_run_as_root("replies_pass_and_direction_is_kept_needs_root") {
+        return;
+    }
+    let (ir, inv) = seed();
+    let mut h = Harness::new(&ir, &inv, false);
+    let syn = p(FE, BE, TCP, 41000, 8080);
+    assert_eq!(h.flow("frontend", "backend", syn), PASS);
+    // The reply leaves backend through its guarded egress door (no rule to frontend) and enters
+    // frontend: both pass as replies.
+    let reply = syn.reply();
+    assert_eq!(h.egress_frame("backend", &packet::frame(&reply, ACK | packet::SYN, 0)), PASS);
+    assert_eq!(h.ingress_frame("frontend", &packet::frame(&reply, ACK, 0)), PASS);
+    // Backend may not open a connection to frontend on the same ports otherwise.
+    assert_eq!(h.egress("backend", p(BE, FE, TCP, 8080, 41001)), DROP);
+    // An entry made at the sender's egress does not open the receiver's ingress: frontend's open
+    // egress lets a packet to port 9999 out (and records it), backend's ingress still refuses.
+    let probe = p(FE, BE, TCP, 41002, 9999);
+    assert_eq!(h.egress("frontend", probe), PASS);
+    assert_eq!(h.ingress("backend", probe), DROP);
+    assert_eq!(h.ingress("backend", probe), DROP, "still, on the second packet");
+}
+
+#[test]
+fn udp_sctp_ranges_and_named_ports_needs_root() {
+    if !can_run_as_root("udp_sctp_ranges_and_named_ports_needs_root") {
+        return;
+    }
+    let ir = ir(vec![policy(
+        "default",
+        "web",
+        guarded(vec![
+            rule("udp", 1, vec![app("client")], vec![port(Protocol::Udp, 53)]),
+            rule("sctp", 2, vec![app("client")], vec![port(Protocol::Sctp, 3868)]),
+            rule("big-range", 3, vec![app("client")], vec![range(Protocol::Tcp, 30000, 32767)]),
+            rule("small-range", 4, vec![app("client")], vec![range(Protocol::Udp, 7000, 7003)]),
+            rule("named", 5, vec![app("client")], vec![named(Protocol::Tcp, "http")]),
+            rule(
+                "all-sctp",
+                6,
+                vec![app("monitor")],
+                vec![netc_ir::Port { protocol: Protocol::Sctp, port: None, end_port: None }],
+            ),
+        ]),
+        open(),
+    )]);
+    let inv = inventory(
+        &[("default", &[])],
+        vec![
+            with_port(pod("default", "web", "web", &["10.0.1.1", "fd00:1::1"]), "http", Protocol::Tcp, 8080),
+            pod("default", "client", "client", &["10.0.1.2", "fd00:1::2"]),
+            pod("default", "monitor", "monitor", &["10.0.1.3"]),
+        ],
+    );
+    let mut h = Harness::new(&ir, &inv, false);
+    let c = "10.0.1.2";
+    let w = "10.0.1.1";
+    let mut sport = 42000;
+    let mut check = |h: &mut Harness, src: &str, dst: &str, proto: u8, dport: u16, want: i32| {
+        sport += 1;
+        assert_eq!(
+            h.ingress("web", p(src, dst, proto, sport, dport)),
+            want,
+            "{src} -> {dst} proto {proto} port {dport}"
+        );
+    };
+    check(&mut h, c, w, UDP, 53, PASS);
+    check(&mut h, c, w, TCP, 53, DROP);
+    check(&mut h, c, w, SCTP, 3868, PASS);
+    check(&mut h, "fd00:1::2", "fd00:1::1", SCTP, 3868, PASS);
+    check(&mut h, c, w, SCTP, 3869, DROP);
+    check(&mut h, c, w, TCP, 30000, PASS);
+    check(&mut h, c, w, TCP, 31337, PASS);
+    check(&mut h, c, w, TCP, 32767, PASS);
+    check(&mut h, c, w, TCP, 29999, DROP);
+    check(&mut h, c, w, TCP, 32768, DROP);
+    check(&mut h, "fd00:1::2", "fd00:1::1", TCP, 32000, PASS);
+    check(&mut h, c, w, UDP, 7003, PASS);
+    check(&mut h, c, w, UDP, 7004, DROP);
+    check(&mut h, c, w, TCP, 8080, PASS);
+    check(&mut h, c, w, TCP, 80, DROP);
+    check(&mut h, "10.0.1.3", w, SCTP, 1, PASS);
+    check(&mut h, "10.0.1.3", w, SCTP, 65535, PASS);
+    check(&mut h, "10.0.1.3", w, TCP, 8080, DROP);
+}
+
+#[test]
+fn ip_blocks_with_except_both_families_needs_root() {
+    if !can_run_as_root("ip_blocks_with_except_both_families_needs_root") {
+        return;
+    }
+    let ir = ir(vec![policy(
+        "default",
+        "web",
+        open(),
+        guarded(vec![
+            rule("v4", 1, vec![block("192.0.2.0/24", &["192.0.2.128/25", "192.0.2.64/32"])], vec![tcp(443)]),
+            rule("v6", 2, vec![block("2001:db8::/32", &["2001:db8:dead::/48"])], vec![]),
+            rule("pods-by-address", 3, vec![block("10.0.2.0/24", &[])], vec![tcp(80)]),
+        ]),
+    )]);
+    let inv = inventory(
+        &[("default", &[])],
+        vec![
+            pod("default", "web", "web", &["10.0.1.1", "fd00:1::1"]),
+            pod("default", "other", "other", &["10.0.2.9"]),
+        ],
+    );
+    let mut h = Harness::new(&ir, &inv, false);
+    let w = "10.0.1.1";
+    let w6 = "fd00:1::1";
+    let cases = [
+        (w, "192.0.2.1", TCP, 443, PASS),
+        (w, "192.0.2.127", TCP, 443, PASS),
+        (w, "192.0.2.64", TCP, 443, DROP),
+        (w, "192.0.2.65", TCP, 443, PASS),
+        (w, "192.0.2.128", TCP, 443, DROP),
+        (w, "192.0.2.255", TCP, 443, DROP),
+        (w, "192.0.2.1", TCP, 80, DROP),
+        (w, "198.51.100.1", TCP, 443, DROP),
+        (w6, "2001:db8::1", UDP, 5353, PASS),
+        (w6, "2001:db8:dead::1", UDP, 5353, DROP),
+        (w6, "2001:db9::1", UDP, 5353, DROP),
+        (w, "10.0.2.9", TCP, 80, PASS),
+        (w, "10.0.2.10", TCP, 80, PASS),
+        (w, "10.0.2.9", TCP, 81, DROP),
+    ];
+    for (i, (src, dst, proto, dport, want)) in cases.into_iter().enumerate() {
+        let sport = 43000 + u16::try_from(i).expect("few cases");
+        assert_eq!(h.egress("web", p(src, dst, proto, sport, dport)), want, "{src} -> {dst}:{dport}");
+    }
+}
+
+#[test]
+fn arp_neighbour_discovery_and_later_fragments_needs_root() {
+    if !can_run_as_root("arp_neighbour_discovery_and_later_fragments_needs_root") {
+        return;
+    }
+    let ir = ir(vec![policy("default", "hermit", guarded(vec![]), guarded(vec![]))]);
+    let inv =
+        inventory(&[("default", &[])], vec![pod("default", "hermit", "hermit", &["10.0.3.1", "fd00:3::1"])]);
+    let mut h = Harness::new(&ir, &inv, false);
+    assert_eq!(h.egress_frame("hermit", &packet::arp_request()), PASS);
+    assert_eq!(h.ingress_frame("hermit", &packet::arp_request()), PASS);
+    let ns =
+        packet::neighbour_solicitation("fd00:3::1".parse().expect("ip"), "fd00:3::2".parse().expect("ip"));
+    assert_eq!(h.egress_frame("hermit", &ns), PASS);
+    assert_eq!(h.egress("hermit", p("10.0.3.1", "10.0.3.2", TCP, 1, 2)), DROP);
+    assert_eq!(h.ingress("hermit", p("10.0.3.2", "10.0.3.1", UDP, 1, 2)), DROP);
+    assert_eq!(
+        h.ingress("hermit", p("fd00:3::2", "fd00:3::1", packet::ICMPV6, 0, 0)),
+        DROP,
+        "echo is not ND"
+    );
+    let frag = packet::frame(&p("10.0.3.2", "10.0.3.1", UDP, 1, 2), 0, 100);
+    assert_eq!(h.ingress_frame("hermit", &frag), DROP);
+}
+
+#[test]
+fn audit_passes_and_reports_needs_root() {
+    if !can_run_as_root("audit_passes_and_reports_needs_root") {
+        return;
+    }
+    let (ir, inv) = seed();
+    let mut h = Harness::new(&ir, &inv, true);
+    let mut events = h.datapath.take_events().expect("events");
+    assert_eq!(h.ingress("backend", p(DB, BE, TCP, 44000, 8080)), PASS, "audit drops nothing");
+    assert_eq!(h.ingress("backend", p(FE, BE, TCP, 44001, 8080)), PASS);
+    let mut seen = Vec::new();
+    while let Some(item) = events.next() {
+        seen.push(abi::Event::from_bytes(&item).expect("an event"));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].verdict, abi::VERDICT_AUDIT);
+    assert_eq!(seen[0].rule, abi::RULE_NONE);
+    assert_eq!(seen[0].direction, abi::INGRESS);
+    assert_eq!(abi::addr_from_bytes(seen[0].family, seen[0].saddr), ip(DB));
+    assert_eq!(seen[0].dport, 8080);
+    assert_eq!(seen[1].verdict, abi::VERDICT_ALLOW);
+    let rule = h.plan.rule(seen[1].rule).expect("a rule");
+    assert_eq!((rule.id.as_str(), rule.source.as_str()), ("fe-be", "test.np:10"));
+    assert_eq!(h.datapath.maps().rule_counter(seen[1].rule).expect("counter"), 1);
+    // The audited flow is now established: no second event for its next packet.
+    assert_eq!(h.ingress("backend", p(DB, BE, TCP, 44000, 8080)), PASS);
+    assert!(events.next().is_none());
+}
+
+#[test]
+fn a_new_generation_rejudges_established_flows_needs_root() {
+    if !can_run_as_root("a_new_generation_rejudges_established_flows_needs_root") {
+        return;
+    }
+    let (ir1, inv) = seed();
+    let mut h = Harness::new(&ir1, &inv, false);
+    let syn = p(FE, BE, TCP, 45000, 8080);
+    let kept = p(BE, DB, TCP, 45001, 5432);
+    assert_eq!(h.flow("frontend", "backend", syn), PASS);
+    assert_eq!(h.flow("backend", "database", kept), PASS);
+    // Revoke frontend -> backend; keep backend -> database.
+    let mut ir2 = ir1.clone();
+    ir2.policies[0].ingress.rules.clear();
+    h.reapply(&ir2, &inv, false);
+    let ack = packet::frame(&syn, ACK, 0);
+    assert_eq!(h.ingress_frame("backend", &ack), DROP, "the open connection is cut");
+    assert_eq!(h.ingress_frame("backend", &packet::frame(&syn.reply().reply(), ACK, 0)), DROP);
+    assert_eq!(h.egress_frame("backend", &packet::frame(&syn.reply(), ACK, 0)), DROP, "its replies too");
+    assert_eq!(h.flow("backend", "database", kept), PASS, "an allowed connection survives");
+    // Only the new generation's entries remain.
+    let config = h.datapath.maps().config().expect("config");
+    assert_eq!(config.generation, 2);
+    let endpoints = h.datapath.maps().live_endpoints().expect("endpoints");
+    assert_eq!(endpoints.len(), 3 + 1, "three endpoints and the test binding of ifindex 1");
+}
+
+#[test]
+fn a_full_map_fails_closed_for_that_endpoint_needs_root() {
+    if !can_run_as_root("a_full_map_fails_closed_for_that_endpoint_needs_root") {
+        return;
+    }
+    let (ir, inv) = seed();
+    let plan = Plan::build(&ir, &inv, &PlanOptions::default());
+    assert_eq!(plan.policy.len(), 3);
+    // Room for two policy entries: backend's two fit, database's one does not.
+    let mut datapath = Datapath::load_with_capacities(None, &[(abi::MAP_POLICY, 2)]).expect("load");
+    let interfaces = plan.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+    let report = datapath.apply(&plan, &interfaces, false).expect("apply");
+    let database = plan.endpoints.iter().find(|e| e.name == "database").expect("database").id;
+    assert_eq!(report.fail_closed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![database]);
+    let mut h = Harness { datapath, plan };
+    let live = h.datapath.maps().live_endpoints().expect("endpoints");
+    let written = live[&fake_ifindex(database)];
+    assert_eq!(written.flags & abi::EP_FAIL_CLOSED, abi::EP_FAIL_CLOSED);
+    // And the classifier drops everything for a fail-closed endpoint.
+    h.plan.endpoints.iter_mut().find(|e| e.id == database).expect("db").flags |= abi::EP_FAIL_CLOSED;
+    assert_eq!(h.ingress("database", p(BE, DB, TCP, 46001, 5432)), DROP);
+    assert_eq!(h.egress("database", p(DB, BE, TCP, 46002, 1)), DROP);
+    assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 46003, 8080)), PASS, "others are unaffected");
+}
