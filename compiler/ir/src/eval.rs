@@ -140,6 +140,18 @@ impl RuleRef {
         let policy = ir.policies.get(self.policy)?;
         Some((policy, policy.door(self.direction).rules.get(self.rule)?))
     }
+
+    /// One line for explain-style output:
+    /// ``ingress rule `web-to-api` of shop/api (shop.np:4:1)``, or `None` when the reference is
+    /// not valid in `ir`.
+    #[must_use]
+    pub fn describe(&self, ir: &Ir) -> Option<String> {
+        let (policy, rule) = self.resolve(ir)?;
+        Some(format!(
+            "{} rule `{}` of {}/{} ({})",
+            self.direction, rule.id, policy.namespace, policy.name, rule.span
+        ))
+    }
 }
 
 /// What one door made of a flow.
@@ -459,6 +471,8 @@ mod tests {
         let DoorVerdict::Allowed { rules } = ok.ingress else { panic!("expected allowed: {ok:?}") };
         let (pol, r) = rules[0].resolve(&ir).expect("valid ref");
         assert_eq!((pol.name.as_str(), r.id.as_str(), r.span.line), ("db-b", "b", 2));
+        assert_eq!(rules[0].describe(&ir).as_deref(), Some("ingress rule `b` of prod/db-b (t.np:2:1)"));
+        assert_eq!(RuleRef { policy: 9, direction: Direction::Ingress, rule: 0 }.describe(&ir), None);
     }
 
     #[test]
