@@ -874,6 +874,17 @@ mod tests {
     }
 
     #[test]
+    fn matrix_text_for_a_small_shop() {
+        let (ir, inv) = (shop(), cluster());
+        let m = Matrix::compute(&ir, &inv, &Matrix::default_probes(&ir, &inv));
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.bind(|| insta::assert_snapshot!("matrix_text_for_a_small_shop", m.render_text()));
+    }
+
+    #[test]
     fn renderings_show_the_same_cells() {
         let (ir, inv) = (shop(), cluster());
         let m = Matrix::compute(&ir, &inv, &Matrix::default_probes(&ir, &inv));
