@@ -8,8 +8,12 @@
 //! - [`packet`]: crafted packets for `BPF_PROG_TEST_RUN` (tests and benchmarks).
 //! - [`events`]: verdict events as JSON lines.
 //! - [`daemon`]: `netcd run`: load, attach, stream, watch and reload.
+//!
+//! See `docs/runtime.md` for the design and a walk-through.
 
 pub mod abi;
+pub mod daemon;
 pub mod datapath;
+pub mod events;
 pub mod packet;
 pub mod plan;

@@ -1,2 +1,198 @@
-//! netcd: placeholder until the CLI lands.
-fn main() {}
+//! netcd: the netc node daemon. Enforces a netc IR on this node's pods with eBPF.
+//!
+//! ```text
+//! netcd run --ir policies.ir.json --inventory cluster.yaml [--mode audit] [--bpffs DIR]
+//! netcd status
+//! netcd detach
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use netc_runtime::abi;
+use netc_runtime::daemon::{self, RunConfig};
+use netc_runtime::datapath::{self, AttachMode, DEFAULT_BPFFS_DIR, Maps};
+
+#[derive(Debug, Parser)]
+#[command(name = "netcd", version, about = "Enforce a netc IR on this node's pods with eBPF")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Drop what the policy does not allow.
+    Enforce,
+    /// Let everything pass; report would-be drops as `audit` verdicts.
+    Audit,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Attach {
+    /// TCX links (Linux >= 6.6), pinned.
+    Tcx,
+    /// clsact qdisc + tc filter over netlink (any kernel).
+    Netlink,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Load the IR, attach to the local pods' host-side veths, print verdicts as JSON lines,
+    /// reload when the IR or inventory file changes. Enforcement stays after netcd exits.
+    Run {
+        /// The IR JSON (`netc build --emit ir`).
+        #[arg(long, value_name = "FILE")]
+        ir: PathBuf,
+        /// The pods and namespaces (`kubectl get ns,pods -A -o yaml`, YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        inventory: PathBuf,
+        /// Enforce, or only report would-be drops.
+        #[arg(long, value_enum, default_value = "enforce")]
+        mode: Mode,
+        /// The bpffs directory to pin programs, links and maps under.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPFFS_DIR)]
+        bpffs: PathBuf,
+        /// Only pods with this `spec.nodeName` are local (default: every pod of the inventory).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// How to attach to interfaces (default: tcx on Linux >= 6.6, else netlink).
+        #[arg(long, value_enum)]
+        attach: Option<Attach>,
+        /// Do not print allowed new flows, only denied and audited ones.
+        #[arg(long)]
+        quiet_allowed: bool,
+    },
+    /// Show what is loaded: generation, endpoints, map sizes, counters.
+    Status {
+        /// The bpffs directory netcd pinned under.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPFFS_DIR)]
+        bpffs: PathBuf,
+    },
+    /// Remove netc's classifiers from every interface and unpin everything: enforcement stops.
+    Detach {
+        /// The bpffs directory netcd pinned under.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_BPFFS_DIR)]
+        bpffs: PathBuf,
+    },
+}
+
+fn kernel_has_tcx() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 6)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run { ir, inventory, mode, bpffs, node, attach, quiet_allowed } => {
+            let attach = match attach {
+                Some(Attach::Tcx) => AttachMode::Tcx,
+                Some(Attach::Netlink) => AttachMode::Netlink,
+                None if kernel_has_tcx() => AttachMode::Tcx,
+                None => AttachMode::Netlink,
+            };
+            let config = RunConfig {
+                ir,
+                inventory,
+                audit: matches!(mode, Mode::Audit),
+                bpffs,
+                node,
+                attach,
+                report_allowed: !quiet_allowed,
+            };
+            daemon::run(&config).map_err(|e| e.to_string())
+        }
+        Cmd::Status { bpffs } => status(&bpffs),
+        Cmd::Detach { bpffs } => match datapath::detach_all(&bpffs) {
+            Ok(interfaces) => {
+                println!(
+                    "netcd: detached from {} interface(s) with pinned links{}; removed everything under {}",
+                    interfaces.len(),
+                    if interfaces.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", interfaces.join(", "))
+                    },
+                    bpffs.display()
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netcd: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doors(flags: u16) -> String {
+    if flags & abi::DOOR_GUARDED == 0 {
+        return "open".into();
+    }
+    let mut kinds = vec!["guarded"];
+    for (bit, name) in [
+        (abi::DOOR_ANY_PEER, "any-peer"),
+        (abi::DOOR_ANY_PROTO, "any-protocol"),
+        (abi::DOOR_ANY_PORT, "any-port"),
+        (abi::DOOR_RANGES, "ranges"),
+    ] {
+        if flags & bit != 0 {
+            kinds.push(name);
+        }
+    }
+    kinds.join(",")
+}
+
+fn status(bpffs: &std::path::Path) -> Result<(), String> {
+    let maps = Maps::from_pins(bpffs).map_err(|e| e.to_string())?;
+    let config = maps.config().map_err(|e| e.to_string())?;
+    println!("datapath pinned under {}", bpffs.display());
+    println!(
+        "generation {}{}",
+        config.generation,
+        if config.flags & abi::CONFIG_REPORT_ALLOWED != 0 { " (reporting allowed flows)" } else { "" }
+    );
+    let links = datapath::pinned_link_interfaces(bpffs);
+    println!("tcx links pinned: {}", if links.is_empty() { "none".to_owned() } else { links.join(", ") });
+    let endpoints = maps.live_endpoints().map_err(|e| e.to_string())?;
+    println!("endpoints: {}", endpoints.len());
+    for (ifindex, ep) in &endpoints {
+        let name = daemon::ifname(*ifindex).unwrap_or_else(|| format!("ifindex {ifindex} (gone)"));
+        let mut flags = Vec::new();
+        if ep.flags & abi::EP_AUDIT != 0 {
+            flags.push("AUDIT");
+        }
+        if ep.flags & abi::EP_FAIL_CLOSED != 0 {
+            flags.push("FAIL-CLOSED");
+        }
+        println!(
+            "  {name:<16} endpoint {:<4} ingress {:<28} egress {:<28} {}",
+            ep.id,
+            doors(ep.door[usize::from(abi::INGRESS)]),
+            doors(ep.door[usize::from(abi::EGRESS)]),
+            flags.join(" ")
+        );
+    }
+    println!("map entries:");
+    for (name, n) in maps.counts().map_err(|e| e.to_string())? {
+        println!("  {name:<18} {n}");
+    }
+    let stats = maps.stats().map_err(|e| e.to_string())?;
+    println!(
+        "packets: {} new flows passed, {} dropped, {} audited, {} not IP; {} events lost",
+        stats[abi::STAT_PASSED_NEW as usize],
+        stats[abi::STAT_DROPPED as usize],
+        stats[abi::STAT_AUDITED as usize],
+        stats[abi::STAT_NOT_IP as usize],
+        stats[abi::STAT_EVENTS_LOST as usize]
+    );
+    Ok(())
+}

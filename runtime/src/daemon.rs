@@ -1,0 +1,323 @@
+//! `netcd run`: load the IR and inventory, attach to the local pods' veths, stream verdicts,
+//! reload when the files change. Everything here is IO; the decisions are in [`crate::plan`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::{CStr, CString};
+use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use netc_ir::{Inventory, Ir};
+
+use crate::abi;
+use crate::datapath::{self, AttachMode, Datapath, DatapathError};
+use crate::events::{self, Clock};
+use crate::plan::{Plan, PlanOptions};
+
+/// What `netcd run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The IR JSON file (`netc build --emit ir`).
+    pub ir: PathBuf,
+    /// The inventory (kubectl YAML or JSON).
+    pub inventory: PathBuf,
+    /// Audit instead of enforce.
+    pub audit: bool,
+    /// Where to pin.
+    pub bpffs: PathBuf,
+    /// This node's name; `None`: every pod of the inventory is local.
+    pub node: Option<String>,
+    /// How to attach.
+    pub attach: AttachMode,
+    /// Print allowed new flows too.
+    pub report_allowed: bool,
+}
+
+/// Why netcd stopped or refused an input.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The IR is not valid.
+    #[error("{path}: {source}")]
+    Ir {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: netc_ir::IrError,
+    },
+    /// The inventory is not valid.
+    #[error("{path}: {source}")]
+    Inventory {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: netc_ir::InventoryError,
+    },
+    /// The kernel side failed.
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    /// The file watcher failed.
+    #[error("cannot watch the input files: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+/// Read and validate both inputs.
+///
+/// # Errors
+/// [`DaemonError`] naming the file and what is wrong with it.
+pub fn read_inputs(ir_path: &Path, inventory_path: &Path) -> Result<(Ir, Inventory), DaemonError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| DaemonError::Read { path: path.to_owned(), source })
+    };
+    let ir = Ir::from_json(&read(ir_path)?)
+        .map_err(|source| DaemonError::Ir { path: ir_path.to_owned(), source })?;
+    let inventory = Inventory::from_yaml(&read(inventory_path)?)
+        .map_err(|source| DaemonError::Inventory { path: inventory_path.to_owned(), source })?;
+    Ok((ir, inventory))
+}
+
+/// The ifindex of an interface name, if it exists.
+#[must_use]
+pub fn ifindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// The name of an ifindex, if it exists.
+#[must_use]
+pub fn ifname(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buf`.
+    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// The interface the node routes `ip` through (`ip route get`), unless it is loopback.
+#[must_use]
+pub fn route_interface(ip: std::net::IpAddr) -> Option<String> {
+    let out = Command::new("ip").args(["-j", "route", "get", &ip.to_string()]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let dev = v.get(0)?.get("dev")?.as_str()?;
+    (dev != "lo").then(|| dev.to_owned())
+}
+
+/// Endpoint id -> (interface, ifindex) for the plan's endpoints that have one here; and a
+/// warning for each that has none.
+#[must_use]
+pub fn resolve_interfaces(plan: &Plan) -> (BTreeMap<u32, (String, u32)>, Vec<String>) {
+    let mut found = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for ep in &plan.endpoints {
+        let name = ep.interface.clone().or_else(|| ep.ips.iter().find_map(|ip| route_interface(*ip)));
+        match name.as_deref().and_then(|n| ifindex(n).map(|i| (n.to_owned(), i))) {
+            Some(hit) => {
+                found.insert(ep.id, hit);
+            }
+            None => warnings.push(format!(
+                "pod {}/{}: no host-side interface found ({}); it is not enforced until one appears",
+                ep.namespace,
+                ep.name,
+                match &name {
+                    Some(n) => format!("interface `{n}` does not exist"),
+                    None => "no `netc.dev/host-interface` annotation and no route to its addresses".into(),
+                }
+            )),
+        }
+    }
+    (found, warnings)
+}
+
+/// Plans by generation, for naming the rules of events from a generation just replaced.
+type Plans = Arc<Mutex<(BTreeMap<u32, Arc<Plan>>, HashMap<u32, String>)>>;
+
+fn log(message: &str) {
+    eprintln!("netcd: {message}");
+}
+
+struct State {
+    datapath: Datapath,
+    attached: BTreeSet<String>,
+    plans: Plans,
+}
+
+impl State {
+    /// Build, attach and apply one IR + inventory. On error, nothing of the running state changed
+    /// except possibly new attachments (which pass traffic until their entries exist).
+    fn apply(&mut self, config: &RunConfig, ir: &Ir, inventory: &Inventory) -> Result<(), DaemonError> {
+        let plan =
+            Plan::build(ir, inventory, &PlanOptions { node: config.node.clone(), audit: config.audit });
+        let (interfaces, warnings) = resolve_interfaces(&plan);
+        for w in &warnings {
+            log(w);
+        }
+        let by_id: BTreeMap<u32, u32> = interfaces.iter().map(|(id, (_, index))| (*id, *index)).collect();
+        let report = self.datapath.apply(&plan, &by_id, config.report_allowed)?;
+        // Attach after the entries exist, so a new pod is enforced from its first packet.
+        let wanted: BTreeSet<String> = interfaces.values().map(|(n, _)| n.clone()).collect();
+        for name in &wanted {
+            if !self.attached.contains(name) {
+                self.datapath.attach(name, config.attach)?;
+            }
+        }
+        for gone in self.attached.difference(&wanted) {
+            if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
+                log(&format!("cannot detach from {gone}: {e}"));
+            }
+        }
+        self.attached = wanted;
+        for (id, why) in &report.fail_closed {
+            if let Some(ep) = plan.endpoints.iter().find(|e| e.id == *id) {
+                log(&format!(
+                    "pod {}/{} FAILS CLOSED (all its traffic is dropped): {why}",
+                    ep.namespace, ep.name
+                ));
+            }
+        }
+        log(&format!(
+            "generation {} live: {} pods enforced ({} mode, {} attach), {} identities, {} map entries, applied in {:.1} ms",
+            report.generation,
+            interfaces.len(),
+            if config.audit { "audit" } else { "enforce" },
+            config.attach.as_str(),
+            plan.identity_count,
+            report.entries,
+            report.total.as_secs_f64() * 1e3
+        ));
+        let mut plans = self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        plans.0.insert(report.generation, Arc::new(plan));
+        while plans.0.len() > 2 {
+            plans.0.pop_first();
+        }
+        plans.1 = interfaces.values().map(|(n, i)| (*i, n.clone())).collect();
+        Ok(())
+    }
+}
+
+/// Run until killed: enforcement stays pinned after the process ends (`netcd detach` removes it).
+///
+/// # Errors
+/// A [`DaemonError`] when the first load fails; later bad inputs are reported and skipped.
+pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
+    let (ir, inventory) = read_inputs(&config.ir, &config.inventory)?;
+    let adopting = config.bpffs.join(abi::MAP_CONFIG).exists();
+    let mut datapath = Datapath::load(Some(&config.bpffs))?;
+    if adopting {
+        log(&format!(
+            "adopting the datapath pinned under {} (generation {} stays in force until the new one is applied)",
+            config.bpffs.display(),
+            datapath.maps().config()?.generation
+        ));
+    }
+    let ring = datapath.take_events()?;
+    let plans: Plans = Arc::new(Mutex::new((BTreeMap::new(), HashMap::new())));
+    // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
+    // whose pods are gone are removed after it.
+    let previous = datapath::pinned_link_interfaces(&config.bpffs);
+    let mut state = State { datapath, attached: BTreeSet::new(), plans: Arc::clone(&plans) };
+    state.apply(config, &ir, &inventory)?;
+    for gone in previous.iter().filter(|i| !state.attached.contains(*i)) {
+        if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
+            log(&format!("cannot detach from {gone}: {e}"));
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let printer = {
+        let plans = Arc::clone(&plans);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || print_events(ring, &plans, &stop))
+    };
+
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if let Ok(e) = e
+            && !matches!(e.kind, notify::EventKind::Access(_))
+        {
+            let _ = tx.send(e.paths);
+        }
+    })?;
+    let watched: Vec<PathBuf> = [&config.ir, &config.inventory]
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| (*p).clone()))
+        .collect();
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for p in &watched {
+        dirs.insert(p.parent().map_or_else(|| PathBuf::from("."), Path::to_owned));
+    }
+    for d in &dirs {
+        // Directories, not files: editors and `kubectl ... > file` replace files.
+        notify::Watcher::watch(&mut watcher, d, notify::RecursiveMode::NonRecursive)?;
+    }
+    log(&format!("watching {} and {} for changes", config.ir.display(), config.inventory.display()));
+    while let Ok(paths) = rx.recv() {
+        let ours = |paths: &[PathBuf]| {
+            paths.iter().any(|p| watched.iter().any(|w| p == w || p.file_name() == w.file_name()))
+        };
+        if !ours(&paths) {
+            continue;
+        }
+        // Let a burst of writes settle, then read once.
+        std::thread::sleep(Duration::from_millis(150));
+        while rx.try_recv().is_ok() {}
+        match read_inputs(&config.ir, &config.inventory) {
+            Ok((ir, inventory)) => {
+                if let Err(e) = state.apply(config, &ir, &inventory) {
+                    log(&format!("reload failed, the previous state stays in force: {e}"));
+                }
+            }
+            Err(e) => log(&format!("rejected the new input, the previous state stays in force: {e}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = printer.join();
+    Ok(())
+}
+
+fn print_events(mut ring: aya::maps::RingBuf<aya::maps::MapData>, plans: &Plans, stop: &AtomicBool) {
+    let clock = Clock::now();
+    let fd = ring.as_raw_fd();
+    let stdout = std::io::stdout();
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: `pfd` is one valid pollfd and the ring buffer fd stays open while `ring` lives.
+        unsafe { libc::poll(&raw mut pfd, 1, 200) };
+        let mut lines = Vec::new();
+        {
+            let guard = plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while let Some(item) = ring.next() {
+                if let Some(event) = abi::Event::from_bytes(&item) {
+                    let plan = guard.0.get(&event.generation).map(AsRef::as_ref);
+                    let interface = guard.1.get(&event.ifindex).cloned().or_else(|| ifname(event.ifindex));
+                    lines.push(events::to_json(&event, &clock, plan, interface.as_deref()).to_string());
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let mut out = stdout.lock();
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Verdict events as JSON lines: what `netcd run` prints on stdout.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::abi::{self, Event};
+use crate::plan::Plan;
+
+/// Converts the datapath's boot-time clock into wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Wall-clock time at boot, in nanoseconds since the Unix epoch.
+    boot_epoch_ns: u128,
+}
+
+impl Clock {
+    /// Measure the offset between CLOCK_BOOTTIME and the wall clock now.
+    #[must_use]
+    pub fn now() -> Clock {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every Linux netcd
+        // runs on (it needs eBPF, far newer than 2.6.39).
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
+        let boot_ns =
+            u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u128::try_from(ts.tv_nsec).unwrap_or(0);
+        let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos();
+        Clock { boot_epoch_ns: wall_ns.saturating_sub(boot_ns) }
+    }
+
+    /// RFC 3339 UTC time (nanoseconds) of a datapath timestamp.
+    #[must_use]
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        rfc3339(self.boot_epoch_ns + u128::from(boot_ns))
+    }
+}
+
+/// `2026-11-26T08:30:00.123456789Z` for nanoseconds since the Unix epoch.
+#[must_use]
+pub fn rfc3339(epoch_ns: u128) -> String {
+    let secs = epoch_ns / 1_000_000_000;
+    let nanos = epoch_ns % 1_000_000_000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The protocol's name for events.
+#[must_use]
+pub fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        132 => "SCTP".into(),
+        1 => "ICMP".into(),
+        58 => "ICMPv6".into(),
+        n => format!("IP/{n}"),
+    }
+}
+
+/// One event as a JSON object. `plan` is the plan of the event's generation (None when it is no
+/// longer known: the rule is then given by index only); `interface` the name of its ifindex.
+#[must_use]
+pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> Value {
+    let verdict = match event.verdict {
+        abi::VERDICT_ALLOW => "allow",
+        abi::VERDICT_DENY => "deny",
+        abi::VERDICT_AUDIT => "audit",
+        _ => "unknown",
+    };
+    let direction = if event.direction == abi::INGRESS { "ingress" } else { "egress" };
+    let src: IpAddr = abi::addr_from_bytes(event.family, event.saddr);
+    let dst: IpAddr = abi::addr_from_bytes(event.family, event.daddr);
+    let pod = plan
+        .and_then(|p| p.endpoints.iter().find(|e| e.id == event.endpoint))
+        .map(|e| format!("{}/{}", e.namespace, e.name));
+    let rule = match event.rule {
+        abi::RULE_NONE | abi::RULE_OPEN | abi::RULE_FAIL_CLOSED => Value::Null,
+        index => match plan.and_then(|p| p.rule(index)) {
+            Some(r) => json!({"id": r.id, "source": r.source, "policy": r.policy}),
+            None => json!({"index": index}),
+        },
+    };
+    let mut out = json!({
+        "time": clock.rfc3339(event.time_ns),
+        "verdict": verdict,
+        "direction": direction,
+        "pod": pod,
+        "interface": interface,
+        "src": src.to_string(),
+        "dst": dst.to_string(),
+        "sport": event.sport,
+        "dport": event.dport,
+        "protocol": protocol_name(event.protocol),
+        "rule": rule,
+        "reason": if event.reason == abi::REASON_REJUDGE { "policy-changed" } else { "new-flow" },
+        "generation": event.generation,
+    });
+    if event.rule == abi::RULE_FAIL_CLOSED {
+        out["note"] = json!("endpoint failed closed: its policy did not fit in the datapath's maps");
+    } else if event.rule == abi::RULE_NONE {
+        out["note"] = json!(format!("no rule of the policies guarding this pod's {direction} allows it"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        // 2000-02-29T12:34:56.5Z: a leap day.
+        assert_eq!(rfc3339(951_827_696_500_000_000), "2000-02-29T12:34:56.500000000Z");
+    }
+
+    #[test]
+    fn renders_an_event_with_its_rule() {
+        let plan = Plan {
+            rules: vec![crate::plan::RuleInfo {
+                id: "r1".into(),
+                source: "a.np:3".into(),
+                policy: "default/backend".into(),
+                direction: netc_ir::Direction::Ingress,
+            }],
+            ..Plan::default()
+        };
+        let (_, saddr) = abi::addr_bytes("10.0.0.1".parse().expect("ip"));
+        let (_, daddr) = abi::addr_bytes("10.0.0.2".parse().expect("ip"));
+        let event = Event {
+            rule: 0,
+            saddr,
+            daddr,
+            sport: 40000,
+            dport: 8080,
+            family: 4,
+            protocol: 6,
+            direction: abi::INGRESS,
+            verdict: abi::VERDICT_ALLOW,
+            reason: abi::REASON_NEW,
+            ..Event::default()
+        };
+        let v = to_json(&event, &Clock { boot_epoch_ns: 0 }, Some(&plan), Some("veth0"));
+        assert_eq!(v["verdict"], "allow");
+        assert_eq!(v["src"], "10.0.0.1");
+        assert_eq!(v["dport"], 8080);
+        assert_eq!(v["protocol"], "TCP");
+        assert_eq!(v["rule"]["source"], "a.np:3");
+        assert_eq!(v["interface"], "veth0");
+    }
+}
