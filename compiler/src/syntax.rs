@@ -125,6 +125,10 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
 /// token when an optional part that follows matches nothing.
 fn span(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
+    if pair.as_rule() == Rule::doc {
+        // A doc comment starts with `#` itself: stripping comments would leave nothing of it.
+        return Span::new(s.start(), s.start() + s.as_str().trim_end().len());
+    }
     Span::new(s.start(), s.start() + meaningful_len(s.as_str()))
 }
 
@@ -411,6 +415,16 @@ mod tests {
         let file = parse(text).expect("parses");
         let Item::Statement(s) = &file.items[0] else { panic!("statement") };
         assert_eq!(&text[s.span.range()], "x -> hermit");
+    }
+
+    #[test]
+    fn doc_comment_spans_cover_the_whole_comment() {
+        let text = "## serves the shop\nweb isolated\n## nothing follows  \n";
+        let file = parse(text).expect("parses");
+        let Item::Statement(s) = &file.items[0] else { panic!("statement") };
+        assert_eq!(&text[s.docs[0].span.range()], "## serves the shop");
+        let Item::StrayDoc(stray) = &file.items[1] else { panic!("stray doc: {:?}", file.items[1]) };
+        assert_eq!(&text[stray.range()], "## nothing follows");
     }
 
     #[test]
