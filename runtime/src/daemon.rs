@@ -219,6 +219,9 @@ impl State {
 /// A [`DaemonError`] when the first load fails; later bad inputs are reported and skipped.
 pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
     let (ir, inventory) = read_inputs(&config.ir, &config.inventory)?;
+    if let Some(note) = datapath::ensure_bpffs(&config.bpffs)? {
+        log(&note);
+    }
     let adopting = config.bpffs.join(abi::MAP_CONFIG).exists();
     let mut datapath = Datapath::load(Some(&config.bpffs))?;
     if adopting {

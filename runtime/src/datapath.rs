@@ -347,6 +347,9 @@ impl Datapath {
         pin_dir: Option<&Path>,
         capacities: &[(&str, u32)],
     ) -> Result<Datapath, DatapathError> {
+        if let Some(dir) = pin_dir {
+            ensure_bpffs(dir)?;
+        }
         let mut loader = EbpfLoader::new();
         for (name, size) in capacities {
             loader.map_max_entries(name, *size);
@@ -816,7 +819,7 @@ pub fn load_empty() -> Result<Ebpf, DatapathError> {
 
 fn link_pin_path(dir: &Path, interface: &str, hook: TcAttachType) -> PathBuf {
     let side = if hook == TcAttachType::Ingress { "ingress" } else { "egress" };
-    dir.join("links").join(format!("{interface}.{side}"))
+    dir.join("links").join(format!("{interface}_{side}"))
 }
 
 /// Remove netc's classifiers from `interface`, whichever way they were attached. Missing ones
@@ -837,6 +840,10 @@ pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<(), DatapathE
             // Unpinning drops the last reference: the link detaches.
             drop(pinned.unpin().map_err(|source| DatapathError::Io { path: path.clone(), source })?);
         }
+        if crate::daemon::ifindex(interface).is_none() {
+            // Gone with its pod: the kernel removed its filters and links with it.
+            continue;
+        }
         match tc::qdisc_detach_program(interface, hook, name) {
             Ok(()) => {}
             Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::NotFound => {}
@@ -852,6 +859,56 @@ pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<(), DatapathE
     Ok(())
 }
 
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: an all-zero statfs is a valid out-buffer for statfs(2).
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `buf` is writable for the call.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &raw mut buf) };
+    #[allow(clippy::unnecessary_cast, reason = "f_type's width differs between architectures")]
+    let kind = buf.f_type as i64;
+    rc == 0 && kind == BPF_FS_MAGIC
+}
+
+/// Make sure `dir` can hold pins: it must lie on a bpf file system. When `/sys/fs/bpf` itself is
+/// not mounted (fresh machines, some containers), mount it, as Cilium and Calico do. Returns a
+/// note to log when it mounted something.
+///
+/// # Errors
+/// [`DatapathError::Io`] saying what to mount when `dir` is elsewhere and not on bpffs.
+pub fn ensure_bpffs(dir: &Path) -> Result<Option<String>, DatapathError> {
+    let mut probe = dir;
+    while !probe.exists() {
+        match probe.parent() {
+            Some(p) => probe = p,
+            None => break,
+        }
+    }
+    if is_bpffs(probe) {
+        return Ok(None);
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && probe == root {
+        let src = c"bpf";
+        let target = c"/sys/fs/bpf";
+        // SAFETY: all strings are NUL-terminated literals; data may be NULL for bpffs.
+        let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
+        if rc == 0 {
+            return Ok(Some("mounted a bpf file system on /sys/fs/bpf".into()));
+        }
+        return Err(DatapathError::Io { path: root.to_owned(), source: io::Error::last_os_error() });
+    }
+    Err(DatapathError::Io {
+        path: dir.to_owned(),
+        source: io::Error::other(format!(
+            "{} is not on a bpf file system; mount one (`mount -t bpf bpf /sys/fs/bpf`) and pin under it",
+            probe.display()
+        )),
+    })
+}
+
 /// Interfaces with a pinned TCX link under `pin_dir`.
 #[must_use]
 pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
@@ -859,7 +916,7 @@ pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.rsplit_once('.')).map(|(i, _)| i.to_owned()))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.rsplit_once('_')).map(|(i, _)| i.to_owned()))
         .collect();
     out.sort();
     out.dedup();
@@ -872,22 +929,27 @@ pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
 /// # Errors
 /// The first failure; what could be removed before it is removed.
 pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
+    if !pin_dir.join(abi::MAP_CONFIG).exists() && !pin_dir.join("links").exists() {
+        return Err(DatapathError::NotPinned(pin_dir.to_owned()));
+    }
     let mut interfaces = pinned_link_interfaces(pin_dir);
-    // Netlink filters are not pinned: look on every interface of this namespace.
-    for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
-        if let Some(name) = entry.file_name().to_str() {
-            interfaces.push(name.to_owned());
+    // Netlink filters are not pinned: the interfaces of this datapath's endpoints (any
+    // generation) are where they can be. Other datapaths' interfaces are left alone.
+    if let Ok(maps) = Maps::from_pins(pin_dir)
+        && let Ok(m) = HashMap::<&MapData, EndpointKey, Endpoint>::try_from(&maps.endpoints)
+    {
+        for key in m.keys().filter_map(Result::ok) {
+            if let Some(name) = crate::daemon::ifname(key.ifindex) {
+                interfaces.push(name);
+            }
         }
     }
     interfaces.sort();
     interfaces.dedup();
     let mut touched = Vec::new();
     for interface in &interfaces {
-        let had_pin = link_pin_path(pin_dir, interface, TcAttachType::Ingress).exists();
         detach_interface(pin_dir, interface)?;
-        if had_pin {
-            touched.push(interface.clone());
-        }
+        touched.push(interface.clone());
     }
     for name in abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD].iter()) {
         let path = pin_dir.join(name);

@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         Cmd::Detach { bpffs } => match datapath::detach_all(&bpffs) {
             Ok(interfaces) => {
                 println!(
-                    "netcd: detached from {} interface(s) with pinned links{}; removed everything under {}",
+                    "netcd: detached from {} interface(s){}; removed everything under {}",
                     interfaces.len(),
                     if interfaces.is_empty() {
                         String::new()

@@ -196,3 +196,4 @@ impl Harness {
         }
     }
 }
+pub mod netns;

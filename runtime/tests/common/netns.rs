@@ -1,0 +1,333 @@
+//! A small routed "node" built from network namespaces: one namespace per pod, a veth pair
+//! each, the host side in the test's namespace routing between them (forwarding enabled on
+//! those host-side interfaces only). Everything is named uniquely and removed on drop.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("run a setup command");
+    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+fn sh_quiet(args: &[&str]) {
+    let _ = Command::new(args[0]).args(&args[1..]).output();
+}
+
+/// One pod: its namespace, host-side interface and address.
+#[derive(Debug, Clone)]
+pub struct TestPod {
+    pub name: String,
+    pub namespace: String,
+    pub app: String,
+    pub netns: String,
+    pub host_if: String,
+    pub ip: Ipv4Addr,
+}
+
+/// The topology; dropping it removes the namespaces and host-side veths it made.
+#[derive(Debug)]
+pub struct Node {
+    pub pods: Vec<TestPod>,
+    pub tag: String,
+}
+
+impl Node {
+    /// Pods given as (k8s namespace, name, app label); addresses 10.213.`subnet`.(i+1).
+    pub fn new(subnet: u8, pods: &[(&str, &str, &str)]) -> Node {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{:x}{n}", std::process::id() & 0xfff);
+        let mut node = Node { pods: Vec::new(), tag: tag.clone() };
+        for (i, (namespace, name, app)) in pods.iter().enumerate() {
+            let netns = format!("netc-{tag}-{i}");
+            let host_if = format!("nc{tag}h{i}");
+            let ip = Ipv4Addr::new(10, 213, subnet, u8::try_from(i + 1).expect("few pods"));
+            let pod = TestPod {
+                name: (*name).to_owned(),
+                namespace: (*namespace).to_owned(),
+                app: (*app).to_owned(),
+                netns: netns.clone(),
+                host_if: host_if.clone(),
+                ip,
+            };
+            node.pods.push(pod);
+            let peer = format!("nc{tag}p{i}");
+            sh(&["ip", "netns", "add", &netns]);
+            sh(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer]);
+            sh(&["ip", "link", "set", &peer, "netns", &netns]);
+            sh(&["ip", "-n", &netns, "link", "set", &peer, "name", "eth0"]);
+            sh(&["ip", "-n", &netns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+            sh(&["ip", "-n", &netns, "link", "set", "eth0", "up"]);
+            sh(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
+            sh(&["ip", "link", "set", &host_if, "up"]);
+            // The pod reaches everything through its host side, like Calico's 169.254.1.1.
+            let host_mac = std::fs::read_to_string(format!("/sys/class/net/{host_if}/address"))
+                .expect("host veth mac")
+                .trim()
+                .to_owned();
+            sh(&["ip", "-n", &netns, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+            sh(&["ip", "-n", &netns, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"]);
+            sh(&[
+                "ip",
+                "-n",
+                &netns,
+                "neigh",
+                "replace",
+                "169.254.1.1",
+                "lladdr",
+                &host_mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ]);
+            let pod_mac = String::from_utf8(
+                Command::new("ip")
+                    .args(["-n", &netns, "-br", "link", "show", "eth0"])
+                    .output()
+                    .expect("ip link")
+                    .stdout,
+            )
+            .expect("utf8")
+            .split_whitespace()
+            .nth(2)
+            .expect("mac")
+            .to_owned();
+            sh(&["ip", "route", "add", &format!("{ip}/32"), "dev", &host_if]);
+            sh(&[
+                "ip",
+                "neigh",
+                "replace",
+                &ip.to_string(),
+                "lladdr",
+                &pod_mac,
+                "dev",
+                &host_if,
+                "nud",
+                "permanent",
+            ]);
+            // Forwarding on this interface only; the global setting is left alone.
+            sh(&["sysctl", "-qw", &format!("net.ipv4.conf.{host_if}.forwarding=1")]);
+        }
+        node
+    }
+
+    pub fn pod(&self, name: &str) -> &TestPod {
+        self.pods.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no pod {name}"))
+    }
+
+    /// The inventory (kubectl-style JSON List) of this node's pods and their namespaces.
+    pub fn inventory_json(&self, namespace_labels: &[(&str, &[(&str, &str)])]) -> String {
+        let mut items = Vec::new();
+        for (ns, labels) in namespace_labels {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                labels.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
+            items.push(serde_json::json!({"kind": "Namespace", "metadata": {"name": ns, "labels": labels}}));
+        }
+        for p in &self.pods {
+            items.push(serde_json::json!({
+                "kind": "Pod",
+                "metadata": {"name": p.name, "namespace": p.namespace, "labels": {"app": p.app},
+                             "annotations": {"netc.dev/host-interface": p.host_if}},
+                "spec": {"nodeName": "test-node"},
+                "status": {"podIP": p.ip.to_string()}
+            }));
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for p in &self.pods {
+            // Deleting the namespace frees its veth lazily: delete the host side now.
+            sh_quiet(&["ip", "link", "del", &p.host_if]);
+            sh_quiet(&["ip", "netns", "del", &p.netns]);
+        }
+    }
+}
+
+/// Run `f` on a thread that has entered network namespace `netns`.
+pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).expect("open the netns");
+        // SAFETY: setns on this thread only, with a valid namespace fd kept open for the call.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// An echo server in a pod; stops when dropped.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+}
+
+impl EchoServer {
+    pub fn start(pod: &TestPod, port: u16) -> EchoServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let listener =
+            in_netns(&pod.netns, move || TcpListener::bind(("0.0.0.0", port)).expect("bind the echo server"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let flag = Arc::clone(&flag);
+                        std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                            let mut buf = [0u8; 256];
+                            while !flag.load(Ordering::Relaxed) {
+                                match s.read(&mut buf) {
+                                    Ok(0) => break,
+                                    Ok(n) => {
+                                        if s.write_all(&buf[..n]).is_err() {
+                                            break;
+                                        }
+                                    }
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                        ) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        EchoServer { stop }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Open a TCP connection from `from` to `to:port` within `timeout`.
+pub fn connect(from: &TestPod, to: &TestPod, port: u16, timeout: Duration) -> Option<TcpStream> {
+    let addr = SocketAddr::from((to.ip, port));
+    in_netns(&from.netns, move || TcpStream::connect_timeout(&addr, timeout).ok())
+}
+
+/// Send a line and wait for the echo.
+pub fn echo(stream: &mut TcpStream, timeout: Duration) -> bool {
+    let _ = stream.set_read_timeout(Some(timeout));
+    if stream.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    stream.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+}
+
+/// Whether `from` can open a connection to `to:port` and get an echo (replies flow).
+pub fn reaches(from: &TestPod, to: &TestPod, port: u16) -> bool {
+    match connect(from, to, port, Duration::from_millis(1500)) {
+        Some(mut s) => echo(&mut s, Duration::from_millis(1500)),
+        None => false,
+    }
+}
+
+/// A running netcd: its stdout (JSON lines) and stderr lines arrive on channels.
+pub struct Netcd {
+    pub child: Child,
+    pub stdout: mpsc::Receiver<String>,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Netcd {
+    pub fn start(args: &[&str]) -> Netcd {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netcd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start netcd");
+        let (otx, stdout) = mpsc::channel();
+        let (etx, stderr) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = otx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[netcd] {line}");
+                let _ = etx.send(line);
+            }
+        });
+        Netcd { child, stdout, stderr }
+    }
+
+    /// Wait (bounded) for a stderr line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("netcd did not log `{needle}` within {timeout:?}"),
+            }
+        }
+    }
+
+    /// The JSON events printed so far (waits `settle` for stragglers).
+    pub fn events(&self, settle: Duration) -> Vec<serde_json::Value> {
+        std::thread::sleep(settle);
+        self.stdout.try_iter().filter_map(|l| serde_json::from_str(&l).ok()).collect()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Netcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A unique bpffs directory for one test; `netcd detach` on it when dropped.
+pub struct Bpffs(pub PathBuf);
+
+impl Bpffs {
+    pub fn new(tag: &str) -> Bpffs {
+        Bpffs(PathBuf::from(format!("/sys/fs/bpf/netc-test-{tag}")))
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf8 path")
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_netcd")).args(["detach", "--bpffs", self.arg()]).output();
+    }
+}

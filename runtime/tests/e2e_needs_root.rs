@@ -1,0 +1,278 @@
+//! End to end: a node made of network namespaces and veth pairs, `netcd` attached to the
+//! host-side veths, real TCP connections. The article's four scenarios, replies, audit, reload
+//! revoking an open connection, bad input kept out, kill -9 and restart, detach; over both
+//! attach paths (TCX links and clsact/netlink). Needs root; skips with a message otherwise.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo, reaches};
+use common::*;
+use netc_ir::{Ir, LabelSelector, Peer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The article's four policies, as netc lowers them (frontend -> backend:8080 for the first).
+fn article_ir(with_frontend_rule: bool) -> Ir {
+    let fe_rules = if with_frontend_rule {
+        vec![rule("allow-frontend", 3, vec![app("frontend")], vec![tcp(8080)])]
+    } else {
+        vec![]
+    };
+    let monitoring =
+        Peer::Pods { namespaces: Some(LabelSelector::labels([("team", "monitoring")])), pods: None };
+    ir(vec![
+        policy(
+            "app-space",
+            "web",
+            guarded(vec![rule("allow-monitoring", 12, vec![monitoring], vec![])]),
+            open(),
+        ),
+        policy(
+            "default",
+            "backend",
+            guarded(fe_rules),
+            guarded(vec![rule("restrict-egress", 6, vec![app("database")], vec![])]),
+        ),
+        policy("default", "hermit", guarded(vec![]), guarded(vec![])),
+    ])
+}
+
+const PODS: &[(&str, &str, &str)] = &[
+    ("default", "frontend", "frontend"),
+    ("default", "backend", "backend"),
+    ("default", "database", "database"),
+    ("default", "hermit", "hermit"),
+    ("app-space", "web", "web"),
+    ("monitoring", "prometheus", "prometheus"),
+    ("other", "intruder", "intruder"),
+];
+
+const NAMESPACES: &[(&str, &[(&str, &str)])] =
+    &[("default", &[]), ("app-space", &[]), ("monitoring", &[("team", "monitoring")]), ("other", &[])];
+
+/// Fields drop in order: detach first, while the interfaces still exist.
+struct Setup {
+    bpffs: Bpffs,
+    _servers: Vec<EchoServer>,
+    node: Node,
+    dir: PathBuf,
+    ir_path: PathBuf,
+    inventory_path: PathBuf,
+}
+
+impl Setup {
+    fn new(subnet: u8) -> Setup {
+        let node = Node::new(subnet, PODS);
+        let dir = std::env::temp_dir().join(format!("netc-e2e-{}", node.tag));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ir_path = dir.join("policies.ir.json");
+        let inventory_path = dir.join("inventory.json");
+        std::fs::write(&ir_path, article_ir(true).to_json()).expect("write IR");
+        std::fs::write(&inventory_path, node.inventory_json(NAMESPACES)).expect("write inventory");
+        let servers = vec![
+            EchoServer::start(node.pod("backend"), 8080),
+            EchoServer::start(node.pod("backend"), 9999),
+            EchoServer::start(node.pod("database"), 5432),
+            EchoServer::start(node.pod("frontend"), 9000),
+            EchoServer::start(node.pod("hermit"), 7000),
+            EchoServer::start(node.pod("web"), 80),
+        ];
+        let bpffs = Bpffs::new(&node.tag);
+        Setup { node, dir, ir_path, inventory_path, bpffs, _servers: servers }
+    }
+
+    fn netcd(&self, mode: &str, attach: &str) -> Netcd {
+        let d = self.start_netcd(mode, attach);
+        d.wait_log("live", WAIT);
+        d
+    }
+
+    fn start_netcd(&self, mode: &str, attach: &str) -> Netcd {
+        Netcd::start(&[
+            "run",
+            "--ir",
+            self.ir_path.to_str().expect("utf8"),
+            "--inventory",
+            self.inventory_path.to_str().expect("utf8"),
+            "--mode",
+            mode,
+            "--attach",
+            attach,
+            "--bpffs",
+            self.bpffs.arg(),
+        ])
+    }
+
+    fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
+        reaches(self.node.pod(from), self.node.pod(to), port)
+    }
+
+    /// The article's four scenarios, each allowed flow also proving that replies come back.
+    fn assert_article_scenarios(&self) {
+        // allow-frontend: frontend reaches backend:8080; nothing else reaches backend.
+        assert!(self.reaches("frontend", "backend", 8080), "frontend -> backend:8080");
+        assert!(!self.reaches("frontend", "backend", 9999), "frontend -> backend:9999 is not declared");
+        assert!(!self.reaches("database", "backend", 8080), "database -> backend");
+        // restrict-egress: backend talks to database only.
+        assert!(self.reaches("backend", "database", 5432), "backend -> database");
+        assert!(!self.reaches("backend", "frontend", 9000), "backend -> frontend");
+        // complete-isolation: hermit reaches nothing and nothing reaches it.
+        assert!(!self.reaches("hermit", "frontend", 9000), "hermit -> frontend");
+        assert!(!self.reaches("frontend", "hermit", 7000), "frontend -> hermit");
+        // allow-monitoring: only the monitoring namespace reaches web.
+        assert!(self.reaches("prometheus", "web", 80), "monitoring -> web");
+        assert!(!self.reaches("frontend", "web", 80), "default -> web");
+        assert!(!self.reaches("intruder", "web", 80), "other -> web");
+        // Unselected doors are untouched.
+        assert!(self.reaches("database", "frontend", 9000), "database -> frontend (both doors open)");
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn netcd_cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netcd")).args(args).output().expect("run netcd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn find_event<'a>(
+    events: &'a [serde_json::Value],
+    verdict: &str,
+    src: &str,
+    dst: &str,
+) -> Option<&'a serde_json::Value> {
+    events.iter().find(|e| e["verdict"] == verdict && e["src"] == src && e["dst"] == dst)
+}
+
+#[test]
+fn article_scenarios_over_tcx_with_events_status_and_detach_needs_root() {
+    if !can_run_as_root("article_scenarios_over_tcx_with_events_status_and_detach_needs_root") {
+        return;
+    }
+    let s = Setup::new(10);
+    let netcd = s.netcd("enforce", "tcx");
+    s.assert_article_scenarios();
+
+    let events = netcd.events(Duration::from_millis(500));
+    let db = s.node.pod("database").ip.to_string();
+    let be = s.node.pod("backend").ip.to_string();
+    let fe = s.node.pod("frontend").ip.to_string();
+    let deny = find_event(&events, "deny", &db, &be).expect("a deny event for database -> backend");
+    assert_eq!(deny["direction"], "ingress");
+    assert_eq!(deny["pod"], "default/backend");
+    assert_eq!(deny["dport"], 8080);
+    assert_eq!(deny["protocol"], "TCP");
+    assert!(deny["rule"].is_null());
+    assert!(deny["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let allow = find_event(&events, "allow", &fe, &be).expect("an allow event for frontend -> backend");
+    assert_eq!(allow["rule"]["id"], "allow-frontend");
+    assert_eq!(allow["rule"]["source"], "test.np:3");
+
+    let (ok, text) = netcd_cli(&["status", "--bpffs", s.bpffs.arg()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("endpoints: 7"), "{text}");
+    assert!(text.contains(&s.node.pod("hermit").host_if), "{text}");
+
+    // detach removes enforcement: database reaches backend again.
+    drop(netcd);
+    let (ok, text) = netcd_cli(&["detach", "--bpffs", s.bpffs.arg()]);
+    assert!(ok, "{text}");
+    assert!(!s.bpffs.0.exists(), "pins removed");
+    assert!(s.reaches("database", "backend", 8080), "no enforcement after detach");
+    let (ok, text) = netcd_cli(&["status", "--bpffs", s.bpffs.arg()]);
+    assert!(!ok && text.contains("no netc datapath is pinned"), "{text}");
+}
+
+#[test]
+fn article_scenarios_over_clsact_netlink_survive_kill_needs_root() {
+    if !can_run_as_root("article_scenarios_over_clsact_netlink_survive_kill_needs_root") {
+        return;
+    }
+    let s = Setup::new(11);
+    let mut netcd = s.netcd("enforce", "netlink");
+    let tc = std::process::Command::new("tc")
+        .args(["filter", "show", "dev", &s.node.pod("backend").host_if, "ingress"])
+        .output()
+        .expect("tc");
+    assert!(String::from_utf8_lossy(&tc.stdout).contains("netc_from_pod"), "a clsact filter is attached");
+    s.assert_article_scenarios();
+    netcd.kill();
+    assert!(!s.reaches("database", "backend", 8080), "tc filters keep enforcing after kill -9");
+    assert!(s.reaches("frontend", "backend", 8080));
+    let _restarted = s.netcd("enforce", "netlink");
+    s.assert_article_scenarios();
+    let tc = std::process::Command::new("tc")
+        .args(["filter", "show", "dev", &s.node.pod("backend").host_if, "ingress"])
+        .output()
+        .expect("tc");
+    let filters = String::from_utf8_lossy(&tc.stdout);
+    let ours = filters.lines().filter(|l| l.contains("name netc_from_pod")).count();
+    assert_eq!(ours, 1, "the restart replaced its filter in place: {filters}");
+}
+
+#[test]
+fn audit_mode_drops_nothing_and_reports_needs_root() {
+    if !can_run_as_root("audit_mode_drops_nothing_and_reports_needs_root") {
+        return;
+    }
+    let s = Setup::new(12);
+    let netcd = s.netcd("audit", "tcx");
+    assert!(s.reaches("database", "backend", 8080), "audit lets a would-be drop through");
+    assert!(s.reaches("frontend", "hermit", 7000));
+    assert!(s.reaches("frontend", "backend", 8080));
+    let events = netcd.events(Duration::from_millis(500));
+    let db = s.node.pod("database").ip.to_string();
+    let be = s.node.pod("backend").ip.to_string();
+    let audit = find_event(&events, "audit", &db, &be).expect("an audit event for database -> backend");
+    assert_eq!(audit["direction"], "ingress");
+    assert!(audit["note"].as_str().is_some_and(|n| n.contains("no rule")));
+    assert!(events.iter().all(|e| e["verdict"] != "deny"), "audit never denies: {events:?}");
+}
+
+#[test]
+fn reload_revokes_open_connections_keeps_bad_input_out_and_survives_kill_needs_root() {
+    if !can_run_as_root("reload_revokes_open_connections_keeps_bad_input_out_and_survives_kill_needs_root") {
+        return;
+    }
+    let s = Setup::new(13);
+    let mut netcd = s.netcd("enforce", "tcx");
+    let (fe, be) = (s.node.pod("frontend"), s.node.pod("backend"));
+    let mut open = connect(fe, be, 8080, Duration::from_secs(2)).expect("frontend -> backend connects");
+    assert!(echo(&mut open, Duration::from_secs(2)));
+
+    // A broken IR is refused; the running state stays.
+    std::fs::write(&s.ir_path, "{ not json").expect("write");
+    netcd.wait_log("previous state stays in force", WAIT);
+    assert!(echo(&mut open, Duration::from_secs(2)), "the connection survives a rejected IR");
+    assert!(!s.reaches("database", "backend", 8080));
+
+    // Revoke frontend -> backend: the open connection is cut at its next packet.
+    std::fs::write(&s.ir_path, article_ir(false).to_json()).expect("write");
+    netcd.wait_log("generation 2 live", WAIT);
+    assert!(!echo(&mut open, Duration::from_millis(1500)), "the revoked connection no longer passes");
+    assert!(!s.reaches("frontend", "backend", 8080));
+    assert!(s.reaches("backend", "database", 5432), "unrelated flows still pass");
+
+    // kill -9: the pinned links and maps keep enforcing.
+    netcd.kill();
+    assert!(!s.reaches("frontend", "backend", 8080), "still revoked after kill -9");
+    assert!(s.reaches("backend", "database", 5432));
+    assert!(!s.reaches("hermit", "frontend", 9000));
+
+    // A restarted netcd adopts the pinned state and applies the restored IR.
+    std::fs::write(&s.ir_path, article_ir(true).to_json()).expect("write");
+    let restarted = s.start_netcd("enforce", "tcx");
+    restarted.wait_log("adopting the datapath pinned", WAIT);
+    restarted.wait_log("generation 3 live", WAIT);
+    s.assert_article_scenarios();
+}
