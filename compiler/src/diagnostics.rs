@@ -363,9 +363,19 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
                 Side::Open => d.note(format!("the egress of `{source}` is open (egress is guarded only when asked)")),
                 Side::DeclaredOpen(l) => d.secondary(*l, format!("the egress of `{source}` is declared open here")),
             };
-            d.help(format!(
-                "to restrict what `{source}` may reach, add `{source} egress guarded`; otherwise remove the arrow"
-            ))
+            // Never suggest a statement that would itself be an error (E0205, E0302).
+            d.help(match (source_side, target_side) {
+                (Side::Open, _) => format!(
+                    "to restrict what `{source}` may reach, add `{source} egress guarded`; otherwise remove the arrow"
+                ),
+                (Side::DeclaredOpen(_), _) => format!(
+                    "to restrict what `{source}` may reach, change its `egress open` to `egress guarded`; otherwise remove the arrow"
+                ),
+                (Side::NoDoor, Side::DeclaredOpen(_)) => {
+                    format!("remove `{target} ingress open` to let the arrow guard `{target}`, or remove the arrow")
+                }
+                (Side::NoDoor, _) => "netc guards no door at either end of this arrow: remove it".to_owned(),
+            })
         }
         LowerError::TargetDeclaredOpen { at, open, name } => {
             Diagnostic::warning("W0202", format!("arrow into `{name}`, whose ingress is declared open"))

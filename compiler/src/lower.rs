@@ -429,7 +429,9 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
             return Some(Side::DeclaredOpen(open));
         }
     }
-    doors.covering_guard(ns, sel, Direction::Egress)?;
+    if doors.covering_guard(ns, sel, Direction::Egress).is_none() {
+        return Some(Side::Open);
+    }
     let i = match existing {
         Some(i) => i,
         None => doors.entity(ns, sel, s.display(), is_named(s)),
