@@ -107,7 +107,7 @@ impl Diagnostic {
 pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
     match e {
         SyntaxError::Unexpected { span, expected, found } => {
-            let what = if found.is_empty() { "the end of the file".to_owned() } else { format!("`{found}`") };
+            let what = if found.is_empty() { "end of file".to_owned() } else { format!("`{found}`") };
             let wanted = words_list(expected);
             let d = Diagnostic::error("E0001", format!("unexpected {what}"))
                 .primary(Loc { file, span: *span }, format!("expected {wanted}"));

@@ -21,3 +21,10 @@ fn arrow_between_addresses_is_w0201_without_suggesting_a_door_on_addresses() {
     let help = out.diagnostics[0].help.as_deref().unwrap_or_default();
     assert!(!help.contains("egress guarded"), "E0205 would refuse the suggestion: {help}");
 }
+
+#[test]
+fn file_ending_inside_a_statement_says_unexpected_end_of_file() {
+    let (_, out) = compile("frontend -> backend:\n");
+    assert_eq!(codes(&out), ["E0001"]);
+    assert_eq!(out.diagnostics[0].message, "unexpected end of file");
+}
