@@ -107,7 +107,12 @@ impl Diagnostic {
 pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
     match e {
         SyntaxError::Unexpected { span, expected, found } => {
-            let what = if found.is_empty() { "end of file".to_owned() } else { format!("`{found}`") };
+            let what = match found.as_str() {
+                "" => "end of file".to_owned(),
+                "\n" | "\r" => "line break".to_owned(),
+                s if s.trim().is_empty() => "space".to_owned(),
+                s => format!("`{s}`"),
+            };
             let wanted = words_list(expected);
             let d = Diagnostic::error("E0001", format!("unexpected {what}"))
                 .primary(Loc { file, span: *span }, format!("expected {wanted}"));

@@ -19,7 +19,8 @@ pub enum SyntaxError {
         span: Span,
         /// What could have come next (words, not rule names); sorted, no duplicates.
         expected: Vec<&'static str>,
-        /// What was found (a short excerpt), empty at the end of the file.
+        /// What was found (a short excerpt, or the one white-space character the parser stopped
+        /// at), empty at the end of the file.
         found: String,
     },
     /// The file is too large to address with 32-bit offsets.
@@ -70,10 +71,14 @@ fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
     expected.sort_unstable();
     expected.dedup();
     let rest = &text[pos..];
+    // Stopped at white space: the excerpt is that one character and the span is empty, so the
+    // label sits at the end of the line instead of spanning a line break.
+    if let Some(space) = rest.chars().next().filter(|c| c.is_whitespace()) {
+        return SyntaxError::Unexpected { span: Span::new(pos, pos), expected, found: space.to_string() };
+    }
     let found: String =
         rest.split(|c: char| c.is_whitespace()).next().unwrap_or("").chars().take(24).collect();
-    let end = pos + found.len().max(usize::from(!rest.is_empty() && found.is_empty()));
-    SyntaxError::Unexpected { span: Span::new(pos, end.min(text.len())), expected, found }
+    SyntaxError::Unexpected { span: Span::new(pos, pos + found.len()), expected, found }
 }
 
 /// Rule names in words, for "expected ..." (pest's `renamed_rules`, done once here).
@@ -425,6 +430,14 @@ mod tests {
         assert_eq!(&text[s.docs[0].span.range()], "## serves the shop");
         let Item::StrayDoc(stray) = &file.items[1] else { panic!("stray doc: {:?}", file.items[1]) };
         assert_eq!(&text[stray.range()], "## nothing follows");
+    }
+
+    #[test]
+    fn an_error_at_white_space_is_not_at_the_end_of_the_file() {
+        let text = "a -> b:80- 90\n";
+        let Err(SyntaxError::Unexpected { span, found, .. }) = parse(text) else { panic!("should fail") };
+        assert_eq!(found, " ");
+        assert_eq!(span, Span::new(10, 10));
     }
 
     #[test]

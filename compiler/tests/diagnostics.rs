@@ -28,3 +28,11 @@ fn file_ending_inside_a_statement_says_unexpected_end_of_file() {
     assert_eq!(codes(&out), ["E0001"]);
     assert_eq!(out.diagnostics[0].message, "unexpected end of file");
 }
+
+#[test]
+fn parser_stopping_at_white_space_names_it_instead_of_the_end_of_file() {
+    let (_, out) = compile("a -> b:80- 90\n");
+    assert_eq!(out.diagnostics[0].message, "unexpected space");
+    let (_, out) = compile("a -> b:80-\nc -> d\n");
+    assert_eq!(out.diagnostics[0].message, "unexpected line break");
+}
