@@ -16,8 +16,10 @@
 //! - An address that is not a pod's falls through to the CIDR trie. Every ipBlock CIDR and every
 //!   `except` prefix is an entry of its own, whose identity is the set of blocks containing the
 //!   prefix and not excepting it: the longest-prefix match of an address then gives exactly the
-//!   blocks that contain it. hostNetwork pods are left to this trie too: as peers they are
-//!   matched by address only.
+//!   blocks that contain it.
+//! - hostNetwork pods are never endpoints (NetworkPolicy does not apply to them) and no pod
+//!   selector matches them; their addresses still map to an identity of the blocks containing
+//!   any of them, with their named ports.
 //! - Everything else is [`abi::IDENTITY_WORLD`], which only rules naming no peers allow.
 //!
 //! # Policy entries
@@ -255,7 +257,7 @@ impl Plan {
         let mut ipcache = BTreeMap::new();
         let mut pod_identity: Vec<Option<u32>> = Vec::with_capacity(inventory.pods.len());
         for pod in &inventory.pods {
-            if pod.host_network || pod.ips.is_empty() {
+            if pod.ips.is_empty() {
                 pod_identity.push(None);
                 continue;
             }
@@ -267,11 +269,13 @@ impl Plan {
                     &owned
                 }
             };
+            // hostNetwork pods are not selected by pod selectors (NetworkPolicy does not apply
+            // to them), only by address.
             let pods = peers
                 .matchers
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| matcher_matches(m, pod, labels))
+                .filter(|(_, m)| !pod.host_network && matcher_matches(m, pod, labels))
                 .map(|(i, _)| i)
                 .collect();
             let blocks = peers
@@ -284,9 +288,10 @@ impl Plan {
             let named = peers.egress_names.iter().map(|(n, p)| resolve_named(pod, n, *p)).collect();
             let id = intern(Signature { pods, blocks, named }, &mut signatures);
             for ip in &pod.ips {
-                ipcache.insert(*ip, id);
+                // hostNetwork pods share their node's address: the first one's identity wins.
+                ipcache.entry(*ip).or_insert(id);
             }
-            pod_identity.push(Some(id));
+            pod_identity.push((!pod.host_network).then_some(id));
         }
 
         let mut prefixes = BTreeSet::new();

@@ -1,0 +1,300 @@
+//! Differential test: for random clusters, intents and flows, each door's verdict in the kernel
+//! datapath (BPF_PROG_TEST_RUN on a crafted packet) equals the reference evaluator's
+//! (`netc_ir::eval`). Seeds are fixed so a failure reproduces; `NETC_DIFF_SEEDS=N` runs more.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use common::*;
+use netc_ir::eval::{Endpoint, Evaluator, Flow};
+use netc_ir::{
+    Inventory, Ir, LabelSelector, NamedPort, Namespace, Operator, Peer, Pod, Policy, Port, PortValue,
+    Protocol, Requirement,
+};
+use netc_runtime::packet::Packet;
+
+/// xorshift64*: small, deterministic, good enough to pick test cases.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).expect("small")).expect("small")
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const APPS: [&str; 4] = ["a", "b", "c", "d"];
+const PORTS: [u16; 8] = [53, 80, 85, 443, 1500, 3868, 8080, 9999];
+const NAMES: [(&str, Protocol, u16); 4] = [
+    ("http", Protocol::Tcp, 80),
+    ("http", Protocol::Tcp, 8080),
+    ("dns", Protocol::Udp, 53),
+    ("sig", Protocol::Sctp, 3868),
+];
+
+fn random_selector(rng: &mut Rng) -> LabelSelector {
+    match rng.below(5) {
+        0 => LabelSelector::everything(),
+        1 | 2 => LabelSelector::labels([("app", *rng.pick(&APPS))]),
+        3 => LabelSelector {
+            match_labels: BTreeMap::new(),
+            match_expressions: vec![Requirement {
+                key: "app".into(),
+                operator: if rng.chance(50) { Operator::In } else { Operator::NotIn },
+                values: {
+                    let mut v = vec![(*rng.pick(&APPS)).to_owned(), (*rng.pick(&APPS)).to_owned()];
+                    v.sort();
+                    v.dedup();
+                    v
+                },
+            }],
+        },
+        _ => LabelSelector {
+            match_labels: BTreeMap::new(),
+            match_expressions: vec![Requirement {
+                key: "tier".into(),
+                operator: if rng.chance(50) { Operator::Exists } else { Operator::DoesNotExist },
+                values: vec![],
+            }],
+        },
+    }
+}
+
+fn random_peer(rng: &mut Rng) -> Peer {
+    match rng.below(6) {
+        0..=2 => {
+            let namespaces = match rng.below(4) {
+                0 => None,
+                1 => Some(LabelSelector::everything()),
+                2 => Some(LabelSelector::labels([("team", if rng.chance(50) { "x" } else { "y" })])),
+                _ => Some(LabelSelector::namespace_named(&format!("ns{}", rng.below(3)))),
+            };
+            let pods = if namespaces.is_none() || rng.chance(70) { Some(random_selector(rng)) } else { None };
+            Peer::Pods { namespaces, pods }
+        }
+        _ => {
+            let (cidr, excepts): (&str, &[&str]) = *rng.pick(&[
+                ("10.9.0.0/16", &["10.9.1.0/24", "10.9.2.8/29"][..]),
+                ("10.9.1.0/24", &["10.9.1.4/30"][..]),
+                ("0.0.0.0/0", &["10.9.0.0/16"][..]),
+                ("203.0.113.0/24", &["203.0.113.128/25"][..]),
+                ("fd00:9::/64", &["fd00:9::8/126"][..]),
+                ("::/0", &[][..]),
+            ]);
+            let except =
+                excepts.iter().filter(|_| rng.chance(60)).map(|e| e.parse().expect("except")).collect();
+            Peer::IpBlock { cidr: cidr.parse().expect("cidr"), except }
+        }
+    }
+}
+
+fn random_port(rng: &mut Rng) -> Port {
+    let protocol = *rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::Sctp]);
+    match rng.below(6) {
+        0 => Port { protocol, port: None, end_port: None },
+        1 | 2 => Port { protocol, port: Some(PortValue::Number(*rng.pick(&PORTS))), end_port: None },
+        3 => Port { protocol, port: Some(PortValue::Number(80)), end_port: Some(90) },
+        4 => Port { protocol, port: Some(PortValue::Number(1000)), end_port: Some(2000) },
+        _ => {
+            let (name, protocol, _) = *rng.pick(&NAMES);
+            Port { protocol, port: Some(PortValue::Name(name.into())), end_port: None }
+        }
+    }
+}
+
+fn random_door(rng: &mut Rng, ids: &mut u32) -> netc_ir::Door {
+    if rng.chance(40) {
+        return open();
+    }
+    let rules = (0..rng.below(4))
+        .map(|_| {
+            *ids += 1;
+            let peers = (0..rng.below(3)).map(|_| random_peer(rng)).collect();
+            let ports = (0..rng.below(3)).map(|_| random_port(rng)).collect();
+            rule(&format!("r{ids}"), *ids, peers, ports)
+        })
+        .collect();
+    guarded(rules)
+}
+
+fn random_case(rng: &mut Rng) -> (Ir, Inventory, Vec<IpAddr>) {
+    let mut namespaces: Vec<Namespace> = (0..3)
+        .map(|i| {
+            let name = format!("ns{i}");
+            let mut labels =
+                BTreeMap::from([(netc_ir::inventory::NAMESPACE_NAME_LABEL.to_owned(), name.clone())]);
+            labels.insert("team".into(), if rng.chance(50) { "x".into() } else { "y".into() });
+            Namespace { name, labels }
+        })
+        .collect();
+    namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut pods = Vec::new();
+    for i in 0..(6 + rng.below(7)) {
+        let mut labels = BTreeMap::from([("app".to_owned(), (*rng.pick(&APPS)).to_owned())]);
+        if rng.chance(40) {
+            labels.insert("tier".into(), "web".into());
+        }
+        // Some pods sit in the CIDRs rules name, some not; some are dual-stack.
+        let v4: IpAddr = format!("10.9.{}.{}", rng.below(3), 1 + i).parse().expect("ip");
+        let mut ips = vec![v4];
+        if rng.chance(40) {
+            ips.push(format!("fd00:9::{:x}", 1 + i).parse().expect("ip"));
+        }
+        let ports = NAMES
+            .iter()
+            .filter(|_| rng.chance(35))
+            .map(|(n, p, port)| NamedPort { name: (*n).into(), port: *port, protocol: *p })
+            .fold(Vec::<NamedPort>::new(), |mut acc, np| {
+                // One number per (name, protocol), as a pod spec would have.
+                if !acc.iter().any(|a| a.name == np.name && a.protocol == np.protocol) {
+                    acc.push(np);
+                }
+                acc
+            });
+        pods.push(Pod {
+            namespace: format!("ns{}", rng.below(3)),
+            name: format!("p{i}"),
+            labels,
+            ips,
+            ports,
+            node: None,
+            host_interface: None,
+            host_network: i == 0 && rng.chance(50),
+        });
+    }
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut ids = 0;
+    let mut policies: Vec<Policy> = Vec::new();
+    for i in 0..(1 + rng.below(6)) {
+        let ns = format!("ns{}", rng.below(3));
+        let ingress = random_door(rng, &mut ids);
+        let egress = random_door(rng, &mut ids);
+        policies.push(Policy {
+            name: format!("pol{i}"),
+            namespace: ns.clone(),
+            workload: format!("w{i}"),
+            selector: random_selector(rng),
+            doc: None,
+            ingress,
+            egress,
+            span: span(1),
+        });
+    }
+    policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // Never a pod's address (pods use .1 to .12 and ::1 to ::c): the evaluator would call it
+    // external while the node knows it as a pod.
+    let externals = [
+        "10.9.1.200",
+        "10.9.2.14",
+        "10.8.0.1",
+        "203.0.113.7",
+        "203.0.113.200",
+        "fd00:9::fe",
+        "fd00:9::1:77",
+        "2001:db8::1",
+    ]
+    .iter()
+    .map(|e| e.parse().expect("ip"))
+    .collect();
+    (ir(policies), Inventory { namespaces, pods, ..Inventory::default() }, externals)
+}
+
+#[test]
+fn datapath_agrees_with_the_evaluator_on_random_flows_needs_root() {
+    if !can_run_as_root("datapath_agrees_with_the_evaluator_on_random_flows_needs_root") {
+        return;
+    }
+    let seeds: u64 = std::env::var("NETC_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let flows_per_seed = 150;
+    let mut checked = 0usize;
+    let mut sport: u16 = 1024;
+    for seed in 1..=seeds {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1000_0000_01b3));
+        let (ir, inventory, externals) = random_case(&mut rng);
+        let mut h = Harness::new(&ir, &inventory, false);
+        let evaluator = Evaluator::new(&ir, &inventory);
+        for _ in 0..flows_per_seed {
+            let pick_end = |rng: &mut Rng| -> Option<&Pod> {
+                if rng.chance(80) { Some(&inventory.pods[rng.below(inventory.pods.len())]) } else { None }
+            };
+            let src_pod = pick_end(&mut rng);
+            let dst_pod = pick_end(&mut rng);
+            if src_pod.is_none() && dst_pod.is_none() {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (src_pod, dst_pod)
+                && a.name == b.name
+                && a.namespace == b.namespace
+            {
+                continue; // a pod talking to itself never crosses its veth
+            }
+            // Addresses of one family: IPv6 only when both ends have one.
+            let v6 = rng.chance(40)
+                && src_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6))
+                && dst_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6));
+            let address = |pod: Option<&Pod>, rng: &mut Rng| -> IpAddr {
+                match pod {
+                    Some(p) => *p.ips.iter().find(|ip| ip.is_ipv6() == v6).expect("family checked above"),
+                    None => {
+                        let candidates: Vec<IpAddr> =
+                            externals.iter().copied().filter(|ip| ip.is_ipv6() == v6).collect();
+                        *rng.pick(&candidates)
+                    }
+                }
+            };
+            let src_ip = address(src_pod, &mut rng);
+            let dst_ip = address(dst_pod, &mut rng);
+            let protocol = *rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::Sctp]);
+            let port = *rng.pick(&PORTS);
+            let flow = Flow {
+                src: src_pod.map_or(Endpoint::External(src_ip), Endpoint::Pod),
+                dst: dst_pod.map_or(Endpoint::External(dst_ip), Endpoint::Pod),
+                protocol,
+                port,
+            };
+            let verdict = evaluator.evaluate(&flow);
+            sport = if sport == u16::MAX { 1024 } else { sport + 1 };
+            let packet = Packet::new(src_ip, dst_ip, protocol.ip_proto(), sport, port);
+            let endpoint_of = |pod: Option<&Pod>| {
+                pod.and_then(|p| {
+                    h.plan.endpoints.iter().find(|e| e.name == p.name && e.namespace == p.namespace)
+                })
+                .map(|e| e.name.clone())
+            };
+            let (sender, receiver) = (endpoint_of(src_pod), endpoint_of(dst_pod));
+            let egress = sender.is_none_or(|name| h.egress(&name, packet) == PASS);
+            let ingress = receiver.is_none_or(|name| h.ingress(&name, packet) == PASS);
+            if egress != verdict.egress.permits() || ingress != verdict.ingress.permits() {
+                let dump = std::env::temp_dir().join(format!("netc-diff-seed-{seed}.json"));
+                let _ = std::fs::write(
+                    &dump,
+                    serde_json::json!({"ir": serde_json::from_str::<serde_json::Value>(&ir.to_json()).ok(),
+                                       "pods": format!("{:#?}", inventory.pods)})
+                    .to_string(),
+                );
+                panic!(
+                    "seed {seed}: {src_ip} -> {dst_ip} {protocol} {port}: datapath egress {egress} ingress {ingress}, \
+                     evaluator {verdict:?} (case written to {})",
+                    dump.display()
+                );
+            }
+            assert_eq!(egress && ingress, verdict.allowed);
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} flows agreed over {seeds} random cases");
+    assert!(checked > usize::try_from(seeds).expect("small") * flows_per_seed / 2, "most flows were tried");
+}
