@@ -194,6 +194,16 @@ pub struct Verdict {
     pub ingress: DoorVerdict,
 }
 
+/// Which halves of a rule match a flow (see [`Evaluator::rule_match`]); the rule lets the flow
+/// through its door iff both do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The other end of the flow is one of the rule's peers (or the rule has none).
+    pub peer: bool,
+    /// The destination port and protocol are one of the rule's ports (or the rule has none).
+    pub port: bool,
+}
+
 /// Decides flows for one IR over one cluster. Cheap to build; holds references only.
 #[derive(Debug)]
 pub struct Evaluator<'a> {
@@ -249,6 +259,26 @@ impl<'a> Evaluator<'a> {
             })
             .map(|(policy, _)| PolicyRef { policy })
             .collect()
+    }
+
+    /// How one rule judges `flow` at its door: whether its peers and its ports match, separately
+    /// (explain-style "why not" output). `None` when `rule` is not valid in the IR. The rule is
+    /// judged as written, whether or not its policy selects the flow's end.
+    #[must_use]
+    pub fn rule_match(&self, rule: RuleRef, flow: &Flow<'_>) -> Option<RuleMatch> {
+        let (policy, r) = rule.resolve(self.ir)?;
+        let peer = match rule.direction {
+            Direction::Ingress => &flow.src,
+            Direction::Egress => &flow.dst,
+        };
+        let named = match flow.dst {
+            Endpoint::Pod(dst) => dst.ports.as_slice(),
+            Endpoint::External(_) => &[],
+        };
+        Some(RuleMatch {
+            peer: r.peers.is_empty() || r.peers.iter().any(|p| self.peer_matches(policy, p, peer)),
+            port: r.ports.is_empty() || r.ports.iter().any(|p| p.matches(flow.protocol, flow.port, named)),
+        })
     }
 
     /// `holder`'s `direction` door, for a flow whose other end is `peer`.
@@ -473,6 +503,23 @@ mod tests {
         assert_eq!((pol.name.as_str(), r.id.as_str(), r.span.line), ("db-b", "b", 2));
         assert_eq!(rules[0].describe(&ir).as_deref(), Some("ingress rule `b` of prod/db-b (t.np:2:1)"));
         assert_eq!(RuleRef { policy: 9, direction: Direction::Ingress, rule: 0 }.describe(&ir), None);
+        // Why a rule did not let dev/web in: its peer does not match, its port does.
+        let evaluator = Evaluator::new(&ir, &inv);
+        let flow = Flow {
+            src: p(&inv, "dev", "web"),
+            dst: db,
+            protocol: Protocol::Tcp,
+            port: 5432,
+        };
+        let why = evaluator.rule_match(RuleRef { policy: 1, direction: Direction::Ingress, rule: 0 }, &flow);
+        assert_eq!(why, Some(RuleMatch { peer: false, port: true }));
+        let flow = Flow { port: 80, src: p(&inv, "prod", "web"), ..flow };
+        let why = evaluator.rule_match(RuleRef { policy: 1, direction: Direction::Ingress, rule: 0 }, &flow);
+        assert_eq!(why, Some(RuleMatch { peer: true, port: false }));
+        assert_eq!(
+            evaluator.rule_match(RuleRef { policy: 1, direction: Direction::Egress, rule: 0 }, &flow),
+            None
+        );
     }
 
     #[test]
