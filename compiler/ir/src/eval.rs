@@ -505,12 +505,7 @@ mod tests {
         assert_eq!(RuleRef { policy: 9, direction: Direction::Ingress, rule: 0 }.describe(&ir), None);
         // Why a rule did not let dev/web in: its peer does not match, its port does.
         let evaluator = Evaluator::new(&ir, &inv);
-        let flow = Flow {
-            src: p(&inv, "dev", "web"),
-            dst: db,
-            protocol: Protocol::Tcp,
-            port: 5432,
-        };
+        let flow = Flow { src: p(&inv, "dev", "web"), dst: db, protocol: Protocol::Tcp, port: 5432 };
         let why = evaluator.rule_match(RuleRef { policy: 1, direction: Direction::Ingress, rule: 0 }, &flow);
         assert_eq!(why, Some(RuleMatch { peer: false, port: true }));
         let flow = Flow { port: 80, src: p(&inv, "prod", "web"), ..flow };
