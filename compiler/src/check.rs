@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use netc_ir::{LabelSelector, Operator, Port, PortValue, Protocol, Requirement};
@@ -259,15 +260,18 @@ pub enum End {
     Pods {
         /// Their namespaces.
         ns: NsScope,
-        /// Their labels.
-        pods: LabelSelector,
+        /// Their labels (shared: one name is used many times).
+        pods: Arc<LabelSelector>,
         /// How the source wrote it (`backend`, `shop/*`), for messages and policy names.
-        display: String,
+        display: Arc<str>,
         /// Whether it came from a bare name (declared or implicit), as opposed to `*` or `{...}`.
         named: bool,
+        /// For pods of one namespace: a number unique to (namespace, selector), so that later
+        /// phases find a workload's doors without hashing selectors again.
+        key: Option<u32>,
     },
     /// Address blocks with exceptions.
-    Cidrs(Vec<(IpNet, Vec<IpNet>)>, String),
+    Cidrs(Arc<[(IpNet, Vec<IpNet>)]>, Arc<str>),
     /// Every address.
     Anywhere,
     /// The cluster DNS.
@@ -277,9 +281,9 @@ pub enum End {
 impl End {
     /// The (namespace, selector) of pods in exactly one namespace.
     #[must_use]
-    pub fn single_namespace(&self) -> Option<(&str, &LabelSelector)> {
+    pub fn single_namespace(&self) -> Option<(&str, &LabelSelector, u32)> {
         match self {
-            End::Pods { ns: NsScope::Named(ns), pods, .. } => Some((ns, pods)),
+            End::Pods { ns: NsScope::Named(ns), pods, key: Some(key), .. } => Some((ns, pods, *key)),
             _ => None,
         }
     }
@@ -298,6 +302,8 @@ impl End {
 /// A door statement, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DoorDecl {
+    /// The (namespace, selector) key, as in [`End::Pods`].
+    pub key: u32,
     /// The namespace of the pods.
     pub namespace: String,
     /// The pods.
@@ -317,8 +323,8 @@ pub struct DoorDecl {
 /// One arrow target with all the arrow's sources, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
-    /// Sources with where each was written.
-    pub sources: Vec<(End, Loc)>,
+    /// Sources with where each was written (shared by the targets of one arrow).
+    pub sources: Arc<[(End, Loc)]>,
     /// The target.
     pub target: End,
     /// Where the target (with its ports) was written.
@@ -328,12 +334,14 @@ pub struct Flow {
     /// The whole arrow statement.
     pub at: Loc,
     /// Doc comments of the arrow.
-    pub docs: Vec<String>,
+    pub docs: Arc<[String]>,
 }
 
 /// A workload known by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedWorkload {
+    /// The (namespace, selector) key, as in [`End::Pods`].
+    pub key: u32,
     /// Its name.
     pub name: String,
     /// Its namespace.
@@ -355,6 +363,8 @@ pub struct Model {
     pub doors: Vec<DoorDecl>,
     /// Flows, in source order.
     pub flows: Vec<Flow>,
+    /// How many (namespace, selector) keys were handed out.
+    pub keys: u32,
 }
 
 /// Resolve and check parsed files (in command-line order) into a [`Model`] plus every problem.
@@ -392,15 +402,36 @@ pub fn check(files: &[ast::File]) -> (Model, Vec<CheckError>) {
 struct Checker {
     model: Model,
     errors: Vec<CheckError>,
-    /// (namespace, name) -> (selector, declaration, docs).
-    declared: HashMap<(String, String), (LabelSelector, Loc)>,
-    externals: HashMap<String, (Vec<(IpNet, Vec<IpNet>)>, Loc)>,
+    /// (namespace, name) -> (selector, declaration).
+    declared: HashMap<(String, String), (Arc<LabelSelector>, Loc)>,
+    externals: HashMap<String, (Arc<[(IpNet, Vec<IpNet>)]>, Loc)>,
     /// Undeclared names as used: (namespace, name) -> (uses, first use).
     implicit: BTreeMap<(String, String), (usize, Loc)>,
-    workload_index: HashMap<(String, String), usize>,
+    /// namespace -> selector -> key; nested so that lookups borrow.
+    keys: HashMap<String, HashMap<Arc<LabelSelector>, u32>>,
+    /// namespace -> bare name -> what it resolved to; most names are used many times.
+    names: HashMap<String, HashMap<String, ResolvedName>>,
+}
+
+#[derive(Clone)]
+struct ResolvedName {
+    selector: Arc<LabelSelector>,
+    key: u32,
+    implicit: bool,
 }
 
 impl Checker {
+    /// The key of pods `selector` in namespace `ns`.
+    fn key(&mut self, ns: &str, selector: &Arc<LabelSelector>) -> u32 {
+        if let Some(k) = self.keys.get(ns).and_then(|m| m.get(selector)) {
+            return *k;
+        }
+        let k = self.model.keys;
+        self.model.keys += 1;
+        self.keys.entry(ns.to_owned()).or_default().insert(selector.clone(), k);
+        k
+    }
+
     /// Declarations are gathered first so that duplicates and use-before-declaration can point
     /// at both places whatever the order.
     fn collect_declarations(&mut self, files: &[ast::File]) {
@@ -419,13 +450,14 @@ impl Checker {
                         });
                         return;
                     }
-                    let sel = this.selector(file, selector);
-                    this.declared.insert(key.clone(), (sel.clone(), at));
-                    this.workload_index.insert(key, this.model.workloads.len());
+                    let sel = Arc::new(this.selector(file, selector));
+                    let k = this.key(ns, &sel);
+                    this.declared.insert(key, (sel.clone(), at));
                     this.model.workloads.push(NamedWorkload {
+                        key: k,
                         name: name.node.clone(),
                         namespace: ns.to_owned(),
-                        selector: sel,
+                        selector: (*sel).clone(),
                         at,
                         docs: s.docs.iter().map(|d| d.node.clone()).collect(),
                     });
@@ -440,8 +472,8 @@ impl Checker {
                         });
                         return;
                     }
-                    let cidrs = blocks.iter().filter_map(|b| this.cidr_peer(file, b)).collect();
-                    this.externals.insert(name.node.clone(), (cidrs, at));
+                    let cidrs: Vec<_> = blocks.iter().filter_map(|b| this.cidr_peer(file, b)).collect();
+                    this.externals.insert(name.node.clone(), (cidrs.into(), at));
                 }
                 _ => {}
             };
@@ -471,6 +503,18 @@ impl Checker {
         }
     }
 
+    fn every_pod(&mut self, ns: &str) -> End {
+        let pods = Arc::new(LabelSelector::everything());
+        let key = self.key(ns, &pods);
+        End::Pods {
+            ns: NsScope::Named(ns.to_owned()),
+            pods,
+            display: "*".into(),
+            named: false,
+            key: Some(key),
+        }
+    }
+
     fn statement(&mut self, file: usize, ns: &str, s: &Statement) {
         let at = Loc { file, span: s.span };
         let docs: Vec<String> = s.docs.iter().map(|d| d.node.clone()).collect();
@@ -482,54 +526,46 @@ impl Checker {
             }),
             StatementKind::Default { action, direction } => {
                 let dir = direction.as_ref().map(|d| d.node);
-                let all = LabelSelector::everything();
+                let every_pod = self.every_pod(ns);
+                let key = every_pod.single_namespace().map_or(0, |(_, _, k)| k);
+                let door = |words| DoorDecl {
+                    key,
+                    namespace: ns.to_owned(),
+                    selector: LabelSelector::everything(),
+                    display: "*".into(),
+                    named: false,
+                    words,
+                    at,
+                    docs: docs.clone(),
+                };
                 match action.node {
-                    DefaultAction::Deny => self.model.doors.push(DoorDecl {
-                        namespace: ns.to_owned(),
-                        selector: all,
-                        display: "*".into(),
-                        named: false,
-                        words: DoorWords::State { direction: dir, guarded: true },
-                        at,
-                        docs,
-                    }),
+                    DefaultAction::Deny => {
+                        self.model.doors.push(door(DoorWords::State { direction: dir, guarded: true }));
+                    }
                     DefaultAction::Allow => {
-                        let every_pod = End::Pods {
-                            ns: NsScope::Named(ns.to_owned()),
-                            pods: all.clone(),
-                            display: "*".into(),
-                            named: false,
-                        };
+                        let shared: Arc<[String]> = docs.clone().into();
                         if dir != Some(ast::Direction::Egress) {
                             self.model.flows.push(Flow {
-                                sources: vec![(End::Anywhere, at)],
+                                sources: Arc::new([(End::Anywhere, at)]),
                                 target: every_pod.clone(),
                                 target_at: at,
                                 ports: Vec::new(),
                                 at,
-                                docs: docs.clone(),
+                                docs: shared.clone(),
                             });
                         }
                         if dir != Some(ast::Direction::Ingress) {
-                            self.model.doors.push(DoorDecl {
-                                namespace: ns.to_owned(),
-                                selector: all,
-                                display: "*".into(),
-                                named: false,
-                                words: DoorWords::State {
-                                    direction: Some(ast::Direction::Egress),
-                                    guarded: true,
-                                },
-                                at,
-                                docs: docs.clone(),
-                            });
+                            self.model.doors.push(door(DoorWords::State {
+                                direction: Some(ast::Direction::Egress),
+                                guarded: true,
+                            }));
                             self.model.flows.push(Flow {
-                                sources: vec![(every_pod, at)],
+                                sources: Arc::new([(every_pod, at)]),
                                 target: End::Anywhere,
                                 target_at: at,
                                 ports: Vec::new(),
                                 at,
-                                docs,
+                                docs: shared,
                             });
                         }
                     }
@@ -539,11 +575,12 @@ impl Checker {
                 let Some(end) = self.endpoint(file, ns, subject) else { return };
                 let subject_at = Loc { file, span: subject.span };
                 match end {
-                    End::Pods { ns: NsScope::Named(pod_ns), pods, display, named } => {
+                    End::Pods { ns: NsScope::Named(pod_ns), pods, display, named, key: Some(key) } => {
                         self.model.doors.push(DoorDecl {
+                            key,
                             namespace: pod_ns,
-                            selector: pods,
-                            display,
+                            selector: (*pods).clone(),
+                            display: display.to_string(),
                             named,
                             words: door.node,
                             at,
@@ -576,6 +613,8 @@ impl Checker {
                         sources.push((end, src_at));
                     }
                 }
+                let sources: Arc<[(End, Loc)]> = sources.into();
+                let docs: Arc<[String]> = docs.into();
                 for t in &arrow.targets {
                     let target_at = Loc { file, span: t.span };
                     if let Some(l7) = t.l7 {
@@ -624,7 +663,7 @@ impl Checker {
             }
             EndpointKind::Cidr(c) => {
                 let block = self.cidr_peer(file, c)?;
-                Some(End::Cidrs(vec![block], c.cidr.node.clone()))
+                Some(End::Cidrs(Arc::new([block]), c.cidr.node.as_str().into()))
             }
             EndpointKind::Pods { namespace, pods } => {
                 let (scope, ns_display) = match namespace {
@@ -642,9 +681,13 @@ impl Checker {
                         }
                     },
                 };
-                let (selector, pod_display, named) = match &pods.node {
-                    PodRef::All => (LabelSelector::everything(), "*".to_owned(), false),
-                    PodRef::Selector(s) => (self.selector(file, s), selector_text(s), false),
+                let lookup_ns = match &scope {
+                    NsScope::Named(n) => Some(n.clone()),
+                    NsScope::Selector(_) => None,
+                };
+                let (selector, pod_display, named, key) = match &pods.node {
+                    PodRef::All => (Arc::new(LabelSelector::everything()), "*".to_owned(), false, None),
+                    PodRef::Selector(s) => (Arc::new(self.selector(file, s)), selector_text(s), false, None),
                     PodRef::Named(name) => {
                         if namespace.is_none()
                             && let Some((blocks, decl)) = self.externals.get(name)
@@ -656,39 +699,41 @@ impl Checker {
                                     name: name.clone(),
                                 });
                             }
-                            return Some(End::Cidrs(blocks.clone(), name.clone()));
+                            return Some(End::Cidrs(blocks.clone(), name.as_str().into()));
                         }
-                        let lookup_ns = match &scope {
-                            NsScope::Named(n) => Some(n.clone()),
-                            NsScope::Selector(_) => None,
-                        };
-                        let sel = self.named_workload(lookup_ns.as_deref(), name, at);
-                        (sel, name.clone(), true)
+                        match lookup_ns.as_deref() {
+                            Some(ns) => {
+                                let r = self.named_workload(ns, name, at);
+                                (r.selector, name.clone(), true, Some(r.key))
+                            }
+                            None => {
+                                // `*/name` or `{..}/name`: the label, in every chosen namespace.
+                                self.check_implicit_name(name, at);
+                                (
+                                    Arc::new(LabelSelector::labels([("app", name.as_str())])),
+                                    name.clone(),
+                                    true,
+                                    None,
+                                )
+                            }
+                        }
                     }
+                };
+                let key = match (key, lookup_ns.as_deref()) {
+                    (Some(k), _) => Some(k),
+                    (None, Some(ns)) => Some(self.key(ns, &selector)),
+                    (None, None) => None,
                 };
                 let display = match ns_display {
                     Some(n) => format!("{n}/{pod_display}"),
                     None => pod_display,
                 };
-                Some(End::Pods { ns: scope, pods: selector, display, named })
+                Some(End::Pods { ns: scope, pods: selector, display: display.into(), named, key })
             }
         }
     }
 
-    /// A bare workload name: the declared workload, or `app=<name>`.
-    fn named_workload(&mut self, ns: Option<&str>, name: &str, at: Loc) -> LabelSelector {
-        if let Some(ns) = ns
-            && let Some((sel, decl)) = self.declared.get(&(ns.to_owned(), name.to_owned()))
-        {
-            if (decl.file, decl.span.start) > (at.file, at.span.start) {
-                self.errors.push(CheckError::UsedBeforeDeclaration {
-                    at,
-                    declared: *decl,
-                    name: name.to_owned(),
-                });
-            }
-            return sel.clone();
-        }
+    fn check_implicit_name(&mut self, name: &str, at: Loc) {
         if let Err(rule) = label_value(name) {
             self.errors.push(CheckError::InvalidName {
                 at,
@@ -697,23 +742,46 @@ impl Checker {
                 rule,
             });
         }
-        let selector = LabelSelector::labels([("app", name)]);
-        if let Some(ns) = ns {
-            let key = (ns.to_owned(), name.to_owned());
-            let entry = self.implicit.entry(key.clone()).or_insert((0, at));
-            entry.0 += 1;
-            if !self.workload_index.contains_key(&key) {
-                self.workload_index.insert(key, self.model.workloads.len());
+    }
+
+    /// A bare workload name in namespace `ns`: the declared workload, or `app=<name>`.
+    fn named_workload(&mut self, ns: &str, name: &str, at: Loc) -> ResolvedName {
+        if let Some(r) = self.names.get(ns).and_then(|m| m.get(name)).cloned() {
+            if r.implicit
+                && let Some(entry) = self.implicit.get_mut(&(ns.to_owned(), name.to_owned()))
+            {
+                entry.0 += 1;
+            }
+            return r;
+        }
+        let resolved =
+            if let Some((sel, decl)) = self.declared.get(&(ns.to_owned(), name.to_owned())).cloned() {
+                if (decl.file, decl.span.start) > (at.file, at.span.start) {
+                    self.errors.push(CheckError::UsedBeforeDeclaration {
+                        at,
+                        declared: decl,
+                        name: name.to_owned(),
+                    });
+                }
+                let key = self.key(ns, &sel);
+                ResolvedName { selector: sel, key, implicit: false }
+            } else {
+                self.check_implicit_name(name, at);
+                let selector = Arc::new(LabelSelector::labels([("app", name)]));
+                let key = self.key(ns, &selector);
+                self.implicit.insert((ns.to_owned(), name.to_owned()), (1, at));
                 self.model.workloads.push(NamedWorkload {
+                    key,
                     name: name.to_owned(),
                     namespace: ns.to_owned(),
-                    selector: selector.clone(),
+                    selector: (*selector).clone(),
                     at,
                     docs: Vec::new(),
                 });
-            }
-        }
-        selector
+                ResolvedName { selector, key, implicit: true }
+            };
+        self.names.entry(ns.to_owned()).or_default().insert(name.to_owned(), resolved.clone());
+        resolved
     }
 
     /// Undeclared names used once that look like another name: probably typos.

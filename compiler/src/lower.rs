@@ -172,7 +172,8 @@ impl Entity {
 #[derive(Default)]
 struct Doors {
     entities: Vec<Entity>,
-    index: HashMap<(String, LabelSelector), usize>,
+    /// (namespace, selector) key from the checker -> entity.
+    by_key: Vec<Option<usize>>,
     /// Per namespace: entities with an egress guard, for subsumption.
     egress_guards: HashMap<String, Vec<usize>>,
     /// Per namespace: entities with an ingress guard or target, for subsumption.
@@ -180,8 +181,8 @@ struct Doors {
 }
 
 impl Doors {
-    fn entity(&mut self, ns: &str, selector: &LabelSelector, display: &str, named: bool) -> usize {
-        if let Some(&i) = self.index.get(&(ns.to_owned(), selector.clone())) {
+    fn entity(&mut self, key: u32, ns: &str, selector: &LabelSelector, display: &str, named: bool) -> usize {
+        if let Some(i) = self.find(key) {
             let e = &mut self.entities[i];
             if named && !e.named {
                 // A name reads better than a selector in policy names and messages.
@@ -202,12 +203,12 @@ impl Doors {
             docs: Vec::new(),
             first: None,
         });
-        self.index.insert((ns.to_owned(), selector.clone()), i);
+        self.by_key[key as usize] = Some(i);
         i
     }
 
-    fn find(&self, ns: &str, selector: &LabelSelector) -> Option<usize> {
-        self.index.get(&(ns.to_owned(), selector.clone())).copied()
+    fn find(&self, key: u32) -> Option<usize> {
+        self.by_key.get(key as usize).copied().flatten()
     }
 
     /// The first statement guarding `direction` for pods of `selector` in `ns`, through a
@@ -248,11 +249,11 @@ fn subsumes(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
 #[must_use]
 pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
     let mut errors = Vec::new();
-    let mut doors = Doors::default();
+    let mut doors = Doors { by_key: vec![None; model.keys as usize], ..Doors::default() };
 
     // 1. Declared doors.
     for d in &model.doors {
-        let i = doors.entity(&d.namespace, &d.selector, &d.display, d.named);
+        let i = doors.entity(d.key, &d.namespace, &d.selector, &d.display, d.named);
         let e = &mut doors.entities[i];
         e.touch(d.at);
         e.add_docs(d.at, &d.docs);
@@ -276,8 +277,8 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
     }
     // 2. Targets guard their ingress.
     for f in &model.flows {
-        if let Some((ns, sel)) = f.target.single_namespace() {
-            let i = doors.entity(ns, sel, f.target.display(), is_named(&f.target));
+        if let Some((ns, sel, key)) = f.target.single_namespace() {
+            let i = doors.entity(key, ns, sel, f.target.display(), is_named(&f.target));
             let e = &mut doors.entities[i];
             if let Some(open) = e.ingress.open {
                 errors.push(LowerError::TargetDeclaredOpen {
@@ -331,7 +332,7 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
     }
     // Doc comments of workload declarations describe the workload's policy.
     for w in &model.workloads {
-        if let Some(i) = doors.find(&w.namespace, &w.selector) {
+        if let Some(i) = doors.find(w.key) {
             doors.entities[i].add_docs(w.at, &w.docs);
         }
     }
@@ -354,7 +355,9 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
             });
         }
     }
-    (build_ir(model, &doors, locate), errors)
+    let ir = build_ir(model, &doors, locate);
+    crate::drop_later(doors);
+    (ir, errors)
 }
 
 fn is_named(end: &End) -> bool {
@@ -364,8 +367,8 @@ fn is_named(end: &End) -> bool {
 fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
     // Ingress side.
     let mut target_side = Side::NoDoor;
-    if let Some((ns, sel)) = f.target.single_namespace() {
-        let t = doors.find(ns, sel).expect("every single-namespace target was registered in step 2");
+    if let Some((ns, _, key)) = f.target.single_namespace() {
+        let t = doors.find(key).expect("every single-namespace target was registered in step 2");
         let e = &mut doors.entities[t];
         if let Some(iso) = e.isolated {
             errors.push(LowerError::IsolatedInFlow {
@@ -378,7 +381,7 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
         } else {
             let mut peers = Vec::new();
             let mut anyone = false;
-            for (s, _) in &f.sources {
+            for (s, _) in f.sources.iter() {
                 match peers_of(s, ns) {
                     Some(ps) => {
                         for p in ps {
@@ -396,13 +399,13 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
             add_rule(&mut e.ingress, RuleDraft { peers, ports: f.ports.clone(), at: f.at }, errors);
             e.add_docs(f.at, &f.docs);
             // The ingress rule carries the flow; sources with guarded egress get theirs too.
-            for (s, sat) in &f.sources {
+            for (s, sat) in f.sources.iter() {
                 egress_side(doors, f, s, *sat, errors);
             }
             return;
         }
     }
-    for (s, sat) in &f.sources {
+    for (s, sat) in f.sources.iter() {
         if let Some(source_side) = egress_side(doors, f, s, *sat, errors) {
             errors.push(LowerError::NoEffect {
                 at: *sat,
@@ -417,8 +420,8 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
 
 /// Write the egress rule for one source, if its egress is guarded. Returns why not otherwise.
 fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<LowerError>) -> Option<Side> {
-    let Some((ns, sel)) = s.single_namespace() else { return Some(Side::NoDoor) };
-    let existing = doors.find(ns, sel);
+    let Some((ns, sel, key)) = s.single_namespace() else { return Some(Side::NoDoor) };
+    let existing = doors.find(key);
     if let Some(i) = existing {
         let e = &doors.entities[i];
         if let Some(iso) = e.isolated {
@@ -434,7 +437,7 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
     }
     let i = match existing {
         Some(i) => i,
-        None => doors.entity(ns, sel, s.display(), is_named(s)),
+        None => doors.entity(key, ns, sel, s.display(), is_named(s)),
     };
     let mut ports = f.ports.clone();
     if f.target == End::Dns && ports.is_empty() {
@@ -499,9 +502,9 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
                 .collect(),
         ),
         End::Pods { ns: scope, pods, .. } => {
-            let pods_opt = if pods.is_empty() { None } else { Some(pods.clone()) };
+            let pods_opt = if pods.is_empty() { None } else { Some((**pods).clone()) };
             Some(vec![match scope {
-                NsScope::Named(n) if n == ns => Peer::Pods { namespaces: None, pods: Some(pods.clone()) },
+                NsScope::Named(n) if n == ns => Peer::Pods { namespaces: None, pods: Some((**pods).clone()) },
                 NsScope::Named(n) => {
                     Peer::Pods { namespaces: Some(LabelSelector::namespace_named(n)), pods: pods_opt }
                 }
@@ -608,24 +611,74 @@ fn policy(ns: &str, name: String, e: &Entity, doors: &Doors, locate: &dyn Locate
     }
 }
 
-/// FNV-1a, 64 bits: stable across runs, machines and Rust versions (unlike `DefaultHasher`).
-fn fnv64(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.iter().chain(std::iter::once(&0xffu8)) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+fn rule_id(ns: &str, policy: &str, dir: Direction, peers: &[Peer], ports: &[Port]) -> String {
+    let mut h = Fnv::new();
+    h.str(ns);
+    h.str(policy);
+    h.str(&dir.to_string());
+    for p in peers {
+        match p {
+            Peer::Pods { namespaces, pods } => {
+                h.str("pods");
+                for s in [namespaces, pods] {
+                    match s {
+                        None => h.str("-"),
+                        Some(s) => h.selector(s),
+                    }
+                }
+            }
+            Peer::IpBlock { cidr, except } => {
+                h.str("ipblock");
+                h.str(&cidr.to_string());
+                for e in except {
+                    h.str(&e.to_string());
+                }
+            }
         }
     }
-    h
+    h.str("ports");
+    for p in ports {
+        h.str(p.protocol.as_str());
+        match &p.port {
+            None => h.str("*"),
+            Some(v) => h.str(&v.to_string()),
+        }
+        h.str(&p.end_port.map_or(String::new(), |e| e.to_string()));
+    }
+    format!("r{:012x}", h.0 >> 16)
 }
 
-fn rule_id(ns: &str, policy: &str, dir: Direction, peers: &[Peer], ports: &[Port]) -> String {
-    let peers = serde_json::to_string(peers).expect("peers are plain data");
-    let ports = serde_json::to_string(ports).expect("ports are plain data");
-    let d = dir.to_string();
-    let h = fnv64(&[ns.as_bytes(), policy.as_bytes(), d.as_bytes(), peers.as_bytes(), ports.as_bytes()]);
-    format!("r{:012x}", h >> 16)
+/// FNV-1a over delimited fields: ids and names stable across runs, machines and Rust versions
+/// (unlike `DefaultHasher`).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn str(&mut self, s: &str) {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn selector(&mut self, s: &LabelSelector) {
+        self.str("{");
+        for (k, v) in &s.match_labels {
+            self.str(k);
+            self.str(v);
+        }
+        for r in &s.match_expressions {
+            self.str(&r.key);
+            self.str(r.operator.as_str());
+            for v in &r.values {
+                self.str(v);
+            }
+        }
+        self.str("}");
+    }
 }
 
 fn base_name(e: &Entity) -> String {
@@ -653,8 +706,9 @@ fn base_name(e: &Entity) -> String {
 }
 
 fn suffixed(base: &str, selector: &LabelSelector) -> String {
-    let json = serde_json::to_string(selector).expect("selectors are plain data");
-    format!("{}-{:08x}", base.trim_end_matches('-'), fnv64(&[json.as_bytes()]) >> 32)
+    let mut h = Fnv::new();
+    h.selector(selector);
+    format!("{}-{:08x}", base.trim_end_matches('-'), h.0 >> 32)
 }
 
 /// Every namespace that the IR's policies live in, sorted.

@@ -97,14 +97,17 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::door_decl | Rule::door_state | Rule::door_words => "`guarded`, `open`",
         Rule::direction => "`ingress`, `egress`",
         Rule::arrow | Rule::arrow_op | Rule::deny_op => "`->`",
-        Rule::sources | Rule::endpoint | Rule::qualified | Rule::pods | Rule::name => "a workload",
+        Rule::sources | Rule::endpoint | Rule::reference | Rule::ref_head | Rule::ref_tail | Rule::dotted => {
+            "a workload"
+        }
+        Rule::name => "a workload",
         Rule::targets | Rule::target => "a target",
         Rule::priority_stmt => "`priority`",
         Rule::l7_clause | Rule::l7_path => return None,
         Rule::anywhere => "`anywhere`",
         Rule::dns => "`dns`",
         Rule::nodes => return None,
-        Rule::ns_part | Rule::ns_name => "a namespace",
+        Rule::ns_name => "a namespace",
         Rule::all => "`*`",
         Rule::selector => "a selector `{key=value}`",
         Rule::requirement | Rule::eq_req | Rule::ne_req | Rule::set_req | Rule::exists | Rule::not_exists => {
@@ -119,7 +122,6 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::protocol => "a protocol (`tcp`, `udp`, `sctp`)",
         Rule::cidr_peer | Rule::cidr | Rule::ipv4 | Rule::ipv6 => "an address block",
         Rule::except => "`except`",
-        Rule::fqdn => return None,
         Rule::integer => "a number",
         Rule::keyword | Rule::ident | Rule::file => return None,
         Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char => return None,
@@ -320,38 +322,50 @@ fn endpoint(pair: Pair<'_, Rule>) -> Endpoint {
         Rule::anywhere => EndpointKind::Anywhere,
         Rule::dns => EndpointKind::Dns,
         Rule::nodes => EndpointKind::Nodes,
-        Rule::fqdn => EndpointKind::Fqdn(p.as_str().to_owned()),
         Rule::cidr_peer => EndpointKind::Cidr(cidr_peer(p)),
-        Rule::pods => EndpointKind::Pods { namespace: None, pods: pod_ref(p) },
-        Rule::qualified => {
-            let mut inner = p.into_inner();
-            let ns = inner.next().expect("grammar: namespace part");
-            let ns_span = span(&ns);
-            let ns_inner = first(ns);
-            let ns_ref = match ns_inner.as_rule() {
-                Rule::all => NamespaceRef::All,
-                Rule::selector => NamespaceRef::Selector(selector(ns_inner)),
-                Rule::ns_name => NamespaceRef::Named(ns_inner.as_str().to_owned()),
-                other => unreachable!("grammar: unexpected {other:?} as namespace"),
-            };
-            let pods = pod_ref(inner.next().expect("grammar: pods part"));
-            EndpointKind::Pods { namespace: Some(Spanned { node: ns_ref, span: ns_span }), pods }
-        }
+        Rule::reference => reference(p),
         other => unreachable!("grammar: unexpected {other:?} as endpoint"),
     };
     Endpoint { kind, span: whole }
 }
 
-fn pod_ref(pair: Pair<'_, Rule>) -> Spanned<PodRef> {
-    let s = span(&pair);
-    let p = first(pair);
-    let node = match p.as_rule() {
+/// `pods` or `namespace/pods`.
+fn reference(pair: Pair<'_, Rule>) -> EndpointKind {
+    let mut inner = pair.into_inner();
+    let head = inner.next().expect("grammar: reference head");
+    let head_span = span(&head);
+    let head = first(head);
+    let Some(tail) = inner.next() else {
+        let pods = match head.as_rule() {
+            Rule::all => PodRef::All,
+            Rule::selector => PodRef::Selector(selector(head)),
+            Rule::dotted if head.as_str().contains('.') => {
+                return EndpointKind::Fqdn(head.as_str().to_owned());
+            }
+            Rule::dotted => PodRef::Named(head.as_str().to_owned()),
+            other => unreachable!("grammar: unexpected {other:?} as pods"),
+        };
+        return EndpointKind::Pods { namespace: None, pods: Spanned { node: pods, span: head_span } };
+    };
+    let ns = match head.as_rule() {
+        Rule::all => NamespaceRef::All,
+        Rule::selector => NamespaceRef::Selector(selector(head)),
+        Rule::dotted if head.as_str().contains('.') => return EndpointKind::Fqdn(head.as_str().to_owned()),
+        Rule::dotted => NamespaceRef::Named(head.as_str().to_owned()),
+        other => unreachable!("grammar: unexpected {other:?} as namespace"),
+    };
+    let tail_span = span(&tail);
+    let tail = first(tail);
+    let pods = match tail.as_rule() {
         Rule::all => PodRef::All,
-        Rule::selector => PodRef::Selector(selector(p)),
-        Rule::name => PodRef::Named(p.as_str().to_owned()),
+        Rule::selector => PodRef::Selector(selector(tail)),
+        Rule::name => PodRef::Named(tail.as_str().to_owned()),
         other => unreachable!("grammar: unexpected {other:?} as pods"),
     };
-    Spanned { node, span: s }
+    EndpointKind::Pods {
+        namespace: Some(Spanned { node: ns, span: head_span }),
+        pods: Spanned { node: pods, span: tail_span },
+    }
 }
 
 fn cidr_peer(pair: Pair<'_, Rule>) -> CidrPeer {
