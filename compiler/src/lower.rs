@@ -376,6 +376,12 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
                 isolated: iso,
                 name: e.display.clone(),
             });
+            // The arrow is an error already: only isolated sources are worth reporting too, not
+            // that the refused flow "has no effect".
+            for (s, sat) in f.sources.iter() {
+                egress_side(doors, f, s, *sat, errors);
+            }
+            return;
         } else if let Some(open) = e.ingress.open {
             target_side = Side::DeclaredOpen(open);
         } else {

@@ -36,3 +36,11 @@ fn parser_stopping_at_white_space_names_it_instead_of_the_end_of_file() {
     let (_, out) = compile("a -> b:80-\nc -> d\n");
     assert_eq!(out.diagnostics[0].message, "unexpected line break");
 }
+
+#[test]
+fn arrow_into_an_isolated_workload_is_only_e0301() {
+    let (_, out) = compile("hermit isolated\nfrontend -> hermit:80\n");
+    assert_eq!(codes(&out), ["E0301"]);
+    let (_, out) = compile("hermit isolated\nrecluse isolated\nhermit -> recluse:80\n");
+    assert_eq!(codes(&out), ["E0301", "E0301"], "both isolated ends are reported");
+}
