@@ -533,11 +533,19 @@ pub const DIAGNOSTICS_DOC: &str = include_str!("../../docs/diagnostics.md");
 pub fn explain(code: &str) -> Option<String> {
     let code = code.trim().to_ascii_uppercase();
     let heading = format!("## {code}");
-    let start =
-        DIAGNOSTICS_DOC.lines().position(|l| l == heading || l.starts_with(&format!("{heading}:")))?;
     let lines: Vec<&str> = DIAGNOSTICS_DOC.lines().collect();
-    let end =
-        lines[start + 1..].iter().position(|l| l.starts_with("## ")).map_or(lines.len(), |p| start + 1 + p);
+    let start = lines.iter().position(|l| *l == heading || l.starts_with(&format!("{heading}:")))?;
+    // The section ends at the next heading; a `## ` line inside a fenced example is a doc comment.
+    let mut in_fence = false;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| {
+            if l.starts_with("```") {
+                in_fence = !in_fence;
+            }
+            !in_fence && l.starts_with("## ")
+        })
+        .map_or(lines.len(), |p| start + 1 + p);
     Some(lines[start..end].join("\n").trim_end().to_owned() + "\n")
 }
 
@@ -548,3 +556,15 @@ pub const ALL_CODES: &[&str] = &[
     "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102", "W0201",
     "W0202", "W0203", "W0204",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_reads_past_doc_comments_inside_examples() {
+        let section = explain("W0102").expect("W0102 is documented");
+        assert!(section.contains("## nothing follows"), "{section}");
+        assert!(section.contains("**Fix:**"), "the section goes on after its example: {section}");
+    }
+}
