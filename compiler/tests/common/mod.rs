@@ -46,7 +46,8 @@ pub fn codes(out: &Compilation) -> Vec<&'static str> {
 pub fn source_and_diagnostics(sources: &[SourceFile], out: &Compilation) -> String {
     let mut text = String::new();
     for s in sources {
-        let header = if sources.len() == 1 { "--- source".to_owned() } else { format!("--- source {}", s.name) };
+        let header =
+            if sources.len() == 1 { "--- source".to_owned() } else { format!("--- source {}", s.name) };
         text.push_str(&header);
         text.push('\n');
         text.push_str(&s.text);
