@@ -44,11 +44,17 @@ fn plan(dir: &Path, files: &BTreeMap<String, String>) -> Result<Plan, Failure> {
                 let entry = entry.map_err(|e| Failure::Io(format!("cannot list {}: {e}", dir.display())))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-                if !is_yaml || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                if !is_yaml {
                     continue;
                 }
-                // Unreadable or non-UTF-8 files are not ours: leave them alone, but never overwrite.
-                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                // Unreadable or non-UTF-8 files, and links, directories and the like (netc writes
+                // only regular files), are not ours: leave them alone, but never replace them.
+                let regular = entry.file_type().is_ok_and(|t| t.is_file());
+                let text = if regular {
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 existing.insert(name, text);
             }
         }
