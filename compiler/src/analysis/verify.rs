@@ -1,0 +1,247 @@
+//! `netc build --verify`: judge the YAML about to be written with the independent NetworkPolicy
+//! evaluator ([`super::k8s_eval`]) and the IR with the reference evaluator ([`netc_ir::eval`]) on
+//! one cluster, flow by flow and door by door, and report the first difference.
+//!
+//! The flows are every ordered pair of the cluster's endpoints (pods and external addresses, but
+//! not two addresses) on every default probe of the matrix ([`Matrix::default_probes`]: each port
+//! the rules mention, named ports as the cluster's pods resolve them, and one port nothing
+//! mentions per protocol). Work grows as endpoints² × probes, which is instant on a synthesized
+//! cluster ([`super::synth`]) and a few seconds on a real one of a few hundred pods.
+
+use std::fmt;
+
+use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow};
+use netc_ir::{Inventory, Ir};
+
+use super::k8s_eval::{K8sDoorVerdict, K8sEvaluator, K8sPolicyError};
+use super::matrix::{Matrix, Probe};
+use crate::yaml::{self, ParseError};
+
+/// The two evaluators agree, or the first flow on which they do not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// Every flow got the same verdict at both doors.
+    Agree {
+        /// How many flows were judged.
+        flows: usize,
+        /// How many endpoints (pods and addresses) the cluster has.
+        endpoints: usize,
+        /// How many probes (protocol and port) each pair was tried on.
+        probes: usize,
+    },
+    /// The first flow judged differently.
+    Differ(Box<Mismatch>),
+}
+
+/// One flow the generated YAML and the IR judge differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// `namespace/pod` or an address.
+    pub src: String,
+    /// `namespace/pod` or an address.
+    pub dst: String,
+    /// The protocol and port.
+    pub probe: Probe,
+    /// What the IR evaluator says, door by door.
+    pub ir: String,
+    /// What the NetworkPolicy evaluator says of the YAML, door by door.
+    pub yaml: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "first differing flow: {} -> {} {}/{}",
+            self.src, self.dst, self.probe.protocol, self.probe.port
+        )?;
+        writeln!(f, "  IR (netc's meaning):       {}", self.ir)?;
+        write!(f, "  generated NetworkPolicies: {}", self.yaml)
+    }
+}
+
+/// Why the YAML could not be judged at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The YAML does not parse back into NetworkPolicy objects.
+    Parse(ParseError),
+    /// An object the API server would refuse.
+    Policy(K8sPolicyError),
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyError::Parse(e) => write!(f, "the generated YAML does not read back: {e}"),
+            VerifyError::Policy(e) => write!(f, "the generated YAML would be refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// Judge the YAML `documents` (each a YAML stream, as written to stdout or to the files of an
+/// output directory) against `ir` on `inventory`.
+///
+/// # Errors
+/// [`VerifyError`] when the YAML does not parse back or holds an object the API server would
+/// refuse.
+pub fn verify(ir: &Ir, documents: &[&str], inventory: &Inventory) -> Result<Verification, VerifyError> {
+    let mut policies = Vec::new();
+    for text in documents {
+        policies.extend(yaml::parse_network_policies(text).map_err(VerifyError::Parse)?);
+    }
+    let k8s = K8sEvaluator::new(&policies, inventory).map_err(VerifyError::Policy)?;
+    let reference = Evaluator::new(ir, inventory);
+    let probes = Matrix::default_probes(ir, inventory);
+    let endpoints: Vec<Endpoint<'_>> = inventory
+        .pods
+        .iter()
+        .map(Endpoint::Pod)
+        .chain(inventory.externals.iter().map(|e| Endpoint::External(e.address)))
+        .collect();
+    let mut flows = 0;
+    for src in &endpoints {
+        for dst in &endpoints {
+            if matches!((src, dst), (Endpoint::External(_), Endpoint::External(_))) {
+                continue;
+            }
+            for probe in &probes {
+                let flow = Flow { src: *src, dst: *dst, protocol: probe.protocol, port: probe.port };
+                let want = reference.evaluate(&flow);
+                let got = k8s.evaluate(&flow);
+                flows += 1;
+                if want.allowed != got.allowed
+                    || want.egress.permits() != got.egress.permits()
+                    || want.ingress.permits() != got.ingress.permits()
+                {
+                    return Ok(Verification::Differ(Box::new(Mismatch {
+                        src: src.to_string(),
+                        dst: dst.to_string(),
+                        probe: *probe,
+                        ir: format!(
+                            "{} (egress {}, ingress {})",
+                            verdict(want.allowed),
+                            ir_door(&want.egress, ir),
+                            ir_door(&want.ingress, ir)
+                        ),
+                        yaml: format!(
+                            "{} (egress {}, ingress {})",
+                            verdict(got.allowed),
+                            k8s_door(&got.egress, &policies),
+                            k8s_door(&got.ingress, &policies)
+                        ),
+                    })));
+                }
+            }
+        }
+    }
+    Ok(Verification::Agree { flows, endpoints: endpoints.len(), probes: probes.len() })
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "denied" }
+}
+
+fn ir_door(door: &DoorVerdict, ir: &Ir) -> String {
+    match door {
+        DoorVerdict::NotApplicable => "n/a".to_owned(),
+        DoorVerdict::Open => "open".to_owned(),
+        DoorVerdict::Allowed { rules } => {
+            let ids: Vec<String> = rules
+                .iter()
+                .filter_map(|r| {
+                    r.resolve(ir).map(|(p, rule)| format!("{}/{} rule {}", p.namespace, p.name, rule.id))
+                })
+                .collect();
+            format!("allowed by {}", ids.join(", "))
+        }
+        DoorVerdict::Denied { guarded_by } => {
+            let names: Vec<String> = guarded_by
+                .iter()
+                .filter_map(|p| p.resolve(ir).map(|p| format!("{}/{}", p.namespace, p.name)))
+                .collect();
+            format!("denied, guarded by {}", names.join(", "))
+        }
+    }
+}
+
+fn k8s_door(door: &K8sDoorVerdict, policies: &[k8s_openapi::api::networking::v1::NetworkPolicy]) -> String {
+    let name = |i: usize| {
+        policies.get(i).map_or_else(
+            || format!("#{i}"),
+            |p| {
+                format!(
+                    "{}/{}",
+                    p.metadata.namespace.as_deref().unwrap_or("default"),
+                    p.metadata.name.as_deref().unwrap_or("?")
+                )
+            },
+        )
+    };
+    match door {
+        K8sDoorVerdict::NotApplicable => "n/a".to_owned(),
+        K8sDoorVerdict::Open => "open".to_owned(),
+        K8sDoorVerdict::Allowed { rules } => {
+            let rules: Vec<String> =
+                rules.iter().map(|r| format!("{} {}[{}]", name(r.policy), r.direction, r.rule)).collect();
+            format!("allowed by {}", rules.join(", "))
+        }
+        K8sDoorVerdict::Denied { guarded_by } => {
+            let names: Vec<String> = guarded_by.iter().map(|&i| name(i)).collect();
+            format!("denied, guarded by {}", names.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::synth::synthesize;
+    use crate::{SourceFile, codegen};
+
+    fn ir(text: &str) -> Ir {
+        let out = crate::compile(&[SourceFile::new("v.np", text)]);
+        out.ir.unwrap_or_else(|| panic!("compiles: {:?}", out.diagnostics))
+    }
+
+    #[test]
+    fn generated_yaml_agrees_with_the_ir() {
+        let ir = ir(
+            "namespace shop {\n  frontend -> backend:8080\n  backend egress guarded\n  backend -> db:5432, dns\n  \
+                     {team=ops}/* -> backend:9090\n  backend -> 203.0.113.0/24 except 203.0.113.8/29:443\n}\nhermit isolated\n",
+        );
+        let inventory = synthesize(&[&ir]);
+        let yaml = yaml::render_stream(&codegen::network_policies(&ir), &ir.sources);
+        let outcome = verify(&ir, &[&yaml], &inventory).expect("judgeable");
+        let Verification::Agree { flows, endpoints, probes } = outcome else { panic!("{outcome:?}") };
+        let externals = inventory.externals.len();
+        assert_eq!(
+            flows,
+            (endpoints * endpoints - externals * externals) * probes,
+            "every pair but address to address"
+        );
+        assert!(flows > 100);
+    }
+
+    #[test]
+    fn a_yaml_that_says_something_else_is_caught_with_the_first_flow() {
+        let ir = ir("frontend -> backend:8080\n");
+        let inventory = synthesize(&[&ir]);
+        let mut policies = codegen::network_policies(&ir);
+        // Tamper: the YAML lets backend in on 8081 instead.
+        let yaml = yaml::render_stream(&policies, &ir.sources).replace("port: 8080", "port: 8081");
+        let outcome = verify(&ir, &[&yaml], &inventory).expect("judgeable");
+        let Verification::Differ(m) = outcome else { panic!("expected a mismatch: {outcome:?}") };
+        assert_eq!(
+            (m.src.as_str(), m.dst.as_str(), m.probe.port),
+            ("default/frontend", "default/backend", 8080)
+        );
+        assert!(m.ir.starts_with("allowed") && m.yaml.starts_with("denied"), "{m}");
+        // An object the API server would refuse is an error, not a verdict.
+        policies.clear();
+        let bad = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec:\n  podSelector: {}\n  \
+                   ingress: [{from: [{ipBlock: {cidr: nonsense}}]}]\n";
+        assert!(matches!(verify(&ir, &[bad], &inventory), Err(VerifyError::Policy(_))));
+    }
+}
