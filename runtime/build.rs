@@ -16,10 +16,12 @@ fn main() {
     // Debian keeps asm/ headers under the multiarch triple; BPF has no arch of its own.
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
     println!("cargo:rerun-if-env-changed=NETC_CLANG");
-    for file in ["ebpf/netc.c", "ebpf/empty.c", "ebpf/netc_abi.h", "ebpf/layout.c"] {
+    for file in ["ebpf/netc.c", "ebpf/empty.c", "ebpf/bench.c", "ebpf/netc_abi.h", "ebpf/layout.c"] {
         println!("cargo:rerun-if-changed={file}");
     }
-    for (source, object) in [("ebpf/netc.c", "netc.bpf.o"), ("ebpf/empty.c", "empty.bpf.o")] {
+    for (source, object) in
+        [("ebpf/netc.c", "netc.bpf.o"), ("ebpf/empty.c", "empty.bpf.o"), ("ebpf/bench.c", "bench.bpf.o")]
+    {
         run(
             &clang,
             &["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I", &multiarch, "-c", source, "-o"],

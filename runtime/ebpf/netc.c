@@ -89,6 +89,8 @@ struct {
 	__uint(max_entries, 262144);
 	__type(key, struct netc_ct_key);
 	__type(value, struct netc_ct_value);
+	/* Per-CPU LRU lists: inserting a new flow takes no global lock. */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } netc_conntrack SEC(".maps");
 
 /* netc_events (ring buffer): struct netc_event for every denied, audited and (when asked)
@@ -340,11 +342,11 @@ static __always_inline void report(__u32 generation, __u32 rule, const struct ne
  * Judge a flow at a door and remember the verdict. `original` is the flow in the direction of
  * its first packet through this door, `ct` its conntrack key (hook = the door).
  */
-static __always_inline int judge(struct __sk_buff *skb, const struct netc_config *cfg,
+static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
 				 const struct flow *original, struct netc_ct_key *ct, __u8 reason)
 {
 	__u32 generation = cfg->generation;
-	struct netc_endpoint_key ek = { .generation = generation, .ifindex = skb->ifindex };
+	struct netc_endpoint_key ek = { .generation = generation, .ifindex = ifindex };
 	struct netc_endpoint *ep = bpf_map_lookup_elem(&netc_endpoints, &ek);
 	if (!ep) {
 		/* Not a pod of this generation (being attached or detached): not ours to judge. */
@@ -363,7 +365,7 @@ static __always_inline int judge(struct __sk_buff *skb, const struct netc_config
 		if (reason == NETC_REASON_REJUDGE)
 			bpf_map_delete_elem(&netc_conntrack, ct);
 		count(NETC_STAT_DROPPED);
-		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
 		return TC_ACT_SHOT;
 	}
 
@@ -371,7 +373,7 @@ static __always_inline int judge(struct __sk_buff *skb, const struct netc_config
 	bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_ANY);
 	if (verdict == NETC_VERDICT_AUDIT) {
 		count(NETC_STAT_AUDITED);
-		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
 		return TC_ACT_OK;
 	}
 	count(NETC_STAT_PASSED_NEW);
@@ -381,7 +383,7 @@ static __always_inline int judge(struct __sk_buff *skb, const struct netc_config
 			*n += 1;
 	}
 	if (rule != NETC_RULE_OPEN && (cfg->flags & NETC_CONFIG_REPORT_ALLOWED))
-		report(generation, rule, ep, skb->ifindex, direction, original, verdict, reason);
+		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
 	return TC_ACT_OK;
 }
 
@@ -409,6 +411,40 @@ static __always_inline void reverse(const struct flow *f, struct flow *r)
 	r->protocol = f->protocol;
 }
 
+/* The verdict on a parsed IP packet at one door (`hook`) of interface `ifindex`. */
+static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct flow *f)
+{
+	__u32 zero = 0;
+	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
+	if (!cfg || cfg->generation == 0)
+		return TC_ACT_OK;
+
+	/* A packet of a flow that started through this door... */
+	struct netc_ct_key ct = {};
+	ct_key_of(f, ifindex, hook, &ct);
+	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
+	if (entry) {
+		if (entry->generation == cfg->generation)
+			return TC_ACT_OK;
+		return judge(ifindex, cfg, f, &ct, NETC_REASON_REJUDGE);
+	}
+
+	/* ...or a reply of one that entered through the other door of this interface... */
+	struct flow original = {};
+	reverse(f, &original);
+	struct netc_ct_key reply = {};
+	ct_key_of(&original, ifindex, hook ^ 1, &reply);
+	entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
+	if (entry) {
+		if (entry->generation == cfg->generation)
+			return TC_ACT_OK;
+		return judge(ifindex, cfg, &original, &reply, NETC_REASON_REJUDGE);
+	}
+
+	/* ...or the first packet of a new flow. */
+	return judge(ifindex, cfg, f, &ct, NETC_REASON_NEW);
+}
+
 static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 {
 	struct flow f = {};
@@ -418,35 +454,7 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 			count(NETC_STAT_NOT_IP);
 		return TC_ACT_OK;
 	}
-	__u32 zero = 0;
-	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
-	if (!cfg || cfg->generation == 0)
-		return TC_ACT_OK;
-
-	/* A packet of a flow that started through this door... */
-	struct netc_ct_key ct = {};
-	ct_key_of(&f, skb->ifindex, hook, &ct);
-	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
-	if (entry) {
-		if (entry->generation == cfg->generation)
-			return TC_ACT_OK;
-		return judge(skb, cfg, &f, &ct, NETC_REASON_REJUDGE);
-	}
-
-	/* ...or a reply of one that entered through the other door of this interface... */
-	struct flow original = {};
-	reverse(&f, &original);
-	struct netc_ct_key reply = {};
-	ct_key_of(&original, skb->ifindex, hook ^ 1, &reply);
-	entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
-	if (entry) {
-		if (entry->generation == cfg->generation)
-			return TC_ACT_OK;
-		return judge(skb, cfg, &original, &reply, NETC_REASON_REJUDGE);
-	}
-
-	/* ...or the first packet of a new flow. */
-	return judge(skb, cfg, &f, &ct, NETC_REASON_NEW);
+	return classify_flow(skb->ifindex, hook, &f);
 }
 
 SEC("classifier/from_pod")

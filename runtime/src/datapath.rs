@@ -347,6 +347,33 @@ impl Datapath {
         pin_dir: Option<&Path>,
         capacities: &[(&str, u32)],
     ) -> Result<Datapath, DatapathError> {
+        Datapath::load_object(
+            abi::DATAPATH_OBJECT,
+            &[abi::PROG_FROM_POD, abi::PROG_TO_POD],
+            pin_dir,
+            capacities,
+        )
+    }
+
+    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS`.
+    ///
+    /// # Errors
+    /// As [`Datapath::load`].
+    pub fn load_bench() -> Result<Datapath, DatapathError> {
+        Datapath::load_object(
+            abi::BENCH_OBJECT,
+            &[abi::PROG_FROM_POD, abi::PROG_TO_POD, abi::PROG_BENCH_NEW_FLOWS],
+            None,
+            &[],
+        )
+    }
+
+    fn load_object(
+        object: &[u8],
+        programs: &[&'static str],
+        pin_dir: Option<&Path>,
+        capacities: &[(&str, u32)],
+    ) -> Result<Datapath, DatapathError> {
         if let Some(dir) = pin_dir {
             ensure_bpffs(dir)?;
         }
@@ -361,8 +388,8 @@ impl Datapath {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
-        let mut ebpf = loader.load(abi::DATAPATH_OBJECT)?;
-        for name in [abi::PROG_FROM_POD, abi::PROG_TO_POD] {
+        let mut ebpf = loader.load(object)?;
+        for &name in programs {
             let program: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .ok_or_else(|| prog_err(name)(ProgramError::NotLoaded))?
