@@ -6,7 +6,7 @@
 mod output;
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -282,7 +282,10 @@ fn fmt(args: &FmtArgs, colour: bool) -> Result<(), Failure> {
             stale = true;
             print!("{}", output::unified_diff(&source.name, &source.text, &formatted));
         } else {
-            output::write_atomic(Path::new(&source.name), formatted.as_bytes())?;
+            // Through a symbolic link to the file it names: replacing the link with a formatted
+            // copy would leave the real file unformatted.
+            let path = std::fs::canonicalize(&source.name).unwrap_or_else(|_| PathBuf::from(&source.name));
+            output::write_atomic(&path, formatted.as_bytes())?;
             eprintln!("formatted {}", source.name);
         }
     }
