@@ -528,6 +528,17 @@ fn fmt_check_reports_a_diff_and_changes_nothing() {
 }
 
 #[test]
+fn fmt_writes_through_a_symlink_to_the_file_it_names() {
+    let s = Sandbox::new();
+    s.write("shared/policies.np", UNFORMATTED);
+    std::os::unix::fs::symlink("shared/policies.np", s.path("policies.np")).expect("symlink");
+    assert_code(&s.netc(&["fmt", "policies.np"]), 0);
+    let link = std::fs::symlink_metadata(s.path("policies.np")).expect("metadata");
+    assert!(link.file_type().is_symlink(), "the link is still a link");
+    assert_eq!(s.read("shared/policies.np"), "frontend -> backend:8080\n\nhermit isolated  # a monk\n");
+}
+
+#[test]
 fn fmt_refuses_a_file_that_does_not_parse_and_leaves_it_alone() {
     let s = Sandbox::new();
     s.write("broken.np", "frontend ->\n");
