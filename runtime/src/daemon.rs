@@ -311,7 +311,7 @@ fn print_events(mut ring: aya::maps::RingBuf<aya::maps::MapData>, plans: &Plans,
                 if let Some(event) = abi::Event::from_bytes(&item) {
                     let plan = guard.0.get(&event.generation).map(AsRef::as_ref);
                     let interface = guard.1.get(&event.ifindex).cloned().or_else(|| ifname(event.ifindex));
-                    lines.push(events::to_json(&event, &clock, plan, interface.as_deref()).to_string());
+                    lines.push(events::to_json_line(&event, &clock, plan, interface.as_deref()));
                 }
             }
         }

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::abi::{self, Event};
 use crate::plan::Plan;
@@ -74,10 +75,61 @@ pub fn protocol_name(protocol: u8) -> String {
     }
 }
 
-/// One event as a JSON object. `plan` is the plan of the event's generation (None when it is no
-/// longer known: the rule is then given by index only); `interface` the name of its ifindex.
+/// The rule an event names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// The rule's stable id; `None` when the generation's plan is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `file:line`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `namespace/name` of the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The rule's index, when nothing else is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+}
+
+/// One verdict as printed: fields in reading order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerdictLine {
+    /// RFC 3339, UTC, nanoseconds.
+    pub time: String,
+    /// `allow`, `deny` or `audit`.
+    pub verdict: &'static str,
+    /// The door: `ingress` (into `pod`) or `egress` (out of it).
+    pub direction: &'static str,
+    /// `namespace/name` of the pod whose door it is.
+    pub pod: Option<String>,
+    /// Its host-side interface.
+    pub interface: Option<String>,
+    /// Source address of the flow's first packet.
+    pub src: String,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: String,
+    /// Destination port.
+    pub dport: u16,
+    /// `TCP`, `UDP`, `SCTP`, ...
+    pub protocol: String,
+    /// The rule that allowed it (`null` for denials and audits).
+    pub rule: Option<RuleRef>,
+    /// `new-flow`, or `policy-changed` for a flow judged again after a reload.
+    pub reason: &'static str,
+    /// The policy generation that judged it.
+    pub generation: u32,
+    /// Why, when no rule is named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One event as a printed line. `plan` is the plan of the event's generation (None when it is
+/// no longer known: the rule is then given by index only); `interface` the name of its ifindex.
 #[must_use]
-pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> Value {
+pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> VerdictLine {
     let verdict = match event.verdict {
         abi::VERDICT_ALLOW => "allow",
         abi::VERDICT_DENY => "deny",
@@ -91,33 +143,52 @@ pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Opt
         .and_then(|p| p.endpoints.iter().find(|e| e.id == event.endpoint))
         .map(|e| format!("{}/{}", e.namespace, e.name));
     let rule = match event.rule {
-        abi::RULE_NONE | abi::RULE_OPEN | abi::RULE_FAIL_CLOSED => Value::Null,
-        index => match plan.and_then(|p| p.rule(index)) {
-            Some(r) => json!({"id": r.id, "source": r.source, "policy": r.policy}),
-            None => json!({"index": index}),
-        },
+        abi::RULE_NONE | abi::RULE_OPEN | abi::RULE_FAIL_CLOSED => None,
+        index => Some(match plan.and_then(|p| p.rule(index)) {
+            Some(r) => RuleRef {
+                id: Some(r.id.clone()),
+                source: Some(r.source.clone()),
+                policy: Some(r.policy.clone()),
+                index: None,
+            },
+            None => RuleRef { id: None, source: None, policy: None, index: Some(index) },
+        }),
     };
-    let mut out = json!({
-        "time": clock.rfc3339(event.time_ns),
-        "verdict": verdict,
-        "direction": direction,
-        "pod": pod,
-        "interface": interface,
-        "src": src.to_string(),
-        "dst": dst.to_string(),
-        "sport": event.sport,
-        "dport": event.dport,
-        "protocol": protocol_name(event.protocol),
-        "rule": rule,
-        "reason": if event.reason == abi::REASON_REJUDGE { "policy-changed" } else { "new-flow" },
-        "generation": event.generation,
-    });
-    if event.rule == abi::RULE_FAIL_CLOSED {
-        out["note"] = json!("endpoint failed closed: its policy did not fit in the datapath's maps");
-    } else if event.rule == abi::RULE_NONE {
-        out["note"] = json!(format!("no rule of the policies guarding this pod's {direction} allows it"));
+    let note = match event.rule {
+        abi::RULE_FAIL_CLOSED => {
+            Some("endpoint failed closed: its policy did not fit in the datapath's maps".to_owned())
+        }
+        abi::RULE_NONE => Some(format!("no rule of the policies guarding this pod's {direction} allows it")),
+        _ => None,
+    };
+    VerdictLine {
+        time: clock.rfc3339(event.time_ns),
+        verdict,
+        direction,
+        pod,
+        interface: interface.map(str::to_owned),
+        src: src.to_string(),
+        sport: event.sport,
+        dst: dst.to_string(),
+        dport: event.dport,
+        protocol: protocol_name(event.protocol),
+        rule,
+        reason: if event.reason == abi::REASON_REJUDGE { "policy-changed" } else { "new-flow" },
+        generation: event.generation,
+        note,
     }
-    out
+}
+
+/// [`line`] as JSON.
+#[must_use]
+pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> Value {
+    serde_json::to_value(line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
+}
+
+/// [`line`] as one line of JSON text.
+#[must_use]
+pub fn to_json_line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> String {
+    serde_json::to_string(&line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
 }
 
 #[cfg(test)]
