@@ -20,7 +20,9 @@ pub mod check;
 pub mod codegen;
 pub mod diagnostics;
 pub mod fmt;
+pub mod graph;
 pub mod lower;
+pub mod report;
 pub mod syntax;
 pub mod yaml;
 

@@ -3,7 +3,9 @@
 //! Exit codes: 0 success, 1 problems in the input (or, with `--check`, out-of-date output),
 //! 2 usage or IO errors.
 
+mod graph;
 mod output;
+mod report;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -50,6 +52,12 @@ enum Command {
         /// A code such as E0202 or W0203.
         code: String,
     },
+    /// Draw who may talk to whom, as Graphviz DOT or Mermaid.
+    #[command(after_help = graph::EXAMPLES)]
+    Graph(graph::GraphArgs),
+    /// Write one self-contained HTML report: graph, matrix, doors, rules, warnings, source.
+    #[command(after_help = report::EXAMPLES)]
+    Report(report::ReportArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -158,6 +166,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args, colour),
         Command::Fmt(args) => fmt(&args, colour),
         Command::Explain { code } => explain(&code),
+        Command::Graph(args) => graph::run(&args, colour),
+        Command::Report(args) => report::run(&args, colour),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
             Ok(())

@@ -1,0 +1,45 @@
+//! `netc report`: one self-contained HTML page (graph, matrix, doors, rules, warnings, source).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use netc::report::ReportInput;
+
+use crate::{DiagnosticArgs, Failure, output};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  netc report policies.np -o report.html  the intent, from the source alone
+  netc report --cluster cluster.yaml policies/*.np -o report.html
+                                          the effect on a cluster's pods (kubectl get ns,pods -A -o yaml)";
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Source files, compiled together in this order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// A cluster (`kubectl get ns,pods -A -o yaml`, YAML or JSON) to show the effect on.
+    #[arg(long, value_name = "INV")]
+    cluster: Option<PathBuf>,
+    /// The HTML file to write (atomically).
+    #[arg(short, long, required = true)]
+    output: PathBuf,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
+}
+
+pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
+    let sources = crate::read_sources(&args.files)?;
+    let compiled = netc::compile(&sources);
+    // Warnings are printed as usual, and shown in the page too.
+    crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour)?;
+    let ir = compiled.ir.as_ref().ok_or(Failure::Input)?;
+    let inventory = args.cluster.as_deref().map(crate::graph::read_inventory).transpose()?;
+    let cluster_name = args.cluster.as_ref().map(|p| p.display().to_string());
+    let cluster = cluster_name.as_deref().zip(inventory.as_ref());
+    let input = ReportInput { sources: &sources, ir, diagnostics: &compiled.diagnostics, cluster };
+    let html = netc::report::render(&input).map_err(|e| Failure::Io(e.to_string()))?;
+    output::write_atomic(&args.output, html.as_bytes())?;
+    eprintln!("wrote {}", args.output.display());
+    Ok(())
+}
