@@ -689,7 +689,9 @@ impl Fnv {
 
 fn base_name(e: &Entity) -> String {
     let raw = if e.named {
-        e.display.clone()
+        // The workload's own name: `shop/cart` is workload `cart`, whose policy lives in `shop`
+        // anyway; and the name must not depend on whether `shop/cart` or `cart` came first.
+        e.display.rsplit('/').next().unwrap_or(&e.display).to_owned()
     } else if e.selector.is_empty() {
         "all-pods".to_owned()
     } else {
