@@ -124,6 +124,7 @@ struct flow {
 	__u16 dport;
 	__u8 family;
 	__u8 protocol;
+	__u8 tcp_syn; /* a TCP SYN without ACK: opens a connection, never a reply */
 };
 
 enum parse_result {
@@ -158,6 +159,9 @@ static __always_inline void read_ports(void *l4, void *data_end, struct flow *f)
 		return;
 	f->sport = ports[0];
 	f->dport = ports[1];
+	__u8 *flags = (__u8 *)l4 + 13;
+	if (f->protocol == IPPROTO_TCP && (void *)(flags + 1) <= data_end)
+		f->tcp_syn = (*flags & 0x12) == 0x02;
 }
 
 static __always_inline enum parse_result parse_v4(void *l3, void *data_end, struct flow *f)
@@ -428,6 +432,10 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 			return TC_ACT_OK;
 		return judge(ifindex, cfg, f, &ct, NETC_REASON_REJUDGE);
 	}
+
+	/* A connection's first packet is no reply: skip the second lookup. */
+	if (f->tcp_syn)
+		return judge(ifindex, cfg, f, &ct, NETC_REASON_NEW);
 
 	/* ...or a reply of one that entered through the other door of this interface... */
 	struct flow original = {};
