@@ -4,6 +4,7 @@
 //! 2 usage or IO errors.
 
 mod graph;
+mod analyze;
 mod output;
 mod report;
 
@@ -47,11 +48,15 @@ enum Command {
     Check(CheckArgs),
     /// Rewrite files in canonical layout, keeping comments.
     Fmt(FmtArgs),
-    /// Print the documentation of a diagnostic code (`netc explain E0202`).
-    Explain {
-        /// A code such as E0202 or W0203.
-        code: String,
-    },
+    /// Explain a flow (allowed or denied, and by which lines), or a diagnostic code (E0202).
+    #[command(after_help = analyze::EXPLAIN_EXAMPLES)]
+    Explain(analyze::ExplainArgs),
+    /// Who can talk to whom on a cluster, per port: a table, CSV or JSON.
+    #[command(after_help = analyze::MATRIX_EXAMPLES)]
+    Matrix(analyze::MatrixArgs),
+    /// The connectivity a change adds and removes (exit 0 none, 1 changed, 2 error).
+    #[command(after_help = analyze::DIFF_EXAMPLES)]
+    Diff(analyze::DiffArgs),
     /// Draw who may talk to whom, as Graphviz DOT or Mermaid.
     #[command(after_help = graph::EXAMPLES)]
     Graph(graph::GraphArgs),
@@ -89,6 +94,13 @@ struct BuildArgs {
     /// What to produce.
     #[arg(long, value_enum, default_value_t = Emit::Yaml)]
     emit: Emit,
+    /// Judge the YAML with an independent NetworkPolicy evaluator against the IR on a cluster
+    /// first; write nothing (exit 1) if they differ on any flow.
+    #[arg(long)]
+    verify: bool,
+    /// The cluster for --verify (default: one synthesized from the program).
+    #[arg(long, value_name = "INV", requires = "verify")]
+    cluster: Option<PathBuf>,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
@@ -165,7 +177,9 @@ fn main() -> ExitCode {
         Command::Build(args) => build(&args, colour),
         Command::Check(args) => check(&args, colour),
         Command::Fmt(args) => fmt(&args, colour),
-        Command::Explain { code } => explain(&code),
+        Command::Explain(args) => analyze::explain(&args, colour),
+        Command::Matrix(args) => analyze::matrix(&args, colour),
+        Command::Diff(args) => analyze::diff(&args, colour),
         Command::Graph(args) => graph::run(&args, colour),
         Command::Report(args) => report::run(&args, colour),
         Command::Completions { shell } => {
@@ -244,7 +258,10 @@ fn compile(
 }
 
 fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
-    let (_, ir) = compile(&args.files, &args.diagnostics, colour)?;
+    let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
+    if args.verify {
+        analyze::verify(&ir, &sources, args.cluster.as_deref(), args.output.is_some() && args.emit == Emit::Yaml)?;
+    }
     match args.emit {
         Emit::Ir => {
             let json = ir.to_json();

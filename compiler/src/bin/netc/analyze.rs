@@ -1,0 +1,392 @@
+//! `netc explain` (of a flow), `netc matrix`, `netc diff` and `netc build --verify`: reading the
+//! files, clusters and git revisions, printing, and exit codes. The analyses themselves are in
+//! the library (`netc::analysis`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{Args, ValueEnum};
+use netc::SourceFile;
+use netc::analysis::diff::diff as connectivity_diff;
+use netc::analysis::explain::explain as explain_flow;
+use netc::analysis::ip_blocks::{blocks_covering_pods, render_warnings};
+use netc::analysis::matrix::{Matrix, Probe};
+use netc::analysis::synth::synthesize;
+use netc::analysis::table::render_table;
+use netc::analysis::verify::{Verification, verify as verify_yaml};
+use netc::diagnostics;
+use netc_ir::{Inventory, Ir, Protocol};
+
+use crate::{DiagnosticArgs, Failure, output, write_stdout};
+
+pub const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  netc explain E0202                      what a diagnostic code means
+  netc explain shop.np --cluster cluster.yaml --from shop/web-1 --to shop/db-0:5432
+                                          why this flow is allowed or denied, and the line that allows it
+  netc explain shop.np --cluster cluster.yaml --from 10.0.0.7 --to payments:443
+                                          ends may be addresses or ExternalAddress names";
+
+pub const MATRIX_EXAMPLES: &str = "\
+Examples:
+  netc matrix shop.np --cluster cluster.yaml                    who can talk to whom, as a table
+  netc matrix shop.np --cluster cluster.yaml --format csv > m.csv
+  netc matrix shop.np --cluster cluster.yaml --ports 80,443,53/udp --format json";
+
+pub const DIFF_EXAMPLES: &str = "\
+Examples:
+  netc diff old.np new.np                                 on a cluster synthesized from both
+  netc diff policies/ ../other/policies/ --cluster cluster.yaml
+  netc diff origin/main:policies policies                 what this branch changes (pull requests)
+Exit status: 0 no connectivity change, 1 connectivity changed, 2 error.";
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// A diagnostic code (E0202), or the source files of the flow to explain.
+    #[arg(required = true, value_name = "CODE|FILE")]
+    items: Vec<String>,
+    /// The cluster (`kubectl get ns,pods -A -o yaml`, plus ExternalAddress objects); without it,
+    /// a cluster synthesized from the program (one pod per workload, see docs/analysis.md).
+    #[arg(long, value_name = "INV")]
+    cluster: Option<PathBuf>,
+    /// Who opens the connection: NS/POD, an IP address, or an ExternalAddress name.
+    #[arg(long, value_name = "NS/POD|ADDRESS")]
+    from: Option<String>,
+    /// Where to: NS/POD:PORT[/PROTO], ADDRESS:PORT ([V6]:PORT), or NAME:PORT; PORT may be a
+    /// container port's name.
+    #[arg(long, value_name = "NS/POD:PORT[/PROTO]")]
+    to: Option<String>,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    /// Source files, compiled together in this order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The cluster; without it, a cluster synthesized from the program.
+    #[arg(long, value_name = "INV")]
+    cluster: Option<PathBuf>,
+    /// How to print the matrix.
+    #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
+    format: MatrixFormat,
+    /// The ports to try, e.g. `80,443,53/udp` (TCP unless marked); default: every port the rules
+    /// mention and one they do not.
+    #[arg(long, value_name = "PORTS")]
+    ports: Option<String>,
+    /// Wrap the table at this many columns (default: $COLUMNS, else 120).
+    #[arg(long)]
+    width: Option<usize>,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum MatrixFormat {
+    /// Rows send, columns receive; pods that behave alike merged; wrapped to the width.
+    Table,
+    /// Every pod and address, one row and column each, every probe spelled out.
+    Grid,
+    /// `from,to,<probe>...` with 1 (allowed) or 0.
+    Csv,
+    /// `{"probes", "endpoints", "allowed": [{"from", "to", "probes"}]}`.
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The program before: a .np file, a directory of .np files, or REV:PATH (read with git).
+    old: String,
+    /// The program after, in the same forms.
+    new: String,
+    /// The cluster; without it, one synthesized from both programs.
+    #[arg(long, value_name = "INV")]
+    cluster: Option<PathBuf>,
+}
+
+/// Read a cluster inventory; a bad one is an error naming the object.
+fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
+    Inventory::from_yaml(&text).map_err(|e| Failure::Io(format!("{}: {e}", path.display())))
+}
+
+/// The given cluster (with the ipBlock-covers-pods warnings on stderr), or one synthesized from
+/// `ir` (no warnings: its pod addresses avoid every block).
+fn cluster_for(path: Option<&Path>, irs: &[&Ir], sources: &[SourceFile]) -> Result<Inventory, Failure> {
+    match path {
+        Some(path) => {
+            let inventory = read_inventory(path)?;
+            for ns in &inventory.implied_namespaces {
+                eprintln!(
+                    "warning: {}: namespace `{ns}` has pods but is not described; it is taken to carry only its name label",
+                    path.display()
+                );
+            }
+            for ir in irs {
+                eprint!("{}", render_warnings(&blocks_covering_pods(ir, &inventory), ir, sources));
+            }
+            Ok(inventory)
+        }
+        None => Ok(synthesize(irs)),
+    }
+}
+
+fn looks_like_code(s: &str) -> bool {
+    s.len() == 5 && s.starts_with(['E', 'W', 'e', 'w']) && s[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+pub fn explain(args: &ExplainArgs, colour: bool) -> Result<(), Failure> {
+    if args.from.is_none() && args.to.is_none() && args.cluster.is_none() {
+        return match args.items.as_slice() {
+            [code] if looks_like_code(code) || !Path::new(code).exists() => crate::explain(code),
+            _ => Err(Failure::Io(
+                "to explain a flow, give --from NS/POD and --to NS/POD:PORT (and --cluster INV); \
+                 to explain a diagnostic, give one code such as E0202"
+                    .to_owned(),
+            )),
+        };
+    }
+    let (Some(from), Some(to)) = (&args.from, &args.to) else {
+        return Err(Failure::Io("explaining a flow needs both --from and --to".to_owned()));
+    };
+    let files: Vec<PathBuf> = args.items.iter().map(PathBuf::from).collect();
+    let (sources, ir) = crate::compile(&files, &args.diagnostics, colour)?;
+    let inventory = cluster_for(args.cluster.as_deref(), &[&ir], &sources)?;
+    if args.cluster.is_none() {
+        eprintln!(
+            "note: no --cluster: explaining on a cluster synthesized from the program ({} pods; `netc matrix` lists them)",
+            inventory.pods.len()
+        );
+    }
+    let explanation =
+        explain_flow(&sources, &ir, &inventory, from, to).map_err(|e| Failure::Io(e.to_string()))?;
+    write_stdout(&explanation.render())
+}
+
+/// `80,443/udp` as probes.
+fn parse_ports(text: &str) -> Result<Vec<Probe>, Failure> {
+    let mut probes = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (port, protocol) = match item.split_once('/') {
+            None => (item, Protocol::Tcp),
+            Some((port, proto)) => (
+                port,
+                match proto.to_ascii_lowercase().as_str() {
+                    "tcp" => Protocol::Tcp,
+                    "udp" => Protocol::Udp,
+                    "sctp" => Protocol::Sctp,
+                    _ => return Err(Failure::Io(format!("--ports: `{proto}` is not tcp, udp or sctp"))),
+                },
+            ),
+        };
+        let number = port
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n != 0)
+            .ok_or_else(|| Failure::Io(format!("--ports: `{port}` is not a port number in 1..65535")))?;
+        let probe = Probe::new(protocol, number);
+        if !probes.contains(&probe) {
+            probes.push(probe);
+        }
+    }
+    if probes.is_empty() {
+        return Err(Failure::Io("--ports: give at least one port, e.g. 80,443,53/udp".to_owned()));
+    }
+    Ok(probes)
+}
+
+pub fn matrix(args: &MatrixArgs, colour: bool) -> Result<(), Failure> {
+    let probes = args.ports.as_deref().map(parse_ports).transpose()?;
+    let (sources, ir) = crate::compile(&args.files, &args.diagnostics, colour)?;
+    let inventory = cluster_for(args.cluster.as_deref(), &[&ir], &sources)?;
+    if args.cluster.is_none() {
+        eprintln!(
+            "note: no --cluster: the matrix of a cluster synthesized from the program (one pod per workload)"
+        );
+    }
+    let probes = probes.unwrap_or_else(|| Matrix::default_probes(&ir, &inventory));
+    let matrix = Matrix::compute(&ir, &inventory, &probes);
+    let width =
+        args.width.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())).unwrap_or(120);
+    let text = match args.format {
+        MatrixFormat::Table => render_table(&matrix, &inventory, &[&ir], width),
+        MatrixFormat::Grid => matrix.render_text(),
+        MatrixFormat::Csv => matrix.render_csv(),
+        MatrixFormat::Json => matrix.render_json(),
+    };
+    write_stdout(&text)
+}
+
+/// One side of a diff: its sources, read from the working tree or from git.
+fn load_side(spec: &str) -> Result<Vec<SourceFile>, Failure> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        let mut files = Vec::new();
+        collect_np(path, &mut files)?;
+        files.sort();
+        if files.is_empty() {
+            return Err(Failure::Io(format!("{spec}: no .np files in this directory")));
+        }
+        return files
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .map(|text| SourceFile::new(f.display().to_string(), text))
+                    .map_err(|e| Failure::Io(format!("cannot read {}: {e}", f.display())))
+            })
+            .collect();
+    }
+    if path.exists() {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Failure::Io(format!("cannot read {spec}: {e}")))?;
+        return Ok(vec![SourceFile::new(spec, text)]);
+    }
+    let Some((rev, inner)) = spec.split_once(':') else {
+        return Err(Failure::Io(format!(
+            "{spec}: no such file or directory (for a git revision write REV:PATH)"
+        )));
+    };
+    let object = format!("{rev}:{inner}");
+    let kind = git(&["cat-file", "-t", &object])
+        .map_err(|e| Failure::Io(format!("{spec}: not a file or directory, and git cannot read it: {e}")))?;
+    if kind.trim() == "tree" {
+        let listing = git(&["ls-tree", "-r", "--name-only", &object])
+            .map_err(|e| Failure::Io(format!("{spec}: {e}")))?;
+        let mut names: Vec<&str> = listing.lines().filter(|n| n.ends_with(".np")).collect();
+        names.sort_unstable();
+        if names.is_empty() {
+            return Err(Failure::Io(format!("{spec}: no .np files in this directory at {rev}")));
+        }
+        let prefix =
+            if inner.is_empty() || inner.ends_with('/') { inner.to_owned() } else { format!("{inner}/") };
+        names
+            .iter()
+            .map(|n| {
+                let object = format!("{rev}:{prefix}{n}");
+                git(&["show", &object]).map(|text| SourceFile::new(object.clone(), text)).map_err(Failure::Io)
+            })
+            .collect()
+    } else {
+        let text = git(&["show", &object]).map_err(|e| Failure::Io(format!("{spec}: {e}")))?;
+        Ok(vec![SourceFile::new(object, text)])
+    }
+}
+
+fn collect_np(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Failure> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Failure::Io(format!("cannot list {}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Failure::Io(format!("cannot list {}: {e}", dir.display())))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Failure::Io(format!("{}: {e}", path.display())))?;
+        if kind.is_dir() {
+            collect_np(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "np") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Run git in the current directory; its stdout, or its stderr as the error.
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        String::from_utf8(out.stdout).map_err(|_| "git printed something that is not UTF-8".to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// Compile one side of a diff; errors are printed and end the diff with exit 2.
+fn compile_side(label: &str, spec: &str, colour: bool) -> Result<(Vec<SourceFile>, Ir), Failure> {
+    let sources = load_side(spec)?;
+    let out = netc::compile(&sources);
+    if out.has_errors() {
+        eprint!("{}", diagnostics::render(&out.diagnostics, &sources, colour));
+    }
+    match out.ir {
+        Some(ir) => Ok((sources, ir)),
+        None => Err(Failure::Io(format!("{label} ({spec}) does not compile; nothing compared"))),
+    }
+}
+
+pub fn diff(args: &DiffArgs, colour: bool) -> Result<(), Failure> {
+    let (old_sources, old) = compile_side("OLD", &args.old, colour)?;
+    let (new_sources, new) = compile_side("NEW", &args.new, colour)?;
+    let mut sources = old_sources;
+    sources.extend(new_sources);
+    let inventory = match &args.cluster {
+        Some(path) => cluster_for(Some(path), &[&new], &sources)?,
+        None => {
+            let inventory = synthesize(&[&old, &new]);
+            eprintln!(
+                "note: no --cluster: compared on a cluster synthesized from both programs ({} pods, {} addresses; see docs/analysis.md)",
+                inventory.pods.len(),
+                inventory.externals.len()
+            );
+            inventory
+        }
+    };
+    let change = connectivity_diff(&old, &new, &inventory);
+    write_stdout(&change.render())?;
+    if change.is_empty() { Ok(()) } else { Err(Failure::Input) }
+}
+
+/// `netc build --verify`: judge the YAML `build` is about to write against the IR; print the
+/// first differing flow and fail (exit 1) on any difference. `to_dir`: the YAML goes to an output
+/// directory (one document per file) rather than one stream.
+pub fn verify(ir: &Ir, sources: &[SourceFile], cluster: Option<&Path>, to_dir: bool) -> Result<(), Failure> {
+    let inventory = cluster_for(cluster, &[ir], sources)?;
+    let policies = netc::codegen::network_policies(ir);
+    let documents: Vec<String> = if to_dir {
+        output::yaml_files(&policies, &ir.sources)
+            .into_iter()
+            .filter(|(name, _)| name != "kustomization.yaml")
+            .map(|(_, text)| text)
+            .collect()
+    } else {
+        vec![netc::yaml::render_stream(&policies, &ir.sources)]
+    };
+    let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
+    let on = if cluster.is_some() { "the given cluster" } else { "a cluster synthesized from the program" };
+    match verify_yaml(ir, &texts, &inventory) {
+        Ok(Verification::Agree { flows, endpoints, probes }) => {
+            eprintln!(
+                "verified: the {} generated NetworkPolicies mean what the source says on {flows} flows \
+                 ({endpoints} pods and addresses, {probes} ports each, {on})",
+                policies.len()
+            );
+            Ok(())
+        }
+        Ok(Verification::Differ(mismatch)) => {
+            eprintln!(
+                "error: --verify: the generated NetworkPolicies do not mean what the source says; nothing written"
+            );
+            eprintln!("{mismatch}");
+            eprintln!("  this is a bug in netc: please report it with the source");
+            Err(Failure::Input)
+        }
+        Err(e) => {
+            eprintln!("error: --verify: {e}; nothing written");
+            Err(Failure::Input)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_with_protocols_and_reject_nonsense() {
+        let probes = parse_ports("80, 443/udp,80").map_err(|_| ()).expect("valid");
+        assert_eq!(probes, [Probe::new(Protocol::Tcp, 80), Probe::new(Protocol::Udp, 443)]);
+        assert!(parse_ports("0").is_err());
+        assert!(parse_ports("80/icmp").is_err());
+        assert!(parse_ports(",").is_err());
+        assert!(looks_like_code("E0202") && looks_like_code("w0101") && !looks_like_code("shop.np"));
+    }
+}
