@@ -3,8 +3,8 @@
 //! Exit codes: 0 success, 1 problems in the input (or, with `--check`, out-of-date output),
 //! 2 usage or IO errors.
 
-mod graph;
 mod analyze;
+mod graph;
 mod output;
 mod report;
 
@@ -260,7 +260,8 @@ fn compile(
 fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
     let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
     if args.verify {
-        analyze::verify(&ir, &sources, args.cluster.as_deref(), args.output.is_some() && args.emit == Emit::Yaml)?;
+        let to_dir = args.output.is_some() && args.emit == Emit::Yaml;
+        analyze::verify(&ir, &sources, args.cluster.as_deref(), to_dir)?;
     }
     match args.emit {
         Emit::Ir => {
