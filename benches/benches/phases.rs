@@ -4,7 +4,8 @@ use netc::SourceFile;
 use netc_benches::{best_of, ms, program};
 
 fn main() {
-    let text = program(100_000, 10_000, 50);
+    let arrows: usize = std::env::var("ARROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let text = program(arrows, arrows / 10, 50);
     let src = [SourceFile::new("big.np", text.clone())];
     let (t, n) = best_of(3, || {
         use pest::Parser;

@@ -398,13 +398,16 @@ pub fn check(files: &[ast::File]) -> (Model, Vec<CheckError>) {
     (c.model, c.errors)
 }
 
+/// Address blocks, each with its exceptions.
+type Blocks = Arc<[(IpNet, Vec<IpNet>)]>;
+
 #[derive(Default)]
 struct Checker {
     model: Model,
     errors: Vec<CheckError>,
     /// (namespace, name) -> (selector, declaration).
     declared: HashMap<(String, String), (Arc<LabelSelector>, Loc)>,
-    externals: HashMap<String, (Arc<[(IpNet, Vec<IpNet>)]>, Loc)>,
+    externals: HashMap<String, (Blocks, Loc)>,
     /// Undeclared names as used: (namespace, name) -> (uses, first use).
     implicit: BTreeMap<(String, String), (usize, Loc)>,
     /// namespace -> selector -> key; nested so that lookups borrow.
@@ -588,7 +591,7 @@ impl Checker {
                         });
                     }
                     End::Pods { .. } => {
-                        self.errors.push(CheckError::DoorNeedsOneNamespace { at: subject_at })
+                        self.errors.push(CheckError::DoorNeedsOneNamespace { at: subject_at });
                     }
                     End::Cidrs(..) | End::Anywhere | End::Dns => {
                         self.errors.push(CheckError::NoDoorsOutsideCluster { at: subject_at });

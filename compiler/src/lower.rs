@@ -355,7 +355,7 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
             });
         }
     }
-    let ir = build_ir(model, &doors, locate);
+    let ir = build_ir(model, &mut doors, locate);
     crate::drop_later(doors);
     (ir, errors)
 }
@@ -520,7 +520,8 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
     }
 }
 
-fn build_ir(model: &Model, doors: &Doors, locate: &dyn Locate) -> Ir {
+/// The IR; the rules are moved out of `doors` (it is freed right after).
+fn build_ir(model: &Model, doors: &mut Doors, locate: &dyn Locate) -> Ir {
     // Names: readable, DNS-1123, unique per namespace, independent of source order.
     let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in doors.entities.iter().enumerate() {
@@ -532,6 +533,7 @@ fn build_ir(model: &Model, doors: &Doors, locate: &dyn Locate) -> Ir {
             by_ns.entry(&e.namespace).or_default().push(i);
         }
     }
+    let by_ns: Vec<(String, Vec<usize>)> = by_ns.into_iter().map(|(ns, m)| (ns.to_owned(), m)).collect();
     let mut policies = Vec::new();
     for (ns, members) in by_ns {
         let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -540,9 +542,16 @@ fn build_ir(model: &Model, doors: &Doors, locate: &dyn Locate) -> Ir {
         }
         for (base, group) in names {
             for i in group.iter().copied() {
-                let e = &doors.entities[i];
-                let name = if group.len() == 1 { base.clone() } else { suffixed(&base, &e.selector) };
-                policies.push(policy(ns, name, e, doors, locate));
+                let name = if group.len() == 1 {
+                    base.clone()
+                } else {
+                    suffixed(&base, &doors.entities[i].selector)
+                };
+                let rules = (
+                    std::mem::take(&mut doors.entities[i].ingress.rules),
+                    std::mem::take(&mut doors.entities[i].egress.rules),
+                );
+                policies.push(policy(&ns, name, &doors.entities[i], rules, doors, locate));
             }
         }
     }
@@ -560,35 +569,45 @@ fn build_ir(model: &Model, doors: &Doors, locate: &dyn Locate) -> Ir {
     Ir { version: IR_VERSION, sources: locate.file_names(), workloads, policies }
 }
 
-fn policy(ns: &str, name: String, e: &Entity, doors: &Doors, locate: &dyn Locate) -> Policy {
-    let door_of = |dir: Direction, info: &DoorInfo| -> Door {
+fn policy(
+    ns: &str,
+    name: String,
+    e: &Entity,
+    (ingress_rules, egress_rules): (Vec<RuleDraft>, Vec<RuleDraft>),
+    doors: &Doors,
+    locate: &dyn Locate,
+) -> Policy {
+    let door_of = |dir: Direction, info: &DoorInfo, rules: Vec<RuleDraft>| -> Door {
         let guarded = match dir {
             Direction::Ingress => {
                 info.open.is_none() && (!info.guards.is_empty() || !info.targeted.is_empty())
             }
             // Egress rules exist only where a covering guard exists; listing Egress here too
             // changes nothing for these pods and keeps the rules in force.
-            Direction::Egress => info.open.is_none() && (!info.guards.is_empty() || !info.rules.is_empty()),
+            Direction::Egress => info.open.is_none() && (!info.guards.is_empty() || !rules.is_empty()),
         };
         if !guarded {
             return Door::open();
         }
-        let mut guarded_by: Vec<Loc> = info.guards.iter().chain(info.targeted.iter()).copied().collect();
-        if dir == Direction::Egress && guarded_by.is_empty() {
-            if let Some((_, g)) = doors.covering_guard(ns, &e.selector, Direction::Egress) {
-                guarded_by.push(g);
-            }
+        // Every door statement, and the first arrow into the workload: each later arrow guards
+        // the door too, but says nothing more (its own rule carries its line).
+        let mut guarded_by: Vec<Loc> =
+            info.guards.iter().chain(info.targeted.iter().min()).copied().collect();
+        if dir == Direction::Egress
+            && guarded_by.is_empty()
+            && let Some((_, g)) = doors.covering_guard(ns, &e.selector, Direction::Egress)
+        {
+            guarded_by.push(g);
         }
         guarded_by.sort();
         guarded_by.dedup();
-        let rules = info
-            .rules
-            .iter()
+        let rules = rules
+            .into_iter()
             .map(|r| Rule {
                 id: rule_id(ns, &name, dir, &r.peers, &r.ports),
-                peers: r.peers.clone(),
-                ports: r.ports.clone(),
                 span: locate.span(r.at),
+                peers: r.peers,
+                ports: r.ports,
             })
             .collect();
         Door {
@@ -597,8 +616,8 @@ fn policy(ns: &str, name: String, e: &Entity, doors: &Doors, locate: &dyn Locate
             rules,
         }
     };
-    let ingress = door_of(Direction::Ingress, &e.ingress);
-    let egress = door_of(Direction::Egress, &e.egress);
+    let ingress = door_of(Direction::Ingress, &e.ingress, ingress_rules);
+    let egress = door_of(Direction::Egress, &e.egress, egress_rules);
     Policy {
         name,
         namespace: ns.to_owned(),

@@ -32,13 +32,82 @@ pub enum SyntaxError {
 
 /// Parse one file.
 ///
+/// Large files are parsed on all cores: the text is cut before lines that start with
+/// `namespace` (always the start of a top-level item, since `namespace` is a keyword that no
+/// statement can contain), the pieces are parsed at once, and their items joined in order, which
+/// gives the same tree as one parse. Should a piece not parse, the whole file is parsed again in
+/// one piece, so that the error is exactly the one a single parse reports.
+///
 /// # Errors
 /// The first syntax error, with the position and what was expected there.
 pub fn parse(text: &str) -> Result<File, SyntaxError> {
     if u32::try_from(text.len()).is_err() {
         return Err(SyntaxError::TooLarge { bytes: text.len() });
     }
-    let mut pairs = NetcParser::parse(Rule::file, text).map_err(|e| convert_error(&e, text))?;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let pieces = split_points(text, threads);
+    if pieces.len() > 2 {
+        let results: Vec<Result<Vec<Item>, SyntaxError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .windows(2)
+                .map(|w| {
+                    let (start, end) = (w[0], w[1]);
+                    scope.spawn(move || parse_items(&text[start..end], start))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        if results.iter().all(Result::is_ok) {
+            let items = results.into_iter().flat_map(Result::unwrap_or_default).collect();
+            return Ok(File { items });
+        }
+    }
+    Ok(File { items: parse_items(text, 0)? })
+}
+
+/// Below this size a file is parsed in one piece: threads would cost more than they save.
+const PARALLEL_PARSE_BYTES: usize = 256 * 1024;
+
+/// Offsets that cut `text` into about `threads` pieces at top-level `namespace` lines, with 0 and
+/// `text.len()` at the ends.
+fn split_points(text: &str, threads: usize) -> Vec<usize> {
+    let mut points = vec![0];
+    if threads > 1 && text.len() >= PARALLEL_PARSE_BYTES {
+        let step = text.len() / threads;
+        for i in 1..threads {
+            let from = (step * i).max(*points.last().expect("starts with 0"));
+            let mut at = from;
+            while let Some(nl) = text.get(at..).and_then(|t| t.find("\nnamespace")) {
+                let cut = at + nl + 1;
+                let after = text.as_bytes().get(cut + "namespace".len()).copied();
+                if after.is_some_and(|b| b.is_ascii_whitespace()) {
+                    points.push(cut);
+                    break;
+                }
+                at = cut;
+            }
+        }
+    }
+    points.push(text.len());
+    points.dedup();
+    points
+}
+
+thread_local! {
+    /// Where the piece being converted starts in its file; added to every span.
+    static BASE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Parse a piece of a file that starts at byte `base` of it.
+fn parse_items(text: &str, base: usize) -> Result<Vec<Item>, SyntaxError> {
+    let mut pairs = NetcParser::parse(Rule::file, text).map_err(|e| {
+        let mut err = convert_error(&e, text);
+        if let SyntaxError::Unexpected { span, .. } = &mut err {
+            *span = Span::new(span.start as usize + base, span.end as usize + base);
+        }
+        err
+    })?;
+    BASE.with(|b| b.set(base));
     let file = pairs.next().expect("pest returns the `file` pair on success");
     let mut items = Vec::new();
     for pair in file.into_inner() {
@@ -46,7 +115,7 @@ pub fn parse(text: &str) -> Result<File, SyntaxError> {
             Rule::namespace_block => items.push(namespace_block(pair)),
             Rule::namespace_header => {
                 let whole = span(&pair);
-                let name = spanned_str(first(pair));
+                let name = spanned_str(&first(pair));
                 items.push(Item::NamespaceHeader { name, span: whole });
             }
             Rule::statement => items.push(Item::Statement(statement(pair))),
@@ -55,7 +124,8 @@ pub fn parse(text: &str) -> Result<File, SyntaxError> {
             other => unreachable!("grammar: unexpected {other:?} in file"),
         }
     }
-    Ok(File { items })
+    BASE.with(|b| b.set(0));
+    Ok(items)
 }
 
 fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
@@ -132,11 +202,12 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
 /// token when an optional part that follows matches nothing.
 fn span(pair: &Pair<'_, Rule>) -> Span {
     let s = pair.as_span();
+    let start = BASE.with(std::cell::Cell::get) + s.start();
     if pair.as_rule() == Rule::doc {
         // A doc comment starts with `#` itself: stripping comments would leave nothing of it.
-        return Span::new(s.start(), s.start() + s.as_str().trim_end().len());
+        return Span::new(start, start + s.as_str().trim_end().len());
     }
-    Span::new(s.start(), s.start() + meaningful_len(s.as_str()))
+    Span::new(start, start + meaningful_len(s.as_str()))
 }
 
 /// Length of `text` without trailing white space and `#` comments.
@@ -166,14 +237,14 @@ fn first(pair: Pair<'_, Rule>) -> Pair<'_, Rule> {
     pair.into_inner().next().expect("grammar: rule has at least one child")
 }
 
-fn spanned_str(pair: Pair<'_, Rule>) -> Spanned<String> {
-    Spanned { span: span(&pair), node: pair.as_str().to_owned() }
+fn spanned_str(pair: &Pair<'_, Rule>) -> Spanned<String> {
+    Spanned { span: span(pair), node: pair.as_str().to_owned() }
 }
 
 fn namespace_block(pair: Pair<'_, Rule>) -> Item {
     let whole = span(&pair);
     let mut inner = pair.into_inner();
-    let name = spanned_str(inner.next().expect("grammar: namespace name"));
+    let name = spanned_str(&inner.next().expect("grammar: namespace name"));
     let mut statements = Vec::new();
     let mut stray_docs = Vec::new();
     for p in inner {
@@ -203,13 +274,13 @@ fn statement(pair: Pair<'_, Rule>) -> Statement {
     let kind = match body.as_rule() {
         Rule::workload_decl => {
             let mut inner = body.into_inner();
-            let name = spanned_str(inner.next().expect("grammar: workload name"));
+            let name = spanned_str(&inner.next().expect("grammar: workload name"));
             let selector = selector(inner.next().expect("grammar: workload selector"));
             StatementKind::Workload { name, selector }
         }
         Rule::external_decl => {
             let mut inner = body.into_inner();
-            let name = spanned_str(inner.next().expect("grammar: external name"));
+            let name = spanned_str(&inner.next().expect("grammar: external name"));
             StatementKind::External { name, blocks: inner.map(cidr_peer).collect() }
         }
         Rule::default_stmt => {
@@ -310,7 +381,7 @@ fn port_item(pair: Pair<'_, Rule>) -> PortItem {
         }
         other => unreachable!("grammar: unexpected {other:?} as port"),
     };
-    let protocol = inner.next().map(spanned_str);
+    let protocol = inner.next().as_ref().map(spanned_str);
     PortItem { port: Spanned { node: port, span: port_span }, protocol, span: whole }
 }
 
@@ -371,8 +442,8 @@ fn reference(pair: Pair<'_, Rule>) -> EndpointKind {
 fn cidr_peer(pair: Pair<'_, Rule>) -> CidrPeer {
     let whole = span(&pair);
     let mut inner = pair.into_inner();
-    let cidr = spanned_str(inner.next().expect("grammar: cidr"));
-    let except = inner.next().map(|e| e.into_inner().map(spanned_str).collect()).unwrap_or_default();
+    let cidr = spanned_str(&inner.next().expect("grammar: cidr"));
+    let except = inner.next().map(|e| e.into_inner().map(|p| spanned_str(&p)).collect()).unwrap_or_default();
     CidrPeer { cidr, except, span: whole }
 }
 
@@ -387,13 +458,13 @@ fn requirement(pair: Pair<'_, Rule>) -> SelectorRequirement {
     let r = first(pair);
     let rule = r.as_rule();
     let mut inner = r.into_inner();
-    let key = spanned_str(inner.next().expect("grammar: label key"));
+    let key = spanned_str(&inner.next().expect("grammar: label key"));
     let op = match rule {
-        Rule::eq_req => SelectorOp::Equals(label_value(inner.next().expect("grammar: value"))),
-        Rule::ne_req => SelectorOp::NotEquals(label_value(inner.next().expect("grammar: value"))),
+        Rule::eq_req => SelectorOp::Equals(label_value(&inner.next().expect("grammar: value"))),
+        Rule::ne_req => SelectorOp::NotEquals(label_value(&inner.next().expect("grammar: value"))),
         Rule::set_req => {
             let op = inner.next().expect("grammar: set op");
-            let values = inner.map(label_value).collect();
+            let values = inner.map(|p| label_value(&p)).collect();
             if op.as_str() == "in" { SelectorOp::In(values) } else { SelectorOp::NotIn(values) }
         }
         Rule::exists => SelectorOp::Exists,
@@ -403,8 +474,8 @@ fn requirement(pair: Pair<'_, Rule>) -> SelectorRequirement {
     SelectorRequirement { key, op, span: whole }
 }
 
-fn label_value(pair: Pair<'_, Rule>) -> Spanned<String> {
-    let s = span(&pair);
+fn label_value(pair: &Pair<'_, Rule>) -> Spanned<String> {
+    let s = span(pair);
     let text = pair.as_str();
     let node = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text).to_owned();
     Spanned { node, span: s }
@@ -452,6 +523,26 @@ mod tests {
         let Err(SyntaxError::Unexpected { span, found, .. }) = parse(text) else { panic!("should fail") };
         assert_eq!(found, " ");
         assert_eq!(span, Span::new(10, 10));
+    }
+
+    #[test]
+    fn large_files_parse_in_pieces_to_the_same_tree() {
+        let mut text = String::from("# header\nweb -> db:5432\n");
+        for i in 0..9000 {
+            text.push_str(&format!("namespace ns{i} {{\n  ## doc {i}\n  a{i} -> b{i}:[80, 53/udp]\n}}\n"));
+        }
+        text.push_str("namespace tail\nx isolated\n");
+        assert!(text.len() > PARALLEL_PARSE_BYTES);
+        assert!(split_points(&text, 4).len() > 2, "the text is cut");
+        let whole = parse_items(&text, 0).expect("parses");
+        let pieces = parse(&text).expect("parses").items;
+        assert_eq!(pieces.len(), whole.len());
+        if let Some(i) = (0..whole.len()).find(|&i| pieces[i] != whole[i]) {
+            panic!("item {i} differs:\n{:?}\n{:?}", pieces[i], whole[i]);
+        }
+        // An error in a late piece is reported where a single parse reports it.
+        let broken = format!("{text}namespace bad {{\n  a -> \n}}\n");
+        assert!(parse(&broken) == parse_items(&broken, 0).map(|items| File { items }), "same error");
     }
 
     #[test]

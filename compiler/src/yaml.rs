@@ -40,11 +40,30 @@ pub fn render_policy(policy: &NetworkPolicy, sources: &[String]) -> String {
 #[must_use]
 pub fn render_stream(policies: &[NetworkPolicy], sources: &[String]) -> String {
     let mut out = header(sources);
-    for policy in policies {
+    for doc in render_each(policies) {
         out.push_str("---\n");
-        out.push_str(&to_yaml(policy));
+        out.push_str(&doc);
     }
     out
+}
+
+/// Each object as YAML (no header), in order, rendered on all cores when there are many: the
+/// documents are independent, so the result is the same as one thread's.
+#[must_use]
+pub fn render_each(policies: &[NetworkPolicy]) -> Vec<String> {
+    const PER_THREAD_MIN: usize = 256;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if threads < 2 || policies.len() < 2 * PER_THREAD_MIN {
+        return policies.iter().map(to_yaml).collect();
+    }
+    let chunk = policies.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = policies
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(to_yaml).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 /// A `kustomization.yaml` listing `file_names` (sorted, duplicates dropped) as resources.

@@ -16,8 +16,9 @@ const KUSTOMIZATION: &str = "kustomization.yaml";
 /// The files of an output directory: name -> content, kustomization included.
 pub fn yaml_files(policies: &[NetworkPolicy], sources: &[String]) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    for p in policies {
-        files.insert(netc::codegen::file_name(p), netc::yaml::render_policy(p, sources));
+    let header = netc::yaml::header(sources);
+    for (p, body) in policies.iter().zip(netc::yaml::render_each(policies)) {
+        files.insert(netc::codegen::file_name(p), format!("{header}{body}"));
     }
     let names: Vec<String> = files.keys().cloned().collect();
     files.insert(KUSTOMIZATION.to_owned(), netc::yaml::kustomization(&names));
@@ -165,7 +166,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o644),
     };
     tmp.as_file().set_permissions(permissions).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
+    // No fsync: the rename is what makes the replacement atomic for readers (Argo CD, Flux, git),
+    // and syncing ten thousand files would take seconds for durability that a regenerable,
+    // committed output does not need.
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
