@@ -79,15 +79,18 @@ pub fn render_table(matrix: &Matrix, inventory: &Inventory, irs: &[&Ir], width: 
             }
         }
     }
-    // A merged group is named after its workload; a single pod after itself.
-    for g in &mut groups {
-        if g.members.len() == 1 {
-            g.label.clone_from(&matrix.endpoints[g.members[0]].name);
-        } else {
-            g.label = format!("{} ({} pods)", g.label, g.members.len());
+    // Rows are named after their workload, and after their pods where two rows share a workload.
+    let mut label_count: HashMap<String, usize> = HashMap::new();
+    for gr in &groups {
+        *label_count.entry(gr.label.clone()).or_default() += 1;
+    }
+    for gr in &mut groups {
+        if label_count.get(&gr.label).copied().unwrap_or(0) > 1 && gr.members.len() == 1 {
+            gr.label.clone_from(&matrix.endpoints[gr.members[0]].name);
+        } else if gr.members.len() > 1 {
+            gr.label = format!("{} ({} pods)", gr.label, gr.members.len());
         }
     }
-
     let mut out = String::new();
     let probes: Vec<String> = matrix
         .probes
@@ -95,11 +98,8 @@ pub fn render_table(matrix: &Matrix, inventory: &Inventory, irs: &[&Ir], width: 
         .map(|pr| if pr.other { format!("{pr} (port {})", pr.port) } else { pr.to_string() })
         .collect();
     let _ = writeln!(out, "probes: {}", probes.join(", "));
-    let _ = writeln!(
-        out,
-        "rows send, columns receive; a cell lists the ports allowed (TCP unless marked; other = a port no rule \
-         mentions), all = every probe, - = none"
-    );
+    out.push_str("rows send, columns receive; a cell lists the ports allowed (TCP unless marked),\n");
+    out.push_str("other = a port no rule mentions, all = every probe, - = none\n");
     let g = groups.len();
     let row_labels: Vec<String> =
         groups.iter().enumerate().map(|(i, gr)| format!("[{}] {}", i + 1, shorten(&gr.label))).collect();
@@ -157,11 +157,16 @@ pub fn render_table(matrix: &Matrix, inventory: &Inventory, irs: &[&Ir], width: 
             out.push('\n');
         }
     }
-    let merged: Vec<(usize, &Group)> =
-        groups.iter().enumerate().filter(|(_, gr)| gr.members.len() > 1).collect();
-    if !merged.is_empty() {
-        out.push_str("\nmerged rows (pods that behave exactly alike):\n");
-        for (i, gr) in merged {
+    let named: Vec<(usize, &Group)> = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, gr)| gr.members.len() > 1 || matrix.endpoints[gr.members[0]].name != gr.label)
+        .collect();
+    if !named.is_empty() {
+        out.push_str(
+            "\nrows and columns that stand for pods (a merged row: pods that behave exactly alike):\n",
+        );
+        for (i, gr) in named {
             let mut names: Vec<&str> =
                 gr.members.iter().take(MAX_MEMBERS).map(|&m| matrix.endpoints[m].name.as_str()).collect();
             let more = format!("and {} more", gr.members.len().saturating_sub(MAX_MEMBERS));

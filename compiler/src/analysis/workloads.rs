@@ -142,7 +142,8 @@ pub fn port_source(protocol: Protocol, port: &str) -> String {
 }
 
 /// The workload a pod is shown under when flows are grouped: `namespace/name` of its named
-/// workload in the first IR that has one, else `namespace/<app label>`, else the pod itself.
+/// workload in the first IR that has one, else `namespace/<app label>`, else the name of the
+/// controller that made it (see [`controller_name`]).
 #[must_use]
 pub fn group_of(irs: &[&Ir], pod: &Pod) -> String {
     if let Some(w) = irs.iter().find_map(|ir| workload_of(ir, pod)) {
@@ -150,8 +151,34 @@ pub fn group_of(irs: &[&Ir], pod: &Pod) -> String {
     }
     match pod.labels.get("app") {
         Some(app) => format!("{}/{app}", pod.namespace),
-        None => format!("{}/{}", pod.namespace, pod.name),
+        None => format!("{}/{}", pod.namespace, controller_name(pod)),
     }
+}
+
+/// The name of the Deployment, StatefulSet or DaemonSet a pod belongs to, read off its name and
+/// the labels controllers set: `web-7d9f8b6c5-x2x9q` with `pod-template-hash: 7d9f8b6c5` is
+/// `web`; `db-0` of a StatefulSet is `db`; `kube-proxy-5p4vd` of a DaemonSet is `kube-proxy`.
+/// A pod no controller made keeps its own name.
+#[must_use]
+pub fn controller_name(pod: &Pod) -> String {
+    let name = pod.name.as_str();
+    if let Some(hash) = pod.labels.get("pod-template-hash")
+        && let Some(at) = name.find(&format!("-{hash}-"))
+    {
+        return name[..at].to_owned();
+    }
+    if pod.labels.contains_key("statefulset.kubernetes.io/pod-name")
+        && let Some((stem, index)) = name.rsplit_once('-')
+        && index.chars().all(|c| c.is_ascii_digit())
+    {
+        return stem.to_owned();
+    }
+    if pod.labels.contains_key("pod-template-generation")
+        && let Some((stem, _)) = name.rsplit_once('-')
+    {
+        return stem.to_owned();
+    }
+    name.to_owned()
 }
 
 #[cfg(test)]
@@ -204,6 +231,17 @@ mod tests {
         assert_eq!(pod_source(&ir, &pod("data", &[("pod-template-hash", "x")]), "shop", true), "data/*");
         assert_eq!(group_of(&[&ir], &canary), "shop/web-canary");
         assert_eq!(group_of(&[&ir], &pod("data", &[("app", "db")])), "data/db");
+        let mut made = pod("web", &[("pod-template-hash", "7d9f8b6c5")]);
+        made.name = "front-7d9f8b6c5-x2x9q".into();
+        assert_eq!(group_of(&[&ir], &made), "web/front");
+        made.labels = BTreeMap::from([("statefulset.kubernetes.io/pod-name".to_owned(), "db-12".to_owned())]);
+        made.name = "db-12".into();
+        assert_eq!(controller_name(&made), "db");
+        made.labels = BTreeMap::from([("pod-template-generation".to_owned(), "1".to_owned())]);
+        made.name = "kube-proxy-5p4vd".into();
+        assert_eq!(controller_name(&made), "kube-proxy");
+        made.labels.clear();
+        assert_eq!(controller_name(&made), "kube-proxy-5p4vd", "no controller labels");
     }
 
     #[test]
