@@ -383,10 +383,13 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
             })
         }
         LowerError::TargetDeclaredOpen { at, open, name } => {
-            Diagnostic::warning("W0202", format!("arrow into `{name}`, whose ingress is declared open"))
-                .primary(*at, "this does not guard the ingress of its target")
+            Diagnostic::warning("W0202", format!("arrow into `{name}`, whose ingress is declared open, has no effect"))
+                .primary(*at, "no rule is written for this target")
                 .secondary(*open, "declared open here")
-                .help(format!("remove `{name} ingress open` to let arrows guard it, or remove the arrow"))
+                .note("an arrow into an open door is written only as an egress rule, and no source of this arrow has a guarded egress")
+                .help(format!(
+                    "remove `{name} ingress open` to let the arrow guard `{name}`, guard the sources' egress, or remove the arrow"
+                ))
         }
         LowerError::MissingDns { at, name } => {
             Diagnostic::warning("W0203", format!("`{name}` may not resolve names: its egress is guarded without DNS"))

@@ -64,7 +64,8 @@ pub enum LowerError {
         /// Why the source's egress takes no rule.
         source_side: Side,
     },
-    /// An arrow into a workload whose ingress was declared open.
+    /// An arrow into a workload whose ingress was declared open, from sources whose egress is
+    /// open too: the arrow writes nothing.
     TargetDeclaredOpen {
         /// The target.
         at: Loc,
@@ -280,13 +281,9 @@ pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
         if let Some((ns, sel, key)) = f.target.single_namespace() {
             let i = doors.entity(key, ns, sel, f.target.display(), is_named(&f.target));
             let e = &mut doors.entities[i];
-            if let Some(open) = e.ingress.open {
-                errors.push(LowerError::TargetDeclaredOpen {
-                    at: f.target_at,
-                    open,
-                    name: e.display.clone(),
-                });
-            } else {
+            // A target whose ingress is declared open takes no ingress rule; whether the arrow
+            // still does something (an egress rule) is decided with the rules, below.
+            if e.ingress.open.is_none() {
                 e.ingress.targeted.push(f.target_at);
                 e.touch(f.target_at);
             }
@@ -411,15 +408,28 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
             return;
         }
     }
+    let mut idle = Vec::new();
     for (s, sat) in f.sources.iter() {
         if let Some(source_side) = egress_side(doors, f, s, *sat, errors) {
-            errors.push(LowerError::NoEffect {
-                at: *sat,
-                source: s.display().to_owned(),
-                target: f.target.display().to_owned(),
-                target_side,
-                source_side,
-            });
+            idle.push((s, *sat, source_side));
+        }
+    }
+    match target_side {
+        // Into a door declared open, nothing at all was written: say so once, at the target.
+        Side::DeclaredOpen(open) if idle.len() == f.sources.len() => {
+            let name = f.target.display().to_owned();
+            errors.push(LowerError::TargetDeclaredOpen { at: f.target_at, open, name });
+        }
+        _ => {
+            for (s, sat, source_side) in idle {
+                errors.push(LowerError::NoEffect {
+                    at: sat,
+                    source: s.display().to_owned(),
+                    target: f.target.display().to_owned(),
+                    target_side,
+                    source_side,
+                });
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ mod output;
 mod report;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -203,10 +203,20 @@ fn read_sources(files: &[PathBuf]) -> Result<Vec<SourceFile>, Failure> {
         .iter()
         .map(|p| {
             std::fs::read_to_string(p)
-                .map(|text| SourceFile::new(p.display().to_string(), text))
+                .map(|text| SourceFile::new(source_name(p), text))
                 .map_err(|e| Failure::Io(format!("cannot read {}: {e}", p.display())))
         })
         .collect()
+}
+
+/// The name a source goes by in diagnostics, headers and `netc.dev/source`: relative to the
+/// working directory when it lies below it, without a leading `./`, so that the generated files
+/// do not change with where a checkout happens to live (a CI runner's path, say).
+fn source_name(path: &Path) -> String {
+    let relative = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    let path = relative.as_deref().unwrap_or(path);
+    let path = path.strip_prefix(".").unwrap_or(path);
+    path.display().to_string()
 }
 
 /// Print diagnostics to stderr; fail when there are errors (or warnings with `--deny-warnings`).
