@@ -23,7 +23,7 @@
 //!
 //! ```
 //! let out = netc::compile(&[netc::SourceFile::new("a.np", "frontend -> backend:8080\nhermit isolated\n")]);
-//! let graph = netc::graph::Graph::from_ir(&out.ir.expect("compiles"));
+//! let graph = netc::graph::Graph::from_ir(&out.ir.expect("compiles"), &Default::default());
 //! let dot = graph.to_dot();
 //! assert!(dot.contains(r#""default/frontend" -> "default/backend" [label="8080""#));
 //! assert!(graph.nodes.iter().any(|n| n.label == "hermit" && n.isolated));
@@ -196,11 +196,57 @@ enum Target {
     Cluster,
 }
 
+/// The names of the `external` declarations of a program, by their address blocks: the IR keeps
+/// only the addresses, the graph shows the names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalNames(BTreeMap<Vec<(IpNet, Vec<IpNet>)>, String>);
+
+impl ExternalNames {
+    /// Read the declarations of `sources` (files that do not parse contribute nothing). When two
+    /// declarations have the same blocks, the first name is kept.
+    #[must_use]
+    pub fn from_sources(sources: &[crate::SourceFile]) -> ExternalNames {
+        let mut names = BTreeMap::new();
+        for source in sources {
+            let Ok(file) = crate::syntax::parse(&source.text) else { continue };
+            let statements = file.items.iter().flat_map(|item| match item {
+                crate::ast::Item::NamespaceBlock { statements, .. } => statements.iter().collect::<Vec<_>>(),
+                crate::ast::Item::Statement(s) => vec![s],
+                crate::ast::Item::NamespaceHeader { .. } | crate::ast::Item::StrayDoc(_) => Vec::new(),
+            });
+            for statement in statements {
+                if let crate::ast::StatementKind::External { name, blocks } = &statement.kind {
+                    let parsed: Option<Vec<(IpNet, Vec<IpNet>)>> = blocks
+                        .iter()
+                        .map(|b| {
+                            let mut except: Vec<IpNet> =
+                                b.except.iter().map(|e| parse_net(&e.node)).collect::<Option<_>>()?;
+                            except.sort();
+                            Some((parse_net(&b.cidr.node)?, except))
+                        })
+                        .collect();
+                    if let Some(mut parsed) = parsed {
+                        parsed.sort();
+                        parsed.dedup();
+                        names.entry(parsed).or_insert_with(|| name.node.clone());
+                    }
+                }
+            }
+        }
+        ExternalNames(names)
+    }
+}
+
+/// `10.0.0.0/8`, or a bare address as a /32 or /128.
+fn parse_net(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
 impl Graph {
     /// The intent: workloads and the rules between them. See the module documentation.
     #[must_use]
-    pub fn from_ir(ir: &Ir) -> Graph {
-        let mut b = IrBuilder::new();
+    pub fn from_ir(ir: &Ir, names: &ExternalNames) -> Graph {
+        let mut b = IrBuilder::new(names);
         for w in &ir.workloads {
             b.pods(&w.namespace, &w.selector);
         }
@@ -229,7 +275,7 @@ impl Graph {
             .nodes
             .into_iter()
             .map(|(target, kind)| {
-                let (label, detail, namespace) = describe(ir, &target, kind);
+                let (label, detail, namespace) = describe(ir, names, &target, kind);
                 let ingress = door_view(ir, &target, kind, Direction::Ingress);
                 let egress = door_view(ir, &target, kind, Direction::Egress);
                 Node {
@@ -432,6 +478,14 @@ impl Graph {
     #[must_use]
     pub fn cell(&self, from: usize, to: usize) -> &Cell {
         &self.cells[from * self.nodes.len() + to]
+    }
+
+    /// The node of the pods `selector` of `namespace` (in a graph of the intent), if there is one.
+    #[must_use]
+    pub fn pods_node(&self, namespace: &str, selector: &LabelSelector) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            matches!(&n.target, Target::Pods { namespace: ns, selector: s } if ns == namespace && s == selector)
+        })
     }
 
     /// The nodes drawn in namespace `namespace`, in order (indices).
@@ -737,14 +791,15 @@ fn dns_selector() -> LabelSelector {
 }
 
 /// Collects the nodes of the intent graph, one per distinct target.
-struct IrBuilder {
+struct IrBuilder<'n> {
+    names: &'n ExternalNames,
     index: BTreeMap<Target, usize>,
     nodes: Vec<(Target, NodeKind)>,
 }
 
-impl IrBuilder {
-    fn new() -> IrBuilder {
-        IrBuilder { index: BTreeMap::new(), nodes: Vec::new() }
+impl<'n> IrBuilder<'n> {
+    fn new(names: &'n ExternalNames) -> IrBuilder<'n> {
+        IrBuilder { names, index: BTreeMap::new(), nodes: Vec::new() }
     }
 
     fn node(&mut self, target: Target, kind: NodeKind) -> usize {
@@ -777,7 +832,11 @@ impl IrBuilder {
         let mut blocks = Vec::new();
         for peer in peers {
             match peer {
-                Peer::IpBlock { cidr, except } => blocks.push((*cidr, except.clone())),
+                Peer::IpBlock { cidr, except } => {
+                    let mut except = except.clone();
+                    except.sort();
+                    blocks.push((*cidr, except));
+                }
                 Peer::Pods { namespaces, pods } => {
                     let pods = pods.clone().unwrap_or_default();
                     let node = match namespaces {
@@ -797,7 +856,17 @@ impl IrBuilder {
         if !blocks.is_empty() {
             blocks.sort();
             blocks.dedup();
-            out.push(self.node(Target::Blocks(blocks), NodeKind::External));
+            // Declared externals whose blocks are all here become one node each (the name is what
+            // the source says); blocks written directly in the arrow are one node each.
+            for (declared, _) in &self.names.0 {
+                if declared.iter().all(|b| blocks.contains(b)) {
+                    blocks.retain(|b| !declared.contains(b));
+                    out.push(self.node(Target::Blocks(declared.clone()), NodeKind::External));
+                }
+            }
+            for block in blocks {
+                out.push(self.node(Target::Blocks(vec![block]), NodeKind::External));
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -806,7 +875,12 @@ impl IrBuilder {
 }
 
 /// (label, detail, namespace drawn in) of an intent node.
-fn describe(ir: &Ir, target: &Target, kind: NodeKind) -> (String, String, Option<String>) {
+fn describe(
+    ir: &Ir,
+    names: &ExternalNames,
+    target: &Target,
+    kind: NodeKind,
+) -> (String, String, Option<String>) {
     match target {
         Target::Pods { namespace, selector } => {
             if kind == NodeKind::Dns {
@@ -816,7 +890,17 @@ fn describe(ir: &Ir, target: &Target, kind: NodeKind) -> (String, String, Option
                 "*" => "all pods".to_owned(),
                 name => name.to_owned(),
             };
-            let detail = if selector.is_empty() { "*".to_owned() } else { selector.to_string() };
+            let detail = if selector.is_empty() {
+                "*".to_owned()
+            } else if label == selector_text(selector)
+                || *selector == LabelSelector::labels([("app", label.as_str())])
+            {
+                // An inline selector is its own name, and a bare name means `app=<name>`: nothing
+                // to add.
+                String::new()
+            } else {
+                selector.to_string()
+            };
             (label, detail, Some(namespace.clone()))
         }
         Target::Namespaces { namespaces, pods } => {
@@ -831,9 +915,10 @@ fn describe(ir: &Ir, target: &Target, kind: NodeKind) -> (String, String, Option
         }
         Target::Blocks(blocks) => {
             let texts: Vec<String> = blocks.iter().map(|(c, e)| block_text(*c, e)).collect();
-            let label = match texts.len() {
-                1 => texts[0].clone(),
-                n => format!("{} +{}", blocks[0].0, n - 1),
+            let label = match (names.0.get(blocks), texts.len()) {
+                (Some(name), _) => name.clone(),
+                (None, 1) => texts[0].clone(),
+                (None, n) => format!("{} +{}", blocks[0].0, n - 1),
             };
             (label, texts.join(", "), None)
         }

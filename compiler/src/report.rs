@@ -35,6 +35,9 @@ use crate::analysis::matrix::Matrix;
 use crate::diagnostics::{self, Diagnostic, Severity};
 use crate::graph::{self, DoorView, Graph, NodeKind, Reach};
 
+mod layout;
+use layout::{SvgGraph, layout};
+
 const PAGE: &str = include_str!("../templates/report.html.tera");
 const SVG: &str = include_str!("../templates/graph.svg.tera");
 const CSS: &str = include_str!("../templates/report.css.tera");
@@ -84,7 +87,7 @@ impl From<tera::Error> for ReportError {
 /// [`ReportError`] if the built-in templates fail, which would be a bug.
 pub fn render(input: &ReportInput<'_>) -> Result<String, ReportError> {
     let graph = match input.cluster {
-        None => Graph::from_ir(input.ir),
+        None => Graph::from_ir(input.ir, &graph::ExternalNames::from_sources(input.sources)),
         Some((_, inventory)) => {
             let probes = Matrix::default_probes(input.ir, inventory);
             let matrix = Matrix::compute(input.ir, inventory, &probes);
@@ -203,6 +206,7 @@ struct RuleRow {
     peers: String,
     ports: String,
     source: Link,
+    intent: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -242,6 +246,7 @@ struct Token {
 struct Sources<'a> {
     files: &'a [SourceFile],
     line_starts: Vec<Vec<usize>>,
+    lines: Vec<Vec<&'a str>>,
 }
 
 impl<'a> Sources<'a> {
@@ -250,7 +255,8 @@ impl<'a> Sources<'a> {
             .iter()
             .map(|s| std::iter::once(0).chain(s.text.match_indices('\n').map(|(i, _)| i + 1)).collect())
             .collect();
-        Sources { files, line_starts }
+        let lines = files.iter().map(|s| s.text.lines().collect()).collect();
+        Sources { files, line_starts, lines }
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -258,7 +264,28 @@ impl<'a> Sources<'a> {
     }
 
     fn line_text(&self, file: usize, line: usize) -> &str {
-        self.files.get(file).and_then(|f| f.text.lines().nth(line.saturating_sub(1))).unwrap_or("")
+        self.lines.get(file).and_then(|l| l.get(line.wrapping_sub(1))).copied().unwrap_or("")
+    }
+
+    /// The `##` doc comment right above the statement at `span`, as one paragraph.
+    fn doc_above(&self, span: &Span) -> Option<String> {
+        let file = self.index(&span.file)?;
+        let lines = self.lines.get(file)?;
+        let mut docs = Vec::new();
+        let mut i = (span.line as usize).checked_sub(1)?;
+        while i > 0 {
+            let Some(doc) = lines.get(i - 1).and_then(|l| l.trim_start().strip_prefix("##")) else { break };
+            docs.push(doc.trim());
+            i -= 1;
+        }
+        docs.reverse();
+        let text = docs.join(" ");
+        (!text.trim().is_empty()).then(|| text.trim().to_owned())
+    }
+
+    /// Whether the statement at `span` is an arrow (its doc is about a flow, not about doors).
+    fn is_arrow(&self, span: &Span) -> bool {
+        self.index(&span.file).is_some_and(|f| self.line_text(f, span.line as usize).contains("->"))
     }
 
     fn line_of(&self, file: usize, offset: u32) -> usize {
@@ -508,7 +535,19 @@ fn workload_cards(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<Workload
                     && !(n.ingress == DoorView::Unknown && n.egress == DoorView::Unknown))
         })
         .map(|(i, n)| {
-            let mut intent: Vec<String> = Vec::new();
+            // The workload's own declaration comes first.
+            let mut intent: Vec<String> = ir
+                .workloads
+                .iter()
+                .find(|w| Some(&w.namespace) == n.namespace.as_ref() && w.name == n.label)
+                .filter(|w| {
+                    sources.index(&w.span.file).is_some_and(|f| {
+                        sources.line_text(f, w.span.line as usize).trim_start().starts_with("workload")
+                    })
+                })
+                .and_then(|w| sources.doc_above(&w.span))
+                .into_iter()
+                .collect();
             let doors = [(Direction::Ingress, &n.ingress), (Direction::Egress, &n.egress)]
                 .into_iter()
                 .map(|(dir, view)| {
@@ -538,14 +577,14 @@ fn workload_cards(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<Workload
                         DoorView::Unknown | DoorView::NotApplicable => ("unknown", "na", String::new()),
                     };
                     let (statements, rules) = match view {
-                        DoorView::Guarded { policies, statements, rules } => {
-                            for &p in policies {
-                                if let Some(doc) = &ir.policies[p].doc {
-                                    for line in doc.lines() {
-                                        if !intent.iter().any(|l| l == line) {
-                                            intent.push(line.to_owned());
-                                        }
-                                    }
+                        DoorView::Guarded { statements, rules, .. } => {
+                            // What the door statements (not the arrows: their intent is the
+                            // rule's) say about these pods.
+                            for s in statements.iter().filter(|s| !sources.is_arrow(s)) {
+                                if let Some(doc) = sources.doc_above(s)
+                                    && !intent.contains(&doc)
+                                {
+                                    intent.push(doc);
                                 }
                             }
                             (
@@ -583,22 +622,7 @@ fn rule_rows(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<RuleRow> {
     ir.rules()
         .map(|(policy, dir, rule)| {
             let subject_href = graph
-                .nodes
-                .iter()
-                .position(|n| {
-                    n.namespace.as_deref() == Some(policy.namespace.as_str())
-                        && match &n.ingress {
-                            DoorView::Guarded { rules, .. } if dir == Direction::Ingress => {
-                                rules.contains(&rule.id)
-                            }
-                            _ => match &n.egress {
-                                DoorView::Guarded { rules, .. } if dir == Direction::Egress => {
-                                    rules.contains(&rule.id)
-                                }
-                                _ => false,
-                            },
-                        }
-                })
+                .pods_node(&policy.namespace, &policy.selector)
                 .map(|i| format!("#{}", node_anchor(i)))
                 .unwrap_or_default();
             let peers = if rule.peers.is_empty() {
@@ -616,6 +640,7 @@ fn rule_rows(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<RuleRow> {
                 peers: format!("{} {peers}", if dir == Direction::Ingress { "from" } else { "to" }),
                 ports: graph::ports_text(&rule.ports),
                 source: sources.link(&rule.span),
+                intent: sources.doc_above(&rule.span).unwrap_or_default(),
             }
         })
         .collect()
@@ -768,480 +793,4 @@ fn tokens(line: &str) -> Vec<Token> {
         push(&mut out, "comment", comment);
     }
     out
-}
-
-// ---------- the graph, laid out ----------
-
-#[derive(Debug, Serialize)]
-struct SvgGraph {
-    width: u32,
-    height: u32,
-    bands: Vec<SvgBand>,
-    nodes: Vec<SvgNode>,
-    edges: Vec<SvgEdge>,
-    empty: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct SvgBand {
-    x: String,
-    y: String,
-    /// Where the title goes.
-    tx: String,
-    ty: String,
-    width: String,
-    height: String,
-    title: String,
-    namespace: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct SvgNode {
-    href: String,
-    x: String,
-    y: String,
-    width: String,
-    height: String,
-    /// x of the text, and the baselines of its three lines.
-    tx: String,
-    y1: String,
-    y2: String,
-    y3: String,
-    /// The door pills: top and height.
-    door_y: String,
-    door_h: String,
-    /// x of the pills.
-    left: String,
-    class: String,
-    label: String,
-    detail: String,
-    /// `(class, text)` pieces of the doors line.
-    doors: Vec<Token>,
-    title: String,
-    /// The door bars: left (ingress) and right (egress) classes, empty for none.
-    ingress: &'static str,
-    egress: &'static str,
-    right: String,
-}
-
-#[derive(Debug, Serialize)]
-struct SvgEdge {
-    d: String,
-    href: String,
-    class: &'static str,
-    label: String,
-    lx: String,
-    ly: String,
-    title: String,
-}
-
-const NODE_H: f64 = 58.0;
-const NODE_GAP: f64 = 18.0;
-const RANK_GAP: f64 = 150.0;
-const BAND_PAD: f64 = 14.0;
-const BAND_TITLE: f64 = 26.0;
-const BAND_GAP: f64 = 18.0;
-const MARGIN: f64 = 16.0;
-
-fn px(v: f64) -> String {
-    format!("{v:.1}")
-}
-
-/// Rough text widths (the page uses the system sans-serif), to size boxes without a font.
-fn text_width(s: &str, size: f64) -> f64 {
-    s.chars()
-        .map(|c| match c {
-            'i' | 'l' | 'j' | '.' | ',' | ':' | ';' | '|' | '!' | '\'' | ' ' | 'f' | 't' | 'r' | '/'
-            | '(' | ')' | '[' | ']' | '{' | '}' => 0.33,
-            'm' | 'w' | 'M' | 'W' | '@' => 0.85,
-            c if c.is_ascii_uppercase() || c.is_ascii_digit() => 0.62,
-            _ => 0.55,
-        })
-        .sum::<f64>()
-        * size
-}
-
-/// Monospace text: every character is 0.6 em wide (DejaVu Sans Mono, Menlo, Consolas alike).
-fn mono_width(s: &str, size: f64) -> f64 {
-    s.chars().count() as f64 * 0.6 * size
-}
-
-/// `s`, cut with an ellipsis to fit `max_width` as measured by `width`.
-fn clip(s: &str, max_width: f64, size: f64, width: fn(&str, f64) -> f64) -> String {
-    if width(s, size) <= max_width {
-        return s.to_owned();
-    }
-    let mut out = String::new();
-    for c in s.chars() {
-        out.push(c);
-        if width(&out, size) + width("…", size) > max_width {
-            out.pop();
-            break;
-        }
-    }
-    out.push('…');
-    out
-}
-
-/// Ranks by longest path over the edges (back edges of a depth-first search ignored, self loops
-/// too), so flows read left to right.
-fn ranks(graph: &Graph) -> Vec<usize> {
-    let n = graph.nodes.len();
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for e in &graph.edges {
-        if e.from != e.to && !succ[e.from].contains(&e.to) {
-            succ[e.from].push(e.to);
-        }
-    }
-    // Iterative DFS marking back edges.
-    let mut state = vec![0u8; n]; // 0 new, 1 on stack, 2 done
-    let mut forward: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for root in 0..n {
-        if state[root] != 0 {
-            continue;
-        }
-        let mut stack = vec![(root, 0usize)];
-        state[root] = 1;
-        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
-            if *next < succ[v].len() {
-                let w = succ[v][*next];
-                *next += 1;
-                match state[w] {
-                    0 => {
-                        forward[v].push(w);
-                        state[w] = 1;
-                        stack.push((w, 0));
-                    }
-                    2 => forward[v].push(w),
-                    _ => {} // back edge
-                }
-            } else {
-                state[v] = 2;
-                stack.pop();
-            }
-        }
-    }
-    // Longest path on the DAG, by Kahn's order.
-    let mut indegree = vec![0usize; n];
-    for f in &forward {
-        for &w in f {
-            indegree[w] += 1;
-        }
-    }
-    let mut rank = vec![0usize; n];
-    let mut queue: std::collections::VecDeque<usize> = (0..n).filter(|&v| indegree[v] == 0).collect();
-    while let Some(v) = queue.pop_front() {
-        for &w in &forward[v] {
-            rank[w] = rank[w].max(rank[v] + 1);
-            indegree[w] -= 1;
-            if indegree[w] == 0 {
-                queue.push_back(w);
-            }
-        }
-    }
-    // Pull pure sources right, next to what they feed, so they do not all pile up in column 0.
-    for v in 0..n {
-        let has_in = graph.edges.iter().any(|e| e.to == v && e.from != v);
-        let min_succ = forward[v].iter().map(|&w| rank[w]).min();
-        if !has_in
-            && let Some(m) = min_succ
-            && m > 0
-        {
-            rank[v] = m - 1;
-        }
-    }
-    rank
-}
-
-fn layout(graph: &Graph) -> SvgGraph {
-    let n = graph.nodes.len();
-    if n == 0 {
-        return SvgGraph {
-            width: 400,
-            height: 60,
-            bands: Vec::new(),
-            nodes: Vec::new(),
-            edges: Vec::new(),
-            empty: true,
-        };
-    }
-    let rank = ranks(graph);
-    let columns = rank.iter().max().map_or(1, |m| m + 1);
-    // Node widths and column widths.
-    let lines: Vec<(String, String, Option<String>)> = graph
-        .nodes
-        .iter()
-        .map(|node| {
-            let detail = if node.detail == node.label { String::new() } else { node.detail.clone() };
-            let doors = if node.isolated { Some("isolated".to_owned()) } else { graph::doors_line(node) };
-            (node.label.clone(), detail, doors)
-        })
-        .collect();
-    let natural: Vec<f64> = lines
-        .iter()
-        .map(|(l, d, doors)| {
-            text_width(l, 13.5)
-                .max(mono_width(d, 11.0))
-                .max(doors.as_deref().map_or(0.0, |s| text_width(s, 11.0)))
-                + 34.0
-        })
-        .collect();
-    let mut col_width = vec![130.0f64; columns];
-    for v in 0..n {
-        col_width[rank[v]] = col_width[rank[v]].max(natural[v].min(270.0));
-    }
-    let mut col_x = vec![0.0; columns];
-    let mut x = MARGIN + BAND_PAD;
-    for c in 0..columns {
-        col_x[c] = x;
-        x += col_width[c] + RANK_GAP;
-    }
-    let width = x - RANK_GAP + BAND_PAD + MARGIN;
-    // Bands: each namespace, then everything else.
-    let mut bands: Vec<(Option<&str>, Vec<usize>)> =
-        graph.namespaces.iter().map(|ns| (Some(ns.as_str()), graph.nodes_in(Some(ns)).collect())).collect();
-    let others: Vec<usize> = graph.nodes_in(None).collect();
-    if !others.is_empty() {
-        bands.push((None, others));
-    }
-    // Order nodes within each (band, column) by the mean position of their neighbours, twice.
-    let mut slot: Vec<f64> = (0..n).map(|v| v as f64).collect();
-    let mut cells: Vec<Vec<Vec<usize>>> = bands
-        .iter()
-        .map(|(_, members)| {
-            let mut by_col = vec![Vec::new(); columns];
-            for &v in members {
-                by_col[rank[v]].push(v);
-            }
-            by_col
-        })
-        .collect();
-    for _ in 0..2 {
-        for band in &mut cells {
-            for col in band.iter_mut() {
-                let key = |v: usize| {
-                    let neighbours: Vec<f64> = graph
-                        .edges
-                        .iter()
-                        .filter_map(|e| {
-                            if e.to == v && e.from != v {
-                                Some(slot[e.from])
-                            } else if e.from == v && e.to != v {
-                                Some(slot[e.to])
-                            } else {
-                                None
-                            }
-                        })
-                        .collect();
-                    if neighbours.is_empty() {
-                        slot[v]
-                    } else {
-                        neighbours.iter().sum::<f64>() / neighbours.len() as f64
-                    }
-                };
-                let mut keyed: Vec<(f64, usize)> = col.iter().map(|&v| (key(v), v)).collect();
-                keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                *col = keyed.into_iter().map(|(_, v)| v).collect();
-            }
-        }
-        let mut order = 0.0;
-        for band in &cells {
-            let tallest = band.iter().map(Vec::len).max().unwrap_or(0);
-            for row in 0..tallest {
-                for col in band {
-                    if let Some(&v) = col.get(row) {
-                        slot[v] = order;
-                    }
-                }
-                order += 1.0;
-            }
-        }
-    }
-    // Positions.
-    let mut pos = vec![(0.0f64, 0.0f64, 0.0f64); n]; // x, y, width
-    let mut svg_bands = Vec::new();
-    let mut y = MARGIN;
-    for ((ns, _), band) in bands.iter().zip(&cells) {
-        let tallest = band.iter().map(Vec::len).max().unwrap_or(0) as f64;
-        let inner = tallest * NODE_H + (tallest - 1.0).max(0.0) * NODE_GAP;
-        let height = BAND_TITLE + inner + 2.0 * BAND_PAD;
-        for (c, col) in band.iter().enumerate() {
-            let count = col.len() as f64;
-            let used = count * NODE_H + (count - 1.0).max(0.0) * NODE_GAP;
-            let mut ny = y + BAND_TITLE + BAND_PAD + (inner - used) / 2.0;
-            for &v in col {
-                pos[v] = (col_x[c], ny, col_width[c]);
-                ny += NODE_H + NODE_GAP;
-            }
-        }
-        svg_bands.push(SvgBand {
-            x: px(MARGIN),
-            y: px(y),
-            tx: px(MARGIN + 12.0),
-            ty: px(y + 18.0),
-            width: px(width - 2.0 * MARGIN),
-            height: px(height),
-            title: ns.map_or_else(|| "outside these namespaces".to_owned(), |ns| format!("namespace {ns}")),
-            namespace: ns.is_some(),
-        });
-        y += height + BAND_GAP;
-    }
-    let height = y - BAND_GAP + MARGIN;
-    // Where edges attach: spread along the door bars, ordered by the other end's height.
-    let mut outs: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n];
-    let mut ins: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n];
-    for (i, e) in graph.edges.iter().enumerate() {
-        outs[e.from].push((pos[e.to].1, i));
-        ins[e.to].push((pos[e.from].1, i));
-    }
-    let mut start_y = vec![0.0; graph.edges.len()];
-    let mut end_y = vec![0.0; graph.edges.len()];
-    for v in 0..n {
-        for (list, target) in [(&mut outs[v], &mut start_y), (&mut ins[v], &mut end_y)] {
-            list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let k = list.len() as f64;
-            for (j, &(_, e)) in list.iter().enumerate() {
-                let top = pos[v].1 + 14.0;
-                let span = NODE_H - 28.0;
-                target[e] =
-                    if k <= 1.0 { pos[v].1 + NODE_H / 2.0 } else { top + span * (j as f64) / (k - 1.0) };
-            }
-        }
-    }
-    let edges = graph
-        .edges
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let (x1, y1) = (pos[e.from].0 + pos[e.from].2 + 3.5, start_y[i]);
-            let (x2, y2) = (pos[e.to].0 - 5.0, end_y[i]);
-            let (c1, c2, mid) = if e.from == e.to {
-                let (bx, by) = (pos[e.from].0, pos[e.from].1 + NODE_H);
-                let c1 = (x1 + 40.0, by + 36.0);
-                let c2 = (bx - 40.0, by + 36.0);
-                (c1, c2, ((x1 + bx) / 2.0, by + 27.0 + 6.0))
-            } else if x2 > x1 + 10.0 {
-                let dx = (x2 - x1) / 2.0;
-                let c1 = (x1 + dx, y1);
-                let c2 = (x2 - dx, y2);
-                (c1, c2, bezier_mid((x1, y1), c1, c2, (x2, y2)))
-            } else {
-                // Backwards: swing out to the right and come back in from the left, below.
-                let c1 = (x1 + 120.0, y1 + 90.0);
-                let c2 = (x2 - 120.0, y2 + 90.0);
-                (c1, c2, bezier_mid((x1, y1), c1, c2, (x2, y2)))
-            };
-            let label = graph.edge_label(e);
-            let title = format!(
-                "{} → {}: {}{}",
-                graph.nodes[e.from].label,
-                graph.nodes[e.to].label,
-                label,
-                if e.rules.is_empty() { String::new() } else { format!(" (rule {})", e.rules.join(", ")) }
-            );
-            SvgEdge {
-                d: format!(
-                    "M {} {} C {} {}, {} {}, {} {}",
-                    px(x1),
-                    px(y1),
-                    px(c1.0),
-                    px(c1.1),
-                    px(c2.0),
-                    px(c2.1),
-                    px(x2),
-                    px(y2)
-                ),
-                href: e.rules.first().map(|r| format!("#{}", rule_anchor(r))).unwrap_or_default(),
-                class: if e.partial { "edge partial" } else { "edge" },
-                label: clip(&label, 160.0, 11.0, mono_width),
-                lx: px(mid.0),
-                ly: px(mid.1 + 4.0),
-                title,
-            }
-        })
-        .collect();
-    let nodes = graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(v, node)| {
-            let (x, y, w) = pos[v];
-            let (label, detail, doors) = &lines[v];
-            let door_class = |d: &DoorView| match d {
-                DoorView::Guarded { .. } => "guarded",
-                DoorView::Open => "open",
-                DoorView::Partly => "partly",
-                DoorView::Unknown | DoorView::NotApplicable => "",
-            };
-            let mut door_tokens = Vec::new();
-            if node.isolated {
-                door_tokens
-                    .push(Token { class: "isolated", text: "isolated: no flows in or out".to_owned() });
-            } else if doors.is_some() {
-                for (word, view) in [("in", &node.ingress), ("out", &node.egress)] {
-                    if !view.word().is_empty() {
-                        if !door_tokens.is_empty() {
-                            door_tokens.push(Token { class: "sep", text: " · ".to_owned() });
-                        }
-                        door_tokens
-                            .push(Token { class: door_class(view), text: format!("{word} {}", view.word()) });
-                    }
-                }
-            }
-            let kind = match node.kind {
-                NodeKind::Workload => "workload",
-                NodeKind::Namespaces => "namespaces",
-                NodeKind::Dns => "dns",
-                NodeKind::External => "external",
-                NodeKind::Anywhere => "anywhere",
-            };
-            let mut class = format!("node {kind}");
-            if node.isolated {
-                class.push_str(" isolated");
-            }
-            SvgNode {
-                href: if matches!(node.kind, NodeKind::Workload | NodeKind::Dns) {
-                    format!("#{}", node_anchor(v))
-                } else {
-                    String::new()
-                },
-                x: px(x),
-                y: px(y),
-                width: px(w),
-                height: px(NODE_H),
-                tx: px(x + 14.0),
-                y1: px(y + if detail.is_empty() { 25.0 } else { 21.0 }),
-                y2: px(y + 36.5),
-                y3: px(y + if detail.is_empty() { 43.0 } else { 51.0 }),
-                door_y: px(y + 9.0),
-                door_h: px(NODE_H - 18.0),
-                left: px(x - 3.5),
-                class,
-                label: clip(label, w - 28.0, 13.5, text_width),
-                detail: clip(detail, w - 28.0, 11.0, mono_width),
-                doors: door_tokens,
-                title: [label.as_str(), detail.as_str(), doors.as_deref().unwrap_or("")]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                ingress: if node.isolated { "isolated" } else { door_class(&node.ingress) },
-                egress: if node.isolated { "isolated" } else { door_class(&node.egress) },
-                right: px(x + w - 3.5),
-            }
-        })
-        .collect();
-    SvgGraph {
-        width: width.ceil() as u32,
-        height: height.ceil() as u32,
-        bands: svg_bands,
-        nodes,
-        edges,
-        empty: false,
-    }
-}
-
-fn bezier_mid(p0: (f64, f64), p1: (f64, f64), p2: (f64, f64), p3: (f64, f64)) -> (f64, f64) {
-    ((p0.0 + 3.0 * p1.0 + 3.0 * p2.0 + p3.0) / 8.0, (p0.1 + 3.0 * p1.1 + 3.0 * p2.1 + p3.1) / 8.0)
 }

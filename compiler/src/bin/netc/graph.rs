@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use netc::analysis::matrix::Matrix;
-use netc::graph::Graph;
+use netc::graph::{ExternalNames, Graph};
 use netc_ir::Inventory;
 
 use crate::{DiagnosticArgs, Failure, output, write_stdout};
@@ -55,9 +55,9 @@ pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
 }
 
 pub fn run(args: &GraphArgs, colour: bool) -> Result<(), Failure> {
-    let (_, ir) = crate::compile(&args.files, &args.diagnostics, colour)?;
+    let (sources, ir) = crate::compile(&args.files, &args.diagnostics, colour)?;
     let graph = match &args.cluster {
-        None => Graph::from_ir(&ir),
+        None => Graph::from_ir(&ir, &ExternalNames::from_sources(&sources)),
         Some(path) => {
             let inventory = read_inventory(path)?;
             let matrix = Matrix::compute(&ir, &inventory, &Matrix::default_probes(&ir, &inventory));
