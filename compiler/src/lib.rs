@@ -21,6 +21,7 @@ pub mod codegen;
 pub mod diagnostics;
 pub mod fmt;
 pub mod graph;
+pub mod import;
 pub mod lower;
 pub mod report;
 pub mod syntax;
