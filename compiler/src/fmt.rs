@@ -148,12 +148,16 @@ impl Formatter<'_> {
     fn statement(&mut self, s: &Statement, indent: usize) {
         self.gap(start_of(s) as usize, indent);
         for d in &s.docs {
+            // Comments between the doc comments, or after them, stay where they were.
+            self.gap(d.span.start as usize, indent);
             if d.node.is_empty() {
                 self.push_line(indent, "##");
             } else {
                 self.push_line(indent, &format!("## {}", d.node));
             }
+            self.pos = d.span.end as usize;
         }
+        self.gap(s.span.start as usize, indent);
         let original = &self.text[s.span.range()];
         if has_comment(original) {
             // Keep statements with comments inside exactly as written.
@@ -337,6 +341,14 @@ mod tests {
             out,
             "# top\n\nnamespace shop {\n  frontend -> backend:8080  # trailing\n\n  ## doc\n  web, api -> db:[5432/tcp]\n}\nhermit isolated\n"
         );
+        assert_eq!(format(&out).expect("parses"), out, "idempotent");
+    }
+
+    #[test]
+    fn comments_between_doc_comments_and_their_statement_are_kept() {
+        let src = "# c1\n## doc\n# c2\n## more\n  # c3\na -> b\n";
+        let out = format(src).expect("parses");
+        assert_eq!(out, "# c1\n## doc\n# c2\n## more\n# c3\na -> b\n");
         assert_eq!(format(&out).expect("parses"), out, "idempotent");
     }
 
