@@ -77,11 +77,12 @@ impl ConnectivityDiff {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let probes: Vec<String> = self.probes.iter().map(ToString::to_string).collect();
+        let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}es") };
         let _ = writeln!(
             out,
-            "compared on {} pods and {} external addresses, probes {}",
-            self.pods,
-            self.externals,
+            "compared on {} and {}, probes {}",
+            if self.pods == 1 { "1 pod".to_owned() } else { format!("{} pods", self.pods) },
+            plural(self.externals, "external address"),
             probes.join(" ")
         );
         for g in &self.groups {

@@ -463,12 +463,14 @@ fn door_report(
             for p in guarded_by {
                 let Some(policy) = p.resolve(ir) else { continue };
                 let door = policy.door(direction);
+                let pods = if policy.selector.is_empty() {
+                    format!("every pod of {}", policy.namespace)
+                } else {
+                    format!("pods {} of {}", selector_source(&policy.selector), policy.namespace)
+                };
                 report.details.push(format!(
-                    "  guarded by policy {}/{} (pods {} of {}), because of:",
-                    policy.namespace,
-                    policy.name,
-                    selector_source(&policy.selector),
-                    policy.namespace
+                    "  guarded by policy {}/{} ({pods}), because of:",
+                    policy.namespace, policy.name
                 ));
                 let spans: Vec<&Span> = if door.guarded_by.is_empty() {
                     vec![&policy.span]
@@ -648,11 +650,19 @@ fn suggest(
     let mut best: Option<Fix> = None;
     let mut refusal = None;
     for (namespace, lines, reason) in candidates {
-        let mut text = format!("namespace {namespace} {{\n");
-        for l in &lines {
-            let _ = writeln!(text, "  {l}");
+        // `default` is a keyword: its statements are the ones outside any namespace.
+        let mut text = String::new();
+        if namespace == "default" {
+            for l in &lines {
+                let _ = writeln!(text, "{l}");
+            }
+        } else {
+            let _ = writeln!(text, "namespace {namespace} {{");
+            for l in &lines {
+                let _ = writeln!(text, "  {l}");
+            }
+            text.push_str("}\n");
         }
-        text.push_str("}\n");
         let mut with = sources.to_vec();
         with.push(SourceFile::new(SUGGESTION_FILE, text));
         let out = crate::compile(&with);
@@ -724,12 +734,12 @@ impl Explanation {
                 .filter(|d| !d.permits)
                 .map(|d| format!("{} of {}", d.direction, d.holder))
                 .collect();
-            let _ = writeln!(
-                out,
-                "\nto allow it ({}), add to namespace {}:",
-                denied.join(" and "),
-                fix.namespace
-            );
+            let place = if fix.namespace == "default" {
+                "outside any namespace block (namespace default)".to_owned()
+            } else {
+                format!("to namespace {}", fix.namespace)
+            };
+            let _ = writeln!(out, "\nto allow it ({}), add {place}:", denied.join(" and "));
             for l in &fix.lines {
                 let _ = writeln!(out, "    {l}");
             }

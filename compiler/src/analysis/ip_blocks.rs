@@ -90,6 +90,7 @@ pub fn render_warnings(found: &[CoveredPods], ir: &Ir, sources: &[SourceFile]) -
             pods.join(", ")
         );
         out.push_str(&quote(&rule.span, sources, "  "));
+        out.push('\n');
         out.push_str(
             "  = note: netc matches address blocks against pod addresses too (as Calico and Antrea do); \
              Cilium does not, so on Cilium these pods would not match\n",

@@ -1,0 +1,303 @@
+//! The analysis commands of the `netc` binary end to end: `explain` (flows and codes), `matrix`,
+//! `diff` (files, directories, git revisions) and `build --verify`, with their exit codes.
+//!
+//! Each test runs the real binary in a temporary directory of its own. To add a case: write the
+//! files it needs with [`Dir::write`], run [`Dir::netc`], and assert the exit code and the output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn netc(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("COLUMNS")
+            .output()
+            .expect("netc runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn git(&self, args: &[&str]) {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .expect("git runs");
+        assert!(status.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&status.stderr));
+    }
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+}
+
+fn expect(run: &Run, code: i32) {
+    assert_eq!(run.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+}
+
+const SHOP: &str = "namespace shop {\n  web -> api:8080\n  api -> db:5432\n}\n";
+
+const CLUSTER: &str = "\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+- {apiVersion: v1, kind: Pod, metadata: {name: web-1, namespace: shop, labels: {app: web}}, status: {podIP: 10.0.0.1}}
+- {apiVersion: v1, kind: Pod, metadata: {name: api-1, namespace: shop, labels: {app: api}}, status: {podIP: 10.0.0.2}}
+- {apiVersion: v1, kind: Pod, metadata: {name: db-0, namespace: shop, labels: {app: db}}, status: {podIP: 10.0.0.3}}
+- {apiVersion: netc.dev/v1, kind: ExternalAddress, metadata: {name: payments}, address: 203.0.113.5}
+";
+
+fn shop_dir() -> Dir {
+    let d = Dir::new();
+    d.write("shop.np", SHOP);
+    d.write("cluster.yaml", CLUSTER);
+    d
+}
+
+// ---------- explain ----------
+
+#[test]
+fn explain_of_a_code_still_prints_its_documentation() {
+    let d = Dir::new();
+    let run = d.netc(&["explain", "E0202"]);
+    expect(&run, 0);
+    assert!(run.stdout.contains("E0202"));
+    expect(&d.netc(&["explain", "E9999"]), 2);
+}
+
+#[test]
+fn explain_says_allowed_or_denied_and_exits_0() {
+    let d = shop_dir();
+    let args = |from: &'static str, to: &'static str| {
+        ["explain", "shop.np", "--cluster", "cluster.yaml", "--from", from, "--to", to]
+    };
+    let ok = d.netc(&args("shop/web-1", "shop/api-1:8080"));
+    expect(&ok, 0);
+    assert!(ok.stdout.starts_with("shop/web-1 -> shop/api-1 on TCP/8080: ALLOWED\n"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("shop.np:2:3"), "{}", ok.stdout);
+    let no = d.netc(&args("10.0.0.1", "shop/db-0:5432"));
+    expect(&no, 0);
+    assert!(no.stdout.starts_with("shop/web-1 -> shop/db-0 on TCP/5432: DENIED\n"), "{}", no.stdout);
+    assert!(no.stdout.contains("add to namespace shop:\n    web -> db:5432\n"), "{}", no.stdout);
+    let out = d.netc(&args("shop/api-1", "payments:443"));
+    expect(&out, 0);
+    assert!(out.stdout.contains("ALLOWED"), "api's egress is open: {}", out.stdout);
+}
+
+#[test]
+fn explain_errors_exit_2_with_did_you_mean() {
+    let d = shop_dir();
+    let run = |from: &str, to: &str| {
+        d.netc(&["explain", "shop.np", "--cluster", "cluster.yaml", "--from", from, "--to", to])
+    };
+    let pod = run("shop/web-2", "shop/db-0:5432");
+    expect(&pod, 2);
+    assert!(
+        pod.stderr.contains("namespace `shop` has no pod `web-2`; did you mean `shop/web-1`?"),
+        "{}",
+        pod.stderr
+    );
+    let ns = run("sohp/web-1", "shop/db-0:5432");
+    expect(&ns, 2);
+    assert!(ns.stderr.contains("did you mean `shop`?"), "{}", ns.stderr);
+    let port = run("shop/web-1", "shop/db-0");
+    expect(&port, 2);
+    assert!(port.stderr.contains("has no port"), "{}", port.stderr);
+    let only_from = d.netc(&["explain", "shop.np", "--cluster", "cluster.yaml", "--from", "shop/web-1"]);
+    expect(&only_from, 2);
+    let no_flow = d.netc(&["explain", "shop.np"]);
+    expect(&no_flow, 2);
+    assert!(no_flow.stderr.contains("--from"), "{}", no_flow.stderr);
+    d.write("bad.yaml", "kind: Pod\nmetadata: {name: p}\nstatus: {podIP: nope}\n");
+    let inv = d.netc(&["explain", "shop.np", "--cluster", "bad.yaml", "--from", "a/b", "--to", "a/b:1"]);
+    expect(&inv, 2);
+    assert!(inv.stderr.contains("pod default/p"), "the object is named: {}", inv.stderr);
+    d.write("broken.np", "web -> api:99999\n");
+    let broken = d.netc(&[
+        "explain",
+        "broken.np",
+        "--cluster",
+        "cluster.yaml",
+        "--from",
+        "shop/web-1",
+        "--to",
+        "shop/db-0:1",
+    ]);
+    expect(&broken, 1);
+    assert!(broken.stderr.contains("E0102"), "{}", broken.stderr);
+}
+
+#[test]
+fn explain_without_a_cluster_uses_one_synthesized_from_the_program() {
+    let d = shop_dir();
+    let run = d.netc(&["explain", "shop.np", "--from", "shop/web", "--to", "shop/db:5432"]);
+    expect(&run, 0);
+    assert!(run.stdout.starts_with("shop/web -> shop/db on TCP/5432: DENIED"), "{}", run.stdout);
+    assert!(run.stderr.contains("synthesized"), "{}", run.stderr);
+}
+
+// ---------- matrix ----------
+
+#[test]
+fn matrix_prints_a_table_csv_or_json() {
+    let d = shop_dir();
+    let table = d.netc(&["matrix", "shop.np", "--cluster", "cluster.yaml"]);
+    expect(&table, 0);
+    assert!(table.stdout.contains("[1] shop/api"), "{}", table.stdout);
+    let csv = d.netc(&[
+        "matrix",
+        "shop.np",
+        "--cluster",
+        "cluster.yaml",
+        "--format",
+        "csv",
+        "--ports",
+        "8080,5432,53/udp",
+    ]);
+    expect(&csv, 0);
+    assert!(csv.stdout.starts_with("from,to,TCP/8080,TCP/5432,UDP/53\n"), "{}", csv.stdout);
+    assert!(csv.stdout.contains("\nshop/web-1,shop/api-1,1,0,0\n"), "{}", csv.stdout);
+    assert!(csv.stdout.contains("\nshop/api-1,shop/db-0,0,1,0\n"), "{}", csv.stdout);
+    let json = d.netc(&["matrix", "shop.np", "--cluster", "cluster.yaml", "--format", "json"]);
+    expect(&json, 0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert!(value["allowed"].as_array().is_some_and(|a| !a.is_empty()));
+    let bad = d.netc(&["matrix", "shop.np", "--cluster", "cluster.yaml", "--ports", "80/icmp"]);
+    expect(&bad, 2);
+    assert!(bad.stderr.contains("icmp"), "{}", bad.stderr);
+}
+
+#[test]
+fn an_address_block_covering_pods_is_warned_about_on_stderr() {
+    let d = shop_dir();
+    d.write("blocks.np", "namespace shop {\n  10.0.0.0/30 -> db:5432\n}\n");
+    let run = d.netc(&["matrix", "blocks.np", "--cluster", "cluster.yaml"]);
+    expect(&run, 0);
+    assert!(
+        run.stderr.contains("covers 3 pods of the cluster: shop/api-1, shop/db-0, shop/web-1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 |   10.0.0.0/30 -> db:5432"), "{}", run.stderr);
+    assert!(!run.stdout.contains("warning"), "warnings go to stderr");
+}
+
+// ---------- diff ----------
+
+#[test]
+fn diff_exits_0_when_nothing_changes_and_1_when_connectivity_changes() {
+    let d = shop_dir();
+    d.write("same.np", "namespace shop {\n  api -> db:[5432]\n  web -> api:8080\n}\n");
+    let same = d.netc(&["diff", "shop.np", "same.np"]);
+    expect(&same, 0);
+    assert!(same.stdout.contains("no connectivity change"), "{}", same.stdout);
+    d.write("more.np", "namespace shop {\n  web -> api:[8080, 8443]\n  api -> db:5432\n}\n");
+    let more = d.netc(&["diff", "shop.np", "more.np", "--cluster", "cluster.yaml"]);
+    expect(&more, 1);
+    assert!(
+        more.stdout.contains("shop/web -> shop/api\n  + shop/web-1 -> shop/api-1  TCP/8443\n"),
+        "{}",
+        more.stdout
+    );
+    assert!(
+        more.stdout.ends_with("connectivity changed: 1 flow added, 0 removed, between 1 workload pair\n"),
+        "{}",
+        more.stdout
+    );
+}
+
+#[test]
+fn diff_errors_exit_2() {
+    let d = shop_dir();
+    expect(&d.netc(&["diff", "shop.np", "missing.np"]), 2);
+    d.write("broken.np", "web -> \n");
+    let broken = d.netc(&["diff", "shop.np", "broken.np"]);
+    expect(&broken, 2);
+    assert!(broken.stderr.contains("NEW (broken.np) does not compile"), "{}", broken.stderr);
+    expect(&d.netc(&["diff", "shop.np", "shop.np", "--cluster", "nowhere.yaml"]), 2);
+    expect(&d.netc(&["diff", "shop.np"]), 2);
+}
+
+#[test]
+fn diff_reads_directories_and_git_revisions() {
+    let d = Dir::new();
+    d.write("policies/shop.np", SHOP);
+    d.write("policies/web.np", "namespace web {\n  frontend -> shop/web:80\n}\n");
+    d.git(&["init", "-q"]);
+    d.git(&["add", "."]);
+    d.git(&["commit", "-q", "-m", "policies"]);
+    let unchanged = d.netc(&["diff", "HEAD:policies", "policies"]);
+    expect(&unchanged, 0);
+    let file_unchanged = d.netc(&["diff", "HEAD:policies/shop.np", "policies/shop.np"]);
+    expect(&file_unchanged, 0);
+    d.write("policies/shop.np", "namespace shop {\n  web -> api:8080\n}\n");
+    let changed = d.netc(&["diff", "HEAD:policies", "policies"]);
+    expect(&changed, 1);
+    assert!(changed.stdout.contains("shop/api -> shop/db"), "{}", changed.stdout);
+    assert!(changed.stdout.contains("  + shop/"), "db's ingress opens again: {}", changed.stdout);
+    expect(&d.netc(&["diff", "HEAD~5:policies", "policies"]), 2);
+    let not_np = d.netc(&["diff", "HEAD:nothing-here", "policies"]);
+    expect(&not_np, 2);
+}
+
+// ---------- build --verify ----------
+
+#[test]
+fn build_verify_checks_the_yaml_before_writing_it() {
+    let d = shop_dir();
+    let stream = d.netc(&["build", "--verify", "shop.np"]);
+    expect(&stream, 0);
+    assert!(stream.stdout.contains("kind: NetworkPolicy"), "{}", stream.stdout);
+    assert!(
+        stream.stderr.contains("verified: the 2 generated NetworkPolicies mean what the source says"),
+        "{}",
+        stream.stderr
+    );
+    let dir = d.netc(&["build", "--verify", "--cluster", "cluster.yaml", "shop.np", "-o", "out"]);
+    expect(&dir, 0);
+    assert!(dir.stderr.contains("the given cluster"), "{}", dir.stderr);
+    assert!(d.path().join("out/kustomization.yaml").exists());
+    let seed = d.netc(&[
+        "build",
+        "--verify",
+        "--cluster",
+        &fixture("shop-cluster.yaml"),
+        &fixture("../../../examples/shop.np"),
+    ]);
+    expect(&seed, 0);
+    // --cluster is for --verify only.
+    expect(&d.netc(&["build", "--cluster", "cluster.yaml", "shop.np"]), 2);
+}
