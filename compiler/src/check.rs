@@ -408,8 +408,8 @@ struct Checker {
     /// (namespace, name) -> (selector, declaration).
     declared: HashMap<(String, String), (Arc<LabelSelector>, Loc)>,
     externals: HashMap<String, (Blocks, Loc)>,
-    /// Undeclared names as used: (namespace, name) -> (uses, first use).
-    implicit: BTreeMap<(String, String), (usize, Loc)>,
+    /// Undeclared names as used: (namespace, name) -> first use (counts are in `names`).
+    implicit: BTreeMap<(String, String), Loc>,
     /// namespace -> selector -> key; nested so that lookups borrow.
     keys: HashMap<String, HashMap<Arc<LabelSelector>, u32>>,
     /// namespace -> bare name -> what it resolved to; most names are used many times.
@@ -420,7 +420,8 @@ struct Checker {
 struct ResolvedName {
     selector: Arc<LabelSelector>,
     key: u32,
-    implicit: bool,
+    /// How often the name was used; counts for undeclared names, to spot typos.
+    uses: usize,
 }
 
 impl Checker {
@@ -749,13 +750,9 @@ impl Checker {
 
     /// A bare workload name in namespace `ns`: the declared workload, or `app=<name>`.
     fn named_workload(&mut self, ns: &str, name: &str, at: Loc) -> ResolvedName {
-        if let Some(r) = self.names.get(ns).and_then(|m| m.get(name)).cloned() {
-            if r.implicit
-                && let Some(entry) = self.implicit.get_mut(&(ns.to_owned(), name.to_owned()))
-            {
-                entry.0 += 1;
-            }
-            return r;
+        if let Some(r) = self.names.get_mut(ns).and_then(|m| m.get_mut(name)) {
+            r.uses += 1;
+            return r.clone();
         }
         let resolved =
             if let Some((sel, decl)) = self.declared.get(&(ns.to_owned(), name.to_owned())).cloned() {
@@ -767,12 +764,12 @@ impl Checker {
                     });
                 }
                 let key = self.key(ns, &sel);
-                ResolvedName { selector: sel, key, implicit: false }
+                ResolvedName { selector: sel, key, uses: 1 }
             } else {
                 self.check_implicit_name(name, at);
                 let selector = Arc::new(LabelSelector::labels([("app", name)]));
                 let key = self.key(ns, &selector);
-                self.implicit.insert((ns.to_owned(), name.to_owned()), (1, at));
+                self.implicit.insert((ns.to_owned(), name.to_owned()), at);
                 self.model.workloads.push(NamedWorkload {
                     key,
                     name: name.to_owned(),
@@ -781,7 +778,7 @@ impl Checker {
                     at,
                     docs: Vec::new(),
                 });
-                ResolvedName { selector, key, implicit: true }
+                ResolvedName { selector, key, uses: 1 }
             };
         self.names.entry(ns.to_owned()).or_default().insert(name.to_owned(), resolved.clone());
         resolved
@@ -797,15 +794,16 @@ impl Checker {
         for (name, (_, at)) in &self.externals {
             candidates.push(("", name, *at));
         }
-        for ((ns, name), (uses, at)) in &self.implicit {
-            if *uses > 1 {
+        let uses = |ns: &str, name: &str| self.names.get(ns).and_then(|m| m.get(name)).map_or(0, |r| r.uses);
+        for ((ns, name), at) in &self.implicit {
+            if uses(ns, name) > 1 {
                 candidates.push((ns, name, *at));
             }
         }
         candidates.sort_by(|a, b| (a.2, a.1).cmp(&(b.2, b.1)));
         let mut found = Vec::new();
-        for ((ns, name), (uses, at)) in &self.implicit {
-            if *uses != 1 {
+        for ((ns, name), at) in &self.implicit {
+            if uses(ns, name) != 1 {
                 continue;
             }
             let best = candidates

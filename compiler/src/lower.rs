@@ -134,6 +134,15 @@ struct RuleDraft {
     peers: Vec<Peer>,
     ports: Vec<Port>,
     at: Loc,
+    /// [`content_hash`] of peers and ports: compared before them, and the base of the rule id.
+    hash: u64,
+}
+
+impl RuleDraft {
+    fn new(peers: Vec<Peer>, ports: Vec<Port>, at: Loc) -> RuleDraft {
+        let hash = content_hash(&peers, &ports);
+        RuleDraft { peers, ports, at, hash }
+    }
 }
 
 struct Entity {
@@ -399,7 +408,7 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
             if anyone {
                 peers.clear();
             }
-            add_rule(&mut e.ingress, RuleDraft { peers, ports: f.ports.clone(), at: f.at }, errors);
+            add_rule(&mut e.ingress, RuleDraft::new(peers, f.ports.clone(), f.at), errors);
             e.add_docs(f.at, &f.docs);
             // The ingress rule carries the flow; sources with guarded egress get theirs too.
             for (s, sat) in f.sources.iter() {
@@ -463,12 +472,14 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
     let e = &mut doors.entities[i];
     e.touch(sat);
     e.add_docs(f.at, &f.docs);
-    add_rule(&mut e.egress, RuleDraft { peers, ports, at: f.at }, errors);
+    add_rule(&mut e.egress, RuleDraft::new(peers, ports, f.at), errors);
     None
 }
 
 fn add_rule(door: &mut DoorInfo, rule: RuleDraft, errors: &mut Vec<LowerError>) {
-    if let Some(first) = door.rules.iter().find(|r| r.peers == rule.peers && r.ports == rule.ports) {
+    if let Some(first) =
+        door.rules.iter().find(|r| r.hash == rule.hash && r.peers == rule.peers && r.ports == rule.ports)
+    {
         errors.push(LowerError::DuplicateFlow { at: rule.at, first: first.at });
         return;
     }
@@ -614,7 +625,7 @@ fn policy(
         let rules = rules
             .into_iter()
             .map(|r| Rule {
-                id: rule_id(ns, &name, dir, &r.peers, &r.ports),
+                id: rule_id(ns, &name, dir, r.hash),
                 span: locate.span(r.at),
                 peers: r.peers,
                 ports: r.ports,
@@ -646,11 +657,19 @@ fn policy(
     }
 }
 
-fn rule_id(ns: &str, policy: &str, dir: Direction, peers: &[Peer], ports: &[Port]) -> String {
+/// A rule's id: its policy, door and content; stable as long as they are.
+fn rule_id(ns: &str, policy: &str, dir: Direction, content: u64) -> String {
     let mut h = Fnv::new();
     h.str(ns);
     h.str(policy);
     h.str(&dir.to_string());
+    h.str(&format!("{content:016x}"));
+    format!("r{:012x}", h.0 >> 16)
+}
+
+/// A hash of what a rule allows.
+fn content_hash(peers: &[Peer], ports: &[Port]) -> u64 {
+    let mut h = Fnv::new();
     for p in peers {
         match p {
             Peer::Pods { namespaces, pods } => {
@@ -680,7 +699,7 @@ fn rule_id(ns: &str, policy: &str, dir: Direction, peers: &[Peer], ports: &[Port
         }
         h.str(&p.end_port.map_or(String::new(), |e| e.to_string()));
     }
-    format!("r{:012x}", h.0 >> 16)
+    h.0
 }
 
 /// FNV-1a over delimited fields: ids and names stable across runs, machines and Rust versions
