@@ -10,7 +10,7 @@
 //!   a wider one such as `default deny`). Workloads whose both doors are guarded and that no edge
 //!   touches are marked isolated.
 //! - [`Graph::from_cluster`], the effect on a cluster: pods grouped by the workload that selects
-//!   them (the first named workload of the IR, else their `app` label, else their name), plus the
+//!   them (their named workload in the IR, else their `app` label, else their name), plus the
 //!   inventory's external addresses; edges from the all-pairs [`Matrix`]. Pairs whose doors are
 //!   all open (nothing of the IR applies) are left out of the edges, because with no policy
 //!   everything talks to everything; they stay in the table.
@@ -553,10 +553,9 @@ impl Graph {
             node_line(&mut out, "  ", i);
         }
         for e in &self.edges {
+            // Rule ids are left out: they change with the rule's meaning, and `netc report` links
+            // every edge to its rules.
             let mut attrs = format!("label=\"{}\"", dot_escape(&self.edge_label(e)));
-            if !e.rules.is_empty() {
-                let _ = write!(attrs, ", tooltip=\"{}\"", dot_escape(&e.rules.join(" ")));
-            }
             if e.partial {
                 attrs.push_str(", style=dashed");
             }
@@ -858,7 +857,7 @@ impl<'n> IrBuilder<'n> {
             blocks.dedup();
             // Declared externals whose blocks are all here become one node each (the name is what
             // the source says); blocks written directly in the arrow are one node each.
-            for (declared, _) in &self.names.0 {
+            for declared in self.names.0.keys() {
                 if declared.iter().all(|b| blocks.contains(b)) {
                     blocks.retain(|b| !declared.contains(b));
                     out.push(self.node(Target::Blocks(declared.clone()), NodeKind::External));
@@ -994,14 +993,14 @@ fn cluster_door(ir: &Ir, evaluator: &Evaluator<'_>, pods: &[&netc_ir::Pod], dir:
     guarded_view(ir, policies.into_iter().collect(), dir)
 }
 
-/// The group a pod is drawn in: the first named workload of its namespace that selects it, else
-/// its `app` label (the convention netc's bare names follow), else its own name.
+/// The group a pod is drawn in: the named workload of the IR it belongs to (as `explain` and
+/// `diff` name it), else its `app` label (the convention netc's bare names follow) or its
+/// `k8s-app` label, else its own name.
 fn group_name(ir: &Ir, pod: &netc_ir::Pod) -> String {
-    ir.workloads
-        .iter()
-        .find(|w| w.namespace == pod.namespace && w.selector.matches(&pod.labels))
+    crate::analysis::workloads::workload_of(ir, pod)
         .map(|w| w.name.clone())
         .or_else(|| pod.labels.get("app").cloned())
+        .or_else(|| pod.labels.get("k8s-app").cloned())
         .unwrap_or_else(|| pod.name.clone())
 }
 
@@ -1311,4 +1310,98 @@ fn mermaid_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netc_ir::Requirement;
+
+    fn sel(labels: &[(&str, &str)], exprs: &[(&str, Operator, &[&str])]) -> LabelSelector {
+        LabelSelector {
+            match_labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            match_expressions: exprs
+                .iter()
+                .map(|(k, op, vs)| Requirement {
+                    key: (*k).to_owned(),
+                    operator: *op,
+                    values: vs.iter().map(|v| (*v).to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_narrower_selector_implies_a_wider_one_and_not_the_other_way() {
+        let api = sel(&[("app", "api")], &[]);
+        let api_web = sel(&[("app", "api"), ("tier", "web")], &[]);
+        assert!(implies(&api_web, &api));
+        assert!(!implies(&api, &api_web));
+        assert!(implies(&api, &LabelSelector::everything()), "everything covers every workload");
+        assert!(!implies(&LabelSelector::everything(), &api));
+        assert!(implies(&api, &api));
+    }
+
+    #[test]
+    fn set_requirements_are_implied_by_what_fixes_their_values() {
+        let web = sel(&[("tier", "web")], &[]);
+        let in_web_api = sel(&[], &[("tier", Operator::In, &["api", "web"])]);
+        let in_web = sel(&[], &[("tier", Operator::In, &["web"])]);
+        assert!(implies(&web, &in_web_api), "tier=web is one of (api, web)");
+        assert!(!implies(&in_web_api, &web), "tier in (api, web) may be api");
+        assert!(implies(&in_web, &web), "tier in (web) is tier=web");
+        let not_db = sel(&[], &[("tier", Operator::NotIn, &["db"])]);
+        assert!(implies(&web, &not_db));
+        assert!(!implies(&LabelSelector::everything(), &not_db));
+        let absent = sel(&[], &[("tier", Operator::DoesNotExist, &[])]);
+        assert!(implies(&absent, &not_db), "no tier label is not tier=db");
+        assert!(!implies(&web, &absent));
+        let exists = sel(&[], &[("tier", Operator::Exists, &[])]);
+        assert!(implies(&web, &exists) && implies(&in_web_api, &exists));
+        assert!(!implies(&absent, &exists));
+        let not_db_or_cache = sel(&[], &[("tier", Operator::NotIn, &["cache", "db"])]);
+        assert!(implies(&not_db_or_cache, &not_db));
+        assert!(!implies(&not_db, &not_db_or_cache));
+    }
+
+    #[test]
+    fn ports_meet_on_protocol_number_range_and_name() {
+        let tcp = |p: u16, end: Option<u16>| Port {
+            protocol: Protocol::Tcp,
+            port: Some(PortValue::Number(p)),
+            end_port: end,
+        };
+        let all_tcp = Port { protocol: Protocol::Tcp, port: None, end_port: None };
+        let named =
+            |n: &str| Port { protocol: Protocol::Tcp, port: Some(PortValue::Name(n.into())), end_port: None };
+        assert_eq!(port_meet(&tcp(80, Some(90)), &tcp(85, Some(100))), Some(tcp(85, Some(90))));
+        assert_eq!(port_meet(&tcp(80, Some(90)), &tcp(90, None)), Some(tcp(90, None)));
+        assert_eq!(port_meet(&tcp(80, None), &tcp(81, None)), None);
+        assert_eq!(port_meet(&all_tcp, &tcp(443, None)), Some(tcp(443, None)));
+        let udp = Port { protocol: Protocol::Udp, port: Some(PortValue::Number(443)), end_port: None };
+        assert_eq!(port_meet(&all_tcp, &udp), None, "protocols differ");
+        assert_eq!(port_meet(&named("http"), &named("http")), Some(named("http")));
+        assert_eq!(port_meet(&named("http"), &named("grpc")), None);
+        assert_eq!(port_meet(&named("http"), &tcp(8080, None)), None, "undecidable without the pod");
+        assert_eq!(PortSet::All.intersect(&PortSet::of(&[tcp(1, None)])), PortSet::of(&[tcp(1, None)]));
+        assert_eq!(PortSet::none().union(PortSet::All), PortSet::All);
+    }
+
+    #[test]
+    fn ports_are_written_in_netc_notation() {
+        let p = |protocol, port: Option<PortValue>, end_port| Port { protocol, port, end_port };
+        assert_eq!(port_text(&p(Protocol::Tcp, Some(PortValue::Number(8080)), None)), "8080");
+        assert_eq!(port_text(&p(Protocol::Udp, Some(PortValue::Number(53)), None)), "53/udp");
+        assert_eq!(port_text(&p(Protocol::Tcp, Some(PortValue::Number(8000)), Some(8100))), "8000-8100");
+        assert_eq!(port_text(&p(Protocol::Sctp, None, None)), "*/sctp");
+        assert_eq!(port_text(&p(Protocol::Tcp, Some(PortValue::Name("metrics".into())), None)), "metrics");
+        assert_eq!(ports_text(&[]), "any port");
+    }
+
+    #[test]
+    fn dot_and_mermaid_escaping_keeps_labels_inside_their_quotes() {
+        assert_eq!(dot_escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(dot_escape("two\nlines"), "two lines");
+        assert_eq!(mermaid_escape(r#"<b>"x" & #1"#), "#lt;b#gt;#quot;x#quot; #amp; #35;1");
+    }
 }

@@ -457,7 +457,9 @@ fn table(graph: &Graph) -> Table {
             Some(ns) if graph.namespaces.len() > 1 => format!("{ns}/{}", n.label),
             _ => n.label.clone(),
         };
-        Header { label, title: n.detail.clone(), href: format!("#{}", node_anchor(i)) }
+        // Only workloads have a card of doors to link to.
+        let href = if has_card(n) { format!("#{}", node_anchor(i)) } else { String::new() };
+        Header { label, title: n.detail.clone(), href }
     };
     let n = graph.nodes.len();
     let rows = (0..n)
@@ -507,6 +509,13 @@ fn table(graph: &Graph) -> Table {
     Table { note: note.to_owned(), columns: (0..n).map(header).collect(), rows }
 }
 
+/// Whether a node gets a card in the Doors section: workloads, and `dns` when the program says
+/// something about its doors.
+fn has_card(n: &graph::Node) -> bool {
+    n.kind == NodeKind::Workload
+        || (n.kind == NodeKind::Dns && !(n.ingress == DoorView::Unknown && n.egress == DoorView::Unknown))
+}
+
 fn rule_chip(ir: &Ir, id: &str) -> RuleChip {
     let text = ir
         .rules()
@@ -529,11 +538,7 @@ fn workload_cards(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<Workload
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| {
-            n.kind == NodeKind::Workload
-                || (n.kind == NodeKind::Dns
-                    && !(n.ingress == DoorView::Unknown && n.egress == DoorView::Unknown))
-        })
+        .filter(|(_, n)| has_card(n))
         .map(|(i, n)| {
             // The workload's own declaration comes first.
             let mut intent: Vec<String> = ir

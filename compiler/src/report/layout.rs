@@ -560,7 +560,7 @@ fn svg_node(
     if node.isolated {
         class.push_str(" isolated");
     }
-    let has_doors = matches!(node.kind, NodeKind::Workload | NodeKind::Dns);
+    let has_doors = super::has_card(node);
     SvgNode {
         href: if has_doors { format!("#{}", node_anchor(v)) } else { String::new() },
         x: px(x),
