@@ -51,7 +51,7 @@ fn chromium(dir: &Path, page: &Path, extra: &[String]) -> String {
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=1400,1000",
+            "--window-size=1400,1400",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
@@ -134,7 +134,7 @@ fn the_report_renders_in_a_headless_browser() {
     let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(bytes.len() > 50_000, "a screenshot of {} bytes is too small to show the page", bytes.len());
     let (width, height, pixels) = decode_png(&bytes);
-    assert_eq!((width, height), (1400, 1000));
+    assert_eq!((width, height), (1400, 1400));
     let colours: BTreeSet<[u8; 3]> = pixels.iter().copied().collect();
     assert!(colours.len() > 200, "only {} distinct colours: the page did not render", colours.len());
     // No single colour (the background) covers nearly everything.

@@ -85,9 +85,9 @@ struct SvgEdge {
 
 const NODE_H: f64 = 58.0;
 const NODE_GAP: f64 = 18.0;
-const RANK_GAP: f64 = 100.0;
-const MIN_NODE_W: f64 = 130.0;
-const MAX_NODE_W: f64 = 212.0;
+const RANK_GAP: f64 = 92.0;
+const MIN_NODE_W: f64 = 120.0;
+const MAX_NODE_W: f64 = 184.0;
 const BAND_PAD: f64 = 14.0;
 const BAND_TITLE: f64 = 26.0;
 const BAND_GAP: f64 = 18.0;
@@ -320,8 +320,8 @@ pub(super) fn layout(graph: &Graph) -> SvgGraph {
         .iter()
         .map(|(l, d, doors)| {
             text_width(l, 13.5)
-                .max(mono_width(d, 11.0))
-                .max(doors.as_deref().map_or(0.0, |s| text_width(s, 11.0)))
+                .max(mono_width(d, 10.5))
+                .max(doors.as_deref().map_or(0.0, |s| text_width(s, 10.5)))
                 + 34.0
         })
         .collect();
@@ -469,7 +469,7 @@ fn edges(graph: &Graph, pos: &[(f64, f64, f64)]) -> Vec<SvgEdge> {
                 ((p0.0 + 120.0, p0.1 + 90.0), (p3.0 - 120.0, p3.1 + 90.0))
             };
             let curve = [p0, p1, p2, p3];
-            let label = clip(&graph.edge_label(e), 160.0, LABEL_SIZE, mono_width);
+            let label = clip(&graph.edge_label(e), 150.0, LABEL_SIZE, mono_width);
             let label_w = mono_width(&label, LABEL_SIZE) + 6.0;
             // Near the end that fans out less, so the labels of a fan do not pile up.
             let candidates: &[f64] = if e.from == e.to {
@@ -577,7 +577,7 @@ fn svg_node(
         right: px(x + w - 3.5),
         class,
         label: clip(label, w - 28.0, 13.5, text_width),
-        detail: clip(detail, w - 28.0, 11.0, mono_width),
+        detail: clip(detail, w - 28.0, 10.5, mono_width),
         doors: door_tokens,
         title: [label.as_str(), detail.as_str(), doors.as_deref().unwrap_or("")]
             .iter()
