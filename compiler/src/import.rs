@@ -284,10 +284,14 @@ impl Model {
         let id = format!("{ns}/{name}");
         let at = At { policy: &id };
         if let Err(rule) = check::dns1123_label(&ns) {
-            return Err(at.invalid("metadata.namespace", format!("`{ns}` is not a DNS-1123 label ({rule:?})")));
+            return Err(
+                at.invalid("metadata.namespace", format!("`{ns}` is not a DNS-1123 label ({rule:?})"))
+            );
         }
         let doc = match policy.metadata.annotations.as_ref().and_then(|a| a.get(INTENT_ANNOTATION)) {
-            Some(intent) if !intent.trim().is_empty() => intent.lines().map(|l| l.trim_end().to_owned()).collect(),
+            Some(intent) if !intent.trim().is_empty() => {
+                intent.lines().map(|l| l.trim_end().to_owned()).collect()
+            }
             _ => vec![format!("from NetworkPolicy {id}")],
         };
         let spec = policy.spec.clone().unwrap_or_default();
@@ -307,7 +311,10 @@ impl Model {
                         "Ingress" => on[0] = true,
                         "Egress" => on[1] = true,
                         other => {
-                            return Err(at.invalid(format!("spec.policyTypes[{i}]"), format!("unknown type `{other}`")));
+                            return Err(at.invalid(
+                                format!("spec.policyTypes[{i}]"),
+                                format!("unknown type `{other}`"),
+                            ));
                         }
                     }
                 }
@@ -317,7 +324,15 @@ impl Model {
         let mut atoms: [Vec<Atom>; 2] = [Vec::new(), Vec::new()];
         for (i, r) in ingress_rules.iter().enumerate() {
             let field = format!("spec.ingress[{i}]");
-            atoms[0].extend(rule_atoms(r.from.as_deref(), r.ports.as_deref(), &ns, index, &at, &field, "from")?);
+            atoms[0].extend(rule_atoms(
+                r.from.as_deref(),
+                r.ports.as_deref(),
+                &ns,
+                index,
+                &at,
+                &field,
+                "from",
+            )?);
         }
         for (i, r) in egress_rules.iter().enumerate() {
             let field = format!("spec.egress[{i}]");
@@ -382,7 +397,12 @@ impl Model {
     /// The entities of namespace `ns` whose `d` door is guarded and whose selector provably
     /// selects every pod `sel` selects, as netc's door model sees it (each requirement of the
     /// wider selector appears in the narrower one).
-    fn guards<'a>(&'a self, ns: &'a str, sel: &'a LabelSelector, d: usize) -> impl Iterator<Item = &'a Entity> {
+    fn guards<'a>(
+        &'a self,
+        ns: &'a str,
+        sel: &'a LabelSelector,
+        d: usize,
+    ) -> impl Iterator<Item = &'a Entity> {
         self.entities.iter().filter(move |e| e.ns == ns && e.doors[d].is_some() && subsumes(&e.sel, sel))
     }
 
@@ -400,10 +420,7 @@ impl Model {
     /// port) through, so that an arrow writing that atom there too changes nothing.
     fn allows(&self, ns: &str, sel: &LabelSelector, d: usize, peer: &PeerC, port: &PortC) -> bool {
         self.guards(ns, sel, d).any(|g| {
-            g.doors[d]
-                .iter()
-                .flatten()
-                .any(|a| peer_contains(&a.peer, peer) && port_contains(&a.port, port))
+            g.doors[d].iter().flatten().any(|a| peer_contains(&a.peer, peer) && port_contains(&a.port, port))
         })
     }
 }
@@ -431,7 +448,9 @@ fn peer_contains(wide: &PeerC, narrow: &PeerC) -> bool {
         (PeerC::Pods { ns: NsRef::Named(a), pods: wp }, PeerC::Pods { ns: NsRef::Named(b), pods }) => {
             a == b && subsumes(wp, pods)
         }
-        (PeerC::Block { cidr: wc, except: we }, PeerC::Block { cidr, .. }) => we.is_empty() && wc.contains(cidr),
+        (PeerC::Block { cidr: wc, except: we }, PeerC::Block { cidr, .. }) => {
+            we.is_empty() && wc.contains(cidr)
+        }
         _ => false,
     }
 }
@@ -468,7 +487,8 @@ fn minimize(door: &mut Vec<Atom>) {
             j != i
                 && peer_contains(&door[j].peer, &door[i].peer)
                 && port_contains(&door[j].port, &door[i].port)
-                && (!(peer_contains(&door[i].peer, &door[j].peer) && port_contains(&door[i].port, &door[j].port))
+                && (!(peer_contains(&door[i].peer, &door[j].peer)
+                    && port_contains(&door[i].port, &door[j].port))
                     || j < i)
         });
         match container {
@@ -522,7 +542,12 @@ fn rule_atoms(
 }
 
 /// A peer in canonical form; `None` when it matches nothing.
-fn read_peer(peer: &NetworkPolicyPeer, ns: &str, at: &At<'_>, field: &str) -> Result<Option<PeerC>, ImportError> {
+fn read_peer(
+    peer: &NetworkPolicyPeer,
+    ns: &str,
+    at: &At<'_>,
+    field: &str,
+) -> Result<Option<PeerC>, ImportError> {
     match (&peer.ip_block, &peer.namespace_selector, &peer.pod_selector) {
         (Some(block), None, None) => {
             let cidr = read_cidr(&block.cidr, at, &format!("{field}.ipBlock.cidr"))?;
@@ -540,7 +565,9 @@ fn read_peer(peer: &NetworkPolicyPeer, ns: &str, at: &At<'_>, field: &str) -> Re
             Ok(Some(PeerC::Block { cidr, except }))
         }
         (Some(_), _, _) => Err(at.invalid(field, "ipBlock cannot be combined with selectors")),
-        (None, None, None) => Err(at.invalid(field, "a peer needs podSelector, namespaceSelector or ipBlock")),
+        (None, None, None) => {
+            Err(at.invalid(field, "a peer needs podSelector, namespaceSelector or ipBlock"))
+        }
         (None, namespaces, pods) => {
             let pods = match pods {
                 Some(p) => match canonical(p, at, &format!("{field}.podSelector"))? {
@@ -578,7 +605,10 @@ fn read_port(port: &NetworkPolicyPort, at: &At<'_>, field: &str) -> Result<PortC
         other => return Err(at.invalid(format!("{field}.protocol"), format!("unknown protocol `{other}`"))),
     };
     let number = |n: i32, f: &str| {
-        u16::try_from(n).ok().filter(|n| *n != 0).ok_or_else(|| at.invalid(format!("{field}.{f}"), format!("{n} is not in 1..65535")))
+        u16::try_from(n)
+            .ok()
+            .filter(|n| *n != 0)
+            .ok_or_else(|| at.invalid(format!("{field}.{f}"), format!("{n} is not in 1..65535")))
     };
     let (value, end_port) = match (&port.port, port.end_port) {
         (None, None) => (None, None),
@@ -624,7 +654,11 @@ struct KeyConstraint {
 /// A selector in the canonical form netc's checker produces from its own notation (one
 /// requirement per key; a single allowed value as `matchLabels`; requirements sorted); `None` when
 /// no labels can satisfy it.
-fn canonical(s: &meta::LabelSelector, at: &At<'_>, field: &str) -> Result<Option<LabelSelector>, ImportError> {
+fn canonical(
+    s: &meta::LabelSelector,
+    at: &At<'_>,
+    field: &str,
+) -> Result<Option<LabelSelector>, ImportError> {
     let mut keys: BTreeMap<String, KeyConstraint> = BTreeMap::new();
     for (k, v) in s.match_labels.iter().flatten() {
         check_key(k, at, &format!("{field}.matchLabels"))?;
@@ -716,8 +750,21 @@ fn check_value(value: &str, at: &At<'_>, field: &str) -> Result<(), ImportError>
 
 /// Words that cannot be names (workloads, externals, namespaces) in netc.
 const KEYWORDS: [&str; 15] = [
-    "namespace", "workload", "external", "default", "anywhere", "dns", "priority", "node", "nodes", "isolated",
-    "guarded", "open", "ingress", "egress", "except",
+    "namespace",
+    "workload",
+    "external",
+    "default",
+    "anywhere",
+    "dns",
+    "priority",
+    "node",
+    "nodes",
+    "isolated",
+    "guarded",
+    "open",
+    "ingress",
+    "egress",
+    "except",
 ];
 
 /// Whether `s` can be written as a netc name: a letter, then letters, digits, `-` and `_`, not
@@ -750,12 +797,22 @@ fn writable_section(ns: &str) -> bool {
 enum EndRef {
     /// Pods of one namespace. `doors`: written as a name, `*`, `{...}` or `ns/...`, so that netc
     /// gives them doors; otherwise as `{kubernetes.io/metadata.name=ns}/{...}`, which has none.
-    Pods { ns: String, sel: LabelSelector, doors: bool },
+    Pods {
+        ns: String,
+        sel: LabelSelector,
+        doors: bool,
+    },
     /// Pods of the namespaces with some labels (`*/...` for all).
-    PodsIn { ns: LabelSelector, pods: LabelSelector },
+    PodsIn {
+        ns: LabelSelector,
+        pods: LabelSelector,
+    },
     Anywhere,
     Dns,
-    Block { cidr: IpNet, except: Vec<IpNet> },
+    Block {
+        cidr: IpNet,
+        except: Vec<IpNet>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -808,18 +865,46 @@ struct Planner<'m> {
     seq: usize,
 }
 
-/// An arrow end with ports, grouped before arrows are made: (section, entity, phase, one-sided,
-/// the fixed end, the other end) -> ports and origins.
-type Groups = BTreeMap<(usize, String, u8, Option<OneSided>, EndRef, EndRef), (Vec<PortC>, BTreeSet<usize>)>;
+/// What arrows are grouped by: where they go and the end they share (the target of arrows in,
+/// the source of arrows out).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ArrowKey {
+    owner: usize,
+    section: String,
+    phase: u8,
+    one_sided: Option<OneSided>,
+    fixed: EndRef,
+}
+
+/// (arrow key, the other end) -> ports and origins, gathered before arrows are made.
+type Groups = BTreeMap<(ArrowKey, EndRef), (Vec<PortC>, BTreeSet<usize>)>;
+
+/// The other ends of one [`ArrowKey`], with their ports and origins.
+type Others = Vec<(EndRef, Vec<PortC>, BTreeSet<usize>)>;
 
 impl<'m> Planner<'m> {
     fn new(model: &'m Model) -> Planner<'m> {
         Planner { model, out: Vec::new(), consumed: HashSet::new(), opened: HashSet::new(), seq: 0 }
     }
 
-    fn push(&mut self, section: &str, entity: usize, phase: u8, stmt: Stmt, origins: BTreeSet<usize>, one_sided: Option<OneSided>) {
-        let rank = origins.first().copied().unwrap_or(usize::MAX);
+    fn push(
+        &mut self,
+        section: &str,
+        entity: usize,
+        phase: u8,
+        stmt: Stmt,
+        origins: BTreeSet<usize>,
+        one_sided: Option<OneSided>,
+    ) {
+        let rank = self.rank(section, &origins);
         self.push_ranked(section, (entity, rank, phase), stmt, origins, one_sided);
+    }
+
+    /// The first policy of namespace `section` among `origins`, to order statements as the input
+    /// does (a paired arrow written in its source's namespace also comes from the target's).
+    fn rank(&self, section: &str, origins: &BTreeSet<usize>) -> usize {
+        let local = origins.iter().copied().find(|&o| self.model.origins[o].namespace == section);
+        local.or_else(|| origins.first().copied()).unwrap_or(usize::MAX)
     }
 
     fn push_ranked(
@@ -845,7 +930,9 @@ impl<'m> Planner<'m> {
         // Which `*` doors are `default allow` (exactly "anyone, any port").
         let allow_all = |e: &Entity, d: usize| {
             e.sel.is_empty()
-                && e.doors[d].as_ref().is_some_and(|a| a.len() == 1 && a[0].peer == PeerC::Any && a[0].port == PortC::All)
+                && e.doors[d]
+                    .as_ref()
+                    .is_some_and(|a| a.len() == 1 && a[0].peer == PeerC::Any && a[0].port == PortC::All)
         };
         // 1. Ingress atoms, with their egress twins when the source's egress is guarded.
         let mut groups: Groups = BTreeMap::new();
@@ -869,14 +956,24 @@ impl<'m> Planner<'m> {
                 ns: NsRef::Named("kube-system".into()),
                 pods: LabelSelector::labels([("k8s-app", "kube-dns")]),
             };
-            let dns_port = |p: Protocol| PortC::One(Port { protocol: p, port: Some(PortValue::Number(53)), end_port: None });
-            let find = |p: Protocol| left.iter().copied().find(|&i| atoms[i].peer == dns_peer && atoms[i].port == dns_port(p));
+            let dns_port = |p: Protocol| {
+                PortC::One(Port { protocol: p, port: Some(PortValue::Number(53)), end_port: None })
+            };
+            let find = |p: Protocol| {
+                left.iter().copied().find(|&i| atoms[i].peer == dns_peer && atoms[i].port == dns_port(p))
+            };
             let mut dns = Vec::new();
             if let (Some(u), Some(t)) = (find(Protocol::Udp), find(Protocol::Tcp)) {
                 dns = vec![u, t];
                 let origins = atoms[u].origins.union(&atoms[t].origins).copied().collect();
-                let key = (si, s.ns.clone(), 3, None, self.pods(s, true), EndRef::Dns);
-                groups.insert(key, (Vec::new(), origins));
+                let key = ArrowKey {
+                    owner: si,
+                    section: s.ns.clone(),
+                    phase: 3,
+                    one_sided: None,
+                    fixed: self.pods(s, true),
+                };
+                groups.insert((key, EndRef::Dns), (Vec::new(), origins));
             }
             for i in left {
                 if !dns.contains(&i) {
@@ -921,7 +1018,9 @@ impl<'m> Planner<'m> {
         let source = match &a.peer {
             PeerC::Any => EndRef::Anywhere,
             PeerC::Block { cidr, except } => EndRef::Block { cidr: *cidr, except: except.clone() },
-            PeerC::Pods { ns: NsRef::Labels(n), pods } => EndRef::PodsIn { ns: n.clone(), pods: pods.clone() },
+            PeerC::Pods { ns: NsRef::Labels(n), pods } => {
+                EndRef::PodsIn { ns: n.clone(), pods: pods.clone() }
+            }
             PeerC::Pods { ns: NsRef::Named(sns), pods } => {
                 let door_form = *sns == t.ns || nameable(sns);
                 if m.covered(sns, pods, 1) {
@@ -957,11 +1056,11 @@ impl<'m> Planner<'m> {
         };
         if from_source_side {
             // An arrow out of the source: grouped with the source's other arrows out.
-            let key = (owner, section, 3, one_sided, source, target);
-            add_group(groups, key, &a.port, &origins);
+            let key = ArrowKey { owner, section, phase: 3, one_sided, fixed: source };
+            add_group(groups, (key, target), &a.port, &origins);
         } else {
-            let key = (owner, section, 2, one_sided, target, source);
-            add_group(groups, key, &a.port, &origins);
+            let key = ArrowKey { owner, section, phase: 2, one_sided, fixed: target };
+            add_group(groups, (key, source), &a.port, &origins);
         }
     }
 
@@ -972,7 +1071,9 @@ impl<'m> Planner<'m> {
         let target = match &a.peer {
             PeerC::Any => EndRef::Anywhere,
             PeerC::Block { cidr, except } => EndRef::Block { cidr: *cidr, except: except.clone() },
-            PeerC::Pods { ns: NsRef::Labels(n), pods } => EndRef::PodsIn { ns: n.clone(), pods: pods.clone() },
+            PeerC::Pods { ns: NsRef::Labels(n), pods } => {
+                EndRef::PodsIn { ns: n.clone(), pods: pods.clone() }
+            }
             PeerC::Pods { ns: NsRef::Named(tns), pods } => {
                 let door_form = *tns == s.ns || nameable(tns);
                 let peer_s = PeerC::Pods { ns: NsRef::Named(s.ns.clone()), pods: s.sel.clone() };
@@ -987,7 +1088,7 @@ impl<'m> Planner<'m> {
                         // Nothing guards the target's ingress: say it stays open, so that the
                         // arrow writes only the source's egress rule.
                         let subject = EndRef::Pods { ns: tns.clone(), sel: pods.clone(), doors: true };
-                        let rank = a.origins.first().copied().unwrap_or(usize::MAX);
+                        let rank = self.rank(&s.ns, &a.origins);
                         let stmt = Stmt::Door { subject, words: Words::IngressOpen };
                         self.push_ranked(&s.ns, (si, rank, 1), stmt, BTreeSet::new(), None);
                     }
@@ -995,27 +1096,19 @@ impl<'m> Planner<'m> {
                 }
             }
         };
-        let key = (si, s.ns.clone(), 3, one_sided, source, target);
-        add_group(groups, key, &a.port, &a.origins);
+        let key = ArrowKey { owner: si, section: s.ns.clone(), phase: 3, one_sided, fixed: source };
+        add_group(groups, (key, target), &a.port, &a.origins);
     }
 
     /// Arrows from the groups: into one target, sources with the same ports share an arrow; out
     /// of one source, targets share an arrow. One-sided ones get arrows of their own.
     fn arrows(&mut self, groups: Groups) {
-        // (owner, section, phase, one_sided, fixed end) -> [(other end, ports, origins)]
-        let mut by_fixed: BTreeMap<(usize, String, u8, Option<OneSided>, EndRef), Vec<(EndRef, Vec<PortC>, BTreeSet<usize>)>> =
-            BTreeMap::new();
-        let mut order: Vec<(usize, String, u8, Option<OneSided>, EndRef)> = Vec::new();
-        for ((owner, section, phase, one_sided, fixed, other), (ports, origins)) in groups {
-            let k = (owner, section, phase, one_sided, fixed);
-            if !by_fixed.contains_key(&k) {
-                order.push(k.clone());
-            }
-            by_fixed.entry(k).or_default().push((other, ports, origins));
+        let mut by_key: BTreeMap<ArrowKey, Others> = BTreeMap::new();
+        for ((key, other), (ports, origins)) in groups {
+            by_key.entry(key).or_default().push((other, ports, origins));
         }
-        for k in order {
-            let (owner, section, phase, one_sided, fixed) = k.clone();
-            let others = by_fixed.remove(&k).unwrap_or_default();
+        for (key, others) in by_key {
+            let ArrowKey { owner, section, phase, one_sided, fixed } = key;
             if phase == 2 {
                 // Into `fixed`: group sources by their ports.
                 let mut by_ports: Vec<(Vec<PortC>, Vec<EndRef>, BTreeSet<usize>)> = Vec::new();
@@ -1060,9 +1153,10 @@ impl<'m> Planner<'m> {
             // `*`: nothing wider guards it, so every guarded door is said here.
             let deny_in = e.doors[0].is_some() && ingress_atoms == 0;
             let deny_out = e.doors[1].is_some() && !allow_out;
-            let o_in = e.door_origins[0].clone();
-            let o_out = e.door_origins[1].clone();
-            let both = |a: &BTreeSet<usize>, b: &BTreeSet<usize>| a.union(b).copied().collect::<BTreeSet<usize>>();
+            let o_in = guard_origins(e, 0);
+            let o_out = guard_origins(e, 1);
+            let both =
+                |a: &BTreeSet<usize>, b: &BTreeSet<usize>| a.union(b).copied().collect::<BTreeSet<usize>>();
             let say = |this: &mut Self, allow: bool, direction: Option<Direction>, origins| {
                 this.push(&e.ns, ei, 0, Stmt::Default { allow, direction }, origins, None);
             };
@@ -1084,7 +1178,9 @@ impl<'m> Planner<'m> {
         let explicit_out = e.doors[1].is_some() && !m.covered_by_other(e, 1);
         let subject = self.pods(e, true);
         let words = match (explicit_in, explicit_out) {
-            (true, true) if egress_atoms == 0 && !named.contains(&(e.ns.clone(), e.sel.clone())) => Words::Isolated,
+            (true, true) if egress_atoms == 0 && !named.contains(&(e.ns.clone(), e.sel.clone())) => {
+                Words::Isolated
+            }
             (true, true) => Words::Guarded(None),
             (true, false) => Words::Guarded(Some(Direction::Ingress)),
             (false, true) => Words::Guarded(Some(Direction::Egress)),
@@ -1092,21 +1188,25 @@ impl<'m> Planner<'m> {
         };
         let mut origins = BTreeSet::new();
         if explicit_in {
-            origins.extend(e.door_origins[0].iter().copied());
+            origins.extend(guard_origins(e, 0));
         }
         if explicit_out {
-            origins.extend(e.door_origins[1].iter().copied());
+            origins.extend(guard_origins(e, 1));
         }
         self.push(&e.ns, ei, 0, Stmt::Door { subject, words }, origins, None);
     }
 }
 
-fn add_group(
-    groups: &mut Groups,
-    key: (usize, String, u8, Option<OneSided>, EndRef, EndRef),
-    port: &PortC,
-    origins: &BTreeSet<usize>,
-) {
+/// The policies a door statement stands for: those that guard door `d` without adding a flow to
+/// it (their doc comment belongs on the door), or all that guard it when each adds a flow.
+fn guard_origins(e: &Entity, d: usize) -> BTreeSet<usize> {
+    let with_flows: BTreeSet<usize> =
+        e.doors[d].iter().flatten().flat_map(|a| a.origins.iter().copied()).collect();
+    let pure: BTreeSet<usize> = e.door_origins[d].difference(&with_flows).copied().collect();
+    if pure.is_empty() { e.door_origins[d].clone() } else { pure }
+}
+
+fn add_group(groups: &mut Groups, key: (ArrowKey, EndRef), port: &PortC, origins: &BTreeSet<usize>) {
     let (ports, o) = groups.entry(key).or_default();
     if !ports.contains(port) {
         ports.push(port.clone());
@@ -1158,7 +1258,9 @@ impl<'a> Renderer<'a> {
         self.plan.statements.iter().flat_map(|p| match &p.stmt {
             Stmt::Door { subject, .. } => vec![subject],
             Stmt::Default { .. } => vec![],
-            Stmt::Arrow { sources, targets } => sources.iter().chain(targets.iter().map(|(t, _)| t)).collect(),
+            Stmt::Arrow { sources, targets } => {
+                sources.iter().chain(targets.iter().map(|(t, _)| t)).collect()
+            }
         })
     }
 
@@ -1169,6 +1271,20 @@ impl<'a> Renderer<'a> {
         let mut all_taken: HashSet<String> = HashSet::new();
         let mut uses: Vec<((String, LabelSelector), usize)> = Vec::new();
         let mut blocks: Vec<((IpNet, Vec<IpNet>), usize)> = Vec::new();
+        // Blocks with exceptions read badly before a port (`a -> 10.0.0.0/8 except 10.1.0.0/16:443`).
+        let targets_with_except: HashSet<(IpNet, Vec<IpNet>)> = self
+            .plan
+            .statements
+            .iter()
+            .flat_map(|p| match &p.stmt {
+                Stmt::Arrow { targets, .. } => targets.iter().map(|(t, _)| t).collect(),
+                _ => Vec::new(),
+            })
+            .filter_map(|t| match t {
+                EndRef::Block { cidr, except } if !except.is_empty() => Some((*cidr, except.clone())),
+                _ => None,
+            })
+            .collect();
         for e in self.ends() {
             match e {
                 EndRef::Pods { ns, sel, doors: true } => {
@@ -1193,12 +1309,16 @@ impl<'a> Renderer<'a> {
                 _ => {}
             }
         }
-        // Externals: blocks with exceptions (easier to read with a name) or used more than once.
+        // Externals: blocks used more than once, or with exceptions before a port.
         for ((cidr, except), n) in blocks {
-            if except.is_empty() && n < 2 {
+            if n < 2 && !targets_with_except.contains(&(cidr, except.clone())) {
                 continue;
             }
-            let base = format!("net-{}", sanitize(&cidr.to_string()));
+            let base = match cidr {
+                IpNet::V4(v4) if v4.prefix_len() == 0 => "all-ipv4".to_owned(),
+                IpNet::V6(v6) if v6.prefix_len() == 0 => "all-ipv6".to_owned(),
+                _ => format!("net-{}", sanitize(&cidr.to_string())),
+            };
             let name = unique(&base, |c| all_taken.contains(c));
             all_taken.insert(name.clone());
             self.external_order.push((cidr, except.clone()));
@@ -1312,7 +1432,12 @@ impl<'a> Renderer<'a> {
         let mut ordered: Vec<&Planned> = self.plan.statements.iter().collect();
         ordered.sort_by_key(|p| p.key);
         // Policies made into no statement, shown as comments so that nothing is silently lost.
-        let mentioned: BTreeSet<usize> = self.plan.statements.iter().flat_map(|p| p.origins.iter().copied()).collect();
+        let mentioned: BTreeSet<usize> = self
+            .plan
+            .statements
+            .iter()
+            .flat_map(|p| p.origins.iter().copied().filter(|&o| self.model.origins[o].namespace == p.section))
+            .collect();
         for (i, o) in self.model.origins.iter().enumerate() {
             if mentioned.contains(&i) {
                 continue;
@@ -1320,9 +1445,10 @@ impl<'a> Renderer<'a> {
             let why = if o.selects_nothing {
                 "its podSelector matches no pod, so it changes nothing"
             } else {
-                "it adds nothing to the statements here (its doors are already guarded and its flows already allowed)"
+                "it adds nothing to the statements here"
             };
-            let section = if self.sections.contains(&o.namespace) { o.namespace.as_str() } else { DEFAULT_NAMESPACE };
+            let section =
+                if self.sections.contains(&o.namespace) { o.namespace.as_str() } else { DEFAULT_NAMESPACE };
             idle_comments.entry(section).or_default().push(format!("# NetworkPolicy {}: {why}.", o.id));
         }
         let mut top_comments_done = false;
@@ -1334,31 +1460,44 @@ impl<'a> Renderer<'a> {
             if section != DEFAULT_NAMESPACE {
                 let _ = writeln!(out, "namespace {section} {{");
             }
-            let mut decls: Vec<(&String, &LabelSelector)> =
-                self.declared.iter().filter(|((ns, _), _)| ns == section).map(|((_, sel), name)| (name, sel)).collect();
+            let mut decls: Vec<(&String, &LabelSelector)> = self
+                .declared
+                .iter()
+                .filter(|((ns, _), _)| ns == section)
+                .map(|((_, sel), name)| (name, sel))
+                .collect();
             decls.sort();
             for (name, sel) in &decls {
                 let _ = writeln!(out, "{indent}workload {name} = {}", selector_source(sel));
             }
             let mut last_group = None;
             for p in ordered.iter().filter(|p| p.section == *section) {
-                let group = (p.key.0, p.key.1);
-                if last_group != Some(group) && (last_group.is_some() || !decls.is_empty()) {
+                // A paragraph per set of pods, and per policy whose doc comment starts here.
+                let new_doc = p
+                    .origins
+                    .iter()
+                    .any(|&o| self.model.origins[o].namespace == *section && !documented.contains(&o));
+                if (last_group != Some(p.key.0) || new_doc) && (last_group.is_some() || !decls.is_empty()) {
                     out.push('\n');
                 }
-                last_group = Some(group);
+                last_group = Some(p.key.0);
                 if let Some(side) = p.one_sided {
                     let why = match side {
                         OneSided::IngressOnly => {
-                            "# as in the YAML, only the target's ingress allows this: the source's egress does not"
+                            "# one-sided, as in the YAML: the source's egress does not allow this flow, so\n\
+                             # the source is named by its namespace's labels, which writes no egress rule"
                         }
                         OneSided::EgressOnly => {
-                            "# as in the YAML, only the source's egress allows this: the target's ingress does not"
+                            "# one-sided, as in the YAML: the target's ingress does not allow this flow, so\n\
+                             # the target is named by its namespace's labels, which writes no ingress rule"
                         }
                     };
-                    let _ = writeln!(out, "{indent}{why}");
+                    for line in why.lines() {
+                        let _ = writeln!(out, "{indent}{line}");
+                    }
                 }
-                for &o in &p.origins {
+                // A policy's doc goes with the first statement of its own namespace made from it.
+                for &o in p.origins.iter().filter(|&&o| self.model.origins[o].namespace == *section) {
                     if documented.insert(o) {
                         for line in &self.model.origins[o].doc {
                             if line.is_empty() {
