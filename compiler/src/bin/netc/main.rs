@@ -5,6 +5,7 @@
 
 mod analyze;
 mod graph;
+mod import;
 mod output;
 mod report;
 
@@ -63,6 +64,9 @@ enum Command {
     /// Write one self-contained HTML report: graph, matrix, doors, rules, warnings, source.
     #[command(after_help = report::EXAMPLES)]
     Report(report::ReportArgs),
+    /// Turn NetworkPolicy YAML into netc source with the same meaning.
+    #[command(after_help = import::EXAMPLES)]
+    Import(import::ImportArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => analyze::diff(&args, colour),
         Command::Graph(args) => graph::run(&args, colour),
         Command::Report(args) => report::run(&args, colour),
+        Command::Import(args) => import::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
             Ok(())
