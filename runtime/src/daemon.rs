@@ -16,7 +16,7 @@ use netc_ir::{Inventory, Ir};
 use crate::abi;
 use crate::datapath::{self, AttachMode, Datapath, DatapathError};
 use crate::events::{self, Clock};
-use crate::plan::{Plan, PlanOptions};
+use crate::plan::{Plan, PlanOptions, PlannedEndpoint};
 
 /// What `netcd run` was asked to do.
 #[derive(Debug, Clone)]
@@ -124,10 +124,10 @@ pub fn route_interface(ip: std::net::IpAddr) -> Option<String> {
 /// Endpoint id -> (interface, ifindex) for the plan's endpoints that have one here; and a
 /// warning for each that has none.
 #[must_use]
-pub fn resolve_interfaces(plan: &Plan) -> (BTreeMap<u32, (String, u32)>, Vec<String>) {
+pub fn resolve_interfaces(endpoints: &[PlannedEndpoint]) -> (BTreeMap<u32, (String, u32)>, Vec<String>) {
     let mut found = BTreeMap::new();
     let mut warnings = Vec::new();
-    for ep in &plan.endpoints {
+    for ep in endpoints {
         let name = ep.interface.clone().or_else(|| ep.ips.iter().find_map(|ip| route_interface(*ip)));
         match name.as_deref().and_then(|n| ifindex(n).map(|i| (n.to_owned(), i))) {
             Some(hit) => {
@@ -158,15 +158,70 @@ struct State {
     datapath: Datapath,
     attached: BTreeSet<String>,
     plans: Plans,
+    /// The inputs and generation now live, to add pods in place (the plan is in `plans`).
+    live: Option<(Ir, Inventory, u32)>,
 }
 
 impl State {
+    /// Pods only added (same IR, existing identities): write them into the live generation.
+    /// Gives the inputs back when the change needs a whole new generation.
+    fn add_in_place(
+        &mut self,
+        config: &RunConfig,
+        ir: Ir,
+        inventory: Inventory,
+    ) -> Result<Option<(Ir, Inventory)>, DaemonError> {
+        let start = std::time::Instant::now();
+        let options = PlanOptions { node: config.node.clone(), audit: config.audit };
+        let Some((live_ir, live_inventory, generation)) = &self.live else {
+            return Ok(Some((ir, inventory)));
+        };
+        if *live_ir != ir {
+            return Ok(Some((ir, inventory)));
+        }
+        let generation = *generation;
+        let mut plans = self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Taken out of the registry so that it is not shared and can grow without a copy.
+        let Some(mut plan) = plans.0.remove(&generation) else { return Ok(Some((ir, inventory))) };
+        let Some(delta) = plan.added_pods(&ir, live_inventory, &inventory, &options) else {
+            plans.0.insert(generation, plan);
+            return Ok(Some((ir, inventory)));
+        };
+        let (interfaces, warnings) = resolve_interfaces(&delta.endpoints);
+        for w in &warnings {
+            log(w);
+        }
+        let by_id: BTreeMap<u32, u32> = interfaces.iter().map(|(id, (_, index))| (*id, *index)).collect();
+        let applied = self.datapath.apply_delta(&delta, &by_id);
+        Arc::make_mut(&mut plan).extend(&delta);
+        plans.0.insert(generation, plan);
+        plans.1.extend(interfaces.values().map(|(n, i)| (*i, n.clone())));
+        drop(plans);
+        let report = applied?;
+        for (name, _) in interfaces.values() {
+            if self.attached.insert(name.clone()) {
+                self.datapath.attach(name, config.attach)?;
+            }
+        }
+        log(&format!(
+            "{} pod address(es) and {} local pod(s) added in place to generation {} ({} map entries) in {:.2} ms",
+            delta.ipcache.len(),
+            delta.endpoints.len(),
+            report.generation,
+            report.entries,
+            start.elapsed().as_secs_f64() * 1e3
+        ));
+        self.live = Some((ir, inventory, generation));
+        Ok(None)
+    }
+
     /// Build, attach and apply one IR + inventory. On error, nothing of the running state changed
     /// except possibly new attachments (which pass traffic until their entries exist).
-    fn apply(&mut self, config: &RunConfig, ir: &Ir, inventory: &Inventory) -> Result<(), DaemonError> {
+    fn apply(&mut self, config: &RunConfig, ir: Ir, inventory: Inventory) -> Result<(), DaemonError> {
+        let Some((ir, inventory)) = self.add_in_place(config, ir, inventory)? else { return Ok(()) };
         let plan =
-            Plan::build(ir, inventory, &PlanOptions { node: config.node.clone(), audit: config.audit });
-        let (interfaces, warnings) = resolve_interfaces(&plan);
+            Plan::build(&ir, &inventory, &PlanOptions { node: config.node.clone(), audit: config.audit });
+        let (interfaces, warnings) = resolve_interfaces(&plan.endpoints);
         for w in &warnings {
             log(w);
         }
@@ -209,6 +264,8 @@ impl State {
             plans.0.pop_first();
         }
         plans.1 = interfaces.values().map(|(n, i)| (*i, n.clone())).collect();
+        drop(plans);
+        self.live = Some((ir, inventory, report.generation));
         Ok(())
     }
 }
@@ -236,8 +293,8 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
     // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
     // whose pods are gone are removed after it.
     let previous = datapath::pinned_link_interfaces(&config.bpffs);
-    let mut state = State { datapath, attached: BTreeSet::new(), plans: Arc::clone(&plans) };
-    state.apply(config, &ir, &inventory)?;
+    let mut state = State { datapath, attached: BTreeSet::new(), plans: Arc::clone(&plans), live: None };
+    state.apply(config, ir, inventory)?;
     for gone in previous.iter().filter(|i| !state.attached.contains(*i)) {
         if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
             log(&format!("cannot detach from {gone}: {e}"));
@@ -284,7 +341,7 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
         while rx.try_recv().is_ok() {}
         match read_inputs(&config.ir, &config.inventory) {
             Ok((ir, inventory)) => {
-                if let Err(e) = state.apply(config, &ir, &inventory) {
+                if let Err(e) = state.apply(config, ir, inventory) {
                     log(&format!("reload failed, the previous state stays in force: {e}"));
                 }
             }

@@ -474,6 +474,37 @@ impl Datapath {
         Ok(ApplyReport { generation, entries, fail_closed, to_flip, total: start.elapsed() })
     }
 
+    /// Add pods to the live generation in place ([`crate::plan::Plan::added_pods`]): their
+    /// entries first, their endpoint last, so each new pod is enforced from the write that makes
+    /// it an endpoint. No existing entry changes, so no flow needs judging again.
+    ///
+    /// # Errors
+    /// [`DatapathError::Full`] when an address does not fit, or a map error.
+    pub fn apply_delta(
+        &mut self,
+        delta: &crate::plan::Delta,
+        interfaces: &BTreeMap<u32, u32>,
+    ) -> Result<ApplyReport, DatapathError> {
+        let start = Instant::now();
+        let config = self.maps.config()?;
+        let generation = config.generation;
+        let plan = delta.as_plan();
+        let mut written = Written { generation, ..Written::default() };
+        let fail_closed = self.write_generation(&plan, interfaces, &mut written)?;
+        let entries =
+            written.endpoints.len() + written.ipcache.len() + written.policy.len() + written.ranges.len();
+        if let Some(live) = &mut self.live
+            && live.generation == generation
+        {
+            live.endpoints.extend(written.endpoints);
+            live.ipcache.extend(written.ipcache);
+            live.policy.extend(written.policy);
+            live.ranges.extend(written.ranges);
+        }
+        let elapsed = start.elapsed();
+        Ok(ApplyReport { generation, entries, fail_closed, to_flip: elapsed, total: elapsed })
+    }
+
     fn write_generation(
         &mut self,
         plan: &Plan,

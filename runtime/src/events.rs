@@ -179,13 +179,13 @@ pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option
     }
 }
 
-/// [`line`] as JSON.
+/// [`line()`] as JSON.
 #[must_use]
 pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> Value {
     serde_json::to_value(line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
 }
 
-/// [`line`] as one line of JSON text.
+/// [`line()`] as one line of JSON text.
 #[must_use]
 pub fn to_json_line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> String {
     serde_json::to_string(&line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
@@ -204,15 +204,13 @@ mod tests {
 
     #[test]
     fn renders_an_event_with_its_rule() {
-        let plan = Plan {
-            rules: vec![crate::plan::RuleInfo {
-                id: "r1".into(),
-                source: "a.np:3".into(),
-                policy: "default/backend".into(),
-                direction: netc_ir::Direction::Ingress,
-            }],
-            ..Plan::default()
-        };
+        let mut plan = Plan::default();
+        plan.rules = vec![crate::plan::RuleInfo {
+            id: "r1".into(),
+            source: "a.np:3".into(),
+            policy: "default/backend".into(),
+            direction: netc_ir::Direction::Ingress,
+        }];
         let (_, saddr) = abi::addr_bytes("10.0.0.1".parse().expect("ip"));
         let (_, daddr) = abi::addr_bytes("10.0.0.2".parse().expect("ip"));
         let event = Event {

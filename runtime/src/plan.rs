@@ -119,6 +119,8 @@ pub struct Plan {
     pub policy: BTreeMap<PolicyEntry, u32>,
     /// Port range blocks -> rule index.
     pub ranges: BTreeMap<RangeEntry, u32>,
+    /// What adding pods in place needs.
+    index: Index,
 }
 
 /// Ranges at most this long become exact entries: cheaper to look up than the trie.
@@ -132,15 +134,21 @@ enum PodMatcher {
 }
 
 /// What an identity stands for; identical signatures share an identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Signature {
     pods: Vec<usize>,
     blocks: Vec<usize>,
     named: Vec<Option<u16>>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Peers {
     matchers: Vec<PodMatcher>,
+    /// Matchers whose pod selector requires a label pair, by their first such pair: a pod needs
+    /// checking only against the matchers of the pairs it carries (and `other_matchers`).
+    matchers_by_label: HashMap<(String, String), Vec<usize>>,
+    /// Matchers without a required label pair.
+    other_matchers: Vec<usize>,
     blocks: Vec<(IpNet, Vec<IpNet>)>,
     /// (name, protocol) of named ports used by egress rules, resolved per destination identity.
     egress_names: Vec<(String, Protocol)>,
@@ -170,8 +178,20 @@ impl Peers {
                 }
             }
         }
+        let matchers: Vec<PodMatcher> = matchers.into_iter().collect();
+        let mut matchers_by_label: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut other_matchers = Vec::new();
+        for (i, m) in matchers.iter().enumerate() {
+            let (PodMatcher::InNamespace(_, pods) | PodMatcher::InNamespaces(_, pods)) = m;
+            match pods.as_ref().and_then(|p| p.match_labels.iter().next()) {
+                Some((k, v)) => matchers_by_label.entry((k.clone(), v.clone())).or_default().push(i),
+                None => other_matchers.push(i),
+            }
+        }
         Peers {
-            matchers: matchers.into_iter().collect(),
+            matchers,
+            matchers_by_label,
+            other_matchers,
             blocks: blocks.into_iter().collect(),
             egress_names: names.into_iter().collect(),
         }
@@ -226,103 +246,319 @@ pub fn range_blocks(lo: u16, hi: u16) -> Vec<(u16, u8)> {
     out
 }
 
+/// What a plan keeps to add pods later without rebuilding: the peers of the IR, the identities
+/// by signature, which identities each peer covers, and where each door's rules start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Index {
+    peers: Peers,
+    /// Identity - 1 -> signature.
+    signatures: Vec<Signature>,
+    ids: HashMap<Signature, u32>,
+    by_matcher: Vec<Vec<u32>>,
+    by_block: Vec<Vec<u32>>,
+    /// Per policy: index of the first ingress and first egress rule in `ir.rules()` order.
+    first_rule: Vec<[u32; 2]>,
+}
+
+/// Map writes that add pods to a live plan in place (see [`Plan::added_pods`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// New pod addresses.
+    pub ipcache: Vec<(IpAddr, u32)>,
+    /// New local pods.
+    pub endpoints: Vec<PlannedEndpoint>,
+    /// Their exact entries.
+    pub policy: Vec<(PolicyEntry, u32)>,
+    /// Their range entries.
+    pub ranges: Vec<(RangeEntry, u32)>,
+}
+
+impl Delta {
+    /// The delta's entries as a plan of their own (to write them with the same code).
+    #[must_use]
+    pub fn as_plan(&self) -> Plan {
+        Plan {
+            ipcache: self.ipcache.iter().copied().collect(),
+            endpoints: self.endpoints.clone(),
+            policy: self.policy.iter().copied().collect(),
+            ranges: self.ranges.iter().copied().collect(),
+            ..Plan::default()
+        }
+    }
+}
+
+impl Index {
+    fn signature_of(&self, pod: &Pod, ns_labels: &BTreeMap<String, String>) -> Signature {
+        // hostNetwork pods are not selected by pod selectors (NetworkPolicy does not apply to
+        // them), only by address.
+        let mut pods: Vec<usize> = Vec::new();
+        if !pod.host_network {
+            let candidates = pod
+                .labels
+                .iter()
+                .filter_map(|(k, v)| self.peers.matchers_by_label.get(&(k.clone(), v.clone())))
+                .flatten()
+                .chain(&self.peers.other_matchers);
+            pods.extend(candidates.filter(|i| matcher_matches(&self.peers.matchers[**i], pod, ns_labels)));
+            pods.sort_unstable();
+        }
+        let blocks = self
+            .peers
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, (c, e))| pod.ips.iter().any(|ip| block_contains(c, e, *ip)))
+            .map(|(i, _)| i)
+            .collect();
+        let named = self.peers.egress_names.iter().map(|(n, p)| resolve_named(pod, n, *p)).collect();
+        Signature { pods, blocks, named }
+    }
+
+    fn intern(&mut self, sig: Signature) -> u32 {
+        if let Some(id) = self.ids.get(&sig) {
+            return *id;
+        }
+        let id = u32::try_from(self.signatures.len() + 1).expect("fewer than 2^32 identities");
+        self.signatures.push(sig.clone());
+        self.ids.insert(sig, id);
+        id
+    }
+
+    fn identity_count(&self) -> u32 {
+        u32::try_from(self.signatures.len() + 1).expect("fewer than 2^32 identities")
+    }
+
+    /// The doors and entries of local pod `pod` as endpoint `endpoint`.
+    fn endpoint(
+        &self,
+        ir: &Ir,
+        pod: &Pod,
+        endpoint: u32,
+        audit: bool,
+    ) -> (PlannedEndpoint, BTreeMap<PolicyEntry, u32>, BTreeMap<RangeEntry, u32>) {
+        let mut policy_entries = BTreeMap::new();
+        let mut range_entries = BTreeMap::new();
+        let mut doors = [0u16; 2];
+        for direction in Direction::BOTH {
+            let dir = direction_byte(direction);
+            let mut door = 0u16;
+            for (policy, first) in ir.policies.iter().zip(&self.first_rule) {
+                let selected = policy.namespace == pod.namespace && policy.selector.matches(&pod.labels);
+                if !(selected && policy.door(direction).is_guarded()) {
+                    continue;
+                }
+                door |= abi::DOOR_GUARDED;
+                for (rule_index, rule) in (first[usize::from(dir)]..).zip(&policy.door(direction).rules) {
+                    let identities: Option<Vec<u32>> = if rule.peers.is_empty() {
+                        None
+                    } else {
+                        let mut set = BTreeSet::new();
+                        for peer in &rule.peers {
+                            let covered = match peer {
+                                Peer::Pods { .. } => self
+                                    .peers
+                                    .matcher_index(&policy.namespace, peer)
+                                    .map(|i| &self.by_matcher[i]),
+                                Peer::IpBlock { cidr, except } => {
+                                    self.peers.block_index(cidr, except).map(|i| &self.by_block[i])
+                                }
+                            };
+                            set.extend(covered.into_iter().flatten().copied());
+                        }
+                        Some(set.into_iter().collect())
+                    };
+                    let mut add = |identity: u32, protocol: u8, port: u16, door: &mut u16| {
+                        if identity == abi::IDENTITY_ANY {
+                            *door |= abi::DOOR_ANY_PEER;
+                        }
+                        if protocol == 0 {
+                            *door |= abi::DOOR_ANY_PROTO;
+                        } else if port == 0 {
+                            *door |= abi::DOOR_ANY_PORT;
+                        }
+                        let entry = PolicyEntry { endpoint, direction: dir, identity, protocol, port };
+                        policy_entries.entry(entry).or_insert(rule_index);
+                    };
+                    let peer_ids = identities.clone().unwrap_or_else(|| vec![abi::IDENTITY_ANY]);
+                    if rule.ports.is_empty() {
+                        for id in &peer_ids {
+                            add(*id, 0, 0, &mut door);
+                        }
+                    }
+                    for port in &rule.ports {
+                        let protocol = ip_protocol(port.protocol);
+                        match (&port.port, port.end_port) {
+                            (None, _) => {
+                                for id in &peer_ids {
+                                    add(*id, protocol, 0, &mut door);
+                                }
+                            }
+                            (Some(PortValue::Number(p)), None) => {
+                                for id in &peer_ids {
+                                    add(*id, protocol, *p, &mut door);
+                                }
+                            }
+                            (Some(PortValue::Number(lo)), Some(hi)) => {
+                                if u32::from(hi) - u32::from(*lo) < EXPAND_RANGE_UP_TO {
+                                    for p in *lo..=hi {
+                                        for id in &peer_ids {
+                                            add(*id, protocol, p, &mut door);
+                                        }
+                                    }
+                                } else {
+                                    door |= abi::DOOR_RANGES;
+                                    if identities.is_none() {
+                                        door |= abi::DOOR_ANY_PEER;
+                                    }
+                                    for (start, bits) in range_blocks(*lo, hi) {
+                                        for id in &peer_ids {
+                                            let entry = PolicyEntry {
+                                                endpoint,
+                                                direction: dir,
+                                                identity: *id,
+                                                protocol,
+                                                port: start,
+                                            };
+                                            range_entries
+                                                .entry(RangeEntry { entry, bits })
+                                                .or_insert(rule_index);
+                                        }
+                                    }
+                                }
+                            }
+                            (Some(PortValue::Name(name)), _) => {
+                                if direction == Direction::Ingress {
+                                    // The destination is this pod: resolve on it.
+                                    if let Some(p) = resolve_named(pod, name, port.protocol) {
+                                        for id in &peer_ids {
+                                            add(*id, protocol, p, &mut door);
+                                        }
+                                    }
+                                } else {
+                                    // The destination is the peer: resolve per identity.
+                                    let slot = self
+                                        .peers
+                                        .egress_names
+                                        .iter()
+                                        .position(|(n, p)| n == name && *p == port.protocol);
+                                    let candidates: Vec<u32> = match &identities {
+                                        Some(ids) => ids.clone(),
+                                        None => (1..self.identity_count()).collect(),
+                                    };
+                                    for id in candidates {
+                                        let index = usize::try_from(id - 1).expect("u32 fits usize");
+                                        let resolved = slot.and_then(|s| self.signatures[index].named[s]);
+                                        if let Some(p) = resolved {
+                                            add(id, protocol, p, &mut door);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            doors[usize::from(dir)] = door;
+        }
+        let planned = PlannedEndpoint {
+            id: endpoint,
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            interface: pod.host_interface.clone(),
+            ips: pod.ips.clone(),
+            flags: if audit { abi::EP_AUDIT } else { 0 },
+            doors,
+        };
+        (planned, policy_entries, range_entries)
+    }
+}
+
+fn namespace_labels(inventory: &Inventory) -> HashMap<&str, &BTreeMap<String, String>> {
+    inventory.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect()
+}
+
+/// Run `f` with the labels of namespace `ns` (only its name label when the inventory lacks it).
+fn with_labels<T>(
+    labels: &HashMap<&str, &BTreeMap<String, String>>,
+    ns: &str,
+    f: impl FnOnce(&BTreeMap<String, String>) -> T,
+) -> T {
+    match labels.get(ns) {
+        Some(l) => f(l),
+        None => f(&BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())])),
+    }
+}
+
+fn is_local(pod: &Pod, options: &PlanOptions) -> bool {
+    !pod.host_network
+        && !pod.ips.is_empty()
+        && options.node.as_ref().is_none_or(|n| pod.node.as_ref() == Some(n))
+}
+
 impl Plan {
     /// Build the plan of `ir` over `inventory`.
     #[must_use]
     pub fn build(ir: &Ir, inventory: &Inventory, options: &PlanOptions) -> Plan {
         let peers = Peers::collect(ir);
-        let ns_labels: HashMap<&str, &BTreeMap<String, String>> =
-            inventory.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect();
-        let implied_labels = |ns: &str| BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]);
-
+        let ns_labels = namespace_labels(inventory);
         // Identities: the world first (the empty signature), then in inventory order.
         let world = Signature { pods: vec![], blocks: vec![], named: vec![None; peers.egress_names.len()] };
-        let mut ids: HashMap<Signature, u32> = HashMap::from([(world, abi::IDENTITY_WORLD)]);
-        let mut signatures: Vec<Signature> = Vec::new(); // index = identity - 1
-        signatures.push(Signature {
-            pods: vec![],
-            blocks: vec![],
-            named: vec![None; peers.egress_names.len()],
-        });
-        let mut intern = |sig: Signature, signatures: &mut Vec<Signature>| -> u32 {
-            if let Some(id) = ids.get(&sig) {
-                return *id;
-            }
-            let id = u32::try_from(signatures.len() + 1).expect("fewer than 2^32 identities");
-            signatures.push(sig.clone());
-            ids.insert(sig, id);
-            id
+        let mut index = Index {
+            signatures: vec![world.clone()],
+            ids: HashMap::from([(world, abi::IDENTITY_WORLD)]),
+            peers,
+            ..Index::default()
         };
 
         let mut ipcache = BTreeMap::new();
-        let mut pod_identity: Vec<Option<u32>> = Vec::with_capacity(inventory.pods.len());
-        for pod in &inventory.pods {
-            if pod.ips.is_empty() {
-                pod_identity.push(None);
-                continue;
-            }
-            let owned;
-            let labels = match ns_labels.get(pod.namespace.as_str()) {
-                Some(l) => *l,
-                None => {
-                    owned = implied_labels(&pod.namespace);
-                    &owned
-                }
-            };
-            // hostNetwork pods are not selected by pod selectors (NetworkPolicy does not apply
-            // to them), only by address.
-            let pods = peers
-                .matchers
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !pod.host_network && matcher_matches(m, pod, labels))
-                .map(|(i, _)| i)
-                .collect();
-            let blocks = peers
-                .blocks
-                .iter()
-                .enumerate()
-                .filter(|(_, (c, e))| pod.ips.iter().any(|ip| block_contains(c, e, *ip)))
-                .map(|(i, _)| i)
-                .collect();
-            let named = peers.egress_names.iter().map(|(n, p)| resolve_named(pod, n, *p)).collect();
-            let id = intern(Signature { pods, blocks, named }, &mut signatures);
+        for pod in inventory.pods.iter().filter(|p| !p.ips.is_empty()) {
+            let sig = with_labels(&ns_labels, &pod.namespace, |l| index.signature_of(pod, l));
+            let id = index.intern(sig);
             for ip in &pod.ips {
                 // hostNetwork pods share their node's address: the first one's identity wins.
                 ipcache.entry(*ip).or_insert(id);
             }
-            pod_identity.push((!pod.host_network).then_some(id));
         }
 
         let mut prefixes = BTreeSet::new();
-        for (cidr, except) in &peers.blocks {
+        for (cidr, except) in &index.peers.blocks {
             prefixes.insert(*cidr);
             prefixes.extend(except.iter().copied());
         }
         let mut cidrs = BTreeMap::new();
         for prefix in prefixes {
-            let blocks = peers
+            let blocks = index
+                .peers
                 .blocks
                 .iter()
                 .enumerate()
                 .filter(|(_, (c, e))| block_covers_prefix(c, e, &prefix))
                 .map(|(i, _)| i)
                 .collect();
-            let sig = Signature { pods: vec![], blocks, named: vec![None; peers.egress_names.len()] };
-            cidrs.insert(prefix, intern(sig, &mut signatures));
+            let sig = Signature { pods: vec![], blocks, named: vec![None; index.peers.egress_names.len()] };
+            cidrs.insert(prefix, index.intern(sig));
         }
 
         // Which identities each peer (matcher or block) covers.
-        let mut by_matcher = vec![Vec::new(); peers.matchers.len()];
-        let mut by_block = vec![Vec::new(); peers.blocks.len()];
-        for (index, sig) in signatures.iter().enumerate() {
-            let id = u32::try_from(index + 1).expect("fewer than 2^32 identities");
+        index.by_matcher = vec![Vec::new(); index.peers.matchers.len()];
+        index.by_block = vec![Vec::new(); index.peers.blocks.len()];
+        for (i, sig) in index.signatures.iter().enumerate() {
+            let id = u32::try_from(i + 1).expect("fewer than 2^32 identities");
             for m in &sig.pods {
-                by_matcher[*m].push(id);
+                index.by_matcher[*m].push(id);
             }
             for b in &sig.blocks {
-                by_block[*b].push(id);
+                index.by_block[*b].push(id);
             }
+        }
+        let mut next = 0u32;
+        for policy in &ir.policies {
+            let mut at = [0u32; 2];
+            for direction in Direction::BOTH {
+                at[usize::from(direction_byte(direction))] = next;
+                next += u32::try_from(policy.door(direction).rules.len()).expect("fewer than 2^32 rules");
+            }
+            index.first_rule.push(at);
         }
 
         let rules: Vec<RuleInfo> = ir
@@ -335,163 +571,81 @@ impl Plan {
             })
             .collect();
 
-        let mut plan = Plan {
-            rules,
-            identity_count: u32::try_from(signatures.len() + 1).expect("fewer than 2^32 identities"),
-            ipcache,
-            cidrs,
-            ..Plan::default()
-        };
-
-        // Index of each door's first rule in `ir.rules()` order (ingress before egress).
-        let mut first_rule = Vec::with_capacity(ir.policies.len());
-        let mut next = 0u32;
-        for policy in &ir.policies {
-            let mut at = [0u32; 2];
-            for direction in Direction::BOTH {
-                at[usize::from(direction_byte(direction))] = next;
-                next += u32::try_from(policy.door(direction).rules.len()).expect("fewer than 2^32 rules");
-            }
-            first_rule.push(at);
+        let mut plan =
+            Plan { rules, identity_count: index.identity_count(), ipcache, cidrs, ..Plan::default() };
+        for pod in inventory.pods.iter().filter(|p| is_local(p, options)) {
+            let id = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
+            let (endpoint, policy, ranges) = index.endpoint(ir, pod, id, options.audit);
+            plan.endpoints.push(endpoint);
+            plan.policy.extend(policy);
+            plan.ranges.extend(ranges);
         }
-
-        let local = inventory.pods.iter().zip(&pod_identity).filter(|(pod, id)| {
-            id.is_some() && options.node.as_ref().is_none_or(|n| pod.node.as_ref() == Some(n))
-        });
-        for (pod, _) in local {
-            let endpoint = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
-            let mut doors = [0u16; 2];
-            for direction in Direction::BOTH {
-                let dir = direction_byte(direction);
-                let mut door = 0u16;
-                for (policy, first) in ir.policies.iter().zip(&first_rule) {
-                    let selected = policy.namespace == pod.namespace && policy.selector.matches(&pod.labels);
-                    let rules = &policy.door(direction).rules;
-                    if !(selected && policy.door(direction).is_guarded()) {
-                        continue;
-                    }
-                    door |= abi::DOOR_GUARDED;
-                    for (rule_index, rule) in (first[usize::from(dir)]..).zip(rules) {
-                        let identities: Option<Vec<u32>> = if rule.peers.is_empty() {
-                            None
-                        } else {
-                            let mut set = BTreeSet::new();
-                            for peer in &rule.peers {
-                                let covered = match peer {
-                                    Peer::Pods { .. } => {
-                                        peers.matcher_index(&policy.namespace, peer).map(|i| &by_matcher[i])
-                                    }
-                                    Peer::IpBlock { cidr, except } => {
-                                        peers.block_index(cidr, except).map(|i| &by_block[i])
-                                    }
-                                };
-                                set.extend(covered.into_iter().flatten().copied());
-                            }
-                            Some(set.into_iter().collect())
-                        };
-                        let mut add = |identity: u32, protocol: u8, port: u16, door: &mut u16| {
-                            if identity == abi::IDENTITY_ANY {
-                                *door |= abi::DOOR_ANY_PEER;
-                            }
-                            if protocol == 0 {
-                                *door |= abi::DOOR_ANY_PROTO;
-                            } else if port == 0 {
-                                *door |= abi::DOOR_ANY_PORT;
-                            }
-                            let entry = PolicyEntry { endpoint, direction: dir, identity, protocol, port };
-                            plan.policy.entry(entry).or_insert(rule_index);
-                        };
-                        let peer_ids = identities.clone().unwrap_or_else(|| vec![abi::IDENTITY_ANY]);
-                        if rule.ports.is_empty() {
-                            for id in &peer_ids {
-                                add(*id, 0, 0, &mut door);
-                            }
-                        }
-                        for port in &rule.ports {
-                            let protocol = ip_protocol(port.protocol);
-                            match (&port.port, port.end_port) {
-                                (None, _) => {
-                                    for id in &peer_ids {
-                                        add(*id, protocol, 0, &mut door);
-                                    }
-                                }
-                                (Some(PortValue::Number(p)), None) => {
-                                    for id in &peer_ids {
-                                        add(*id, protocol, *p, &mut door);
-                                    }
-                                }
-                                (Some(PortValue::Number(lo)), Some(hi)) => {
-                                    if u32::from(hi) - u32::from(*lo) < EXPAND_RANGE_UP_TO {
-                                        for p in *lo..=hi {
-                                            for id in &peer_ids {
-                                                add(*id, protocol, p, &mut door);
-                                            }
-                                        }
-                                    } else {
-                                        door |= abi::DOOR_RANGES;
-                                        if identities.is_none() {
-                                            door |= abi::DOOR_ANY_PEER;
-                                        }
-                                        for (start, bits) in range_blocks(*lo, hi) {
-                                            for id in &peer_ids {
-                                                let entry = PolicyEntry {
-                                                    endpoint,
-                                                    direction: dir,
-                                                    identity: *id,
-                                                    protocol,
-                                                    port: start,
-                                                };
-                                                plan.ranges
-                                                    .entry(RangeEntry { entry, bits })
-                                                    .or_insert(rule_index);
-                                            }
-                                        }
-                                    }
-                                }
-                                (Some(PortValue::Name(name)), _) => {
-                                    if direction == Direction::Ingress {
-                                        // The destination is this pod: resolve on it.
-                                        if let Some(p) = resolve_named(pod, name, port.protocol) {
-                                            for id in &peer_ids {
-                                                add(*id, protocol, p, &mut door);
-                                            }
-                                        }
-                                    } else {
-                                        // The destination is the peer: resolve per identity.
-                                        let slot = peers
-                                            .egress_names
-                                            .iter()
-                                            .position(|(n, p)| n == name && *p == port.protocol);
-                                        let candidates: Vec<u32> = match &identities {
-                                            Some(ids) => ids.clone(),
-                                            None => (1..=plan.identity_count - 1).collect(),
-                                        };
-                                        for id in candidates {
-                                            let index = usize::try_from(id - 1).expect("u32 fits usize");
-                                            let resolved = slot.and_then(|s| signatures[index].named[s]);
-                                            if let Some(p) = resolved {
-                                                add(id, protocol, p, &mut door);
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                doors[usize::from(dir)] = door;
-            }
-            plan.endpoints.push(PlannedEndpoint {
-                id: endpoint,
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                interface: pod.host_interface.clone(),
-                ips: pod.ips.clone(),
-                flags: if options.audit { abi::EP_AUDIT } else { 0 },
-                doors,
-            });
-        }
+        plan.index = index;
         plan
+    }
+
+    /// When `new` differs from `old` (the inventory this plan was built from, with the same IR)
+    /// only by added pods whose identities already exist, the map writes that add them in place
+    /// (apply them to this plan with [`Plan::extend`]): no other entry changes meaning, so nothing
+    /// needs a new generation. `None` otherwise (removed or changed pods, new identities, other
+    /// namespaces, an address changing hands): build and apply a whole new generation instead.
+    #[must_use]
+    pub fn added_pods(
+        &self,
+        ir: &Ir,
+        old: &Inventory,
+        new: &Inventory,
+        options: &PlanOptions,
+    ) -> Option<Delta> {
+        if old.namespaces != new.namespaces {
+            return None;
+        }
+        let before: HashMap<(&str, &str), &Pod> =
+            old.pods.iter().map(|p| ((p.namespace.as_str(), p.name.as_str()), p)).collect();
+        let mut kept = 0usize;
+        let mut added = Vec::new();
+        for pod in &new.pods {
+            match before.get(&(pod.namespace.as_str(), pod.name.as_str())) {
+                Some(was) if *was == pod => kept += 1,
+                Some(_) => return None,
+                None => added.push(pod),
+            }
+        }
+        if kept != old.pods.len() {
+            return None;
+        }
+        let ns_labels = namespace_labels(new);
+        let mut delta = Delta::default();
+        let mut next_endpoint = self.endpoints.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+        for pod in added {
+            if pod.ips.is_empty() {
+                continue;
+            }
+            let sig = with_labels(&ns_labels, &pod.namespace, |l| self.index.signature_of(pod, l));
+            let id = *self.index.ids.get(&sig)?;
+            for ip in &pod.ips {
+                if self.ipcache.contains_key(ip) || delta.ipcache.iter().any(|(a, _)| a == ip) {
+                    return None;
+                }
+                delta.ipcache.push((*ip, id));
+            }
+            if is_local(pod, options) {
+                let (planned, policy, ranges) = self.index.endpoint(ir, pod, next_endpoint, options.audit);
+                next_endpoint += 1;
+                delta.policy.extend(policy);
+                delta.ranges.extend(ranges);
+                delta.endpoints.push(planned);
+            }
+        }
+        Some(delta)
+    }
+
+    /// Add a [`Delta`] from [`Plan::added_pods`] to this plan.
+    pub fn extend(&mut self, delta: &Delta) {
+        self.ipcache.extend(delta.ipcache.iter().copied());
+        self.endpoints.extend(delta.endpoints.iter().cloned());
+        self.policy.extend(delta.policy.iter().copied());
+        self.ranges.extend(delta.ranges.iter().copied());
     }
 
     /// Policy and range entries of one endpoint.
@@ -699,6 +853,80 @@ mod tests {
         assert!(has(c, abi::EGRESS, id_w2, 9090));
         assert!(!has(c, abi::EGRESS, id_w, 9090));
         assert!(has(w, abi::INGRESS, abi::IDENTITY_ANY, 8080));
+    }
+
+    #[test]
+    fn replicas_are_added_in_place_and_other_changes_are_not() {
+        let ir = ir(vec![policy(
+            "default",
+            "backend",
+            guarded(vec![rule("r1", vec![app("frontend")], vec![tcp(8080)])]),
+            Door::open(),
+        )]);
+        let old = inventory(vec![
+            pod("default", "fe-1", "frontend", "10.0.0.1"),
+            pod("default", "be-1", "backend", "10.0.0.3"),
+        ]);
+        let options = PlanOptions::default();
+        let plan = Plan::build(&ir, &old, &options);
+        let mut new = old.clone();
+        new.pods.push(pod("default", "be-2", "backend", "10.0.0.4"));
+        new.pods.push(pod("default", "fe-2", "frontend", "10.0.0.2"));
+        let delta = plan.added_pods(&ir, &old, &new, &options).expect("replicas add in place");
+        let mut added = plan.clone();
+        added.extend(&delta);
+        let fe = plan.ipcache[&"10.0.0.1".parse::<IpAddr>().expect("ip")];
+        assert!(delta.ipcache.contains(&("10.0.0.2".parse().expect("ip"), fe)));
+        assert_eq!(delta.endpoints.len(), 2);
+        let be2 = delta.endpoints.iter().find(|e| e.name == "be-2").expect("be-2");
+        assert_eq!(be2.doors[usize::from(abi::INGRESS)], abi::DOOR_GUARDED);
+        let entry =
+            PolicyEntry { endpoint: be2.id, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
+        assert_eq!(delta.policy, vec![(entry, 0)]);
+        assert_eq!(added.policy.len(), 2);
+        assert_eq!(added.ipcache.len(), 4);
+        // The same as building from scratch, up to endpoint numbering.
+        let rebuilt = Plan::build(&ir, &new, &options);
+        assert_eq!(rebuilt.ipcache, added.ipcache);
+        assert_eq!(rebuilt.policy.len(), added.policy.len());
+
+        // A new kind of pod (a new identity), a removal, a relabel: a new generation instead.
+        let mut other = old.clone();
+        other.pods.push(pod("default", "db", "database", "10.0.0.9"));
+        assert!(plan.added_pods(&ir, &old, &other, &options).is_some(), "database shares the world identity");
+        let mut other = old.clone();
+        let mut fresh = pod("default", "x", "frontend", "10.0.0.5");
+        fresh.labels.insert("tier".into(), "a".into());
+        other.pods.push(fresh);
+        assert!(plan.added_pods(&ir, &old, &other, &options).is_some(), "tier is named by no rule");
+        let mut removed = old.clone();
+        removed.pods.pop();
+        assert!(plan.added_pods(&ir, &old, &removed, &options).is_none());
+        let mut relabeled = old.clone();
+        relabeled.pods[0].labels.insert("app".into(), "backend".into());
+        assert!(plan.added_pods(&ir, &old, &relabeled, &options).is_none());
+        let mut reused = old.clone();
+        reused.pods.push(pod("default", "fe-3", "frontend", "10.0.0.3"));
+        assert!(plan.added_pods(&ir, &old, &reused, &options).is_none(), "an address changing hands");
+        let block = Peer::IpBlock { cidr: "10.0.0.0/24".parse().expect("cidr"), except: vec![] };
+        let by_block = ir_with_block(block);
+        let plan = Plan::build(&by_block, &old, &options);
+        let mut outside = old.clone();
+        outside.pods.push(pod("default", "far", "frontend", "10.1.0.1"));
+        assert!(
+            plan.added_pods(&by_block, &old, &outside, &options).is_none(),
+            "outside the block: a new identity"
+        );
+    }
+
+    /// Rules naming frontend pods and a block: a frontend outside the block is a new identity.
+    fn ir_with_block(block: Peer) -> Ir {
+        ir(vec![policy(
+            "default",
+            "backend",
+            guarded(vec![rule("r1", vec![block, app("frontend")], vec![])]),
+            Door::open(),
+        )])
     }
 
     #[test]

@@ -311,3 +311,30 @@ fn a_full_map_fails_closed_for_that_endpoint_needs_root() {
     assert_eq!(h.egress("database", p(DB, BE, TCP, 46002, 1)), DROP);
     assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 46003, 8080)), PASS, "others are unaffected");
 }
+
+#[test]
+fn pods_added_in_place_are_enforced_without_a_new_generation_needs_root() {
+    if !can_run_as_root("pods_added_in_place_are_enforced_without_a_new_generation_needs_root") {
+        return;
+    }
+    let (ir, old) = seed();
+    let mut h = Harness::new(&ir, &old, false);
+    let syn = p(FE, BE, TCP, 47000, 8080);
+    assert_eq!(h.flow("frontend", "backend", syn), PASS);
+    let mut new = old.clone();
+    new.pods.push(pod("default", "frontend-2", "frontend", &["10.0.0.11"]));
+    new.pods.push(pod("default", "backend-2", "backend", &["10.0.0.12"]));
+    new.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let delta = h.plan.added_pods(&ir, &old, &new, &PlanOptions::default()).expect("in place");
+    let interfaces = delta.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+    let report = h.datapath.apply_delta(&delta, &interfaces).expect("apply in place");
+    assert_eq!(report.generation, 1, "no new generation");
+    h.plan.extend(&delta);
+    // The new replicas follow the policy...
+    assert_eq!(h.flow("frontend-2", "backend-2", p("10.0.0.11", "10.0.0.12", TCP, 47001, 8080)), PASS);
+    assert_eq!(h.flow("frontend-2", "backend", p("10.0.0.11", BE, TCP, 47002, 8080)), PASS);
+    assert_eq!(h.flow("database", "backend-2", p(DB, "10.0.0.12", TCP, 47003, 8080)), DROP);
+    assert_eq!(h.egress("backend-2", p("10.0.0.12", FE, TCP, 47004, 80)), DROP);
+    // ...and the open connection was never judged again.
+    assert_eq!(h.ingress_frame("backend", &packet::frame(&syn, ACK, 0)), PASS);
+}
