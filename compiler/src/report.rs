@@ -450,6 +450,9 @@ fn stats(
     (stats, headline)
 }
 
+/// Above this many nodes the page leaves the matrix out (150 nodes are 22,500 cells).
+const MAX_TABLE_NODES: usize = 150;
+
 fn table(graph: &Graph) -> Table {
     let header = |i: usize| {
         let n = &graph.nodes[i];
@@ -462,6 +465,16 @@ fn table(graph: &Graph) -> Table {
         Header { label, title: n.detail.clone(), href }
     };
     let n = graph.nodes.len();
+    if n > MAX_TABLE_NODES {
+        return Table {
+            note: format!(
+                "{n} rows and columns are too many for a page ({} cells); `netc matrix` prints the whole matrix as a table, CSV or JSON.",
+                n * n
+            ),
+            columns: Vec::new(),
+            rows: Vec::new(),
+        };
+    }
     let rows = (0..n)
         .map(|from| TableRow {
             header: header(from),
