@@ -48,6 +48,7 @@ const PODS: &[(&str, &str, &str)] = &[
     ("app-space", "web", "web"),
     ("monitoring", "prometheus", "prometheus"),
     ("other", "intruder", "intruder"),
+    ("default", "frontend-2", "frontend"),
 ];
 
 const NAMESPACES: &[(&str, &[(&str, &str)])] =
@@ -71,7 +72,9 @@ impl Setup {
         let ir_path = dir.join("policies.ir.json");
         let inventory_path = dir.join("inventory.json");
         std::fs::write(&ir_path, article_ir(true).to_json()).expect("write IR");
-        std::fs::write(&inventory_path, node.inventory_json(NAMESPACES)).expect("write inventory");
+        // frontend-2 joins later (a new replica): see the reload test.
+        std::fs::write(&inventory_path, node.inventory_json(NAMESPACES, &["frontend-2"]))
+            .expect("write inventory");
         let servers = vec![
             EchoServer::start(node.pod("backend"), 8080),
             EchoServer::start(node.pod("backend"), 9999),
@@ -180,7 +183,7 @@ fn article_scenarios_over_tcx_with_events_status_and_detach_needs_root() {
 
     let (ok, text) = netcd_cli(&["status", "--bpffs", s.bpffs.arg()]);
     assert!(ok, "{text}");
-    assert!(text.contains("endpoints: 7"), "{text}");
+    assert!(text.contains("endpoints: 7"), "{text}"); // frontend-2 is not in the inventory
     assert!(text.contains(&s.node.pod("hermit").host_if), "{text}");
 
     // detach removes enforcement: database reaches backend again.
@@ -249,6 +252,13 @@ fn reload_revokes_open_connections_keeps_bad_input_out_and_survives_kill_needs_r
     let (fe, be) = (s.node.pod("frontend"), s.node.pod("backend"));
     let mut open = connect(fe, be, 8080, Duration::from_secs(2)).expect("frontend -> backend connects");
     assert!(echo(&mut open, Duration::from_secs(2)));
+
+    // A new frontend replica: added in place, enforced at once, nothing judged again.
+    assert!(!s.reaches("frontend-2", "backend", 8080), "unknown to netcd yet: not a frontend");
+    std::fs::write(&s.inventory_path, s.node.inventory_json(NAMESPACES, &[])).expect("write inventory");
+    netcd.wait_log("added in place to generation 1", WAIT);
+    assert!(s.reaches("frontend-2", "backend", 8080), "the new replica is a frontend");
+    assert!(echo(&mut open, Duration::from_secs(2)), "open connections are untouched");
 
     // A broken IR is refused; the running state stays.
     std::fs::write(&s.ir_path, "{ not json").expect("write");

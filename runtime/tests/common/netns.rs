@@ -126,14 +126,14 @@ impl Node {
     }
 
     /// The inventory (kubectl-style JSON List) of this node's pods and their namespaces.
-    pub fn inventory_json(&self, namespace_labels: &[(&str, &[(&str, &str)])]) -> String {
+    pub fn inventory_json(&self, namespace_labels: &[(&str, &[(&str, &str)])], leave_out: &[&str]) -> String {
         let mut items = Vec::new();
         for (ns, labels) in namespace_labels {
             let labels: serde_json::Map<String, serde_json::Value> =
                 labels.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
             items.push(serde_json::json!({"kind": "Namespace", "metadata": {"name": ns, "labels": labels}}));
         }
-        for p in &self.pods {
+        for p in self.pods.iter().filter(|p| !leave_out.contains(&p.name.as_str())) {
             items.push(serde_json::json!({
                 "kind": "Pod",
                 "metadata": {"name": p.name, "namespace": p.namespace, "labels": {"app": p.app},
