@@ -47,14 +47,6 @@ pub const ALL_MAPS: [&str; 10] = [
     MAP_STATS,
 ];
 
-/// Capacities, as declared in netc.c (checked by `tests/abi_layout.rs` through the loaded maps).
-pub const MAX_ENDPOINTS: u32 = 16_384;
-pub const MAX_IPCACHE: u32 = 262_144;
-pub const MAX_CIDRS: u32 = 262_144;
-pub const MAX_POLICY: u32 = 1_048_576;
-pub const MAX_PORT_RANGES: u32 = 262_144;
-pub const MAX_RULES: u32 = 1 << 18;
-
 pub const FAMILY_V4: u32 = 4;
 pub const FAMILY_V6: u32 = 6;
 

@@ -2,11 +2,9 @@
 //! reload when the files change. Everything here is IO; the decisions are in [`crate::plan`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::{CStr, CString};
 use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -16,6 +14,7 @@ use netc_ir::{Inventory, Ir};
 use crate::abi;
 use crate::datapath::{self, AttachMode, Datapath, DatapathError};
 use crate::events::{self, Clock};
+use crate::netif::{ifindex, ifname, route_interface};
 use crate::plan::{Plan, PlanOptions, PlannedEndpoint};
 
 /// What `netcd run` was asked to do.
@@ -85,40 +84,6 @@ pub fn read_inputs(ir_path: &Path, inventory_path: &Path) -> Result<(Ir, Invento
     let inventory = Inventory::from_yaml(&read(inventory_path)?)
         .map_err(|source| DaemonError::Inventory { path: inventory_path.to_owned(), source })?;
     Ok((ir, inventory))
-}
-
-/// The ifindex of an interface name, if it exists.
-#[must_use]
-pub fn ifindex(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (index != 0).then_some(index)
-}
-
-/// The name of an ifindex, if it exists.
-#[must_use]
-pub fn ifname(index: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` has IF_NAMESIZE bytes, as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buf`.
-    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
-}
-
-/// The interface the node routes `ip` through (`ip route get`), unless it is loopback.
-#[must_use]
-pub fn route_interface(ip: std::net::IpAddr) -> Option<String> {
-    let out = Command::new("ip").args(["-j", "route", "get", &ip.to_string()]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let dev = v.get(0)?.get("dev")?.as_str()?;
-    (dev != "lo").then(|| dev.to_owned())
 }
 
 /// Endpoint id -> (interface, ifindex) for the plan's endpoints that have one here; and a

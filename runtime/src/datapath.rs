@@ -898,7 +898,7 @@ pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<(), DatapathE
             // Unpinning drops the last reference: the link detaches.
             drop(pinned.unpin().map_err(|source| DatapathError::Io { path: path.clone(), source })?);
         }
-        if crate::daemon::ifindex(interface).is_none() {
+        if crate::netif::ifindex(interface).is_none() {
             // Gone with its pod: the kernel removed its filters and links with it.
             continue;
         }
@@ -997,7 +997,7 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
         && let Ok(m) = HashMap::<&MapData, EndpointKey, Endpoint>::try_from(&maps.endpoints)
     {
         for key in m.keys().filter_map(Result::ok) {
-            if let Some(name) = crate::daemon::ifname(key.ifindex) {
+            if let Some(name) = crate::netif::ifname(key.ifindex) {
                 interfaces.push(name);
             }
         }

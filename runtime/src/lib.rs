@@ -7,6 +7,7 @@
 //!   attaches to interfaces (TCX or clsact/netlink), pins everything under a bpffs directory.
 //! - [`packet`]: crafted packets for `BPF_PROG_TEST_RUN` (tests and benchmarks).
 //! - [`events`]: verdict events as JSON lines.
+//! - [`netif`]: interface names, indexes and routes.
 //! - [`daemon`]: `netcd run`: load, attach, stream, watch and reload.
 //!
 //! See `docs/runtime.md` for the design and a walk-through.
@@ -15,5 +16,6 @@ pub mod abi;
 pub mod daemon;
 pub mod datapath;
 pub mod events;
+pub mod netif;
 pub mod packet;
 pub mod plan;

@@ -165,7 +165,8 @@ fn status(bpffs: &std::path::Path) -> Result<(), String> {
     let endpoints = maps.live_endpoints().map_err(|e| e.to_string())?;
     println!("endpoints: {}", endpoints.len());
     for (ifindex, ep) in &endpoints {
-        let name = daemon::ifname(*ifindex).unwrap_or_else(|| format!("ifindex {ifindex} (gone)"));
+        let name =
+            netc_runtime::netif::ifname(*ifindex).unwrap_or_else(|| format!("ifindex {ifindex} (gone)"));
         let mut flags = Vec::new();
         if ep.flags & abi::EP_AUDIT != 0 {
             flags.push("AUDIT");
