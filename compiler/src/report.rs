@@ -789,7 +789,13 @@ fn tokens(line: &str) -> Vec<Token> {
                 .map_or(rest.len(), |(i, _)| i);
             let word = &rest[..end];
             let prev_is_label = out.last().is_some_and(|t| t.text.ends_with('{') || t.text.ends_with(", "));
-            let class = if KEYWORDS.contains(&word) && !prev_is_label { "kw" } else { "" };
+            let class = match word {
+                _ if prev_is_label || !KEYWORDS.contains(&word) => "",
+                // The door words in the page's colours: guarded blue, open amber.
+                "guarded" | "isolated" | "deny" => "kw guard",
+                "open" | "allow" => "kw open",
+                _ => "kw",
+            };
             push(&mut out, class, word);
             rest = &rest[end..];
         } else if c.is_ascii_digit() {

@@ -481,9 +481,10 @@ fn edges(graph: &Graph, pos: &[(f64, f64, f64)]) -> Vec<SvgEdge> {
             } else {
                 &[0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85]
             };
+            // Labels sit just above their curve, where they read as the line's caption.
             let boxed = |t: f64| {
                 let (cx, cy) = bezier_at(curve, t);
-                ((cx, cy), (cx - label_w / 2.0, cy - 8.0, label_w, 14.0))
+                ((cx, cy), (cx - label_w / 2.0, cy - 16.0, label_w, 13.0))
             };
             let ((lx, ly), rect) = candidates
                 .iter()
@@ -509,7 +510,7 @@ fn edges(graph: &Graph, pos: &[(f64, f64, f64)]) -> Vec<SvgEdge> {
                 class: if e.partial { "edge partial" } else { "edge" },
                 label,
                 lx: px(lx),
-                ly: px(ly + 4.0),
+                ly: px(ly - 5.0),
                 title: format!(
                     "{} → {}: {}{rules}",
                     graph.nodes[e.from].label,
