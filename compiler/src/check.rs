@@ -810,6 +810,8 @@ impl Checker {
                 .iter()
                 .filter(|(cns, cname, _)| (cns.is_empty() || *cns == ns.as_str()) && *cname != name.as_str())
                 .filter(|(_, cname, _)| cname.len().abs_diff(name.len()) <= 2)
+                // `web-1` and `web-2` are numbered siblings, not typos of each other.
+                .filter(|(_, cname, _)| without_digits(cname) != without_digits(name))
                 .map(|(_, cname, cat)| (strsim::damerau_levenshtein(name, cname), *cname, *cat))
                 .filter(|(d, cname, _)| *d <= typo_budget(name.len().min(cname.len())))
                 .min_by_key(|(d, _, cat)| (*d, *cat));
@@ -1025,6 +1027,11 @@ impl Checker {
     }
 
     fn cidr(&mut self, at: Loc, text: &str) -> Option<IpNet> {
+        if text.contains(':') && !text.contains('/') {
+            // `2001:db8::1:443` could be an address and a port or a longer address: refuse.
+            self.errors.push(CheckError::InvalidCidr { at, text: text.to_owned() });
+            return None;
+        }
         let parsed = if text.contains('/') {
             text.parse::<IpNet>().ok()
         } else {
@@ -1040,6 +1047,10 @@ impl Checker {
         }
         Some(net)
     }
+}
+
+fn without_digits(name: &str) -> String {
+    name.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 fn typo_budget(len: usize) -> usize {

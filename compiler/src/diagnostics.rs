@@ -246,6 +246,19 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
                 .secondary(*suggestion_at, format!("`{suggestion}` is declared or used here"))
                 .help(format!("did you mean `{suggestion}`?"))
         }
+        CheckError::InvalidCidr { at, text } if text.contains(':') && !text.contains('/') => {
+            Diagnostic::error("E0201", format!("`{text}` needs a prefix length"))
+                .primary(*at, "an IPv6 address without `/length`")
+                .note("after an IPv6 address, `:443` could be a port or more of the address")
+                .help(match text.rsplit_once(':') {
+                    Some((addr, port))
+                        if addr.parse::<std::net::Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok() =>
+                    {
+                        format!("did you mean address `{addr}` on port {port}? write `{addr}/128:{port}`")
+                    }
+                    _ => format!("write the address with its length: `{text}/128` for one address"),
+                })
+        }
         CheckError::InvalidCidr { at, text } => Diagnostic::error("E0201", format!("`{text}` is not an address block"))
             .primary(*at, "expected an IPv4 or IPv6 address with an optional prefix length")
             .help("write a block like `10.0.0.0/8` or `2001:db8::/32`, or a single address like `203.0.113.7`"),
