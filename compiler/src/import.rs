@@ -1331,8 +1331,10 @@ impl<'a> Renderer<'a> {
                 continue;
             }
             let taken_here = taken.entry(ns.clone()).or_default();
-            let base = suggest_name(&sel);
-            let name = unique(&base, |c| taken_here.contains(c) || externals.contains(c));
+            let free = |c: &str| !taken_here.contains(c) && !externals.contains(c);
+            let short = suggest_name(&sel, false);
+            let base = if free(&short) { short } else { suggest_name(&sel, true) };
+            let name = unique(&base, |c| !free(c));
             taken_here.insert(name.clone());
             self.declared.insert((ns, sel), name);
         }
@@ -1427,10 +1429,32 @@ impl<'a> Renderer<'a> {
             let name = &self.externals[&(*cidr, except.clone())];
             let _ = writeln!(out, "external {name} = {}", block_source(*cidr, except));
         }
-        let mut documented: BTreeSet<usize> = BTreeSet::new();
         let mut idle_comments: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut ordered: Vec<&Planned> = self.plan.statements.iter().collect();
-        ordered.sort_by_key(|p| p.key);
+        ordered.sort_by_key(|p| (self.section_index(&p.section), p.key));
+        // Each policy's doc comment goes on the first statement, in its own namespace, about the
+        // pods it selects; failing that, on the first statement made from it at all.
+        let local = |p: &Planned| {
+            p.origins
+                .iter()
+                .copied()
+                .filter(|&o| self.model.origins[o].namespace == p.section)
+                .collect::<Vec<_>>()
+        };
+        let mut doc_at: HashMap<usize, usize> = HashMap::new();
+        for (i, p) in ordered.iter().enumerate() {
+            let owner = &self.model.entities[p.key.0].door_origins;
+            for o in local(p) {
+                if owner[0].contains(&o) || owner[1].contains(&o) {
+                    doc_at.entry(o).or_insert(i);
+                }
+            }
+        }
+        for (i, p) in ordered.iter().enumerate() {
+            for o in local(p) {
+                doc_at.entry(o).or_insert(i);
+            }
+        }
         // Policies made into no statement, shown as comments so that nothing is silently lost.
         let mentioned: BTreeSet<usize> = self
             .plan
@@ -1471,12 +1495,11 @@ impl<'a> Renderer<'a> {
                 let _ = writeln!(out, "{indent}workload {name} = {}", selector_source(sel));
             }
             let mut last_group = None;
-            for p in ordered.iter().filter(|p| p.section == *section) {
+            for (i, p) in ordered.iter().enumerate().filter(|(_, p)| p.section == *section) {
                 // A paragraph per set of pods, and per policy whose doc comment starts here.
-                let new_doc = p
-                    .origins
-                    .iter()
-                    .any(|&o| self.model.origins[o].namespace == *section && !documented.contains(&o));
+                let docs: Vec<usize> =
+                    p.origins.iter().copied().filter(|o| doc_at.get(o) == Some(&i)).collect();
+                let new_doc = !docs.is_empty();
                 if (last_group != Some(p.key.0) || new_doc) && (last_group.is_some() || !decls.is_empty()) {
                     out.push('\n');
                 }
@@ -1496,15 +1519,12 @@ impl<'a> Renderer<'a> {
                         let _ = writeln!(out, "{indent}{line}");
                     }
                 }
-                // A policy's doc goes with the first statement of its own namespace made from it.
-                for &o in p.origins.iter().filter(|&&o| self.model.origins[o].namespace == *section) {
-                    if documented.insert(o) {
-                        for line in &self.model.origins[o].doc {
-                            if line.is_empty() {
-                                let _ = writeln!(out, "{indent}##");
-                            } else {
-                                let _ = writeln!(out, "{indent}## {line}");
-                            }
+                for o in docs {
+                    for line in &self.model.origins[o].doc {
+                        if line.is_empty() {
+                            let _ = writeln!(out, "{indent}##");
+                        } else {
+                            let _ = writeln!(out, "{indent}## {line}");
                         }
                     }
                 }
@@ -1544,14 +1564,21 @@ fn bare_name(sel: &LabelSelector) -> Option<&str> {
 }
 
 /// A workload name made from a selector's values: `{role=db, tier=be}` gives `db-be`.
-fn suggest_name(sel: &LabelSelector) -> String {
-    let mut parts: Vec<String> = sel.match_labels.values().cloned().collect();
+/// With `keys`, each value after its key: `{role=db}` gives `role-db`.
+fn suggest_name(sel: &LabelSelector, keys: bool) -> String {
+    let short = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .map(|(k, v)| if keys { format!("{}-{v}", short(k)) } else { v.clone() })
+        .collect();
     for r in &sel.match_expressions {
-        let key = r.key.rsplit('/').next().unwrap_or(&r.key);
+        let key = short(&r.key);
         parts.push(match r.operator {
+            Operator::In if keys => format!("{key}-{}", r.values.join("-or-")),
             Operator::In => r.values.join("-or-"),
             Operator::NotIn => format!("not-{}", r.values.join("-")),
-            Operator::Exists => key.to_owned(),
+            Operator::Exists => key.clone(),
             Operator::DoesNotExist => format!("no-{key}"),
         });
     }

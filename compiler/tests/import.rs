@@ -146,6 +146,18 @@ fn import_tricky_mixed_set() {
     snapshot("import_tricky_mixed_set", &yaml);
 }
 
+/// Names: a selector used twice is declared (`role-db`, since the bare name `db` means
+/// `app=db` there), a declared workload of an earlier block is named from a later one
+/// (`shop/role-db`) but not from an earlier one, values that are not names (`dns`, `web.v2`) stay
+/// selectors, and a flow one side does not allow is written one-sided.
+#[test]
+fn import_names_and_namespaces() {
+    let yaml =
+        std::fs::read_to_string(format!("{}/tests/fixtures/import/names.yaml", env!("CARGO_MANIFEST_DIR")))
+            .expect("fixture");
+    snapshot("import_names_and_namespaces", &yaml);
+}
+
 #[test]
 fn import_article_four_policies_together() {
     let all: Vec<String> = ["allow-frontend", "restrict-egress", "complete-isolation", "allow-monitoring"]
@@ -159,15 +171,18 @@ fn import_article_four_policies_together() {
 // Property test
 // ---------------------------------------------------------------------------------------------
 
-const NAMESPACES: [&str; 4] = ["default", "ns1", "ns2", "kube-system"];
+/// Pods live in these; `open` is a keyword, so netc cannot name it (policies never live there).
+const NAMESPACES: [&str; 5] = ["default", "ns1", "ns2", "kube-system", "open"];
 const EXTERNALS: [&str; 5] = ["10.0.1.5", "192.0.2.1", "192.0.2.200", "fd00::9", "8.8.8.8"];
 
 fn key() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["app", "tier", "env"])
+    prop::sample::select(vec!["app", "app", "tier", "env", "example.com/team"])
 }
 
+/// Values that are names, and some that are not: a keyword, a dotted value, an empty one, one
+/// starting with a digit (none of them can be written as a bare name).
 fn value() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["a", "b", "web"])
+    prop_oneof![6 => prop::sample::select(vec!["a", "b", "web"]), 1 => prop::sample::select(vec!["dns", "web.v2", "", "1a"])]
 }
 
 fn label_selector() -> impl Strategy<Value = LabelSelector> {
@@ -376,7 +391,7 @@ fn cluster() -> impl Strategy<Value = Inventory> {
         ],
         0..=2,
     );
-    let pod = (0usize..4, labels, named, prop::bool::weighted(0.05), prop::bool::weighted(0.3));
+    let pod = (0usize..5, labels, named, prop::bool::weighted(0.05), prop::bool::weighted(0.3));
     (
         prop::sample::select(vec!["x", "y"]),
         prop::sample::select(vec!["x", "y"]),
@@ -428,6 +443,7 @@ fn cluster() -> impl Strategy<Value = Inventory> {
                     ns("kube-system", None),
                     ns("ns1", Some(env1)),
                     ns("ns2", Some(env2)),
+                    ns("open", Some("x")),
                 ],
                 pods,
                 externals: EXTERNALS
@@ -451,6 +467,7 @@ proptest! {
     #[test]
     fn imported_source_means_what_the_networkpolicies_mean(policies in policies(), inventory in cluster()) {
         let source = import(&policies).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(import(&policies).ok(), Some(source.clone()), "deterministic");
         prop_assert_eq!(netc::fmt::format(&source).expect("parses"), source.clone(), "formatted");
         let result = assert_same_meaning(&policies, &source, &inventory);
         prop_assert!(result.is_ok(), "{}\n--- policies\n{}", result.unwrap_err(), yaml::render_stream(&policies, &[]));
@@ -479,4 +496,93 @@ fn exists_and_notin_on_one_key_is_refused_naming_the_policy_and_the_construct() 
         }
     );
     assert!(err.to_string().contains("NetworkPolicy shop/p"), "{err}");
+}
+
+#[test]
+fn a_policy_in_a_namespace_netc_cannot_name_is_refused() {
+    let policies = parse(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ingress}\nspec:\n  podSelector: {}\n",
+    );
+    let err = import(&policies).expect_err("inexpressible");
+    assert_eq!(
+        err,
+        ImportError::Inexpressible {
+            policy: "ingress/p".into(),
+            field: "metadata.namespace".into(),
+            construct: Construct::NamespaceName { namespace: "ingress".into() },
+        }
+    );
+    // Named from elsewhere it is fine: pods of a namespace chosen by its name label.
+    let policies = parse(&format!(
+        "{HEAD}spec:\n  podSelector: {{}}\n  ingress:\n  - from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: ingress}}}}}}]\n"
+    ));
+    assert_eq!(
+        imported(&policies),
+        "namespace shop {\n  ## from NetworkPolicy shop/p\n  {kubernetes.io/metadata.name=ingress}/* -> *\n}\n"
+    );
+}
+
+#[test]
+fn objects_the_api_server_would_refuse_are_errors_naming_policy_and_field() {
+    let refused = |spec: &str| match import(&parse(&format!("{HEAD}spec:\n{spec}"))) {
+        Err(ImportError::Invalid { policy, field, problem }) => (policy, field, problem),
+        other => panic!("refused: {other:?}"),
+    };
+    let (policy, field, problem) =
+        refused("  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]\n");
+    assert_eq!((policy.as_str(), field.as_str()), ("shop/p", "spec.ingress[0].from[0].ipBlock.except[0]"));
+    assert!(problem.contains("not strictly inside"), "{problem}");
+    assert_eq!(
+        refused("  egress: [{to: [{ipBlock: {cidr: 10.0.0.1}}]}]\n").1,
+        "spec.egress[0].to[0].ipBlock.cidr"
+    );
+    assert_eq!(
+        refused("  egress: [{ports: [{port: http, endPort: 90}]}]\n").1,
+        "spec.egress[0].ports[0].endPort"
+    );
+    assert_eq!(refused("  egress: [{ports: [{protocol: ICMP}]}]\n").1, "spec.egress[0].ports[0].protocol");
+    assert_eq!(refused("  egress: [{ports: [{port: 0}]}]\n").1, "spec.egress[0].ports[0].port");
+    assert_eq!(refused("  egress: [{ports: [{port: Not_A_Name}]}]\n").1, "spec.egress[0].ports[0].port");
+    assert_eq!(refused("  ingress: [{from: [{}]}]\n").1, "spec.ingress[0].from[0]");
+    assert_eq!(
+        refused("  podSelector: {matchExpressions: [{key: a, operator: Maybe}]}\n").1,
+        "spec.podSelector.matchExpressions[0]"
+    );
+    assert_eq!(
+        refused("  podSelector: {matchExpressions: [{key: a, operator: In}]}\n").1,
+        "spec.podSelector.matchExpressions[0]"
+    );
+    assert_eq!(refused("  podSelector: {matchLabels: {a: -x}}\n").1, "spec.podSelector.matchLabels.a");
+    assert_eq!(refused("  policyTypes: [Sideways]\n").1, "spec.policyTypes[0]");
+}
+
+/// What Kubernetes defaults, import writes out: no `spec` guards every pod's ingress; missing
+/// `policyTypes` with egress rules guards egress too; `egress: []` does not; host bits of a CIDR
+/// are dropped; a range of one port is that port; a selector that matches nothing drops its peer
+/// (and the rule it was alone in), not the door.
+#[test]
+fn defaults_are_written_out() {
+    let policies = parse(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bare}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: out, namespace: shop}\n\
+         spec:\n  podSelector: {matchLabels: {app: api}}\n  \
+         egress: [{to: [{ipBlock: {cidr: 10.1.2.3/16}}], ports: [{port: 443, endPort: 443}]}]\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: empty, namespace: shop}\n\
+         spec:\n  podSelector: {matchLabels: {app: web}}\n  egress: []\n  \
+         ingress: [{from: [{podSelector: {matchLabels: {a: b}, matchExpressions: [{key: a, operator: In, values: [c]}]}}]}]\n",
+    );
+    assert_eq!(
+        imported(&policies),
+        "## from NetworkPolicy default/bare\n\
+         default deny ingress\n\
+         \n\
+         namespace shop {\n  \
+           ## from NetworkPolicy shop/out\n  \
+           api guarded\n  \
+           api -> 10.1.0.0/16:443\n\
+         \n  \
+           ## from NetworkPolicy shop/empty\n  \
+           web ingress guarded\n\
+         }\n"
+    );
 }

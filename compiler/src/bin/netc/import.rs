@@ -110,9 +110,10 @@ fn verify_import(source: &str, texts: &[(String, String)], cluster: Option<&Path
     let on = if cluster.is_some() { "the given cluster" } else { "a cluster synthesized from the source" };
     match verify(&ir, &documents, &inventory) {
         Ok(Verification::Agree { flows, endpoints, probes }) => {
+            let ports = if probes == 1 { "port" } else { "ports" };
             eprintln!(
                 "verified: the source means what the NetworkPolicies mean on {flows} flows ({endpoints} pods \
-                 and addresses, {probes} ports each, {on})"
+                 and addresses, {probes} {ports} each, {on})"
             );
             Ok(())
         }
