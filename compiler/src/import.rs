@@ -1151,8 +1151,10 @@ impl<'m> Planner<'m> {
         let egress_atoms = e.doors[1].as_ref().map_or(0, Vec::len);
         if e.sel.is_empty() {
             // `*`: nothing wider guards it, so every guarded door is said here.
-            let deny_in = e.doors[0].is_some() && ingress_atoms == 0;
+            // `default deny` is the idiom when both doors are guarded, even if arrows into `*` would
+            // guard its ingress anyway.
             let deny_out = e.doors[1].is_some() && !allow_out;
+            let deny_in = e.doors[0].is_some() && !allow_in && (ingress_atoms == 0 || deny_out);
             let o_in = guard_origins(e, 0);
             let o_out = guard_origins(e, 1);
             let both =

@@ -586,3 +586,71 @@ fn defaults_are_written_out() {
          }\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The command
+// ---------------------------------------------------------------------------------------------
+
+fn netc(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netc runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writes stdin");
+    let out = child.wait_with_output().expect("netc ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn netc_import_reads_stdin_and_files_verifies_and_writes_atomically() {
+    let all = ["allow-frontend", "restrict-egress"].map(fixture).join("---\n");
+    let (code, stdout, stderr) = netc(&["import", "--verify", "-"], &all);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("# Imported by `netc import` from 2 NetworkPolicy objects in <stdin>.\n\n## from"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("backend egress guarded\ndatabase ingress open\nbackend -> database\n"),
+        "{stdout}"
+    );
+    assert!(stderr.starts_with("verified: the source means what the NetworkPolicies mean on "), "{stderr}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("policies.np");
+    let tricky = format!("{}/tests/fixtures/import/tricky.yaml", env!("CARGO_MANIFEST_DIR"));
+    let (code, stdout, stderr) = netc(&["import", &tricky, "-o", out.to_str().expect("utf-8 path")], "");
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    let written = std::fs::read_to_string(&out).expect("written");
+    let check = netc(&["check", out.to_str().expect("utf-8 path")], "");
+    assert_eq!(check.0, 0, "the written source checks: {}\n{written}", check.2);
+}
+
+#[test]
+fn netc_import_fails_with_the_object_and_exit_1_on_bad_input_and_2_on_io() {
+    let (code, stdout, stderr) =
+        netc(&["import", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n");
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert_eq!(stderr, "error: <stdin>: document 1: a Namespace, not a NetworkPolicy\n");
+    let exists_not_in = format!(
+        "{HEAD}spec:\n  podSelector: {{matchExpressions: [{{key: t, operator: Exists}}, {{key: t, operator: NotIn, values: [a]}}]}}\n"
+    );
+    let (code, _, stderr) = netc(&["import", "-"], &exists_not_in);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: NetworkPolicy shop/p: spec.podSelector: netc cannot express"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = netc(&["import", "/nonexistent/netpol.yaml"], "");
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("error: cannot read /nonexistent/netpol.yaml"), "{stderr}");
+}
