@@ -55,7 +55,7 @@
 #define NETC_REASON_REJUDGE 2 /* a flow judged under an older generation, judged again */
 
 /* Indexes into netc_stats (per-CPU u64 counters). */
-#define NETC_STAT_PASSED_ESTABLISHED 0
+#define NETC_STAT_PASSED_ESTABLISHED 0 /* reserved: the established path counts nothing, to stay short */
 #define NETC_STAT_PASSED_NEW 1
 #define NETC_STAT_DROPPED 2
 #define NETC_STAT_AUDITED 3
