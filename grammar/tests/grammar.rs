@@ -20,7 +20,7 @@ fn arrow_with_a_list_of_every_kind_of_port() {
         rule: Rule::arrow,
         tokens: [
             arrow(0, 45, [
-                sources(0, 2, [endpoint(0, 2, [reference(0, 2, [ref_head(0, 1, [dotted(0, 1)])])])]),
+                sources(0, 2, [endpoint(0, 1, [reference(0, 1, [ref_head(0, 1, [dotted(0, 1)])])])]),
                 arrow_op(2, 4),
                 targets(5, 45, [
                     target(5, 45, [
@@ -109,7 +109,7 @@ fn every_deny_operator_is_parsed_so_the_checker_can_refuse_it() {
             rule: Rule::arrow,
             tokens: [
                 arrow(0, b + 1, [
-                    sources(0, 2, [endpoint(0, 2, [reference(0, 2, [ref_head(0, 1, [dotted(0, 1)])])])]),
+                    sources(0, 2, [endpoint(0, 1, [reference(0, 1, [ref_head(0, 1, [dotted(0, 1)])])])]),
                     arrow_op(2, op_end, [deny_op(2, op_end)]),
                     targets(b, b + 1, [target(b, b + 1, [endpoint(b, b + 1, [reference(b, b + 1, [ref_head(b, b + 1, [dotted(b, b + 1)])])])])])
                 ])
@@ -265,7 +265,7 @@ fn isolated_door_statement() {
         rule: Rule::door_stmt,
         tokens: [
             door_stmt(0, 15, [
-                subject(0, 7, [endpoint(0, 7, [reference(0, 7, [ref_head(0, 6, [dotted(0, 6)])])])]),
+                subject(0, 6, [endpoint(0, 6, [reference(0, 6, [ref_head(0, 6, [dotted(0, 6)])])])]),
                 isolated(7, 15)
             ])
         ]
@@ -280,7 +280,7 @@ fn door_statement_with_a_direction() {
         rule: Rule::door_stmt,
         tokens: [
             door_stmt(0, 22, [
-                subject(0, 8, [endpoint(0, 8, [reference(0, 8, [ref_head(0, 7, [dotted(0, 7)])])])]),
+                subject(0, 7, [endpoint(0, 7, [reference(0, 7, [ref_head(0, 7, [dotted(0, 7)])])])]),
                 door_decl(8, 22, [direction(8, 14), door_state(15, 22)])
             ])
         ]
@@ -295,7 +295,7 @@ fn door_statement_without_a_direction_and_open() {
         rule: Rule::door_stmt,
         tokens: [
             door_stmt(0, 8, [
-                subject(0, 4, [endpoint(0, 4, [reference(0, 4, [ref_head(0, 3, [dotted(0, 3)])])])]),
+                subject(0, 3, [endpoint(0, 3, [reference(0, 3, [ref_head(0, 3, [dotted(0, 3)])])])]),
                 door_decl(4, 8, [door_state(4, 8)])
             ])
         ]
@@ -328,9 +328,9 @@ fn file_with_a_namespace_block_doc_comments_and_comments() {
                     statement(19, 42, [
                         doc(19, 25),
                         arrow(28, 42, [
-                            sources(28, 30, [endpoint(28, 30, [reference(28, 30, [ref_head(28, 29, [dotted(28, 29)])])])]),
+                            sources(28, 30, [endpoint(28, 29, [reference(28, 29, [ref_head(28, 29, [dotted(28, 29)])])])]),
                             arrow_op(30, 32),
-                            targets(33, 42, [target(33, 42, [endpoint(33, 42, [reference(33, 42, [ref_head(33, 34, [dotted(33, 34)])])])])])
+                            targets(33, 42, [target(33, 42, [endpoint(33, 34, [reference(33, 34, [ref_head(33, 34, [dotted(33, 34)])])])])])
                         ])
                     ])
                 ]),
@@ -350,7 +350,7 @@ fn file_with_a_namespace_header() {
             file(0, 27, [
                 namespace_header(0, 14, [ns_name(10, 14)]),
                 statement(15, 27, [door_stmt(15, 27, [
-                    subject(15, 19, [endpoint(15, 19, [reference(15, 19, [ref_head(15, 18, [dotted(15, 18)])])])]),
+                    subject(15, 18, [endpoint(15, 18, [reference(15, 18, [ref_head(15, 18, [dotted(15, 18)])])])]),
                     isolated(19, 27)
                 ])]),
                 EOI(27, 27)
@@ -389,7 +389,7 @@ fn broken_arrow_expects_an_arrow_or_door_words() {
 fn keyword_is_not_a_workload_name() {
     fails_with! {
         parser: NetcParser,
-        input: "workload default = {app=x}",
+        input: "workload anywhere = {app=x}",
         rule: Rule::file,
         positives: vec![Rule::name],
         negatives: vec![],
