@@ -257,7 +257,7 @@ fn subsumes(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
 
 /// Apply the door model to a checked model.
 #[must_use]
-pub fn lower(model: &Model, locate: &dyn Locate) -> (Ir, Vec<LowerError>) {
+pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError>) {
     let mut errors = Vec::new();
     let mut doors = Doors { by_key: vec![None; model.keys as usize], ..Doors::default() };
 
@@ -542,7 +542,7 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
 }
 
 /// The IR; the rules are moved out of `doors` (it is freed right after).
-fn build_ir(model: &Model, doors: &mut Doors, locate: &dyn Locate) -> Ir {
+fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> Ir {
     // Names: readable, DNS-1123, unique per namespace, independent of source order.
     let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in doors.entities.iter().enumerate() {
@@ -555,10 +555,11 @@ fn build_ir(model: &Model, doors: &mut Doors, locate: &dyn Locate) -> Ir {
         }
     }
     let by_ns: Vec<(String, Vec<usize>)> = by_ns.into_iter().map(|(ns, m)| (ns.to_owned(), m)).collect();
-    let mut policies = Vec::new();
-    for (ns, members) in by_ns {
+    // What each policy is made of; the rules are moved out of `doors` here.
+    let mut tasks = Vec::new();
+    for (ns, members) in &by_ns {
         let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for &i in &members {
+        for &i in members {
             names.entry(base_name(&doors.entities[i])).or_default().push(i);
         }
         for (base, group) in names {
@@ -572,10 +573,36 @@ fn build_ir(model: &Model, doors: &mut Doors, locate: &dyn Locate) -> Ir {
                     std::mem::take(&mut doors.entities[i].ingress.rules),
                     std::mem::take(&mut doors.entities[i].egress.rules),
                 );
-                policies.push(policy(&ns, name, &doors.entities[i], rules, doors, locate));
+                tasks.push((ns.as_str(), name, i, rules));
             }
         }
     }
+    // The policies are independent of each other: build them on all cores.
+    let doors: &Doors = doors;
+    let make = |tasks: Vec<(&str, String, usize, (Vec<RuleDraft>, Vec<RuleDraft>))>| -> Vec<Policy> {
+        tasks
+            .into_iter()
+            .map(|(ns, name, i, rules)| policy(ns, name, &doors.entities[i], rules, doors, locate))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut policies = if threads > 1 && tasks.len() >= 1024 {
+        let per = tasks.len().div_ceil(threads);
+        let mut chunks = Vec::new();
+        while !tasks.is_empty() {
+            let rest = tasks.split_off(per.min(tasks.len()));
+            chunks.push(std::mem::replace(&mut tasks, rest));
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || make(c))).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    } else {
+        make(tasks)
+    };
     policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let workloads = model
         .workloads
@@ -596,7 +623,7 @@ fn policy(
     e: &Entity,
     (ingress_rules, egress_rules): (Vec<RuleDraft>, Vec<RuleDraft>),
     doors: &Doors,
-    locate: &dyn Locate,
+    locate: &(dyn Locate + Sync),
 ) -> Policy {
     let door_of = |dir: Direction, info: &DoorInfo, rules: Vec<RuleDraft>| -> Door {
         let guarded = match dir {
