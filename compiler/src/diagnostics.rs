@@ -116,7 +116,11 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
             let wanted = words_list(expected);
             let d = Diagnostic::error("E0001", format!("unexpected {what}"))
                 .primary(Loc { file, span: *span }, format!("expected {wanted}"));
-            let d = if found.starts_with(',') || expected.contains(&"a port") {
+            let d = if found.starts_with(':') && expected.contains(&"`=`") {
+                d.help("labels are written `key=value` in netc, not `key: value`: `{app=api}`")
+            } else if expected.contains(&"`]`") && expected.contains(&"`,`") {
+                d.help("separate the ports of a list with commas: `backend:[80, 443]`")
+            } else if found.starts_with(',') || expected.contains(&"a port") {
                 d.help("a list of ports is written in brackets: `backend:[80, 443]`")
             } else if expected.contains(&"a target") || expected.contains(&"a workload") {
                 d.help("an arrow reads `source -> target:port`, for example `frontend -> backend:8080`")

@@ -101,7 +101,12 @@ thread_local! {
 /// Parse a piece of a file that starts at byte `base` of it.
 fn parse_items(text: &str, base: usize) -> Result<Vec<Item>, SyntaxError> {
     let mut pairs = NetcParser::parse(Rule::file, text).map_err(|e| {
-        let mut err = convert_error(&e, text);
+        // Parse again with pest's record of the literal tokens it tried (`,` `]` `=` ...), which
+        // makes for better messages; it costs time, so only on the error path.
+        pest::set_error_detail(true);
+        let detailed = NetcParser::parse(Rule::file, text).err();
+        pest::set_error_detail(false);
+        let mut err = convert_error(detailed.as_ref().unwrap_or(&e), text);
         if let SyntaxError::Unexpected { span, .. } = &mut err {
             *span = Span::new(span.start as usize + base, span.end as usize + base);
         }
@@ -129,7 +134,7 @@ fn parse_items(text: &str, base: usize) -> Result<Vec<Item>, SyntaxError> {
 }
 
 fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
-    let pos = match e.location {
+    let mut pos = match e.location {
         pest::error::InputLocation::Pos(p) | pest::error::InputLocation::Span((p, _)) => p,
     };
     let mut expected: Vec<&'static str> = match &e.variant {
@@ -138,6 +143,21 @@ fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
         }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    // Punctuation the parser would have taken: pest lists rules, not literals, in `positives`.
+    if let Some(attempts) = e.parse_attempts() {
+        let literals: Vec<&'static str> = attempts
+            .expected_tokens()
+            .iter()
+            // Tokens print as themselves (pest does not export their type).
+            .filter_map(|t| literal_words(&t.to_string()))
+            .collect();
+        if attempts.max_position > pos && !literals.is_empty() {
+            pos = attempts.max_position;
+            expected = literals;
+        } else if attempts.max_position == pos {
+            expected.extend(literals);
+        }
+    }
     expected.sort_unstable();
     expected.dedup();
     let rest = &text[pos..];
@@ -149,6 +169,24 @@ fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
     let found: String =
         rest.split(|c: char| c.is_whitespace()).next().unwrap_or("").chars().take(24).collect();
     SyntaxError::Unexpected { span: Span::new(pos, pos + found.len()), expected, found }
+}
+
+/// Punctuation in words.
+fn literal_words(token: &str) -> Option<&'static str> {
+    Some(match token {
+        "," => "`,`",
+        "]" => "`]`",
+        "[" => "`[`",
+        "}" => "`}`",
+        "{" => "`{`",
+        ")" => "`)`",
+        "(" => "`(`",
+        "=" | "==" => "`=`",
+        "!=" => "`!=`",
+        "->" => "`->`",
+        "/" => "`/`",
+        _ => return None,
+    })
 }
 
 /// Rule names in words, for "expected ..." (pest's `renamed_rules`, done once here).
@@ -550,7 +588,7 @@ mod tests {
         let Err(SyntaxError::Unexpected { expected, found, .. }) = parse("frontend ->") else {
             panic!("should fail");
         };
-        assert_eq!(expected, vec!["a workload"]);
+        assert_eq!(expected, vec!["`{`", "a workload"]);
         assert_eq!(found, "");
     }
 }
