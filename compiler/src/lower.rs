@@ -541,6 +541,9 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
     }
 }
 
+/// One policy to build: namespace, name, entity, and its (ingress, egress) rules.
+type PolicyTask<'a> = (&'a str, String, usize, (Vec<RuleDraft>, Vec<RuleDraft>));
+
 /// The IR; the rules are moved out of `doors` (it is freed right after).
 fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> Ir {
     // Names: readable, DNS-1123, unique per namespace, independent of source order.
@@ -579,7 +582,7 @@ fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> I
     }
     // The policies are independent of each other: build them on all cores.
     let doors: &Doors = doors;
-    let make = |tasks: Vec<(&str, String, usize, (Vec<RuleDraft>, Vec<RuleDraft>))>| -> Vec<Policy> {
+    let make = |tasks: Vec<PolicyTask<'_>>| -> Vec<Policy> {
         tasks
             .into_iter()
             .map(|(ns, name, i, rules)| policy(ns, name, &doors.entities[i], rules, doors, locate))

@@ -218,7 +218,8 @@ fn read_sources(files: &[PathBuf]) -> Result<Vec<SourceFile>, Failure> {
 /// working directory when it lies below it, without a leading `./`, so that the generated files
 /// do not change with where a checkout happens to live (a CI runner's path, say).
 fn source_name(path: &Path) -> String {
-    let relative = std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    let relative =
+        std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
     let path = relative.as_deref().unwrap_or(path);
     let path = path.strip_prefix(".").unwrap_or(path);
     path.display().to_string()
