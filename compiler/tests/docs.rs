@@ -32,7 +32,10 @@ fn every_code_in_the_language_reference_is_a_real_code() {
             && (word.starts_with('E') || word.starts_with('W'))
             && word[1..].chars().all(|c| c.is_ascii_digit());
         if is_code {
-            assert!(netc::diagnostics::ALL_CODES.contains(&word), "docs/language.md mentions unknown code {word}");
+            assert!(
+                netc::diagnostics::ALL_CODES.contains(&word),
+                "docs/language.md mentions unknown code {word}"
+            );
         }
     }
 }
