@@ -175,8 +175,12 @@ enum Nca {
 
 fn nca_available() -> Result<String, String> {
     match Command::new("nca").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()
-            + &String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        // nca prints its version on stdout or stderr, depending on the release.
+        Ok(out) if out.status.success() => Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
         Ok(out) => Err(format!("`nca --version` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
         Err(e) => Err(format!(
             "`nca` is not installed ({e}); install it with `pip install network-config-analyzer==2.1.0`"
