@@ -31,11 +31,23 @@
 //! - addresses, `anywhere`, namespaces chosen by labels and `dns` have no doors, so arrows to or
 //!   from them are one-sided already.
 //!
+//! - pods of `default` cannot be named from another namespace (`default` is a keyword, so
+//!   `default/x` does not parse): an arrow that must write both ends is written at the top level,
+//!   where `x` and `shop/y` can both be named.
+//!
 //! Doors are written only where the arrows do not already say it: `X ingress guarded` for a
-//! guarded ingress with no rules, `X egress guarded` for every guarded egress (arrows never guard
-//! egress), `X isolated` when both are guarded with no rules, `default deny` / `default allow` for
-//! `podSelector: {}`. A door that a wider door (`default deny`, say) already guards and that adds
-//! no rule is left out: it changes nothing.
+//! guarded ingress with no rules, `X egress guarded` for a guarded egress (arrows never guard
+//! egress), `X isolated` when both are guarded with no rules and no arrow names `X`, `default deny`
+//! / `default allow` for `podSelector: {}`. A door that a wider door (`default deny`, say) already
+//! guards, and that has no rule or whose rules arrows write anyway, is left out: it changes
+//! nothing. Atoms that a wider atom of the same door allows are dropped (`*/tcp` covers `80`).
+//!
+//! Names: a selector that is exactly `app=<name>` is written as the bare name; one used more than
+//! once is declared (`workload role-db = {role=db}`) at the top of its namespace block; others are
+//! written inline. Address blocks used more than once, or with exceptions before a port, become
+//! `external`s. A policy's `netc.dev/intent` annotation (else `from NetworkPolicy ns/name`) is the
+//! doc comment of the first statement about its pods; a policy that adds nothing is named in a
+//! comment, so that nothing disappears silently.
 //!
 //! What netc cannot say, [`import`] refuses with [`ImportError::Inexpressible`] rather than
 //! approximating: see [`Construct`].
