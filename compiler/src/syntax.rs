@@ -1,4 +1,4 @@
-//! Phase 1: text to [`ast::File`] with pest. The only module that sees pest types.
+//! Phase 1: text to [`crate::ast::File`] with pest. The only module that sees pest types.
 
 use netc_grammar::{NetcParser, Rule};
 use pest::Parser;
