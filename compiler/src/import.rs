@@ -64,7 +64,7 @@ use netc_ir::{Direction, LabelSelector, Operator, Port, PortValue, Protocol, Req
 use crate::analysis::workloads::selector_source;
 use crate::check::{self, DEFAULT_NAMESPACE};
 use crate::codegen::INTENT_ANNOTATION;
-use crate::{SourceFile, fmt as netc_fmt};
+use crate::{SourceFile, fmt as netc_fmt, syntax};
 
 /// Why a NetworkPolicy set could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -760,38 +760,9 @@ fn check_value(value: &str, at: &At<'_>, field: &str) -> Result<(), ImportError>
     check::label_value(value).map_err(|_| at.invalid(field, format!("`{value}` is not a valid label value")))
 }
 
-/// Words that cannot be names (workloads, externals, namespaces) in netc.
-const KEYWORDS: [&str; 15] = [
-    "namespace",
-    "workload",
-    "external",
-    "default",
-    "anywhere",
-    "dns",
-    "priority",
-    "node",
-    "nodes",
-    "isolated",
-    "guarded",
-    "open",
-    "ingress",
-    "egress",
-    "except",
-];
-
-/// Whether `s` can be written as a netc name: a letter, then letters, digits, `-` and `_`, not
-/// ending with `-`, not a keyword.
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !s.ends_with('-')
-        && !KEYWORDS.contains(&s)
-}
-
 /// Whether `ns/...` can be written: a namespace name that is a netc name.
 fn nameable(ns: &str) -> bool {
-    is_name(ns)
+    syntax::is_name(ns)
 }
 
 /// Whether statements of `ns` can be written: at the top level for `default`, in a block for the
@@ -1574,7 +1545,7 @@ fn bare_name(sel: &LabelSelector) -> Option<&str> {
     if !sel.match_expressions.is_empty() || sel.match_labels.len() != 1 {
         return None;
     }
-    sel.match_labels.get("app").map(String::as_str).filter(|v| is_name(v))
+    sel.match_labels.get("app").map(String::as_str).filter(|v| syntax::is_name(v))
 }
 
 /// A workload name made from a selector's values: `{role=db, tier=be}` gives `db-be`.
@@ -1603,7 +1574,7 @@ fn suggest_name(sel: &LabelSelector, keys: bool) -> String {
         name = format!("pods-{name}");
     }
     let name = name.trim_end_matches('-').to_owned();
-    if is_name(&name) { name } else { format!("{name}-pods") }
+    if syntax::is_name(&name) { name } else { format!("{name}-pods") }
 }
 
 /// Letters, digits and single hyphens.

@@ -10,6 +10,36 @@ use crate::ast::{
     StatementKind, Target,
 };
 
+/// The words that cannot be names, as the grammar's `keyword` rule lists them (a test keeps the
+/// two equal).
+pub const KEYWORDS: [&str; 14] = [
+    "namespace",
+    "workload",
+    "external",
+    "anywhere",
+    "dns",
+    "priority",
+    "nodes",
+    "node",
+    "isolated",
+    "guarded",
+    "open",
+    "ingress",
+    "egress",
+    "except",
+];
+
+/// Whether `s` can be written as a bare name (workload, external, namespace): a letter, then
+/// letters, digits, `-` and `_`, not ending with `-`, and not a keyword.
+#[must_use]
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !s.ends_with('-')
+        && !KEYWORDS.contains(&s)
+}
+
 /// A file that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyntaxError {
@@ -581,6 +611,27 @@ mod tests {
         // An error in a late piece is reported where a single parse reports it.
         let broken = format!("{text}namespace bad {{\n  a -> \n}}\n");
         assert!(parse(&broken) == parse_items(&broken, 0).map(|items| File { items }), "same error");
+    }
+
+    #[test]
+    fn keywords_are_the_grammars() {
+        let grammar = include_str!("../../grammar/netc.pest");
+        let rule =
+            grammar.split("keyword    = @{").nth(1).and_then(|r| r.split('}').next()).expect("keyword rule");
+        let mut listed: Vec<&str> = rule.split('"').skip(1).step_by(2).collect();
+        let mut ours = KEYWORDS.to_vec();
+        listed.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(listed, ours, "syntax::KEYWORDS must list the grammar's `keyword` rule");
+        for kw in KEYWORDS {
+            assert!(!is_name(kw));
+            assert!(parse(&format!("workload {kw} = {{a=b}}")).is_err(), "{kw} is refused as a name");
+        }
+        for name in ["default", "web", "api-v2", "a_b"] {
+            assert!(is_name(name));
+            assert!(parse(&format!("workload {name} = {{a=b}}")).is_ok(), "{name} is a name");
+        }
+        assert!(!is_name("web-") && !is_name("2fa") && !is_name("a.b"));
     }
 
     #[test]

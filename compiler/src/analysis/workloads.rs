@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use netc_ir::{Ir, LabelSelector, Operator, Pod, Protocol, Workload};
 
+use crate::syntax;
+
 /// Labels that controllers put on pods and that say nothing about what the pod is (they differ
 /// between replicas or revisions), left out of suggested selectors.
 const NOISE_LABELS: [&str; 6] = [
@@ -49,25 +51,6 @@ pub fn replica_selector(pod: &Pod) -> Option<LabelSelector> {
     (!labels.is_empty()).then(|| LabelSelector { match_labels: labels, match_expressions: Vec::new() })
 }
 
-/// Words that cannot be names in netc.
-const KEYWORDS: [&str; 15] = [
-    "namespace",
-    "workload",
-    "external",
-    "default",
-    "anywhere",
-    "dns",
-    "priority",
-    "node",
-    "nodes",
-    "isolated",
-    "guarded",
-    "open",
-    "ingress",
-    "egress",
-    "except",
-];
-
 /// How to write `pod` (and the pods like it) in a statement of namespace `context`: the name of
 /// its workload; else, with `bare`, the value of its `app` label as an undeclared name (which
 /// means `app=<name>`) when that is a valid name no workload of the namespace uses; else an
@@ -76,7 +59,8 @@ const KEYWORDS: [&str; 15] = [
 #[must_use]
 pub fn pod_source(ir: &Ir, pod: &Pod, context: &str, bare: bool) -> String {
     let bare_name = pod.labels.get("app").filter(|app| {
-        bare && is_name(app) && !ir.workloads.iter().any(|w| w.namespace == pod.namespace && w.name == **app)
+        bare && syntax::is_name(app)
+            && !ir.workloads.iter().any(|w| w.namespace == pod.namespace && w.name == **app)
     });
     let local = match (workload_of(ir, pod), bare_name) {
         (Some(w), _) => w.name.clone(),
@@ -87,15 +71,6 @@ pub fn pod_source(ir: &Ir, pod: &Pod, context: &str, bare: bool) -> String {
         },
     };
     if pod.namespace == context { local } else { format!("{}/{local}", pod.namespace) }
-}
-
-/// Whether `s` can be written as a name: a letter, then letters, digits, `-` and `_`; no keyword.
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !s.ends_with('-')
-        && !KEYWORDS.contains(&s)
 }
 
 /// A label selector in netc notation: `{app=web, tier in (a, b), !legacy}`, values quoted when
