@@ -2,7 +2,8 @@
 //!
 //! Per-packet cost (BPF_PROG_TEST_RUN, in-kernel time per run) of the netc classifier at 10,
 //! 1,000 and 100,000 rules, beside an empty classifier:
-//! - established: a packet of an allowed flow already in conntrack (repeat = 1M);
+//! - established: an ACK of an allowed flow already in conntrack (repeat = 1M); and a SYN of a
+//!   known flow (a retransmission), which the datapath first tries to insert as a new flow;
 //! - new, allowed (warm): the first packet of a flow, judged by the real datapath code in a
 //!   benchmark-only program (runtime/ebpf/bench.c) that varies the source port itself, 64 new
 //!   flows per run, so caches are as warm as on a busy node;
@@ -10,7 +11,10 @@
 //!   run the same way; each run starts with cold caches and includes the kernel's timer, so this
 //!   is an upper bound;
 //! - new, denied: a packet no rule allows (never remembered, so repeat works; it is reported on
-//!   the ring buffer like in production).
+//!   the ring buffer like in production);
+//! - the floor: the conntrack insert an allowed SYN makes, alone (fresh keys into a fresh map of
+//!   the same size): what remembering a flow costs whatever the datapath around it does; and both
+//!   figures again with an 8,192-entry conntrack, to show how much of it is the table's size.
 //!
 //! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed),
 //! and one pod added (in place, as netcd does for added replicas; and as a whole new generation,
@@ -116,6 +120,30 @@ fn once_each(run: &mut dyn FnMut(&[u8]) -> Duration, frames: &[Vec<u8>]) -> f64 
     total / frames.len() as f64
 }
 
+/// Entries of the small conntrack the benchmark compares with (the real one has 262,144).
+const SMALL_CONNTRACK: u32 = 8192;
+
+/// The benchmark object loaded with the `rules` case applied and the server's endpoint bound to
+/// ifindex 1, where test runs arrive.
+fn loaded(rules: usize, capacities: &[(&str, u32)]) -> (Datapath, Plan) {
+    let (ir, inventory) = case(rules, false);
+    let plan = Plan::build(&ir, &inventory, &PlanOptions::default());
+    let mut dp = Datapath::load_bench(capacities).expect("load");
+    dp.apply(&plan, &interfaces(&plan), false).expect("apply");
+    let server_id = plan.endpoints.iter().find(|e| e.name == "server").expect("server").id;
+    dp.bind(&plan, server_id, 1).expect("bind");
+    (dp, plan)
+}
+
+/// Mean ns per flow of a benchmark program (`abi::BENCH_FLOWS_PER_RUN` fresh flows per run, never
+/// the same source port twice).
+fn warm(dp: &Datapath, program: &'static str, probe: &[u8]) -> f64 {
+    let runs = 1000u32.min(65_536 / abi::BENCH_FLOWS_PER_RUN - 1);
+    let (verdict, took) = dp.test_run(program, probe, runs).expect("run");
+    assert_eq!(verdict, 0, "every benchmark flow is new (and allowed)");
+    ns(took) / f64::from(abi::BENCH_FLOWS_PER_RUN)
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -127,8 +155,10 @@ fn main() {
     let fresh = if quick { 2_000 } else { 20_000 };
 
     let server = Ipv4Addr::new(10, 63, 0, 1);
-    let established = Packet::new(client_ip(0).into(), server.into(), packet::TCP, 40000, 1000);
+    let flow = Packet::new(client_ip(0).into(), server.into(), packet::TCP, 40000, 1000);
+    let established = packet::frame(&flow, packet::ACK, 0);
     let denied = Packet::new(client_ip(0).into(), server.into(), packet::TCP, 40001, 9);
+    let probe = Packet::new(client_ip(0).into(), server.into(), packet::TCP, 0, 1000).frame();
     let new_frames: Vec<Vec<u8>> = (0..fresh)
         .map(|i| {
             Packet::new(
@@ -144,7 +174,7 @@ fn main() {
 
     let empty = datapath::load_empty().expect("load the empty classifier");
     let (_, empty_repeat) =
-        datapath::test_run_program(&empty, abi::PROG_EMPTY, &established.frame(), repeat).expect("run");
+        datapath::test_run_program(&empty, abi::PROG_EMPTY, &established, repeat).expect("run");
     let mut run_empty = |f: &[u8]| datapath::test_run_program(&empty, abi::PROG_EMPTY, f, 1).expect("run").1;
     let empty_once = once_each(&mut run_empty, &new_frames);
     println!("datapath per packet (BPF_PROG_TEST_RUN, ns/run; baseline: empty classifier, same run)");
@@ -157,25 +187,18 @@ fn main() {
         "  {:>7} {:>20} {:>20} {:>30} {:>20}",
         "rules", "established", "new allowed (warm)", "new allowed (cold, repeat 1)", "new denied"
     );
+    let mut retransmitted = Vec::new();
     for rules in [10, 1_000, 100_000] {
-        let (ir, inventory) = case(rules, false);
-        let plan = Plan::build(&ir, &inventory, &PlanOptions::default());
-        let mut dp = Datapath::load_bench().expect("load");
-        dp.apply(&plan, &interfaces(&plan), false).expect("apply");
-        let server_id = plan.endpoints.iter().find(|e| e.name == "server").expect("server").id;
-        dp.bind(&plan, server_id, 1).expect("bind");
+        let (mut dp, _plan) = loaded(rules, &[]);
         let mut events = dp.take_events().expect("events");
-        let (verdict, _) = dp.test_run(abi::PROG_TO_POD, &established.frame(), 1).expect("run");
+        let (verdict, _) = dp.test_run(abi::PROG_TO_POD, &established, 1).expect("run");
         assert_eq!(verdict, 0, "the benchmark flow is allowed");
-        let (_, est) = dp.test_run(abi::PROG_TO_POD, &established.frame(), repeat).expect("run");
+        let (_, est) = dp.test_run(abi::PROG_TO_POD, &established, repeat).expect("run");
+        let (_, syn_again) = dp.test_run(abi::PROG_TO_POD, &flow.frame(), repeat).expect("run");
+        retransmitted.push(ns(syn_again));
         let mut run_new = |f: &[u8]| dp.test_run(abi::PROG_TO_POD, f, 1).expect("run").1;
         let new = once_each(&mut run_new, &new_frames);
-        // Warm: 64 fresh flows per run, `runs` runs, never the same source port twice.
-        let runs = 1000u32.min(65_536 / abi::BENCH_FLOWS_PER_RUN - 1);
-        let probe = Packet::new(client_ip(0).into(), server.into(), packet::TCP, 0, 1000).frame();
-        let (verdict, warm) = dp.test_run(abi::PROG_BENCH_NEW_FLOWS, &probe, runs).expect("run");
-        assert_eq!(verdict, 0, "every benchmark flow is new and allowed");
-        let warm_new = ns(warm) / f64::from(abi::BENCH_FLOWS_PER_RUN);
+        let warm_new = warm(&dp, abi::PROG_BENCH_NEW_FLOWS, &probe);
         let (verdict, _) = dp.test_run(abi::PROG_TO_POD, &denied.frame(), 1).expect("run");
         assert_eq!(verdict, 2, "the denied flow is denied");
         let (_, deny) = dp.test_run(abi::PROG_TO_POD, &denied.frame(), repeat).expect("run");
@@ -194,6 +217,27 @@ fn main() {
             ns(deny) / ns(empty_repeat)
         );
     }
+    println!(
+        "  a retransmitted SYN (known flow, judged, then found by its failed insert): {}",
+        retransmitted.iter().map(|t| format!("{t:.1} ns")).collect::<Vec<_>>().join(", ")
+    );
+    // The floor of an allowed new flow: its conntrack insert alone, in a fresh map of the same
+    // size (and of a small one, to show what the size costs).
+    let floor = |capacity: Option<u32>| {
+        let capacities: Vec<(&str, u32)> = capacity.map(|c| (abi::MAP_CONNTRACK, c)).into_iter().collect();
+        let (dp, _) = loaded(10, &capacities);
+        let insert = warm(&dp, abi::PROG_BENCH_CONNTRACK_INSERT, &probe);
+        let (dp, _) = loaded(10, &capacities);
+        (insert, warm(&dp, abi::PROG_BENCH_NEW_FLOWS, &probe))
+    };
+    let (insert, _) = floor(None);
+    let (small_insert, small_new) = floor(Some(SMALL_CONNTRACK));
+    println!(
+        "  floor: the conntrack insert alone (fresh keys, BPF_NOEXIST, 262,144-entry map): {insert:.1} ns per flow"
+    );
+    println!(
+        "  with an {SMALL_CONNTRACK}-entry conntrack (10 rules): new allowed (warm) {small_new:.1} ns, its insert alone {small_insert:.1} ns"
+    );
     println!("  targets (DESIGN.md): established <= 60 ns, new flow <= 150 ns, flat from 10 to 100k rules");
 
     // Update costs.

@@ -342,53 +342,131 @@ static __always_inline void report(__u32 generation, __u32 rule, const struct ne
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/*
- * Judge a flow at a door and remember the verdict. `original` is the flow in the direction of
- * its first packet through this door, `ct` its conntrack key (hook = the door).
- */
-static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
-				 const struct flow *original, struct netc_ct_key *ct, __u8 reason)
-{
-	__u32 generation = cfg->generation;
-	struct netc_endpoint_key ek = { .generation = generation, .ifindex = ifindex };
-	struct netc_endpoint *ep = bpf_map_lookup_elem(&netc_endpoints, &ek);
-	if (!ep) {
-		/* Not a pod of this generation (being attached or detached): not ours to judge. */
-		if (reason == NETC_REASON_REJUDGE)
-			bpf_map_delete_elem(&netc_conntrack, ct);
-		return TC_ACT_OK;
-	}
-	__u8 direction = ct->hook;
-	__u32 rule = (ep->flags & NETC_EP_FAIL_CLOSED) ? NETC_RULE_FAIL_CLOSED
-						       : decide(generation, ep, direction, original);
-	__u8 verdict = NETC_VERDICT_ALLOW;
-	if (rule == NETC_RULE_NONE || rule == NETC_RULE_FAIL_CLOSED)
-		verdict = (ep->flags & NETC_EP_AUDIT) ? NETC_VERDICT_AUDIT : NETC_VERDICT_DENY;
+/* What a door says of a flow, before anything is remembered, counted or reported. */
+struct judgement {
+	const struct netc_endpoint *ep;
+	__u32 generation;
+	__u32 rule;
+	__u8 direction;
+	__u8 verdict; /* NETC_VERDICT_* */
+};
 
-	if (verdict == NETC_VERDICT_DENY) {
-		if (reason == NETC_REASON_REJUDGE)
-			bpf_map_delete_elem(&netc_conntrack, ct);
+/* Judge a flow at a door of interface `ifindex`: `original` is the flow in the direction of its
+ * first packet through the door. False when the interface is no endpoint of this generation
+ * (being attached or detached): not ours to judge. */
+static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, __u8 direction,
+				  const struct flow *original, struct judgement *j)
+{
+	j->generation = cfg->generation;
+	struct netc_endpoint_key ek = { .generation = j->generation, .ifindex = ifindex };
+	j->ep = bpf_map_lookup_elem(&netc_endpoints, &ek);
+	if (!j->ep)
+		return 0;
+	j->direction = direction;
+	j->rule = (j->ep->flags & NETC_EP_FAIL_CLOSED) ? NETC_RULE_FAIL_CLOSED
+						     : decide(j->generation, j->ep, direction, original);
+	j->verdict = NETC_VERDICT_ALLOW;
+	if (j->rule == NETC_RULE_NONE || j->rule == NETC_RULE_FAIL_CLOSED)
+		j->verdict = (j->ep->flags & NETC_EP_AUDIT) ? NETC_VERDICT_AUDIT : NETC_VERDICT_DENY;
+	return 1;
+}
+
+/* Count and report a judgement (the conntrack side is done) and say what to do with the packet. */
+static __always_inline int settle(__u32 ifindex, const struct netc_config *cfg,
+				  const struct flow *original, const struct judgement *j, __u8 reason)
+{
+	if (j->verdict == NETC_VERDICT_DENY) {
 		count(NETC_STAT_DROPPED);
-		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
+		report(j->generation, j->rule, j->ep, ifindex, j->direction, original, j->verdict, reason);
 		return TC_ACT_SHOT;
 	}
-
-	struct netc_ct_value entry = { .generation = generation, .rule = rule, .verdict = verdict };
-	bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_ANY);
-	if (verdict == NETC_VERDICT_AUDIT) {
+	if (j->verdict == NETC_VERDICT_AUDIT) {
 		count(NETC_STAT_AUDITED);
-		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
+		report(j->generation, j->rule, j->ep, ifindex, j->direction, original, j->verdict, reason);
 		return TC_ACT_OK;
 	}
 	count(NETC_STAT_PASSED_NEW);
+	__u32 rule = j->rule;
 	if (rule < NETC_MAX_RULES) {
 		__u64 *n = bpf_map_lookup_elem(&netc_rule_counters, &rule);
 		if (n)
 			*n += 1;
 	}
 	if (rule != NETC_RULE_OPEN && (cfg->flags & NETC_CONFIG_REPORT_ALLOWED))
-		report(generation, rule, ep, ifindex, direction, original, verdict, reason);
+		report(j->generation, rule, j->ep, ifindex, j->direction, original, j->verdict, reason);
 	return TC_ACT_OK;
+}
+
+static __always_inline void stamp(struct netc_ct_value *v, const struct judgement *j)
+{
+	v->generation = j->generation;
+	v->rule = j->rule;
+	v->verdict = j->verdict;
+}
+
+/* Whether a remembered flow was judged by the live state. */
+static __always_inline int current(const struct netc_ct_value *v, const struct netc_config *cfg)
+{
+	return v->generation == cfg->generation;
+}
+
+/*
+ * Judge a flow at a door and remember the verdict. `ct` is its conntrack key (hook = the door)
+ * and `known` its entry when it has one (judged under an older state): that entry is stamped
+ * again in place when the flow still passes, and forgotten when it does not.
+ */
+static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
+				 const struct flow *original, struct netc_ct_key *ct,
+				 struct netc_ct_value *known)
+{
+	struct judgement j;
+	if (!assess(ifindex, cfg, ct->hook, original, &j)) {
+		if (known)
+			bpf_map_delete_elem(&netc_conntrack, ct);
+		return TC_ACT_OK;
+	}
+	if (j.verdict == NETC_VERDICT_DENY) {
+		if (known)
+			bpf_map_delete_elem(&netc_conntrack, ct);
+	} else if (known) {
+		stamp(known, &j);
+	} else {
+		struct netc_ct_value entry = {};
+		stamp(&entry, &j);
+		bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_ANY);
+	}
+	return settle(ifindex, cfg, original, &j, known ? NETC_REASON_REJUDGE : NETC_REASON_NEW);
+}
+
+/* judge_syn's answer when the flow has an entry already: judge it the long way. */
+#define NETC_KNOWN_FLOW (-1)
+
+/*
+ * A TCP SYN opens a connection: never a reply, and almost always unknown. Judge it first and
+ * insert it with BPF_NOEXIST, so an allowed new connection hashes its conntrack key once (an
+ * insert) instead of twice (a lookup that misses, then an insert). A flow with an entry already
+ * (a retransmitted SYN, a reused port) gets NETC_KNOWN_FLOW and the same treatment as before.
+ */
+static __always_inline int judge_syn(__u32 ifindex, const struct netc_config *cfg,
+				     const struct flow *f, struct netc_ct_key *ct)
+{
+	struct judgement j;
+	if (!assess(ifindex, cfg, ct->hook, f, &j))
+		return NETC_KNOWN_FLOW; /* rare: let the lookup decide what to forget */
+	if (j.verdict != NETC_VERDICT_DENY) {
+		struct netc_ct_value entry = {};
+		stamp(&entry, &j);
+		if (bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_NOEXIST) != 0)
+			return NETC_KNOWN_FLOW;
+		return settle(ifindex, cfg, f, &j, NETC_REASON_NEW);
+	}
+	/* Denied: a flow remembered by the live state still passes, an older one is forgotten. */
+	struct netc_ct_value *known = bpf_map_lookup_elem(&netc_conntrack, ct);
+	if (known && current(known, cfg))
+		return TC_ACT_OK;
+	if (known)
+		bpf_map_delete_elem(&netc_conntrack, ct);
+	return settle(ifindex, cfg, f, &j, known ? NETC_REASON_REJUDGE : NETC_REASON_NEW);
 }
 
 static __always_inline void ct_key_of(const struct flow *f, __u32 ifindex, __u8 hook,
@@ -423,34 +501,39 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 	if (!cfg || cfg->generation == 0)
 		return TC_ACT_OK;
 
-	/* A packet of a flow that started through this door... */
 	struct netc_ct_key ct = {};
 	ct_key_of(f, ifindex, hook, &ct);
-	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
-	if (entry) {
-		if (entry->generation == cfg->generation)
-			return TC_ACT_OK;
-		return judge(ifindex, cfg, f, &ct, NETC_REASON_REJUDGE);
+	if (f->tcp_syn) {
+		int verdict = judge_syn(ifindex, cfg, f, &ct);
+		if (verdict != NETC_KNOWN_FLOW)
+			return verdict;
 	}
 
-	/* A connection's first packet is no reply: skip the second lookup. */
-	if (f->tcp_syn)
-		return judge(ifindex, cfg, f, &ct, NETC_REASON_NEW);
-
-	/* ...or a reply of one that entered through the other door of this interface... */
-	struct flow original = {};
-	reverse(f, &original);
-	struct netc_ct_key reply = {};
-	ct_key_of(&original, ifindex, hook ^ 1, &reply);
-	entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
+	/* A packet of a flow that started through this door... */
+	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
 	if (entry) {
-		if (entry->generation == cfg->generation)
+		if (current(entry, cfg))
 			return TC_ACT_OK;
-		return judge(ifindex, cfg, &original, &reply, NETC_REASON_REJUDGE);
+		return judge(ifindex, cfg, f, &ct, entry);
+	}
+
+	/* ...or a reply of one that entered through the other door of this interface (a SYN
+	 * never is)... */
+	if (!f->tcp_syn) {
+		struct flow original = {};
+		reverse(f, &original);
+		struct netc_ct_key reply = {};
+		ct_key_of(&original, ifindex, hook ^ 1, &reply);
+		entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
+		if (entry) {
+			if (current(entry, cfg))
+				return TC_ACT_OK;
+			return judge(ifindex, cfg, &original, &reply, entry);
+		}
 	}
 
 	/* ...or the first packet of a new flow. */
-	return judge(ifindex, cfg, f, &ct, NETC_REASON_NEW);
+	return judge(ifindex, cfg, f, &ct, NULL);
 }
 
 static __always_inline int classify(struct __sk_buff *skb, __u8 hook)

@@ -9,7 +9,8 @@
 pub static DATAPATH_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netc.bpf.o"));
 /// An empty classifier (`ebpf/empty.c`), the benchmarks' baseline.
 pub static EMPTY_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/empty.bpf.o"));
-/// The datapath plus a program that judges 64 new flows per run (`ebpf/bench.c`), for benches.
+/// The datapath plus programs that judge 64 new flows per run and insert 64 conntrack keys per run
+/// (`ebpf/bench.c`), for benches.
 pub static BENCH_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench.bpf.o"));
 /// The host program that prints the C layout of the shared structs (for the layout test).
 pub const LAYOUT_PRINTER: &str = concat!(env!("OUT_DIR"), "/netc-abi-layout");
@@ -19,7 +20,10 @@ pub const PROG_FROM_POD: &str = "netc_from_pod";
 pub const PROG_TO_POD: &str = "netc_to_pod";
 pub const PROG_EMPTY: &str = "netc_empty";
 pub const PROG_BENCH_NEW_FLOWS: &str = "netc_bench_new_flows";
-/// New flows `PROG_BENCH_NEW_FLOWS` judges per run.
+/// Inserts `BENCH_FLOWS_PER_RUN` fresh keys into the conntrack map per run, nothing else.
+pub const PROG_BENCH_CONNTRACK_INSERT: &str = "netc_bench_conntrack_insert";
+/// New flows `PROG_BENCH_NEW_FLOWS` judges (and keys `PROG_BENCH_CONNTRACK_INSERT` inserts) per
+/// run.
 pub const BENCH_FLOWS_PER_RUN: u32 = 64;
 
 /// Map names, as in the C source (also their pin names under the bpffs directory).

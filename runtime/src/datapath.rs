@@ -355,16 +355,23 @@ impl Datapath {
         )
     }
 
-    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS`.
+    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS` and
+    /// `abi::PROG_BENCH_CONNTRACK_INSERT`, with some maps' capacities changed as in
+    /// [`Datapath::load_with_capacities`].
     ///
     /// # Errors
     /// As [`Datapath::load`].
-    pub fn load_bench() -> Result<Datapath, DatapathError> {
+    pub fn load_bench(capacities: &[(&str, u32)]) -> Result<Datapath, DatapathError> {
         Datapath::load_object(
             abi::BENCH_OBJECT,
-            &[abi::PROG_FROM_POD, abi::PROG_TO_POD, abi::PROG_BENCH_NEW_FLOWS],
+            &[
+                abi::PROG_FROM_POD,
+                abi::PROG_TO_POD,
+                abi::PROG_BENCH_NEW_FLOWS,
+                abi::PROG_BENCH_CONNTRACK_INSERT,
+            ],
             None,
-            &[],
+            capacities,
         )
     }
 

@@ -338,3 +338,68 @@ fn pods_added_in_place_are_enforced_without_a_new_generation_needs_root() {
     // ...and the open connection was never judged again.
     assert_eq!(h.ingress_frame("backend", &packet::frame(&syn, ACK, 0)), PASS);
 }
+
+/// The conntrack key of `packet` at `pod`'s ingress door, as the harness runs it (ifindex 1).
+fn ingress_key(packet: &Packet) -> abi::CtKey {
+    let (family, saddr) = abi::addr_bytes(packet.src);
+    let (_, daddr) = abi::addr_bytes(packet.dst);
+    abi::CtKey {
+        saddr,
+        daddr,
+        sport: packet.sport.to_be(),
+        dport: packet.dport.to_be(),
+        ifindex: 1,
+        family: u8::try_from(family).expect("4 or 6"),
+        protocol: packet.protocol,
+        hook: abi::INGRESS,
+        pad: 0,
+    }
+}
+
+fn drain(events: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<abi::Event> {
+    let mut seen = Vec::new();
+    while let Some(item) = events.next() {
+        seen.push(abi::Event::from_bytes(&item).expect("an event"));
+    }
+    seen
+}
+
+#[test]
+fn syns_of_known_flows_are_judged_as_before_needs_root() {
+    if !can_run_as_root("syns_of_known_flows_are_judged_as_before_needs_root") {
+        return;
+    }
+    let (ir1, inv) = seed();
+    let mut h = Harness::new(&ir1, &inv, false);
+    let mut events = h.datapath.take_events().expect("events");
+    let syn = p(FE, BE, TCP, 48000, 8080);
+    let passed = |h: &Harness| h.datapath.maps().stats().expect("stats")[abi::STAT_PASSED_NEW as usize];
+    assert_eq!(h.ingress("backend", syn), PASS);
+    assert_eq!(passed(&h), 1);
+    assert_eq!(drain(&mut events).iter().map(|e| e.reason).collect::<Vec<_>>(), vec![abi::REASON_NEW]);
+    // A retransmitted SYN is the same flow: it passes, and is neither counted nor reported again.
+    assert_eq!(h.ingress("backend", syn), PASS);
+    assert_eq!(passed(&h), 1);
+    assert!(drain(&mut events).is_empty());
+    // Under a new generation that still allows it, the SYN is judged again, once.
+    h.reapply(&ir1, &inv, false);
+    assert_eq!(h.ingress("backend", syn), PASS);
+    assert_eq!(drain(&mut events).iter().map(|e| e.reason).collect::<Vec<_>>(), vec![abi::REASON_REJUDGE]);
+    let entry = h.datapath.maps().conntrack(&ingress_key(&syn)).expect("lookup").expect("remembered");
+    assert_eq!(entry.generation, 2, "stamped with the generation that judged it again");
+    assert_eq!(h.ingress("backend", syn), PASS);
+    assert!(drain(&mut events).is_empty());
+    // Under one that revokes it, the SYN is dropped as a judged-again flow and forgotten.
+    let mut ir2 = ir1.clone();
+    ir2.policies[0].ingress.rules.clear();
+    h.reapply(&ir2, &inv, false);
+    assert_eq!(h.ingress("backend", syn), DROP);
+    let seen = drain(&mut events);
+    assert_eq!(
+        seen.iter().map(|e| (e.verdict, e.reason)).collect::<Vec<_>>(),
+        vec![(abi::VERDICT_DENY, abi::REASON_REJUDGE)]
+    );
+    assert_eq!(h.datapath.maps().conntrack(&ingress_key(&syn)).expect("lookup"), None);
+    assert_eq!(h.ingress("backend", syn), DROP);
+    assert_eq!(drain(&mut events)[0].reason, abi::REASON_NEW, "a forgotten flow is new again");
+}
