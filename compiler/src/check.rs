@@ -3,6 +3,7 @@
 //! All problems are collected; checking goes on after each so that a file's errors are reported
 //! together. Doors and flows are only gathered here; [`crate::lower`] applies the door model.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -686,12 +687,14 @@ impl Checker {
                     },
                 };
                 let lookup_ns = match &scope {
-                    NsScope::Named(n) => Some(n.clone()),
+                    NsScope::Named(n) => Some(n.as_str()),
                     NsScope::Selector(_) => None,
                 };
                 let (selector, pod_display, named, key) = match &pods.node {
-                    PodRef::All => (Arc::new(LabelSelector::everything()), "*".to_owned(), false, None),
-                    PodRef::Selector(s) => (Arc::new(self.selector(file, s)), selector_text(s), false, None),
+                    PodRef::All => (Arc::new(LabelSelector::everything()), Cow::Borrowed("*"), false, None),
+                    PodRef::Selector(s) => {
+                        (Arc::new(self.selector(file, s)), Cow::Owned(selector_text(s)), false, None)
+                    }
                     PodRef::Named(name) => {
                         if namespace.is_none()
                             && let Some((blocks, decl)) = self.externals.get(name)
@@ -705,17 +708,17 @@ impl Checker {
                             }
                             return Some(End::Cidrs(blocks.clone(), name.as_str().into()));
                         }
-                        match lookup_ns.as_deref() {
+                        match lookup_ns {
                             Some(ns) => {
                                 let r = self.named_workload(ns, name, at);
-                                (r.selector, name.clone(), true, Some(r.key))
+                                (r.selector, Cow::Borrowed(name.as_str()), true, Some(r.key))
                             }
                             None => {
                                 // `*/name` or `{..}/name`: the label, in every chosen namespace.
                                 self.check_implicit_name(name, at);
                                 (
                                     Arc::new(LabelSelector::labels([("app", name.as_str())])),
-                                    name.clone(),
+                                    Cow::Borrowed(name.as_str()),
                                     true,
                                     None,
                                 )
@@ -723,16 +726,16 @@ impl Checker {
                         }
                     }
                 };
-                let key = match (key, lookup_ns.as_deref()) {
+                let key = match (key, lookup_ns) {
                     (Some(k), _) => Some(k),
                     (None, Some(ns)) => Some(self.key(ns, &selector)),
                     (None, None) => None,
                 };
-                let display = match ns_display {
-                    Some(n) => format!("{n}/{pod_display}"),
-                    None => pod_display,
+                let display: Arc<str> = match ns_display {
+                    Some(n) => format!("{n}/{pod_display}").into(),
+                    None => Arc::from(&*pod_display),
                 };
-                Some(End::Pods { ns: scope, pods: selector, display: display.into(), named, key })
+                Some(End::Pods { ns: scope, pods: selector, display, named, key })
             }
         }
     }

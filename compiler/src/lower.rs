@@ -529,13 +529,14 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
                 .collect(),
         ),
         End::Pods { ns: scope, pods, .. } => {
-            let pods_opt = if pods.is_empty() { None } else { Some((**pods).clone()) };
+            // Cloned only where used: a selector clone is a few allocations, on every arrow.
+            let pods_opt = || if pods.is_empty() { None } else { Some((**pods).clone()) };
             Some(vec![match scope {
                 NsScope::Named(n) if n == ns => Peer::Pods { namespaces: None, pods: Some((**pods).clone()) },
                 NsScope::Named(n) => {
-                    Peer::Pods { namespaces: Some(LabelSelector::namespace_named(n)), pods: pods_opt }
+                    Peer::Pods { namespaces: Some(LabelSelector::namespace_named(n)), pods: pods_opt() }
                 }
-                NsScope::Selector(s) => Peer::Pods { namespaces: Some(s.clone()), pods: pods_opt },
+                NsScope::Selector(s) => Peer::Pods { namespaces: Some(s.clone()), pods: pods_opt() },
             }])
         }
     }
@@ -692,8 +693,16 @@ fn rule_id(ns: &str, policy: &str, dir: Direction, content: u64) -> String {
     let mut h = Fnv::new();
     h.str(ns);
     h.str(policy);
-    h.str(&dir.to_string());
-    h.str(&format!("{content:016x}"));
+    h.str(match dir {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    });
+    // `{content:016x}`, without an allocation.
+    let mut hex = [0u8; 16];
+    for (i, b) in hex.iter_mut().enumerate() {
+        *b = b"0123456789abcdef"[usize::try_from((content >> (60 - 4 * i)) & 0xf).expect("a nibble")];
+    }
+    h.bytes(&hex);
     format!("r{:012x}", h.0 >> 16)
 }
 
@@ -725,9 +734,13 @@ fn content_hash(peers: &[Peer], ports: &[Port]) -> u64 {
         h.str(p.protocol.as_str());
         match &p.port {
             None => h.str("*"),
-            Some(v) => h.str(&v.to_string()),
+            Some(PortValue::Number(n)) => h.number(*n),
+            Some(PortValue::Name(name)) => h.str(name),
         }
-        h.str(&p.end_port.map_or(String::new(), |e| e.to_string()));
+        match p.end_port {
+            None => h.str(""),
+            Some(e) => h.number(e),
+        }
     }
     h.0
 }
@@ -742,10 +755,31 @@ impl Fnv {
     }
 
     fn str(&mut self, s: &str) {
-        for b in s.bytes().chain(std::iter::once(0xff)) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// A field of raw bytes, delimited like [`Fnv::str`].
+    fn bytes(&mut self, s: &[u8]) {
+        for &b in s.iter().chain(std::iter::once(&0xff)) {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+
+    /// A number as its decimal digits (as `n.to_string()` would give), without an allocation.
+    fn number(&mut self, n: u16) {
+        let mut digits = [0u8; 5];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + u8::try_from(rest % 10).expect("a digit");
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[at..]);
     }
 
     fn selector(&mut self, s: &LabelSelector) {
@@ -801,4 +835,19 @@ fn suffixed(base: &str, selector: &LabelSelector) -> String {
 #[must_use]
 pub fn namespaces(ir: &Ir) -> BTreeSet<&str> {
     ir.policies.iter().map(|p| p.namespace.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fnv;
+
+    #[test]
+    fn numbers_hash_as_their_decimal_text() {
+        for n in [0u16, 1, 9, 10, 53, 443, 8080, 9999, 10000, 65535] {
+            let (mut by_number, mut by_text) = (Fnv::new(), Fnv::new());
+            by_number.number(n);
+            by_text.str(&n.to_string());
+            assert_eq!(by_number.0, by_text.0, "{n}");
+        }
+    }
 }
