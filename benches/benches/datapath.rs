@@ -16,9 +16,12 @@
 //!   the same size): what remembering a flow costs whatever the datapath around it does; and both
 //!   figures again with an 8,192-entry conntrack, to show how much of it is the table's size.
 //!
-//! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed),
-//! and one pod added (in place, as netcd does for added replicas; and as a whole new generation,
-//! what any other change costs).
+//! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed);
+//! one pod changed in place (as netcd does when only pods change), one after the other on the
+//! same live state: a replica added (existing identity), a pod removed, a pod relabelled to an
+//! existing identity, a pod of a new identity added (entries at the endpoint that guards it);
+//! each from the inventory diff to the last map write; and the last change as a whole new
+//! generation, what every pod change cost before.
 //!
 //! Run as root: `cargo bench -p netc-benches --bench datapath`. Without root it says so and
 //! exits. `NETC_BENCH_QUICK=1` uses fewer repeats.
@@ -61,14 +64,19 @@ fn client_ip(i: usize) -> Ipv4Addr {
 }
 
 /// `rules` rules guarding the server's ingress: rule i lets app=client(i mod 1000) reach TCP
-/// port 1000 + i / 1000, so every rule is distinct and each is one policy entry.
-fn case(rules: usize, extra_pod: bool) -> (Ir, Inventory) {
+/// port 1000 + i / 1000, so every rule is distinct and each is one policy entry; the last one
+/// lets pods role=probe in instead (no pod is one until the update benchmark adds one).
+fn case(rules: usize) -> (Ir, Inventory) {
     let rule_list = (0..rules)
         .map(|i| Rule {
             id: format!("r{i}"),
             peers: vec![Peer::Pods {
                 namespaces: None,
-                pods: Some(LabelSelector::labels([("app", format!("client{}", i % CLIENTS))])),
+                pods: Some(if i + 1 == rules && rules > 1 {
+                    LabelSelector::labels([("role", "probe")])
+                } else {
+                    LabelSelector::labels([("app", format!("client{}", i % CLIENTS))])
+                }),
             }],
             ports: vec![Port {
                 protocol: Protocol::Tcp,
@@ -95,9 +103,6 @@ fn case(rules: usize, extra_pod: bool) -> (Ir, Inventory) {
         .map(|i| pod(&format!("client{i:04}"), &format!("client{i}"), client_ip(i)))
         .collect();
     pods.push(pod("server", "server", Ipv4Addr::new(10, 63, 0, 1)));
-    if extra_pod {
-        pods.push(pod("zz-new", "client0", Ipv4Addr::new(10, 63, 0, 2)));
-    }
     pods.sort_by(|a, b| a.name.cmp(&b.name));
     let namespaces = vec![Namespace {
         name: "default".into(),
@@ -120,13 +125,16 @@ fn once_each(run: &mut dyn FnMut(&[u8]) -> Duration, frames: &[Vec<u8>]) -> f64 
     total / frames.len() as f64
 }
 
+/// A pod change the update benchmark makes: its description and what it does to the inventory.
+type PodChange = (&'static str, fn(&mut Inventory));
+
 /// Entries of the small conntrack the benchmark compares with (the real one has 262,144).
 const SMALL_CONNTRACK: u32 = 8192;
 
 /// The benchmark object loaded with the `rules` case applied and the server's endpoint bound to
 /// ifindex 1, where test runs arrive.
 fn loaded(rules: usize, capacities: &[(&str, u32)]) -> (Datapath, Plan) {
-    let (ir, inventory) = case(rules, false);
+    let (ir, inventory) = case(rules);
     let plan = Plan::build(&ir, &inventory, &PlanOptions::default());
     let mut dp = Datapath::load_bench(capacities).expect("load");
     dp.apply(&plan, &interfaces(&plan), false).expect("apply");
@@ -243,7 +251,7 @@ fn main() {
     // Update costs.
     println!("netcd update (baseline: one map write of the same datapath, same run)");
     let mut dp = Datapath::load(None).expect("load");
-    let (ir, inventory) = case(10_000, false);
+    let (ir, inventory) = case(10_000);
     let plan0 = Plan::build(&ir, &inventory, &PlanOptions::default());
     dp.apply(&plan0, &interfaces(&plan0), false).expect("warm up");
     let t = Instant::now();
@@ -263,24 +271,49 @@ fn main() {
         report.entries,
         one_write.as_secs_f64() * 1e6
     );
-    let (ir2, inventory2) = case(10_000, true);
-    let t = Instant::now();
-    let delta = plan
-        .added_pods(&ir2, &inventory, &inventory2, &PlanOptions::default())
-        .expect("a replica adds in place");
-    let report2 = dp.apply_delta(&delta, &interfaces(&delta.as_plan())).expect("apply in place");
+    // One pod change after another, each in place on the live generation.
     let mut plan = plan;
-    plan.extend(&delta);
-    let pod_change = t.elapsed();
-    assert_eq!(plan.endpoints.len(), inventory2.pods.len());
+    let mut live = inventory;
+    let changes: [PodChange; 4] = [
+        ("a replica added (existing identity)", |inv| {
+            inv.pods.push(pod("zz-new", "client0", Ipv4Addr::new(10, 63, 0, 2)));
+        }),
+        ("a pod removed", |inv| inv.pods.retain(|p| p.name != "client0005")),
+        ("a pod relabelled (existing identity)", |inv| {
+            let p = inv.pods.iter_mut().find(|p| p.name == "client0006").expect("client0006");
+            p.labels.insert("app".into(), "client7".into());
+        }),
+        ("a pod of a new identity added", |inv| {
+            let mut probe = pod("zz-probe", "client0", Ipv4Addr::new(10, 63, 0, 3));
+            probe.labels.insert("role".into(), "probe".into());
+            inv.pods.push(probe);
+        }),
+    ];
+    for (what, change) in changes {
+        let mut next = live.clone();
+        change(&mut next);
+        let t = Instant::now();
+        let delta = plan.update_in_place(&ir, &live, &next, &PlanOptions::default()).expect("in place");
+        let planned = t.elapsed();
+        let added = delta.endpoints.iter().map(|e| (e.id, 1_000_000 + e.id)).collect();
+        let applied = dp.apply_delta(&delta, &added).expect("apply in place");
+        let took = t.elapsed();
+        println!(
+            "  {what:<38} in place: {:.3} ms (plan {:.3} ms; {} map writes{}{})",
+            took.as_secs_f64() * 1e3,
+            planned.as_secs_f64() * 1e3,
+            applied.entries,
+            if delta.new_identities > 0 { ", a new identity" } else { "" },
+            if delta.rejudge { ", open connections judged again" } else { "" },
+        );
+        live = next;
+    }
     let t = Instant::now();
-    let rebuilt = Plan::build(&ir2, &inventory2, &PlanOptions::default());
+    let rebuilt = Plan::build(&ir, &live, &PlanOptions::default());
     let full = dp.apply(&rebuilt, &interfaces(&rebuilt), false).expect("apply");
     let full_change = t.elapsed();
     println!(
-        "  one pod added (10k-rule IR), in place: {:.3} ms ({} map entries); as a whole new generation: {:.1} ms ({:.1} ms to the flip)",
-        pod_change.as_secs_f64() * 1e3,
-        report2.entries,
+        "  the last change as a whole new generation: {:.1} ms ({:.1} ms to the flip)",
         full_change.as_secs_f64() * 1e3,
         full.to_flip.as_secs_f64() * 1e3
     );

@@ -12,6 +12,7 @@
 int main(void)
 {
 	SIZE(netc_config); OFF(netc_config, generation); OFF(netc_config, flags);
+	OFF(netc_config, epoch); OFF(netc_config, pad);
 	SIZE(netc_endpoint_key); OFF(netc_endpoint_key, generation); OFF(netc_endpoint_key, ifindex);
 	SIZE(netc_endpoint); OFF(netc_endpoint, id); OFF(netc_endpoint, flags); OFF(netc_endpoint, door);
 	OFF(netc_endpoint, pad);
@@ -28,7 +29,8 @@ int main(void)
 	SIZE(netc_ct_key); OFF(netc_ct_key, saddr); OFF(netc_ct_key, daddr); OFF(netc_ct_key, sport);
 	OFF(netc_ct_key, dport); OFF(netc_ct_key, ifindex); OFF(netc_ct_key, family);
 	OFF(netc_ct_key, protocol); OFF(netc_ct_key, hook); OFF(netc_ct_key, pad);
-	SIZE(netc_ct_value); OFF(netc_ct_value, generation); OFF(netc_ct_value, rule);
+	SIZE(netc_ct_value); OFF(netc_ct_value, generation); OFF(netc_ct_value, epoch);
+	OFF(netc_ct_value, rule);
 	OFF(netc_ct_value, verdict); OFF(netc_ct_value, pad);
 	SIZE(netc_event); OFF(netc_event, time_ns); OFF(netc_event, generation); OFF(netc_event, rule);
 	OFF(netc_event, endpoint); OFF(netc_event, ifindex); OFF(netc_event, saddr);

@@ -28,7 +28,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define NETC_MAX_RULES (1 << 18)
 
-/* netc_config[0] (array): the live generation; 0 = nothing loaded, everything passes. */
+/* netc_config[0] (array): the live generation and epoch; generation 0 = nothing loaded,
+ * everything passes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -83,13 +84,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } netc_port_ranges SEC(".maps");
 
-/* netc_conntrack (LRU hash): flows judged at a door -> the verdict and its generation. */
+/* netc_conntrack (LRU hash): flows judged at a door -> the verdict and the generation and epoch
+ * that judged it. Per-CPU LRU lists (BPF_F_NO_COMMON_LRU): an insert takes no global lock and
+ * rotates a few nodes of its own CPU's list (measured faster than the common list); lookups
+ * still find every CPU's entries (the hash table is shared, only eviction is per CPU). Each CPU
+ * can hold max_entries / possible CPUs of them before it evicts its own least recently used. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct netc_ct_key);
 	__type(value, struct netc_ct_value);
-	/* Per-CPU LRU lists: inserting a new flow takes no global lock. */
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } netc_conntrack SEC(".maps");
 
@@ -346,6 +350,7 @@ static __always_inline void report(__u32 generation, __u32 rule, const struct ne
 struct judgement {
 	const struct netc_endpoint *ep;
 	__u32 generation;
+	__u32 epoch;
 	__u32 rule;
 	__u8 direction;
 	__u8 verdict; /* NETC_VERDICT_* */
@@ -358,6 +363,7 @@ static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, 
 				  const struct flow *original, struct judgement *j)
 {
 	j->generation = cfg->generation;
+	j->epoch = cfg->epoch;
 	struct netc_endpoint_key ek = { .generation = j->generation, .ifindex = ifindex };
 	j->ep = bpf_map_lookup_elem(&netc_endpoints, &ek);
 	if (!j->ep)
@@ -400,6 +406,7 @@ static __always_inline int settle(__u32 ifindex, const struct netc_config *cfg,
 static __always_inline void stamp(struct netc_ct_value *v, const struct judgement *j)
 {
 	v->generation = j->generation;
+	v->epoch = j->epoch;
 	v->rule = j->rule;
 	v->verdict = j->verdict;
 }
@@ -407,7 +414,7 @@ static __always_inline void stamp(struct netc_ct_value *v, const struct judgemen
 /* Whether a remembered flow was judged by the live state. */
 static __always_inline int current(const struct netc_ct_value *v, const struct netc_config *cfg)
 {
-	return v->generation == cfg->generation;
+	return v->generation == cfg->generation && v->epoch == cfg->epoch;
 }
 
 /*

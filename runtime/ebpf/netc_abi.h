@@ -10,6 +10,14 @@
  * writes a whole new generation beside the live one, flips `netc_config.generation` in one map
  * write, then deletes the old generation. A packet reads the generation once and sees either
  * the old state or the new one, never a mix.
+ *
+ * Epochs: pods added, removed or relabelled are changed in place, in the live generation, when
+ * no rule's meaning changes: a new identity's policy entries first (no address maps to it yet),
+ * then endpoint and ipcache entries, each one map write that a packet sees whole or not at all
+ * (a packet reads one endpoint and one peer address). When such a change can turn an allowed
+ * flow into a denied one (a pod removed or changed), netcd then advances `netc_config.epoch` in
+ * one map write. Conntrack entries carry the generation and the epoch that judged them; a
+ * packet whose entry has another of either is judged again.
  */
 #ifndef NETC_ABI_H
 #define NETC_ABI_H
@@ -63,10 +71,14 @@
 #define NETC_STAT_NOT_IP 5
 #define NETC_STAT_COUNT 8
 
-/* netc_config[0]: the live generation. */
+/* netc_config[0]: the live generation and epoch. A flip writes a new generation and keeps the
+ * epoch; an in-place change that needs flows judged again writes a new epoch and keeps the
+ * generation: one field changes per write, so a packet never pairs a new one with an old one. */
 struct netc_config {
 	__u32 generation;
 	__u32 flags; /* NETC_CONFIG_* */
+	__u32 epoch;
+	__u32 pad;
 };
 
 /* Report allowed new flows as events too (denied and audited flows are always reported). */
@@ -146,10 +158,11 @@ struct netc_ct_key {
 };
 
 struct netc_ct_value {
-	__u32 generation; /* the generation that judged it: a different live one means judge again */
+	__u32 generation; /* the generation and epoch that judged it: when either differs from the */
+	__u32 epoch;      /* live one, the flow is judged again */
 	__u32 rule;
 	__u8 verdict; /* NETC_VERDICT_ALLOW or NETC_VERDICT_AUDIT */
-	__u8 pad[7];
+	__u8 pad[3];
 };
 
 /* One verdict, sent on netc_events. */

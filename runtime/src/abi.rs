@@ -100,6 +100,8 @@ pub const CIDR_KEY_FIXED_BITS: u32 = 64;
 pub struct Config {
     pub generation: u32,
     pub flags: u32,
+    pub epoch: u32,
+    pub pad: u32,
 }
 
 #[repr(C)]
@@ -185,9 +187,10 @@ pub struct CtKey {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CtValue {
     pub generation: u32,
+    pub epoch: u32,
     pub rule: u32,
     pub verdict: u8,
-    pub pad: [u8; 7],
+    pub pad: [u8; 3],
 }
 
 #[repr(C)]

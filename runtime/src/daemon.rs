@@ -123,14 +123,17 @@ struct State {
     datapath: Datapath,
     attached: BTreeSet<String>,
     plans: Plans,
-    /// The inputs and generation now live, to add pods in place (the plan is in `plans`).
+    /// The inputs and generation now live, to change pods in place (the plan is in `plans`).
     live: Option<(Ir, Inventory, u32)>,
+    /// Endpoint id -> (interface, ifindex) of the live generation's enforced endpoints.
+    endpoints: BTreeMap<u32, (String, u32)>,
 }
 
 impl State {
-    /// Pods only added (same IR, existing identities): write them into the live generation.
-    /// Gives the inputs back when the change needs a whole new generation.
-    fn add_in_place(
+    /// Pods added, removed or changed with the same IR: change the live generation in place
+    /// ([`Plan::update_in_place`]). Gives the inputs back when the change needs a whole new
+    /// generation, or when writing it in place failed (a whole generation then repairs it).
+    fn update_in_place(
         &mut self,
         config: &RunConfig,
         ir: Ir,
@@ -146,34 +149,55 @@ impl State {
         }
         let generation = *generation;
         let mut plans = self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Taken out of the registry so that it is not shared and can grow without a copy.
+        // Taken out of the registry so that it is not shared and changes without a copy.
         let Some(mut plan) = plans.0.remove(&generation) else { return Ok(Some((ir, inventory))) };
-        let Some(delta) = plan.added_pods(&ir, live_inventory, &inventory, &options) else {
-            plans.0.insert(generation, plan);
-            return Ok(Some((ir, inventory)));
-        };
+        let delta = Arc::make_mut(&mut plan).update_in_place(&ir, live_inventory, &inventory, &options);
+        plans.0.insert(generation, plan);
+        let Some(delta) = delta else { return Ok(Some((ir, inventory))) };
         let (interfaces, warnings) = resolve_interfaces(&delta.endpoints);
         for w in &warnings {
             log(w);
         }
-        let by_id: BTreeMap<u32, u32> = interfaces.iter().map(|(id, (_, index))| (*id, *index)).collect();
-        let applied = self.datapath.apply_delta(&delta, &by_id);
-        Arc::make_mut(&mut plan).extend(&delta);
-        plans.0.insert(generation, plan);
         plans.1.extend(interfaces.values().map(|(n, i)| (*i, n.clone())));
         drop(plans);
-        let report = applied?;
-        for (name, _) in interfaces.values() {
+        let by_id: BTreeMap<u32, u32> = interfaces.iter().map(|(id, (_, index))| (*id, *index)).collect();
+        let report = match self.datapath.apply_delta(&delta, &by_id) {
+            Ok(report) => report,
+            Err(e) => {
+                log(&format!("cannot change generation {generation} in place ({e}): applying a new one"));
+                return Ok(Some((ir, inventory)));
+            }
+        };
+        for id in &delta.endpoints_removed {
+            self.endpoints.remove(id);
+        }
+        self.endpoints.extend(interfaces);
+        let wanted: BTreeSet<String> = self.endpoints.values().map(|(n, _)| n.clone()).collect();
+        for name in &wanted {
             if self.attached.insert(name.clone()) {
                 self.datapath.attach(name, config.attach)?;
             }
         }
+        for gone in self.attached.difference(&wanted) {
+            if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
+                log(&format!("cannot detach from {gone}: {e}"));
+            }
+        }
+        self.attached = wanted;
+        for (id, why) in &report.fail_closed {
+            log(&format!("endpoint {id} FAILS CLOSED (all its traffic is dropped): {why}"));
+        }
         log(&format!(
-            "{} pod address(es) and {} local pod(s) added in place to generation {} ({} map entries) in {:.2} ms",
-            delta.ipcache.len(),
-            delta.endpoints.len(),
+            "pods changed in place in generation {}: {} address(es) written, {} removed; {} endpoint(s) written, {} removed; {} new identit{}; {} map writes{} in {:.2} ms",
             report.generation,
+            delta.ipcache.len(),
+            delta.ipcache_removed.len(),
+            delta.endpoints.len(),
+            delta.endpoints_removed.len(),
+            delta.new_identities,
+            if delta.new_identities == 1 { "y" } else { "ies" },
             report.entries,
+            if delta.rejudge { "; open connections are judged again" } else { "" },
             start.elapsed().as_secs_f64() * 1e3
         ));
         self.live = Some((ir, inventory, generation));
@@ -183,7 +207,7 @@ impl State {
     /// Build, attach and apply one IR + inventory. On error, nothing of the running state changed
     /// except possibly new attachments (which pass traffic until their entries exist).
     fn apply(&mut self, config: &RunConfig, ir: Ir, inventory: Inventory) -> Result<(), DaemonError> {
-        let Some((ir, inventory)) = self.add_in_place(config, ir, inventory)? else { return Ok(()) };
+        let Some((ir, inventory)) = self.update_in_place(config, ir, inventory)? else { return Ok(()) };
         let plan =
             Plan::build(&ir, &inventory, &PlanOptions { node: config.node.clone(), audit: config.audit });
         let (interfaces, warnings) = resolve_interfaces(&plan.endpoints);
@@ -205,6 +229,7 @@ impl State {
             }
         }
         self.attached = wanted;
+        self.endpoints.clone_from(&interfaces);
         for (id, why) in &report.fail_closed {
             if let Some(ep) = plan.endpoints.iter().find(|e| e.id == *id) {
                 log(&format!(
@@ -258,7 +283,13 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
     // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
     // whose pods are gone are removed after it.
     let previous = datapath::pinned_link_interfaces(&config.bpffs);
-    let mut state = State { datapath, attached: BTreeSet::new(), plans: Arc::clone(&plans), live: None };
+    let mut state = State {
+        datapath,
+        attached: BTreeSet::new(),
+        plans: Arc::clone(&plans),
+        live: None,
+        endpoints: BTreeMap::new(),
+    };
     state.apply(config, ir, inventory)?;
     for gone in previous.iter().filter(|i| !state.attached.contains(*i)) {
         if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {

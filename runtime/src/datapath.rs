@@ -1,7 +1,7 @@
 //! The kernel side: load the C datapath with aya, write plans into its maps as generations,
 //! attach it to interfaces, pin it, run it on crafted packets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,7 +17,9 @@ use crate::abi::{
     self, CidrKeyData, Config, CtKey, CtValue, Endpoint, EndpointKey, IpKey, PolicyKey, PolicyValue,
     RangeKeyData,
 };
-use crate::plan::Plan;
+use std::net::IpAddr;
+
+use crate::plan::{Delta, Plan, PolicyEntry, RangeEntry};
 
 /// The default bpffs directory netcd pins under.
 pub const DEFAULT_BPFFS_DIR: &str = "/sys/fs/bpf/netc";
@@ -90,6 +92,9 @@ pub enum DatapathError {
     /// No pinned netc state where it was looked for.
     #[error("no netc datapath is pinned under {0} (is netcd running, or was it given another --bpffs?)")]
     NotPinned(PathBuf),
+    /// A change in place was asked of a datapath this process has applied no generation to.
+    #[error("no generation of this process is live to change in place")]
+    NotLive,
     /// A global map (ipcache, CIDRs) is full: the new state cannot be applied at all.
     #[error("map {map} is full ({entries} entries wanted); the previous state stays in force")]
     Full {
@@ -111,6 +116,48 @@ fn prog_err(program: &'static str) -> impl FnOnce(ProgramError) -> DatapathError
 /// Whether a map error means "no room" (E2BIG from a full hash, ENOSPC/ENOMEM).
 fn is_full(e: &MapError) -> bool {
     matches!(e, MapError::SyscallError(s) if matches!(s.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC | libc::ENOMEM)))
+}
+
+/// A removal of a key that is not there is no error here.
+fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapError> {
+    match result {
+        Err(MapError::KeyNotFound) => Ok(()),
+        other => other,
+    }
+}
+
+/// The number of entries a hash map or trie holds at most.
+fn capacity(map: &Map) -> Option<u32> {
+    match map {
+        Map::HashMap(data) | Map::LpmTrie(data) => data.info().ok().map(|i| i.max_entries()),
+        _ => None,
+    }
+}
+
+fn policy_key(generation: u32, entry: &PolicyEntry) -> PolicyKey {
+    PolicyKey {
+        generation,
+        endpoint: entry.endpoint,
+        identity: entry.identity,
+        direction: entry.direction,
+        protocol: entry.protocol,
+        port: entry.port.to_be(),
+    }
+}
+
+fn range_key(generation: u32, range: &RangeEntry) -> Key<RangeKeyData> {
+    let entry = &range.entry;
+    Key::new(
+        abi::RANGE_KEY_FIXED_BITS + u32::from(range.bits),
+        RangeKeyData {
+            generation,
+            endpoint: entry.endpoint,
+            identity: entry.identity,
+            direction: entry.direction,
+            protocol: entry.protocol,
+            port: entry.port.to_be(),
+        },
+    )
 }
 
 /// The maps of a datapath, owned (taken from a loaded object or opened from pins).
@@ -284,6 +331,10 @@ struct Written {
     cidrs: Vec<Key<CidrKeyData>>,
     policy: Vec<PolicyKey>,
     ranges: Vec<Key<RangeKeyData>>,
+    /// Endpoint id -> the ifindex its entry is keyed by, for changes in place.
+    interfaces: BTreeMap<u32, u32>,
+    /// Endpoints written failed closed.
+    failed: BTreeSet<u32>,
 }
 
 impl std::fmt::Debug for Written {
@@ -313,6 +364,9 @@ pub struct ApplyReport {
     pub to_flip: Duration,
     /// Time including the removal of the previous generation.
     pub total: Duration,
+    /// Whether established flows are judged again on their next packet (a new generation or a
+    /// new epoch).
+    pub rejudge: bool,
 }
 
 /// A loaded datapath: the two classifiers and their maps.
@@ -454,7 +508,8 @@ impl Datapath {
         report_allowed: bool,
     ) -> Result<ApplyReport, DatapathError> {
         let start = Instant::now();
-        let old = self.maps.config()?.generation;
+        let config = self.maps.config()?;
+        let old = config.generation;
         let generation = if old == u32::MAX { 1 } else { old + 1 };
         let mut written = Written { generation, ..Written::default() };
         let result = self.write_generation(plan, interfaces, &mut written);
@@ -466,7 +521,7 @@ impl Datapath {
             }
         };
         let flags = if report_allowed { abi::CONFIG_REPORT_ALLOWED } else { 0 };
-        self.maps.set_config(Config { generation, flags })?;
+        self.maps.set_config(Config { generation, flags, epoch: config.epoch, pad: 0 })?;
         let to_flip = start.elapsed();
         let entries = written.endpoints.len()
             + written.ipcache.len()
@@ -478,38 +533,253 @@ impl Datapath {
             _ => self.delete_other_generations(generation)?,
         }
         self.live = Some(written);
-        Ok(ApplyReport { generation, entries, fail_closed, to_flip, total: start.elapsed() })
+        Ok(ApplyReport { generation, entries, fail_closed, to_flip, total: start.elapsed(), rejudge: true })
     }
 
-    /// Add pods to the live generation in place ([`crate::plan::Plan::added_pods`]): their
-    /// entries first, their endpoint last, so each new pod is enforced from the write that makes
-    /// it an endpoint. No existing entry changes, so no flow needs judging again.
+    /// Change the live generation in place ([`crate::plan::Plan::update_in_place`]), in the
+    /// order that keeps every packet's view whole: new policy entries (nothing reaches them
+    /// yet), pod addresses, endpoints (one write switches a renumbered endpoint to its new
+    /// entries), removed addresses and endpoints, the epoch when flows must be judged again, and
+    /// last the entries nothing reaches any more. `interfaces` maps the ids of the delta's new
+    /// endpoints to their ifindex; endpoints already live keep theirs. Endpoints whose new entries
+    /// do not fit fail closed, as in [`Datapath::apply`].
     ///
     /// # Errors
-    /// [`DatapathError::Full`] when an address does not fit, or a map error.
+    /// [`DatapathError::Full`] (before anything is written) when the addresses or endpoints may
+    /// not fit, [`DatapathError::NotLive`] when this process applied no generation yet, or a map
+    /// error (the live state may then be partly changed: apply a whole generation).
     pub fn apply_delta(
         &mut self,
-        delta: &crate::plan::Delta,
+        delta: &Delta,
         interfaces: &BTreeMap<u32, u32>,
     ) -> Result<ApplyReport, DatapathError> {
         let start = Instant::now();
         let config = self.maps.config()?;
-        let generation = config.generation;
-        let plan = delta.as_plan();
-        let mut written = Written { generation, ..Written::default() };
-        let fail_closed = self.write_generation(&plan, interfaces, &mut written)?;
-        let entries =
-            written.endpoints.len() + written.ipcache.len() + written.policy.len() + written.ranges.len();
-        if let Some(live) = &mut self.live
-            && live.generation == generation
-        {
-            live.endpoints.extend(written.endpoints);
-            live.ipcache.extend(written.ipcache);
-            live.policy.extend(written.policy);
-            live.ranges.extend(written.ranges);
-        }
+        let mut live = match self.live.take() {
+            Some(live) if live.generation == config.generation => live,
+            other => {
+                self.live = other;
+                return Err(DatapathError::NotLive);
+            }
+        };
+        let result = self.write_delta(delta, interfaces, config, &mut live);
+        self.live = Some(live);
+        let (entries, fail_closed) = result?;
         let elapsed = start.elapsed();
-        Ok(ApplyReport { generation, entries, fail_closed, to_flip: elapsed, total: elapsed })
+        Ok(ApplyReport {
+            generation: config.generation,
+            entries,
+            fail_closed,
+            to_flip: elapsed,
+            total: elapsed,
+            rejudge: delta.rejudge,
+        })
+    }
+
+    fn write_delta(
+        &mut self,
+        delta: &Delta,
+        interfaces: &BTreeMap<u32, u32>,
+        config: Config,
+        live: &mut Written,
+    ) -> Result<(usize, Vec<(u32, String)>), DatapathError> {
+        let generation = config.generation;
+        for (map, name, live_count, added) in [
+            (&self.maps.ipcache, abi::MAP_IPCACHE, live.ipcache.len(), delta.ipcache.len()),
+            (&self.maps.endpoints, abi::MAP_ENDPOINTS, live.endpoints.len(), delta.endpoints.len()),
+        ] {
+            if capacity(map).is_some_and(|c| live_count + added > c as usize) {
+                return Err(DatapathError::Full { map: name, entries: live_count + added });
+            }
+        }
+        let mut at = live.interfaces.clone();
+        at.extend(interfaces.iter().filter(|(id, _)| delta.endpoints.iter().any(|e| e.id == **id)));
+        let already_failed = live.failed.clone();
+        let mut fail_closed = Vec::new();
+        let entries_before = live.policy.len() + live.ranges.len();
+        self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
+        self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
+        let mut writes = live.policy.len() + live.ranges.len() - entries_before;
+        self.write_ipcache(delta.ipcache.iter().map(|(k, v)| (k, v)), generation, live)?;
+        writes += delta.ipcache.len();
+        // Endpoints: those of the delta, and any that failed closed just now.
+        let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
+            HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
+        let mut rewritten = BTreeSet::new();
+        for ep in &delta.endpoints {
+            let Some(ifindex) = at.get(&ep.id) else { continue };
+            let key = EndpointKey { generation, ifindex: *ifindex };
+            let mut flags = ep.flags;
+            if live.failed.contains(&ep.id) {
+                flags |= abi::EP_FAIL_CLOSED;
+            }
+            endpoints
+                .insert(key, Endpoint { id: ep.id, flags, door: ep.doors, pad: 0 }, 0)
+                .map_err(map_err(abi::MAP_ENDPOINTS))?;
+            if live.interfaces.insert(ep.id, *ifindex).is_none() && !live.endpoints.contains(&key) {
+                live.endpoints.push(key);
+            }
+            rewritten.insert(*ifindex);
+            writes += 1;
+        }
+        for id in live.failed.difference(&already_failed) {
+            let Some(ifindex) = live.interfaces.get(id) else { continue };
+            let key = EndpointKey { generation, ifindex: *ifindex };
+            if !rewritten.contains(ifindex)
+                && let Ok(mut value) = endpoints.get(&key, 0)
+            {
+                value.flags |= abi::EP_FAIL_CLOSED;
+                endpoints.insert(key, value, 0).map_err(map_err(abi::MAP_ENDPOINTS))?;
+                writes += 1;
+            }
+        }
+        // What stops being reachable, then the epoch, then what nothing reaches any more.
+        {
+            let mut ipcache: HashMap<&mut MapData, IpKey, u32> =
+                HashMap::try_from(&mut self.maps.ipcache).map_err(map_err(abi::MAP_IPCACHE))?;
+            let mut gone = BTreeSet::new();
+            for ip in &delta.ipcache_removed {
+                let (family, addr) = abi::addr_bytes(*ip);
+                let key = IpKey { generation, family, addr };
+                ignore_missing(ipcache.remove(&key)).map_err(map_err(abi::MAP_IPCACHE))?;
+                gone.insert(key);
+            }
+            live.ipcache.retain(|k| !gone.contains(k));
+            writes += gone.len();
+        }
+        let mut gone_keys = BTreeSet::new();
+        for id in &delta.endpoints_removed {
+            live.failed.remove(id);
+            let Some(ifindex) = live.interfaces.remove(id) else { continue };
+            if rewritten.contains(&ifindex) {
+                continue; // its interface now holds the endpoint that replaced it
+            }
+            let key = EndpointKey { generation, ifindex };
+            ignore_missing(endpoints.remove(&key)).map_err(map_err(abi::MAP_ENDPOINTS))?;
+            gone_keys.insert(key);
+        }
+        live.endpoints.retain(|k| !gone_keys.contains(k));
+        writes += gone_keys.len();
+        if delta.rejudge {
+            self.maps.set_config(Config { epoch: config.epoch.wrapping_add(1), ..config })?;
+            writes += 1;
+        }
+        writes += self.remove_entries(delta, generation, live);
+        Ok((writes, fail_closed))
+    }
+
+    /// Delete the policy and range entries of endpoints a delta removed (best effort: a key
+    /// already gone is fine). Returns how many.
+    fn remove_entries(&mut self, delta: &Delta, generation: u32, live: &mut Written) -> usize {
+        let policy: BTreeSet<PolicyKey> =
+            delta.policy_removed.iter().map(|e| policy_key(generation, e)).collect();
+        if let Ok(mut m) = HashMap::<&mut MapData, PolicyKey, PolicyValue>::try_from(&mut self.maps.policy) {
+            for k in &policy {
+                let _ = m.remove(k);
+            }
+        }
+        live.policy.retain(|k| !policy.contains(k));
+        let ranges: BTreeSet<(u32, RangeKeyData)> = delta
+            .ranges_removed
+            .iter()
+            .map(|r| {
+                let k = range_key(generation, r);
+                (k.prefix_len(), k.data())
+            })
+            .collect();
+        if let Ok(mut m) = LpmTrie::<&mut MapData, RangeKeyData, PolicyValue>::try_from(&mut self.maps.ranges)
+        {
+            for (bits, data) in &ranges {
+                let _ = m.remove(&Key::new(*bits, *data));
+            }
+        }
+        live.ranges.retain(|k| !ranges.contains(&(k.prefix_len(), k.data())));
+        policy.len() + ranges.len()
+    }
+
+    fn write_ipcache<'a>(
+        &mut self,
+        entries: impl ExactSizeIterator<Item = (&'a IpAddr, &'a u32)>,
+        generation: u32,
+        written: &mut Written,
+    ) -> Result<(), DatapathError> {
+        let wanted = entries.len();
+        let mut ipcache: HashMap<&mut MapData, IpKey, u32> =
+            HashMap::try_from(&mut self.maps.ipcache).map_err(map_err(abi::MAP_IPCACHE))?;
+        for (ip, identity) in entries {
+            let (family, addr) = abi::addr_bytes(*ip);
+            let key = IpKey { generation, family, addr };
+            let fresh = matches!(ipcache.get(&key, 0), Err(MapError::KeyNotFound));
+            ipcache.insert(key, identity, 0).map_err(|e| {
+                if is_full(&e) {
+                    DatapathError::Full { map: abi::MAP_IPCACHE, entries: wanted }
+                } else {
+                    map_err(abi::MAP_IPCACHE)(e)
+                }
+            })?;
+            if fresh {
+                written.ipcache.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Write policy entries of endpoints that have an interface; an endpoint whose entries do not
+    /// fit is recorded as failed closed (its other entries are skipped).
+    fn write_policy<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a PolicyEntry, &'a u32)>,
+        interfaces: &BTreeMap<u32, u32>,
+        written: &mut Written,
+        fail_closed: &mut Vec<(u32, String)>,
+    ) -> Result<(), DatapathError> {
+        let generation = written.generation;
+        let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
+            HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
+        for (entry, rule) in entries {
+            if !interfaces.contains_key(&entry.endpoint) || written.failed.contains(&entry.endpoint) {
+                continue;
+            }
+            let key = policy_key(generation, entry);
+            match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
+                Ok(()) => written.policy.push(key),
+                Err(e) if is_full(&e) => {
+                    written.failed.insert(entry.endpoint);
+                    fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_POLICY)));
+                }
+                Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`Datapath::write_policy`], for port range blocks.
+    fn write_ranges<'a>(
+        &mut self,
+        entries: impl Iterator<Item = (&'a RangeEntry, &'a u32)>,
+        interfaces: &BTreeMap<u32, u32>,
+        written: &mut Written,
+        fail_closed: &mut Vec<(u32, String)>,
+    ) -> Result<(), DatapathError> {
+        let generation = written.generation;
+        let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
+            LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
+        for (range, rule) in entries {
+            let endpoint = range.entry.endpoint;
+            if !interfaces.contains_key(&endpoint) || written.failed.contains(&endpoint) {
+                continue;
+            }
+            let key = range_key(generation, range);
+            match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
+                Ok(()) => written.ranges.push(key),
+                Err(e) if is_full(&e) => {
+                    written.failed.insert(endpoint);
+                    fail_closed.push((endpoint, format!("{} is full", abi::MAP_PORT_RANGES)));
+                }
+                Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
+            }
+        }
+        Ok(())
     }
 
     fn write_generation(
@@ -519,22 +789,7 @@ impl Datapath {
         written: &mut Written,
     ) -> Result<Vec<(u32, String)>, DatapathError> {
         let generation = written.generation;
-        {
-            let mut ipcache: HashMap<&mut MapData, IpKey, u32> =
-                HashMap::try_from(&mut self.maps.ipcache).map_err(map_err(abi::MAP_IPCACHE))?;
-            for (ip, identity) in &plan.ipcache {
-                let (family, addr) = abi::addr_bytes(*ip);
-                let key = IpKey { generation, family, addr };
-                ipcache.insert(key, identity, 0).map_err(|e| {
-                    if is_full(&e) {
-                        DatapathError::Full { map: abi::MAP_IPCACHE, entries: plan.ipcache.len() }
-                    } else {
-                        map_err(abi::MAP_IPCACHE)(e)
-                    }
-                })?;
-                written.ipcache.push(key);
-            }
-        }
+        self.write_ipcache(plan.ipcache.iter(), generation, written)?;
         {
             let mut cidrs: LpmTrie<&mut MapData, CidrKeyData, u32> =
                 LpmTrie::try_from(&mut self.maps.cidrs).map_err(map_err(abi::MAP_CIDRS))?;
@@ -555,68 +810,15 @@ impl Datapath {
             }
         }
         let mut fail_closed = Vec::new();
-        let mut failed = std::collections::BTreeSet::new();
-        {
-            let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
-                HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
-            for (entry, rule) in &plan.policy {
-                if !interfaces.contains_key(&entry.endpoint) || failed.contains(&entry.endpoint) {
-                    continue;
-                }
-                let key = PolicyKey {
-                    generation,
-                    endpoint: entry.endpoint,
-                    identity: entry.identity,
-                    direction: entry.direction,
-                    protocol: entry.protocol,
-                    port: entry.port.to_be(),
-                };
-                match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
-                    Ok(()) => written.policy.push(key),
-                    Err(e) if is_full(&e) => {
-                        failed.insert(entry.endpoint);
-                        fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_POLICY)));
-                    }
-                    Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
-                }
-            }
-        }
-        {
-            let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
-                LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
-            for (range, rule) in &plan.ranges {
-                let entry = &range.entry;
-                if !interfaces.contains_key(&entry.endpoint) || failed.contains(&entry.endpoint) {
-                    continue;
-                }
-                let key = Key::new(
-                    abi::RANGE_KEY_FIXED_BITS + u32::from(range.bits),
-                    RangeKeyData {
-                        generation,
-                        endpoint: entry.endpoint,
-                        identity: entry.identity,
-                        direction: entry.direction,
-                        protocol: entry.protocol,
-                        port: entry.port.to_be(),
-                    },
-                );
-                match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
-                    Ok(()) => written.ranges.push(key),
-                    Err(e) if is_full(&e) => {
-                        failed.insert(entry.endpoint);
-                        fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_PORT_RANGES)));
-                    }
-                    Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
-                }
-            }
-        }
+        self.write_policy(plan.policy.iter(), interfaces, written, &mut fail_closed)?;
+        self.write_ranges(plan.ranges.iter(), interfaces, written, &mut fail_closed)?;
         let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         for ep in &plan.endpoints {
             let Some(ifindex) = interfaces.get(&ep.id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             let mut flags = ep.flags;
-            if failed.contains(&ep.id) {
+            if written.failed.contains(&ep.id) {
                 flags |= abi::EP_FAIL_CLOSED;
             }
             let value = Endpoint { id: ep.id, flags, door: ep.doors, pad: 0 };
@@ -628,6 +830,7 @@ impl Datapath {
                 }
             })?;
             written.endpoints.push(key);
+            written.interfaces.insert(ep.id, *ifindex);
         }
         Ok(fail_closed)
     }

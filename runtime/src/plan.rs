@@ -33,7 +33,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
-use netc_ir::{Direction, Inventory, Ir, LabelSelector, Peer, Pod, PortValue, Protocol};
+use netc_ir::{Direction, Inventory, Ir, LabelSelector, Peer, Pod, PortValue, Protocol, Rule};
 
 use crate::abi;
 
@@ -93,6 +93,53 @@ pub struct PolicyEntry {
     pub port: u16,
 }
 
+impl PolicyEntry {
+    /// The smallest entry of an endpoint (entries sort by endpoint first).
+    fn first_of(endpoint: u32) -> PolicyEntry {
+        PolicyEntry { endpoint, direction: 0, identity: 0, protocol: 0, port: 0 }
+    }
+
+    /// The largest entry of an endpoint.
+    fn last_of(endpoint: u32) -> PolicyEntry {
+        PolicyEntry { endpoint, direction: u8::MAX, identity: u32::MAX, protocol: u8::MAX, port: u16::MAX }
+    }
+}
+
+/// A peer identity as [`Plan::meaning`] writes it: what maps to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PeerMeaning {
+    /// Any peer at all (identity 0).
+    pub any: bool,
+    /// Every address no pod and no prefix has (the world identity).
+    pub world: bool,
+    /// Pod addresses with this identity, in order.
+    pub addresses: Vec<IpAddr>,
+    /// CIDR prefixes with this identity, in order.
+    pub prefixes: Vec<IpNet>,
+}
+
+impl PeerMeaning {
+    fn of(id: u32) -> PeerMeaning {
+        PeerMeaning {
+            any: id == abi::IDENTITY_ANY,
+            world: id == abi::IDENTITY_WORLD,
+            addresses: Vec::new(),
+            prefixes: Vec::new(),
+        }
+    }
+}
+
+/// A local pod as [`Plan::meaning`] writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointMeaning {
+    /// `abi::EP_*` flags.
+    pub flags: u32,
+    /// `abi::DOOR_GUARDED` or 0, per door.
+    pub guarded: [u16; 2],
+    /// (direction, peer, protocol, port, significant port bits (16: exact), rule index).
+    pub entries: BTreeSet<(u8, PeerMeaning, u8, u16, u8, u32)>,
+}
+
 /// A block of a port range: ports whose top `bits` bits equal `port`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RangeEntry {
@@ -119,8 +166,11 @@ pub struct Plan {
     pub policy: BTreeMap<PolicyEntry, u32>,
     /// Port range blocks -> rule index.
     pub ranges: BTreeMap<RangeEntry, u32>,
-    /// What adding pods in place needs.
+    /// What changing pods in place needs.
     index: Index,
+    /// The next endpoint id to give: ids are never reused within a generation, so entries of a
+    /// removed endpoint can be deleted after its successor's are written.
+    next_endpoint: u32,
 }
 
 /// Ranges at most this long become exact entries: cheaper to look up than the trie.
@@ -258,32 +308,70 @@ struct Index {
     by_block: Vec<Vec<u32>>,
     /// Per policy: index of the first ingress and first egress rule in `ir.rules()` order.
     first_rule: Vec<[u32; 2]>,
+    /// Rules of guarded doors by the pod matchers and blocks they name, in IR order: where an
+    /// identity made after the plan needs entries.
+    rules_by_matcher: Vec<Vec<RuleRef>>,
+    rules_by_block: Vec<Vec<RuleRef>>,
+    /// Egress rules of guarded doors naming no peers but named ports: they make entries for every
+    /// identity that resolves the name.
+    peerless_named_egress: Vec<RuleRef>,
 }
 
-/// Map writes that add pods to a live plan in place (see [`Plan::added_pods`]).
+/// Rules by the index of their policy, in IR order.
+type RulesByPolicy = Vec<(usize, Vec<RuleRef>)>;
+
+/// A rule of the IR: its policy's index, its door, its index in the door and in `ir.rules()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RuleRef {
+    rule: u32,
+    policy: usize,
+    direction: Direction,
+    index: usize,
+}
+
+/// The map writes of one inventory change made in place, in the live generation (see
+/// [`Plan::update_in_place`]), grouped in the order the datapath makes them: entries before
+/// what makes packets reach them, removals after what stopped reaching them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    /// New pod addresses.
-    pub ipcache: Vec<(IpAddr, u32)>,
-    /// New local pods.
-    pub endpoints: Vec<PlannedEndpoint>,
-    /// Their exact entries.
+    /// Policy entries to add: a new identity's at the endpoints that stay, and all of new or
+    /// renumbered endpoints.
     pub policy: Vec<(PolicyEntry, u32)>,
-    /// Their range entries.
+    /// Port range entries to add, likewise.
     pub ranges: Vec<(RangeEntry, u32)>,
+    /// Pod addresses to write: new ones, and ones whose identity changed.
+    pub ipcache: Vec<(IpAddr, u32)>,
+    /// Endpoints to write: new local pods, local pods whose entries changed (under a new id, at
+    /// their interface), and endpoints whose doors need new kinds of lookups (same id).
+    pub endpoints: Vec<PlannedEndpoint>,
+    /// Pod addresses no pod has any more.
+    pub ipcache_removed: Vec<IpAddr>,
+    /// Ids of endpoints that are gone (pods removed, no longer local, or renumbered).
+    pub endpoints_removed: Vec<u32>,
+    /// The entries of those endpoints.
+    pub policy_removed: Vec<PolicyEntry>,
+    /// Their range entries.
+    pub ranges_removed: Vec<RangeEntry>,
+    /// Whether a flow allowed before can be denied now (a pod's address removed or given
+    /// another identity, an endpoint removed or renumbered): established flows must be judged
+    /// again (the datapath advances its epoch).
+    pub rejudge: bool,
+    /// Identities made by this change.
+    pub new_identities: u32,
 }
 
 impl Delta {
-    /// The delta's entries as a plan of their own (to write them with the same code).
+    /// Map entries written or removed.
     #[must_use]
-    pub fn as_plan(&self) -> Plan {
-        Plan {
-            ipcache: self.ipcache.iter().copied().collect(),
-            endpoints: self.endpoints.clone(),
-            policy: self.policy.iter().copied().collect(),
-            ranges: self.ranges.iter().copied().collect(),
-            ..Plan::default()
-        }
+    pub fn writes(&self) -> usize {
+        self.policy.len()
+            + self.ranges.len()
+            + self.ipcache.len()
+            + self.endpoints.len()
+            + self.ipcache_removed.len()
+            + self.endpoints_removed.len()
+            + self.policy_removed.len()
+            + self.ranges_removed.len()
     }
 }
 
@@ -328,16 +416,139 @@ impl Index {
         u32::try_from(self.signatures.len() + 1).expect("fewer than 2^32 identities")
     }
 
-    /// The doors and entries of local pod `pod` as endpoint `endpoint`.
-    fn endpoint(
+    /// Fill `rules_by_matcher`, `rules_by_block` and `peerless_named_egress`.
+    fn index_rules(&mut self, ir: &Ir) {
+        self.rules_by_matcher = vec![Vec::new(); self.peers.matchers.len()];
+        self.rules_by_block = vec![Vec::new(); self.peers.blocks.len()];
+        self.peerless_named_egress.clear();
+        for (p, policy) in ir.policies.iter().enumerate() {
+            for direction in Direction::BOTH {
+                let door = policy.door(direction);
+                if !door.is_guarded() {
+                    continue;
+                }
+                let first = self.first_rule[p][usize::from(direction_byte(direction))];
+                for ((index, rule), number) in door.rules.iter().enumerate().zip(first..) {
+                    let r = RuleRef { rule: number, policy: p, direction, index };
+                    if rule.peers.is_empty() {
+                        let named =
+                            rule.ports.iter().any(|port| matches!(port.port, Some(PortValue::Name(_))));
+                        if direction == Direction::Egress && named {
+                            self.peerless_named_egress.push(r);
+                        }
+                        continue;
+                    }
+                    for peer in &rule.peers {
+                        match peer {
+                            Peer::Pods { .. } => {
+                                if let Some(m) = self.peers.matcher_index(&policy.namespace, peer) {
+                                    self.rules_by_matcher[m].push(r);
+                                }
+                            }
+                            Peer::IpBlock { cidr, except } => {
+                                if let Some(b) = self.peers.block_index(cidr, except) {
+                                    self.rules_by_block[b].push(r);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Make identities for signatures no identity has yet (in order), as `intern` would, and
+    /// record which peers cover them.
+    fn add_identities(&mut self, fresh: Vec<Signature>) {
+        for sig in fresh {
+            let id = self.intern(sig);
+            let sig = &self.signatures[usize::try_from(id - 1).expect("u32 fits usize")];
+            for m in &sig.pods {
+                self.by_matcher[*m].push(id);
+            }
+            for b in &sig.blocks {
+                self.by_block[*b].push(id);
+            }
+        }
+    }
+
+    /// The rules that can make entries for identity `id`, in IR order, grouped by policy.
+    fn rules_naming(&self, id: u32) -> RulesByPolicy {
+        let sig = &self.signatures[usize::try_from(id - 1).expect("u32 fits usize")];
+        let mut rules: Vec<RuleRef> = sig
+            .pods
+            .iter()
+            .flat_map(|m| &self.rules_by_matcher[*m])
+            .chain(sig.blocks.iter().flat_map(|b| &self.rules_by_block[*b]))
+            .copied()
+            .collect();
+        if sig.named.iter().any(Option::is_some) {
+            rules.extend(&self.peerless_named_egress);
+        }
+        // In IR order, so that an entry keeps the first rule that makes it, as in a full plan.
+        rules.sort_unstable();
+        rules.dedup();
+        let mut by_policy: Vec<(usize, Vec<RuleRef>)> = Vec::new();
+        for r in rules {
+            match by_policy.iter_mut().find(|(p, _)| *p == r.policy) {
+                Some((_, list)) => list.push(r),
+                None => by_policy.push((r.policy, vec![r])),
+            }
+        }
+        by_policy
+    }
+
+    /// Add the entries identity `id` (made after the plan) needs at local pod `pod`, endpoint
+    /// `endpoint`, from `rules` (see [`Index::rules_naming`]); return the door flags they need.
+    fn entries_of_identity(
         &self,
         ir: &Ir,
+        rules: &RulesByPolicy,
         pod: &Pod,
         endpoint: u32,
-        audit: bool,
-    ) -> (PlannedEndpoint, BTreeMap<PolicyEntry, u32>, BTreeMap<RangeEntry, u32>) {
-        let mut policy_entries = BTreeMap::new();
-        let mut range_entries = BTreeMap::new();
+        id: u32,
+        out: &mut EndpointEntries,
+    ) -> [u16; 2] {
+        let mut doors = [0u16; 2];
+        for (p, list) in rules {
+            let policy = &ir.policies[*p];
+            if !(policy.namespace == pod.namespace && policy.selector.matches(&pod.labels)) {
+                continue;
+            }
+            for r in list {
+                let rule = &policy.door(r.direction).rules[r.index];
+                let identities = self.rule_identities(&policy.namespace, rule);
+                let at = AtDoor { endpoint, direction: r.direction, pod };
+                doors[usize::from(direction_byte(r.direction))] |=
+                    self.rule_entries(out, &at, rule, r.rule, identities.as_deref(), Some(id));
+            }
+        }
+        doors
+    }
+
+    /// The identities a rule's peers cover; `None` when it names no peers (anyone).
+    fn rule_identities(&self, policy_namespace: &str, rule: &Rule) -> Option<Vec<u32>> {
+        if rule.peers.is_empty() {
+            return None;
+        }
+        let mut set = BTreeSet::new();
+        for peer in &rule.peers {
+            let covered = match peer {
+                Peer::Pods { .. } => {
+                    self.peers.matcher_index(policy_namespace, peer).map(|i| &self.by_matcher[i])
+                }
+                Peer::IpBlock { cidr, except } => {
+                    self.peers.block_index(cidr, except).map(|i| &self.by_block[i])
+                }
+            };
+            set.extend(covered.into_iter().flatten().copied());
+        }
+        Some(set.into_iter().collect())
+    }
+
+    /// The doors and entries of local pod `pod` as endpoint `endpoint`.
+    fn endpoint(&self, ir: &Ir, pod: &Pod, endpoint: u32, audit: bool) -> (PlannedEndpoint, EndpointEntries) {
+        let mut out = EndpointEntries::default();
         let mut doors = [0u16; 2];
         for direction in Direction::BOTH {
             let dir = direction_byte(direction);
@@ -349,113 +560,9 @@ impl Index {
                 }
                 door |= abi::DOOR_GUARDED;
                 for (rule_index, rule) in (first[usize::from(dir)]..).zip(&policy.door(direction).rules) {
-                    let identities: Option<Vec<u32>> = if rule.peers.is_empty() {
-                        None
-                    } else {
-                        let mut set = BTreeSet::new();
-                        for peer in &rule.peers {
-                            let covered = match peer {
-                                Peer::Pods { .. } => self
-                                    .peers
-                                    .matcher_index(&policy.namespace, peer)
-                                    .map(|i| &self.by_matcher[i]),
-                                Peer::IpBlock { cidr, except } => {
-                                    self.peers.block_index(cidr, except).map(|i| &self.by_block[i])
-                                }
-                            };
-                            set.extend(covered.into_iter().flatten().copied());
-                        }
-                        Some(set.into_iter().collect())
-                    };
-                    let mut add = |identity: u32, protocol: u8, port: u16, door: &mut u16| {
-                        if identity == abi::IDENTITY_ANY {
-                            *door |= abi::DOOR_ANY_PEER;
-                        }
-                        if protocol == 0 {
-                            *door |= abi::DOOR_ANY_PROTO;
-                        } else if port == 0 {
-                            *door |= abi::DOOR_ANY_PORT;
-                        }
-                        let entry = PolicyEntry { endpoint, direction: dir, identity, protocol, port };
-                        policy_entries.entry(entry).or_insert(rule_index);
-                    };
-                    let peer_ids = identities.clone().unwrap_or_else(|| vec![abi::IDENTITY_ANY]);
-                    if rule.ports.is_empty() {
-                        for id in &peer_ids {
-                            add(*id, 0, 0, &mut door);
-                        }
-                    }
-                    for port in &rule.ports {
-                        let protocol = ip_protocol(port.protocol);
-                        match (&port.port, port.end_port) {
-                            (None, _) => {
-                                for id in &peer_ids {
-                                    add(*id, protocol, 0, &mut door);
-                                }
-                            }
-                            (Some(PortValue::Number(p)), None) => {
-                                for id in &peer_ids {
-                                    add(*id, protocol, *p, &mut door);
-                                }
-                            }
-                            (Some(PortValue::Number(lo)), Some(hi)) => {
-                                if u32::from(hi) - u32::from(*lo) < EXPAND_RANGE_UP_TO {
-                                    for p in *lo..=hi {
-                                        for id in &peer_ids {
-                                            add(*id, protocol, p, &mut door);
-                                        }
-                                    }
-                                } else {
-                                    door |= abi::DOOR_RANGES;
-                                    if identities.is_none() {
-                                        door |= abi::DOOR_ANY_PEER;
-                                    }
-                                    for (start, bits) in range_blocks(*lo, hi) {
-                                        for id in &peer_ids {
-                                            let entry = PolicyEntry {
-                                                endpoint,
-                                                direction: dir,
-                                                identity: *id,
-                                                protocol,
-                                                port: start,
-                                            };
-                                            range_entries
-                                                .entry(RangeEntry { entry, bits })
-                                                .or_insert(rule_index);
-                                        }
-                                    }
-                                }
-                            }
-                            (Some(PortValue::Name(name)), _) => {
-                                if direction == Direction::Ingress {
-                                    // The destination is this pod: resolve on it.
-                                    if let Some(p) = resolve_named(pod, name, port.protocol) {
-                                        for id in &peer_ids {
-                                            add(*id, protocol, p, &mut door);
-                                        }
-                                    }
-                                } else {
-                                    // The destination is the peer: resolve per identity.
-                                    let slot = self
-                                        .peers
-                                        .egress_names
-                                        .iter()
-                                        .position(|(n, p)| n == name && *p == port.protocol);
-                                    let candidates: Vec<u32> = match &identities {
-                                        Some(ids) => ids.clone(),
-                                        None => (1..self.identity_count()).collect(),
-                                    };
-                                    for id in candidates {
-                                        let index = usize::try_from(id - 1).expect("u32 fits usize");
-                                        let resolved = slot.and_then(|s| self.signatures[index].named[s]);
-                                        if let Some(p) = resolved {
-                                            add(id, protocol, p, &mut door);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    let identities = self.rule_identities(&policy.namespace, rule);
+                    let at = AtDoor { endpoint, direction, pod };
+                    door |= self.rule_entries(&mut out, &at, rule, rule_index, identities.as_deref(), None);
                 }
             }
             doors[usize::from(dir)] = door;
@@ -469,7 +576,188 @@ impl Index {
             flags: if audit { abi::EP_AUDIT } else { 0 },
             doors,
         };
-        (planned, policy_entries, range_entries)
+        (planned, out)
+    }
+
+    /// Add the entries one rule makes at a door to `out` (an entry a rule earlier in IR order
+    /// made already keeps that rule) and return the door flags they need. `identities` are the
+    /// peer identities the rule covers (`None`: it names no peers); with `only`, just the entries
+    /// of that one identity (a new identity's entries at an existing endpoint).
+    fn rule_entries(
+        &self,
+        out: &mut EndpointEntries,
+        at: &AtDoor<'_>,
+        rule: &Rule,
+        rule_index: u32,
+        identities: Option<&[u32]>,
+        only: Option<u32>,
+    ) -> u16 {
+        let (endpoint, dir) = (at.endpoint, direction_byte(at.direction));
+        let mut door = 0u16;
+        let mut add = |identity: u32, protocol: u8, port: u16, door: &mut u16| {
+            if identity == abi::IDENTITY_ANY {
+                *door |= abi::DOOR_ANY_PEER;
+            }
+            if protocol == 0 {
+                *door |= abi::DOOR_ANY_PROTO;
+            } else if port == 0 {
+                *door |= abi::DOOR_ANY_PORT;
+            }
+            let entry = PolicyEntry { endpoint, direction: dir, identity, protocol, port };
+            out.policy.entry(entry).or_insert(rule_index);
+        };
+        let peer_ids: Vec<u32> = match (identities, only) {
+            (Some(ids), None) => ids.to_vec(),
+            (Some(ids), Some(n)) => ids.iter().copied().filter(|id| *id == n).collect(),
+            (None, None) => vec![abi::IDENTITY_ANY],
+            // Entries for any peer exist already: a new identity changes none of them.
+            (None, Some(_)) => vec![],
+        };
+        if rule.ports.is_empty() {
+            for id in &peer_ids {
+                add(*id, 0, 0, &mut door);
+            }
+        }
+        for port in &rule.ports {
+            let protocol = ip_protocol(port.protocol);
+            match (&port.port, port.end_port) {
+                (None, _) => {
+                    for id in &peer_ids {
+                        add(*id, protocol, 0, &mut door);
+                    }
+                }
+                (Some(PortValue::Number(p)), None) => {
+                    for id in &peer_ids {
+                        add(*id, protocol, *p, &mut door);
+                    }
+                }
+                (Some(PortValue::Number(lo)), Some(hi)) => {
+                    if u32::from(hi) - u32::from(*lo) < EXPAND_RANGE_UP_TO {
+                        for p in *lo..=hi {
+                            for id in &peer_ids {
+                                add(*id, protocol, p, &mut door);
+                            }
+                        }
+                    } else {
+                        door |= abi::DOOR_RANGES;
+                        if identities.is_none() {
+                            door |= abi::DOOR_ANY_PEER;
+                        }
+                        for (start, bits) in range_blocks(*lo, hi) {
+                            for id in &peer_ids {
+                                let entry = PolicyEntry {
+                                    endpoint,
+                                    direction: dir,
+                                    identity: *id,
+                                    protocol,
+                                    port: start,
+                                };
+                                out.ranges.entry(RangeEntry { entry, bits }).or_insert(rule_index);
+                            }
+                        }
+                    }
+                }
+                (Some(PortValue::Name(name)), _) => {
+                    if at.direction == Direction::Ingress {
+                        // The destination is this pod: resolve on it.
+                        if let Some(p) = resolve_named(at.pod, name, port.protocol) {
+                            for id in &peer_ids {
+                                add(*id, protocol, p, &mut door);
+                            }
+                        }
+                    } else {
+                        // The destination is the peer: resolve per identity.
+                        let slot = self
+                            .peers
+                            .egress_names
+                            .iter()
+                            .position(|(n, p)| n == name && *p == port.protocol);
+                        let candidates: Vec<u32> = match (identities, only) {
+                            (Some(_), _) => peer_ids.clone(),
+                            (None, None) => (1..self.identity_count()).collect(),
+                            (None, Some(n)) => vec![n],
+                        };
+                        for id in candidates {
+                            let index = usize::try_from(id - 1).expect("u32 fits usize");
+                            let resolved = slot.and_then(|s| self.signatures[index].named[s]);
+                            if let Some(p) = resolved {
+                                add(id, protocol, p, &mut door);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        door
+    }
+}
+
+/// A door of a local pod whose entries are being computed.
+struct AtDoor<'a> {
+    endpoint: u32,
+    direction: Direction,
+    pod: &'a Pod,
+}
+
+/// One endpoint's policy entries: exact ones and port range blocks, each with its rule index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EndpointEntries {
+    policy: BTreeMap<PolicyEntry, u32>,
+    ranges: BTreeMap<RangeEntry, u32>,
+}
+
+/// How the pods of two inventories differ, by namespace and name.
+struct PodDiff<'a> {
+    /// Index in the old inventory by namespace and name.
+    before: HashMap<(&'a str, &'a str), usize>,
+    removed: Vec<&'a Pod>,
+    added: Vec<&'a Pod>,
+    /// (before, after)
+    changed: Vec<(&'a Pod, &'a Pod)>,
+}
+
+impl<'a> PodDiff<'a> {
+    /// `None` when a pod appears twice in either inventory.
+    fn of(old: &'a Inventory, new: &'a Inventory) -> Option<PodDiff<'a>> {
+        let before: HashMap<(&str, &str), usize> =
+            old.pods.iter().enumerate().map(|(i, p)| ((p.namespace.as_str(), p.name.as_str()), i)).collect();
+        if before.len() != old.pods.len() {
+            return None;
+        }
+        let mut matched = vec![false; old.pods.len()];
+        let mut diff =
+            PodDiff { before: HashMap::new(), removed: Vec::new(), added: Vec::new(), changed: Vec::new() };
+        for pod in &new.pods {
+            match before.get(&(pod.namespace.as_str(), pod.name.as_str())) {
+                Some(i) if matched[*i] => return None,
+                Some(i) => {
+                    matched[*i] = true;
+                    if old.pods[*i] != *pod {
+                        diff.changed.push((&old.pods[*i], pod));
+                    }
+                }
+                None => diff.added.push(pod),
+            }
+        }
+        diff.removed = old.pods.iter().zip(&matched).filter(|(_, m)| !**m).map(|(p, _)| p).collect();
+        diff.before = before;
+        Some(diff)
+    }
+
+    /// A pod of the old inventory (the one this diff was made from) by namespace and name.
+    fn old_pod(&self, old: &'a Inventory, namespace: &str, name: &str) -> Option<&'a Pod> {
+        self.before.get(&(namespace, name)).map(|i| &old.pods[*i])
+    }
+
+    /// The pods of `new` this diff leaves alone.
+    fn kept(&self, new: &'a Inventory) -> impl Iterator<Item = &'a Pod> {
+        let touched: BTreeSet<(&str, &str)> = self
+            .added
+            .iter()
+            .chain(self.changed.iter().map(|(_, now)| now))
+            .map(|p| (p.namespace.as_str(), p.name.as_str()))
+            .collect();
+        new.pods.iter().filter(move |p| !touched.contains(&(p.namespace.as_str(), p.name.as_str())))
     }
 }
 
@@ -560,6 +848,7 @@ impl Plan {
             }
             index.first_rule.push(at);
         }
+        index.index_rules(ir);
 
         let rules: Vec<RuleInfo> = ir
             .rules()
@@ -575,23 +864,28 @@ impl Plan {
             Plan { rules, identity_count: index.identity_count(), ipcache, cidrs, ..Plan::default() };
         for pod in inventory.pods.iter().filter(|p| is_local(p, options)) {
             let id = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
-            let (endpoint, policy, ranges) = index.endpoint(ir, pod, id, options.audit);
+            let (endpoint, entries) = index.endpoint(ir, pod, id, options.audit);
             plan.endpoints.push(endpoint);
-            plan.policy.extend(policy);
-            plan.ranges.extend(ranges);
+            plan.policy.extend(entries.policy);
+            plan.ranges.extend(entries.ranges);
         }
         plan.index = index;
+        plan.next_endpoint = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
         plan
     }
 
-    /// When `new` differs from `old` (the inventory this plan was built from, with the same IR)
-    /// only by added pods whose identities already exist, the map writes that add them in place
-    /// (apply them to this plan with [`Plan::extend`]): no other entry changes meaning, so nothing
-    /// needs a new generation. `None` otherwise (removed or changed pods, new identities, other
-    /// namespaces, an address changing hands): build and apply a whole new generation instead.
-    #[must_use]
-    pub fn added_pods(
-        &self,
+    /// Change this plan, built from `old` (or brought to it by earlier calls), into one for `new`
+    /// with the same IR, in place: the live generation keeps its entries and gets only the map
+    /// writes of the returned [`Delta`]. Pods may be added, removed or changed (relabelled,
+    /// re-addressed, moved between nodes), with identities old or new. Identity and endpoint
+    /// numbers then differ from what [`Plan::build`] would give (an identity no pod has any more
+    /// keeps its entries, unreachable), but every verdict is the same.
+    ///
+    /// `None`, with the plan unchanged, when the change needs a whole new generation: other
+    /// namespaces or namespace labels, a hostNetwork pod involved (they share the node's
+    /// address), or an address moving between two pods the change does not both touch.
+    pub fn update_in_place(
+        &mut self,
         ir: &Ir,
         old: &Inventory,
         new: &Inventory,
@@ -600,52 +894,217 @@ impl Plan {
         if old.namespaces != new.namespaces {
             return None;
         }
-        let before: HashMap<(&str, &str), &Pod> =
-            old.pods.iter().map(|p| ((p.namespace.as_str(), p.name.as_str()), p)).collect();
-        let mut kept = 0usize;
-        let mut added = Vec::new();
-        for pod in &new.pods {
-            match before.get(&(pod.namespace.as_str(), pod.name.as_str())) {
-                Some(was) if *was == pod => kept += 1,
-                Some(_) => return None,
-                None => added.push(pod),
-            }
-        }
-        if kept != old.pods.len() {
+        let diff = PodDiff::of(old, new)?;
+        let involved =
+            diff.removed.iter().chain(diff.added.iter()).chain(diff.changed.iter().flat_map(|(a, b)| [a, b]));
+        if involved.clone().any(|p| p.host_network) {
             return None;
         }
+        // Addresses: freed by removed and changed pods, claimed by added and changed ones.
+        let freed: BTreeSet<IpAddr> = diff
+            .removed
+            .iter()
+            .chain(diff.changed.iter().map(|(was, _)| was))
+            .flat_map(|p| p.ips.iter().copied())
+            .collect();
+        let mut claimed: BTreeMap<IpAddr, &Pod> = BTreeMap::new();
+        for pod in diff.added.iter().chain(diff.changed.iter().map(|(_, now)| now)) {
+            for ip in &pod.ips {
+                if claimed.insert(*ip, pod).is_some() {
+                    return None;
+                }
+            }
+        }
+        // An address of a pod this change leaves alone stays that pod's.
+        if claimed.keys().any(|ip| self.ipcache.contains_key(ip) && !freed.contains(ip)) {
+            return None;
+        }
+        if !freed.is_empty() && diff.kept(new).any(|p| p.ips.iter().any(|ip| freed.contains(ip))) {
+            return None;
+        }
+
+        // Identities of the pods with new content; signatures nobody has yet become identities.
         let ns_labels = namespace_labels(new);
-        let mut delta = Delta::default();
-        let mut next_endpoint = self.endpoints.iter().map(|e| e.id).max().unwrap_or(0) + 1;
-        for pod in added {
+        let mut fresh: Vec<Signature> = Vec::new();
+        let mut identity: HashMap<(&str, &str), u32> = HashMap::new();
+        for pod in diff.added.iter().chain(diff.changed.iter().map(|(_, now)| now)) {
             if pod.ips.is_empty() {
                 continue;
             }
             let sig = with_labels(&ns_labels, &pod.namespace, |l| self.index.signature_of(pod, l));
-            let id = *self.index.ids.get(&sig)?;
-            for ip in &pod.ips {
-                if self.ipcache.contains_key(ip) || delta.ipcache.iter().any(|(a, _)| a == ip) {
-                    return None;
+            let id = match self.index.ids.get(&sig) {
+                Some(id) => *id,
+                None => match fresh.iter().position(|f| *f == sig) {
+                    Some(i) => self.index.identity_count() + u32::try_from(i).expect("few new identities"),
+                    None => {
+                        fresh.push(sig);
+                        self.index.identity_count()
+                            + u32::try_from(fresh.len() - 1).expect("few new identities")
+                    }
+                },
+            };
+            identity.insert((pod.namespace.as_str(), pod.name.as_str()), id);
+        }
+        let first_new = self.index.identity_count();
+        let mut delta = Delta {
+            new_identities: u32::try_from(fresh.len()).expect("few new identities"),
+            ..Delta::default()
+        };
+        self.index.add_identities(fresh);
+        self.identity_count = self.index.identity_count();
+
+        // Addresses.
+        for (ip, pod) in &claimed {
+            let id = identity[&(pod.namespace.as_str(), pod.name.as_str())];
+            match self.ipcache.insert(*ip, id) {
+                Some(was) if was == id => {}
+                Some(_) => {
+                    delta.rejudge = true;
+                    delta.ipcache.push((*ip, id));
                 }
-                delta.ipcache.push((*ip, id));
+                None => delta.ipcache.push((*ip, id)),
             }
-            if is_local(pod, options) {
-                let (planned, policy, ranges) = self.index.endpoint(ir, pod, next_endpoint, options.audit);
-                next_endpoint += 1;
-                delta.policy.extend(policy);
-                delta.ranges.extend(ranges);
-                delta.endpoints.push(planned);
+        }
+        for ip in freed.iter().filter(|ip| !claimed.contains_key(ip)) {
+            if self.ipcache.remove(ip).is_some() {
+                delta.rejudge = true;
+                delta.ipcache_removed.push(*ip);
             }
+        }
+
+        // Endpoints: removed, renumbered (entries changed) or new; the others get the new
+        // identities' entries.
+        let position = |endpoints: &[PlannedEndpoint], pod: &Pod| {
+            endpoints.iter().position(|e| e.namespace == pod.namespace && e.name == pod.name)
+        };
+        let mut gone: BTreeSet<u32> = BTreeSet::new();
+        let mut renewed: Vec<&Pod> = Vec::new();
+        for pod in &diff.removed {
+            if let Some(i) = position(&self.endpoints, pod) {
+                gone.insert(self.endpoints[i].id);
+            }
+        }
+        for (was, now) in &diff.changed {
+            let existing = position(&self.endpoints, was);
+            let same_entries = was.labels == now.labels
+                && was.ports == now.ports
+                && was.host_interface == now.host_interface
+                && was.ips == now.ips;
+            match (existing, is_local(now, options)) {
+                (Some(_), true) if same_entries => {}
+                (Some(i), local) => {
+                    gone.insert(self.endpoints[i].id);
+                    if local {
+                        renewed.push(now);
+                    }
+                }
+                (None, true) => renewed.push(now),
+                (None, false) => {}
+            }
+        }
+        renewed.extend(diff.added.iter().filter(|p| is_local(p, options)));
+        let made: Vec<(u32, RulesByPolicy)> =
+            (first_new..self.index.identity_count()).map(|id| (id, self.index.rules_naming(id))).collect();
+        if made.iter().any(|(_, rules)| !rules.is_empty()) {
+            for ep in self.endpoints.iter_mut().filter(|e| !gone.contains(&e.id)) {
+                // A changed pod that keeps its endpoint has the labels and ports it had.
+                let Some(pod) = diff.old_pod(old, &ep.namespace, &ep.name) else { continue };
+                let mut out = EndpointEntries::default();
+                let mut doors = [0u16; 2];
+                for (id, rules) in &made {
+                    let d = self.index.entries_of_identity(ir, rules, pod, ep.id, *id, &mut out);
+                    doors = [doors[0] | d[0], doors[1] | d[1]];
+                }
+                let widened = [ep.doors[0] | doors[0], ep.doors[1] | doors[1]];
+                if widened != ep.doors {
+                    ep.doors = widened;
+                    delta.endpoints.push(ep.clone());
+                }
+                delta.policy.extend(out.policy.iter().map(|(k, v)| (*k, *v)));
+                delta.ranges.extend(out.ranges.iter().map(|(k, v)| (*k, *v)));
+                self.policy.extend(out.policy);
+                self.ranges.extend(out.ranges);
+            }
+        }
+        if !gone.is_empty() {
+            delta.rejudge = true;
+            self.endpoints.retain(|e| !gone.contains(&e.id));
+            for id in &gone {
+                let entries: Vec<PolicyEntry> = self
+                    .policy
+                    .range(PolicyEntry::first_of(*id)..=PolicyEntry::last_of(*id))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in &entries {
+                    self.policy.remove(k);
+                }
+                delta.policy_removed.extend(entries);
+                let ranges: Vec<RangeEntry> = self
+                    .ranges
+                    .range(
+                        RangeEntry { entry: PolicyEntry::first_of(*id), bits: 0 }..=RangeEntry {
+                            entry: PolicyEntry::last_of(*id),
+                            bits: u8::MAX,
+                        },
+                    )
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in &ranges {
+                    self.ranges.remove(k);
+                }
+                delta.ranges_removed.extend(ranges);
+            }
+            delta.endpoints_removed = gone.into_iter().collect();
+        }
+        for pod in renewed {
+            let (planned, entries) = self.index.endpoint(ir, pod, self.next_endpoint, options.audit);
+            self.next_endpoint += 1;
+            delta.policy.extend(entries.policy.iter().map(|(k, v)| (*k, *v)));
+            delta.ranges.extend(entries.ranges.iter().map(|(k, v)| (*k, *v)));
+            self.policy.extend(entries.policy);
+            self.ranges.extend(entries.ranges);
+            delta.endpoints.push(planned.clone());
+            self.endpoints.push(planned);
         }
         Some(delta)
     }
 
-    /// Add a [`Delta`] from [`Plan::added_pods`] to this plan.
-    pub fn extend(&mut self, delta: &Delta) {
-        self.ipcache.extend(delta.ipcache.iter().copied());
-        self.endpoints.extend(delta.endpoints.iter().cloned());
-        self.policy.extend(delta.policy.iter().copied());
-        self.ranges.extend(delta.ranges.iter().copied());
+    /// What this plan decides, whatever its identity and endpoint numbers: for each local pod
+    /// (namespace, name), its flags, which doors are guarded, and its entries with each peer
+    /// identity written as the pod addresses and CIDR prefixes that map to it (0 = any peer; the
+    /// world identity is also met by every other address). Entries of identities nothing maps to
+    /// are left out: no packet can reach them. Two plans with the same meaning give every packet
+    /// the same verdict. Door flags other than guarded only say which lookups to try, so they are
+    /// left out too (a plan changed in place may try more).
+    #[must_use]
+    pub fn meaning(&self) -> BTreeMap<(String, String), EndpointMeaning> {
+        let mut peers: HashMap<u32, PeerMeaning> = HashMap::new();
+        for (ip, id) in &self.ipcache {
+            peers.entry(*id).or_insert_with(|| PeerMeaning::of(*id)).addresses.push(*ip);
+        }
+        for (net, id) in &self.cidrs {
+            peers.entry(*id).or_insert_with(|| PeerMeaning::of(*id)).prefixes.push(*net);
+        }
+        for id in [abi::IDENTITY_ANY, abi::IDENTITY_WORLD] {
+            peers.entry(id).or_insert_with(|| PeerMeaning::of(id));
+        }
+        let mut out: BTreeMap<(String, String), EndpointMeaning> = BTreeMap::new();
+        let mut by_id = HashMap::new();
+        for ep in &self.endpoints {
+            let guarded = ep.doors.map(|d| d & abi::DOOR_GUARDED);
+            let meaning = EndpointMeaning { flags: ep.flags, guarded, entries: BTreeSet::new() };
+            out.insert((ep.namespace.clone(), ep.name.clone()), meaning);
+            by_id.insert(ep.id, (ep.namespace.clone(), ep.name.clone()));
+        }
+        let exact = self.policy.iter().map(|(e, rule)| (e, 16, rule));
+        let blocks = self.ranges.iter().map(|(r, rule)| (&r.entry, r.bits, rule));
+        for (e, bits, rule) in exact.chain(blocks) {
+            let (Some(peer), Some(name)) = (peers.get(&e.identity), by_id.get(&e.endpoint)) else { continue };
+            if let Some(m) = out.get_mut(name) {
+                m.entries.insert((e.direction, peer.clone(), e.protocol, e.port, bits, *rule));
+            }
+        }
+        out
     }
 
     /// Policy and range entries of one endpoint.
@@ -855,78 +1314,219 @@ mod tests {
         assert!(has(w, abi::INGRESS, abi::IDENTITY_ANY, 8080));
     }
 
-    #[test]
-    fn replicas_are_added_in_place_and_other_changes_are_not() {
-        let ir = ir(vec![policy(
+    /// Change `plan` (built from `old`) in place to `new`; check it means what a plan built from
+    /// `new` means, and return the delta.
+    fn in_place(plan: &mut Plan, ir: &Ir, old: &Inventory, new: &Inventory) -> Delta {
+        let options = PlanOptions::default();
+        let delta = plan.update_in_place(ir, old, new, &options).expect("changes in place");
+        let rebuilt = Plan::build(ir, new, &options);
+        assert_eq!(plan.meaning(), rebuilt.meaning(), "in place and rebuilt plans differ");
+        // The datapath adds before it removes: nothing may be both.
+        let added: BTreeSet<PolicyEntry> = delta.policy.iter().map(|(e, _)| *e).collect();
+        assert!(delta.policy_removed.iter().all(|e| !added.contains(e)), "{delta:?}");
+        let added: BTreeSet<RangeEntry> = delta.ranges.iter().map(|(e, _)| *e).collect();
+        assert!(delta.ranges_removed.iter().all(|e| !added.contains(e)), "{delta:?}");
+        assert!(delta.endpoints.iter().all(|e| !delta.endpoints_removed.contains(&e.id)), "{delta:?}");
+        assert_eq!(plan.ipcache.len(), rebuilt.ipcache.len());
+        delta
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    /// frontend -> backend:8080
+    fn frontend_to_backend() -> Ir {
+        ir(vec![policy(
             "default",
             "backend",
             guarded(vec![rule("r1", vec![app("frontend")], vec![tcp(8080)])]),
             Door::open(),
-        )]);
+        )])
+    }
+
+    #[test]
+    fn replicas_come_and_go_in_place() {
+        let ir = frontend_to_backend();
         let old = inventory(vec![
             pod("default", "fe-1", "frontend", "10.0.0.1"),
             pod("default", "be-1", "backend", "10.0.0.3"),
         ]);
-        let options = PlanOptions::default();
-        let plan = Plan::build(&ir, &old, &options);
+        let mut plan = Plan::build(&ir, &old, &PlanOptions::default());
+        let fe = plan.ipcache[&ip("10.0.0.1")];
         let mut new = old.clone();
         new.pods.push(pod("default", "be-2", "backend", "10.0.0.4"));
         new.pods.push(pod("default", "fe-2", "frontend", "10.0.0.2"));
-        let delta = plan.added_pods(&ir, &old, &new, &options).expect("replicas add in place");
-        let mut added = plan.clone();
-        added.extend(&delta);
-        let fe = plan.ipcache[&"10.0.0.1".parse::<IpAddr>().expect("ip")];
-        assert!(delta.ipcache.contains(&("10.0.0.2".parse().expect("ip"), fe)));
+        let delta = in_place(&mut plan, &ir, &old, &new);
+        assert!(!delta.rejudge, "added pods turn no allowed flow into a denied one");
+        assert_eq!(delta.new_identities, 0);
+        assert!(delta.ipcache.contains(&(ip("10.0.0.2"), fe)));
         assert_eq!(delta.endpoints.len(), 2);
         let be2 = delta.endpoints.iter().find(|e| e.name == "be-2").expect("be-2");
         assert_eq!(be2.doors[usize::from(abi::INGRESS)], abi::DOOR_GUARDED);
         let entry =
             PolicyEntry { endpoint: be2.id, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
         assert_eq!(delta.policy, vec![(entry, 0)]);
-        assert_eq!(added.policy.len(), 2);
-        assert_eq!(added.ipcache.len(), 4);
-        // The same as building from scratch, up to endpoint numbering.
-        let rebuilt = Plan::build(&ir, &new, &options);
-        assert_eq!(rebuilt.ipcache, added.ipcache);
-        assert_eq!(rebuilt.policy.len(), added.policy.len());
+        assert!(delta.ipcache_removed.is_empty() && delta.endpoints_removed.is_empty());
 
-        // A new kind of pod (a new identity), a removal, a relabel: a new generation instead.
-        let mut other = old.clone();
-        other.pods.push(pod("default", "db", "database", "10.0.0.9"));
-        assert!(plan.added_pods(&ir, &old, &other, &options).is_some(), "database shares the world identity");
-        let mut other = old.clone();
-        let mut fresh = pod("default", "x", "frontend", "10.0.0.5");
-        fresh.labels.insert("tier".into(), "a".into());
-        other.pods.push(fresh);
-        assert!(plan.added_pods(&ir, &old, &other, &options).is_some(), "tier is named by no rule");
-        let mut removed = old.clone();
-        removed.pods.pop();
-        assert!(plan.added_pods(&ir, &old, &removed, &options).is_none());
-        let mut relabeled = old.clone();
-        relabeled.pods[0].labels.insert("app".into(), "backend".into());
-        assert!(plan.added_pods(&ir, &old, &relabeled, &options).is_none());
-        let mut reused = old.clone();
-        reused.pods.push(pod("default", "fe-3", "frontend", "10.0.0.3"));
-        assert!(plan.added_pods(&ir, &old, &reused, &options).is_none(), "an address changing hands");
-        let block = Peer::IpBlock { cidr: "10.0.0.0/24".parse().expect("cidr"), except: vec![] };
-        let by_block = ir_with_block(block);
-        let plan = Plan::build(&by_block, &old, &options);
-        let mut outside = old.clone();
-        outside.pods.push(pod("default", "far", "frontend", "10.1.0.1"));
-        assert!(
-            plan.added_pods(&by_block, &old, &outside, &options).is_none(),
-            "outside the block: a new identity"
-        );
+        // A backend replica goes: its address, endpoint and entries, and flows are judged again.
+        let mut fewer = new.clone();
+        fewer.pods.retain(|p| p.name != "be-1");
+        let be1 = plan.endpoints.iter().find(|e| e.name == "be-1").expect("be-1").id;
+        let delta = in_place(&mut plan, &ir, &new, &fewer);
+        assert!(delta.rejudge);
+        assert_eq!(delta.ipcache_removed, vec![ip("10.0.0.3")]);
+        assert_eq!(delta.endpoints_removed, vec![be1]);
+        assert_eq!(delta.policy_removed.len(), 1);
+        assert!(delta.policy.is_empty() && delta.endpoints.is_empty() && delta.ipcache.is_empty());
+        assert_eq!(plan.entries_of(be1), 0);
+
+        // Nothing changed: nothing to write.
+        let delta = in_place(&mut plan, &ir, &fewer, &fewer);
+        assert_eq!(delta.writes(), 0);
+        assert!(!delta.rejudge);
     }
 
-    /// Rules naming frontend pods and a block: a frontend outside the block is a new identity.
-    fn ir_with_block(block: Peer) -> Ir {
-        ir(vec![policy(
-            "default",
-            "backend",
-            guarded(vec![rule("r1", vec![block, app("frontend")], vec![])]),
-            Door::open(),
-        )])
+    #[test]
+    fn a_relabelled_pod_changes_identity_and_endpoint_in_place() {
+        let ir = frontend_to_backend();
+        let old = inventory(vec![
+            pod("default", "fe", "frontend", "10.0.0.1"),
+            pod("default", "x", "other", "10.0.0.2"),
+            pod("default", "be", "backend", "10.0.0.3"),
+        ]);
+        let mut plan = Plan::build(&ir, &old, &PlanOptions::default());
+        let fe = plan.ipcache[&ip("10.0.0.1")];
+        // x becomes a frontend (an existing identity); its own doors stay open.
+        let mut new = old.clone();
+        new.pods[1].labels.insert("app".into(), "frontend".into());
+        let x = plan.endpoints.iter().find(|e| e.name == "x").expect("x").id;
+        let delta = in_place(&mut plan, &ir, &old, &new);
+        assert_eq!(delta.ipcache, vec![(ip("10.0.0.2"), fe)]);
+        assert!(delta.rejudge, "the address changed identity");
+        assert_eq!(delta.endpoints_removed, vec![x], "its labels changed: a new endpoint");
+        assert_eq!(delta.endpoints.len(), 1);
+        assert_ne!(delta.endpoints[0].id, x);
+        // The backend becomes something no rule guards: its entries go with its old endpoint.
+        let mut open = new.clone();
+        open.pods[2].labels.insert("app".into(), "gone".into());
+        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").id;
+        let delta = in_place(&mut plan, &ir, &new, &open);
+        assert_eq!(delta.endpoints_removed, vec![be]);
+        assert_eq!(delta.policy_removed.len(), 1);
+        assert_eq!(delta.endpoints[0].doors, [0, 0]);
+        // A pod that only moves to another address keeps its identity; the old address goes.
+        let mut moved = open.clone();
+        moved.pods[1].ips = vec![ip("10.0.0.9")];
+        let delta = in_place(&mut plan, &ir, &open, &moved);
+        assert_eq!(delta.ipcache_removed, vec![ip("10.0.0.2")]);
+        assert_eq!(delta.ipcache, vec![(ip("10.0.0.9"), fe)]);
+        // An address changing hands between two pods this change both touches is fine.
+        let mut swapped = moved.clone();
+        swapped.pods.retain(|p| p.name != "x");
+        swapped.pods.push(pod("default", "y", "frontend", "10.0.0.9"));
+        let delta = in_place(&mut plan, &ir, &moved, &swapped);
+        assert!(delta.ipcache.is_empty() && delta.ipcache_removed.is_empty(), "same identity, same address");
+        assert!(delta.rejudge, "x's endpoint went");
+        // The endpoint with the highest id is renumbered too: never to an id just removed.
+        let last = plan.endpoints.iter().max_by_key(|e| e.id).expect("endpoints").clone();
+        let mut again = swapped.clone();
+        let pod = again.pods.iter_mut().find(|p| p.name == last.name).expect("its pod");
+        pod.labels.insert("app".into(), "backend".into());
+        let delta = in_place(&mut plan, &ir, &swapped, &again);
+        assert_eq!(delta.endpoints_removed, vec![last.id]);
+        assert!(delta.endpoints.iter().all(|e| e.id > last.id));
+    }
+
+    #[test]
+    fn a_new_identity_gets_entries_wherever_its_rules_apply() {
+        // backend lets frontends in on 8080 and probes on 9090; a pod both frontend and probe
+        // is a kind no pod was.
+        let probe = Peer::Pods { namespaces: None, pods: Some(LabelSelector::labels([("role", "probe")])) };
+        let named =
+            Port { protocol: Protocol::Tcp, port: Some(PortValue::Name("http".into())), end_port: None };
+        let ir = ir(vec![
+            policy(
+                "default",
+                "backend",
+                guarded(vec![
+                    rule("r1", vec![app("frontend")], vec![tcp(8080)]),
+                    rule("r2", vec![probe], vec![tcp(9090), range_port(30000, 30100)]),
+                ]),
+                Door::open(),
+            ),
+            policy("default", "client", Door::open(), guarded(vec![rule("r3", vec![], vec![named])])),
+        ]);
+        let old = inventory(vec![
+            pod("default", "fe", "frontend", "10.0.0.1"),
+            pod("default", "be", "backend", "10.0.0.3"),
+            pod("default", "c", "client", "10.0.0.4"),
+        ]);
+        let mut plan = Plan::build(&ir, &old, &PlanOptions::default());
+        let count = plan.identity_count;
+        let mut new = old.clone();
+        let mut both = pod("default", "fp", "frontend", "10.0.0.5");
+        both.labels.insert("role".into(), "probe".into());
+        both.ports = vec![NamedPort { name: "http".into(), port: 8000, protocol: Protocol::Tcp }];
+        new.pods.push(both);
+        let delta = in_place(&mut plan, &ir, &old, &new);
+        assert_eq!(delta.new_identities, 1);
+        assert_eq!(plan.identity_count, count + 1);
+        assert!(!delta.rejudge);
+        let id = plan.ipcache[&ip("10.0.0.5")];
+        assert_eq!(delta.ipcache, vec![(ip("10.0.0.5"), id)]);
+        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").id;
+        let c = plan.endpoints.iter().find(|e| e.name == "c").expect("c").id;
+        let has = |endpoint, direction, port| {
+            delta
+                .policy
+                .iter()
+                .any(|(e, _)| *e == PolicyEntry { endpoint, direction, identity: id, protocol: 6, port })
+        };
+        assert!(has(be, abi::INGRESS, 8080) && has(be, abi::INGRESS, 9090));
+        assert!(has(c, abi::EGRESS, 8000), "the egress named port resolves on the new identity");
+        assert!(delta.ranges.iter().all(|(r, _)| r.entry.identity == id && r.entry.endpoint == be));
+        assert!(!delta.ranges.is_empty());
+        // The new pod's own endpoint comes last in the delta, with the entries of its doors.
+        assert!(delta.endpoints.iter().any(|e| e.name == "fp"));
+    }
+
+    #[test]
+    fn changes_a_new_generation_must_make_are_refused() {
+        let ir = frontend_to_backend();
+        let old = inventory(vec![
+            pod("default", "fe", "frontend", "10.0.0.1"),
+            pod("default", "be", "backend", "10.0.0.3"),
+        ]);
+        let options = PlanOptions::default();
+        let plan = Plan::build(&ir, &old, &options);
+        let refused = |new: &Inventory| plan.clone().update_in_place(&ir, &old, new, &options).is_none();
+        let mut other = old.clone();
+        other.pods.push(pod("default", "fe-2", "frontend", "10.0.0.3"));
+        assert!(refused(&other), "an address taken from a pod the change leaves alone");
+        let mut other = old.clone();
+        let mut host = pod("default", "h", "frontend", "192.168.0.1");
+        host.host_network = true;
+        other.pods.push(host);
+        assert!(refused(&other), "hostNetwork pods share addresses");
+        let mut other = old.clone();
+        other.namespaces.push(netc_ir::Namespace { name: "more".into(), labels: BTreeMap::new() });
+        assert!(refused(&other), "namespaces changed");
+        let mut other = old.clone();
+        other.pods.push(old.pods[0].clone());
+        assert!(refused(&other), "a pod twice");
+        let mut other = old.clone();
+        other.pods.push(pod("default", "a", "frontend", "10.0.0.7"));
+        other.pods.push(pod("default", "b", "backend", "10.0.0.7"));
+        assert!(refused(&other), "two new pods with one address");
+        // And a refusal leaves the plan as it was.
+        let mut kept = plan.clone();
+        assert!(kept.update_in_place(&ir, &old, &other, &options).is_none());
+        assert_eq!(kept, plan);
+    }
+
+    fn range_port(lo: u16, hi: u16) -> Port {
+        Port { protocol: Protocol::Tcp, port: Some(PortValue::Number(lo)), end_port: Some(hi) }
     }
 
     #[test]

@@ -33,7 +33,7 @@ macro_rules! rust_layout {
 #[test]
 fn shared_structs_have_the_c_layout() {
     let mut rust = BTreeMap::new();
-    rust_layout!(rust, "netc_config", Config, [generation, flags]);
+    rust_layout!(rust, "netc_config", Config, [generation, flags, epoch, pad]);
     rust_layout!(rust, "netc_endpoint_key", EndpointKey, [generation, ifindex]);
     rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, pad]);
     rust_layout!(rust, "netc_ip_key", IpKey, [generation, family, addr]);
@@ -50,7 +50,7 @@ fn shared_structs_have_the_c_layout() {
         CtKey,
         [saddr, daddr, sport, dport, ifindex, family, protocol, hook, pad]
     );
-    rust_layout!(rust, "netc_ct_value", CtValue, [generation, rule, verdict, pad]);
+    rust_layout!(rust, "netc_ct_value", CtValue, [generation, epoch, rule, verdict, pad]);
     rust_layout!(
         rust,
         "netc_event",

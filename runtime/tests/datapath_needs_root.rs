@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use netc_ir::Protocol;
 use netc_runtime::abi;
-use netc_runtime::datapath::Datapath;
+use netc_runtime::datapath::{ApplyReport, Datapath};
 use netc_runtime::packet::{self, ACK, Packet, SCTP, TCP, UDP};
 use netc_runtime::plan::{Plan, PlanOptions};
 
@@ -312,6 +312,26 @@ fn a_full_map_fails_closed_for_that_endpoint_needs_root() {
     assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 46003, 8080)), PASS, "others are unaffected");
 }
 
+/// Change the harness's live generation in place from `old` to `new` (same IR).
+fn change_in_place(
+    h: &mut Harness,
+    ir: &netc_ir::Ir,
+    old: &netc_ir::Inventory,
+    new: &netc_ir::Inventory,
+) -> ApplyReport {
+    let delta =
+        h.plan.update_in_place(ir, old, new, &PlanOptions::default()).expect("a change made in place");
+    let interfaces = delta.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+    let report = h.datapath.apply_delta(&delta, &interfaces).expect("apply in place");
+    assert_eq!(report.rejudge, delta.rejudge);
+    report
+}
+
+fn sorted(mut inv: netc_ir::Inventory) -> netc_ir::Inventory {
+    inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv
+}
+
 #[test]
 fn pods_added_in_place_are_enforced_without_a_new_generation_needs_root() {
     if !can_run_as_root("pods_added_in_place_are_enforced_without_a_new_generation_needs_root") {
@@ -324,12 +344,12 @@ fn pods_added_in_place_are_enforced_without_a_new_generation_needs_root() {
     let mut new = old.clone();
     new.pods.push(pod("default", "frontend-2", "frontend", &["10.0.0.11"]));
     new.pods.push(pod("default", "backend-2", "backend", &["10.0.0.12"]));
-    new.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let delta = h.plan.added_pods(&ir, &old, &new, &PlanOptions::default()).expect("in place");
-    let interfaces = delta.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
-    let report = h.datapath.apply_delta(&delta, &interfaces).expect("apply in place");
+    let new = sorted(new);
+    let epoch = h.datapath.maps().config().expect("config").epoch;
+    let report = change_in_place(&mut h, &ir, &old, &new);
     assert_eq!(report.generation, 1, "no new generation");
-    h.plan.extend(&delta);
+    assert!(!report.rejudge);
+    assert_eq!(h.datapath.maps().config().expect("config").epoch, epoch, "nothing judged again");
     // The new replicas follow the policy...
     assert_eq!(h.flow("frontend-2", "backend-2", p("10.0.0.11", "10.0.0.12", TCP, 47001, 8080)), PASS);
     assert_eq!(h.flow("frontend-2", "backend", p("10.0.0.11", BE, TCP, 47002, 8080)), PASS);
@@ -337,6 +357,146 @@ fn pods_added_in_place_are_enforced_without_a_new_generation_needs_root() {
     assert_eq!(h.egress("backend-2", p("10.0.0.12", FE, TCP, 47004, 80)), DROP);
     // ...and the open connection was never judged again.
     assert_eq!(h.ingress_frame("backend", &packet::frame(&syn, ACK, 0)), PASS);
+}
+
+#[test]
+fn a_pod_removed_in_place_loses_its_connections_needs_root() {
+    if !can_run_as_root("a_pod_removed_in_place_loses_its_connections_needs_root") {
+        return;
+    }
+    let (ir, old) = seed();
+    let mut h = Harness::new(&ir, &old, false);
+    let mut events = h.datapath.take_events().expect("events");
+    let cut = p(FE, BE, TCP, 49000, 8080);
+    let kept = p(BE, DB, TCP, 49001, 5432);
+    assert_eq!(h.flow("frontend", "backend", cut), PASS);
+    assert_eq!(h.flow("backend", "database", kept), PASS);
+    drain(&mut events);
+    let mut new = old.clone();
+    new.pods.retain(|p| p.name != "frontend");
+    let before = h.datapath.maps().config().expect("config");
+    let report = change_in_place(&mut h, &ir, &old, &new);
+    assert!(report.rejudge);
+    let after = h.datapath.maps().config().expect("config");
+    assert_eq!(after.generation, before.generation, "the same generation");
+    assert_eq!(after.epoch, before.epoch.wrapping_add(1), "a new epoch");
+    // Frontend's address is nobody's now: its open connection to backend stops passing...
+    let ack = packet::frame(&cut, ACK, 0);
+    assert_eq!(h.ingress_frame("backend", &ack), DROP, "the removed pod's connection is cut");
+    let seen = drain(&mut events);
+    assert_eq!(
+        seen.iter().map(|e| (e.verdict, e.reason)).collect::<Vec<_>>(),
+        vec![(abi::VERDICT_DENY, abi::REASON_REJUDGE)]
+    );
+    assert_eq!(h.datapath.maps().conntrack(&ingress_key(&cut)).expect("lookup"), None, "and forgotten");
+    // ...while a connection the policy still allows is judged again and passes.
+    assert_eq!(h.egress_frame("backend", &packet::frame(&kept, ACK, 0)), PASS);
+    assert_eq!(h.ingress_frame("database", &packet::frame(&kept, ACK, 0)), PASS);
+    // A new pod that gets the address later is judged as what it is, not as the old frontend.
+    let mut reused = new.clone();
+    reused.pods.push(pod("default", "intruder", "database", &[FE]));
+    let reused = sorted(reused);
+    change_in_place(&mut h, &ir, &new, &reused);
+    assert_eq!(h.ingress_frame("backend", &ack), DROP);
+    assert_eq!(h.ingress("backend", p(FE, BE, TCP, 49002, 8080)), DROP);
+    // Removing a local pod removes its endpoint: its interface is no longer judged.
+    assert!(h.plan.endpoints.iter().all(|e| e.name != "frontend"));
+    let live = h.datapath.maps().live_endpoints().expect("endpoints");
+    assert!(
+        live.keys()
+            .all(|ifindex| *ifindex == 1 || h.plan.endpoints.iter().any(|e| fake_ifindex(e.id) == *ifindex))
+    );
+}
+
+#[test]
+fn relabelled_pods_and_new_identities_change_in_place_needs_root() {
+    if !can_run_as_root("relabelled_pods_and_new_identities_change_in_place_needs_root") {
+        return;
+    }
+    let probe = netc_ir::Peer::Pods { namespaces: None, pods: Some(sel(&[("role", "probe")])) };
+    let ir = ir(vec![policy(
+        "default",
+        "backend",
+        guarded(vec![
+            rule("fe-be", 10, vec![app("frontend")], vec![tcp(8080)]),
+            rule("probe-be", 12, vec![probe], vec![tcp(9090)]),
+        ]),
+        open(),
+    )]);
+    let (_, old) = seed();
+    let mut h = Harness::new(&ir, &old, false);
+    let open_flow = p(FE, BE, TCP, 50000, 8080);
+    assert_eq!(h.flow("frontend", "backend", open_flow), PASS);
+    assert_eq!(h.flow("database", "backend", p(DB, BE, TCP, 50001, 8080)), DROP);
+    // database becomes a frontend, frontend becomes something else (existing identities).
+    let mut relabelled = old.clone();
+    for pod in &mut relabelled.pods {
+        match pod.name.as_str() {
+            "database" => pod.labels.insert("app".into(), "frontend".into()),
+            "frontend" => pod.labels.insert("app".into(), "database".into()),
+            _ => None,
+        };
+    }
+    let report = change_in_place(&mut h, &ir, &old, &relabelled);
+    assert!(report.rejudge);
+    assert_eq!(report.generation, 1);
+    assert_eq!(h.ingress_frame("backend", &packet::frame(&open_flow, ACK, 0)), DROP, "no longer a frontend");
+    assert_eq!(h.flow("database", "backend", p(DB, BE, TCP, 50002, 8080)), PASS, "now a frontend");
+    // A probe that is also a frontend: a kind of pod no pod was, with entries of its own.
+    let identities = h.plan.identity_count;
+    let mut probed = relabelled.clone();
+    let mut both = pod("default", "frontend-probe", "frontend", &["10.0.0.20"]);
+    both.labels.insert("role".into(), "probe".into());
+    probed.pods.push(both);
+    let probed = sorted(probed);
+    let report = change_in_place(&mut h, &ir, &relabelled, &probed);
+    assert!(!report.rejudge, "a new pod turns no allowed flow into a denied one");
+    assert_eq!(h.plan.identity_count, identities + 1);
+    assert_eq!(h.ingress("backend", p("10.0.0.20", BE, TCP, 50003, 9090)), PASS);
+    assert_eq!(h.ingress("backend", p("10.0.0.20", BE, TCP, 50004, 8080)), PASS);
+    assert_eq!(h.ingress("backend", p("10.0.0.20", BE, TCP, 50005, 22)), DROP);
+    assert_eq!(h.ingress("backend", p(DB, BE, TCP, 50006, 9090)), DROP, "a frontend is no probe");
+    // The in-place plan means what a rebuilt one means.
+    assert_eq!(h.plan.meaning(), Plan::build(&ir, &probed, &PlanOptions::default()).meaning());
+}
+
+#[test]
+fn conntrack_entries_are_found_from_every_cpu_needs_root() {
+    if !can_run_as_root("conntrack_entries_are_found_from_every_cpu_needs_root") {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpus < 2 {
+        eprintln!("skipping conntrack_entries_are_found_from_every_cpu_needs_root: needs 2 CPUs");
+        return;
+    }
+    let (ir, inv) = seed();
+    let mut h = Harness::new(&ir, &inv, false);
+    // BPF_PROG_TEST_RUN runs on the calling thread's CPU: the SYN's entry goes into CPU 0's LRU
+    // list (BPF_F_NO_COMMON_LRU), the reply is judged on CPU 1.
+    let syn = p(FE, BE, TCP, 51000, 8080);
+    on_cpu(0);
+    assert_eq!(h.ingress("backend", syn), PASS);
+    on_cpu(1);
+    assert_eq!(h.egress_frame("backend", &packet::frame(&syn.reply(), ACK | packet::SYN, 0)), PASS);
+    assert_eq!(h.ingress_frame("backend", &packet::frame(&syn, ACK, 0)), PASS);
+    let stats = h.datapath.maps().stats().expect("stats");
+    assert_eq!(stats[abi::STAT_PASSED_NEW as usize], 1, "one new flow; the rest was found in conntrack");
+}
+
+/// Pin the calling thread to one CPU.
+fn on_cpu(cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is an empty set; CPU_SET and sched_setaffinity get valid
+    // pointers to it for the duration of the calls.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "pin to CPU {cpu}"
+        );
+    }
 }
 
 /// The conntrack key of `packet` at `pod`'s ingress door, as the harness runs it (ifindex 1).

@@ -13,7 +13,8 @@ use netc_ir::{
     Inventory, Ir, LabelSelector, NamedPort, Namespace, Operator, Peer, Pod, Policy, Port, PortValue,
     Protocol, Requirement,
 };
-use netc_runtime::packet::Packet;
+use netc_runtime::packet::{self, Packet};
+use netc_runtime::plan::{Plan, PlanOptions};
 
 /// xorshift64*: small, deterministic, good enough to pick test cases.
 struct Rng(u64);
@@ -212,6 +213,122 @@ fn random_case(rng: &mut Rng) -> (Ir, Inventory, Vec<IpAddr>) {
     (ir(policies), Inventory { namespaces, pods, ..Inventory::default() }, externals)
 }
 
+/// The datapath's verdict at each door of a flow (a door only when its pod is an endpoint).
+fn doors(h: &mut Harness, src: Option<&Pod>, dst: Option<&Pod>, frame: &[u8]) -> (bool, bool) {
+    let endpoint_of = |h: &Harness, pod: Option<&Pod>| {
+        pod.and_then(|p| h.plan.endpoints.iter().find(|e| e.name == p.name && e.namespace == p.namespace))
+            .map(|e| e.name.clone())
+    };
+    let (sender, receiver) = (endpoint_of(h, src), endpoint_of(h, dst));
+    let egress = sender.is_none_or(|name| h.egress_frame(&name, frame) == PASS);
+    let ingress = receiver.is_none_or(|name| h.ingress_frame(&name, frame) == PASS);
+    (egress, ingress)
+}
+
+/// The pod of `inventory` with address `ip`, if any.
+fn pod_at(inventory: &Inventory, ip: IpAddr) -> Option<&Pod> {
+    inventory.pods.iter().find(|p| p.ips.contains(&ip))
+}
+
+/// A flow between two ends, each a pod (80%) or an external address; `None` for pod-to-itself or
+/// external-to-external.
+fn random_flow(
+    rng: &mut Rng,
+    inventory: &Inventory,
+    externals: &[IpAddr],
+    sport: &mut u16,
+) -> Option<(Packet, Protocol)> {
+    let pick_end = |rng: &mut Rng| -> Option<&Pod> {
+        if rng.chance(80) { Some(&inventory.pods[rng.below(inventory.pods.len())]) } else { None }
+    };
+    let src_pod = pick_end(rng);
+    let dst_pod = pick_end(rng);
+    if src_pod.is_none() && dst_pod.is_none() {
+        return None;
+    }
+    if let (Some(a), Some(b)) = (src_pod, dst_pod)
+        && a.name == b.name
+        && a.namespace == b.namespace
+    {
+        return None; // a pod talking to itself never crosses its veth
+    }
+    // Addresses of one family: IPv6 only when both ends have one.
+    let v6 = rng.chance(40)
+        && src_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6))
+        && dst_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6));
+    let address = |pod: Option<&Pod>, rng: &mut Rng| -> IpAddr {
+        match pod {
+            Some(p) => *p.ips.iter().find(|ip| ip.is_ipv6() == v6).expect("family checked above"),
+            None => {
+                let candidates: Vec<IpAddr> =
+                    externals.iter().copied().filter(|ip| ip.is_ipv6() == v6).collect();
+                *rng.pick(&candidates)
+            }
+        }
+    };
+    let src_ip = address(src_pod, rng);
+    let dst_ip = address(dst_pod, rng);
+    let protocol = *rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::Sctp]);
+    let port = *rng.pick(&PORTS);
+    *sport = if *sport == u16::MAX { 1024 } else { *sport + 1 };
+    Some((Packet::new(src_ip, dst_ip, protocol.ip_proto(), *sport, port), protocol))
+}
+
+/// The evaluator's verdict on a packet, its ends found by address in `inventory`.
+fn expected(
+    evaluator: &Evaluator,
+    inventory: &Inventory,
+    packet: &Packet,
+    protocol: Protocol,
+) -> (bool, bool, bool) {
+    let end = |ip: IpAddr| pod_at(inventory, ip).map_or(Endpoint::External(ip), Endpoint::Pod);
+    let flow = Flow { src: end(packet.src), dst: end(packet.dst), protocol, port: packet.dport };
+    let verdict = evaluator.evaluate(&flow);
+    (verdict.egress.permits(), verdict.ingress.permits(), verdict.allowed)
+}
+
+/// Check `flows` random new flows against the evaluator; returns how many were tried.
+#[allow(clippy::too_many_arguments, reason = "a test helper; the case travels as its parts")]
+fn check_new_flows(
+    h: &mut Harness,
+    ir: &Ir,
+    inventory: &Inventory,
+    externals: &[IpAddr],
+    rng: &mut Rng,
+    sport: &mut u16,
+    flows: usize,
+    seed: u64,
+) -> usize {
+    let evaluator = Evaluator::new(ir, inventory);
+    let mut checked = 0;
+    for _ in 0..flows {
+        let Some((packet, protocol)) = random_flow(rng, inventory, externals, sport) else { continue };
+        let (want_egress, want_ingress, allowed) = expected(&evaluator, inventory, &packet, protocol);
+        let (egress, ingress) =
+            doors(h, pod_at(inventory, packet.src), pod_at(inventory, packet.dst), &packet.frame());
+        if egress != want_egress || ingress != want_ingress {
+            let dump = std::env::temp_dir().join(format!("netc-diff-seed-{seed}.json"));
+            let _ = std::fs::write(
+                &dump,
+                serde_json::json!({"ir": serde_json::from_str::<serde_json::Value>(&ir.to_json()).ok(),
+                                   "pods": format!("{:#?}", inventory.pods)})
+                .to_string(),
+            );
+            panic!(
+                "seed {seed}: {} -> {} {protocol} {}: datapath egress {egress} ingress {ingress}, \
+                 evaluator egress {want_egress} ingress {want_ingress} (case written to {})",
+                packet.src,
+                packet.dst,
+                packet.dport,
+                dump.display()
+            );
+        }
+        assert_eq!(egress && ingress, allowed);
+        checked += 1;
+    }
+    checked
+}
+
 #[test]
 fn datapath_agrees_with_the_evaluator_on_random_flows_needs_root() {
     if !can_run_as_root("datapath_agrees_with_the_evaluator_on_random_flows_needs_root") {
@@ -225,76 +342,145 @@ fn datapath_agrees_with_the_evaluator_on_random_flows_needs_root() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1000_0000_01b3));
         let (ir, inventory, externals) = random_case(&mut rng);
         let mut h = Harness::new(&ir, &inventory, false);
-        let evaluator = Evaluator::new(&ir, &inventory);
-        for _ in 0..flows_per_seed {
-            let pick_end = |rng: &mut Rng| -> Option<&Pod> {
-                if rng.chance(80) { Some(&inventory.pods[rng.below(inventory.pods.len())]) } else { None }
-            };
-            let src_pod = pick_end(&mut rng);
-            let dst_pod = pick_end(&mut rng);
-            if src_pod.is_none() && dst_pod.is_none() {
-                continue;
-            }
-            if let (Some(a), Some(b)) = (src_pod, dst_pod)
-                && a.name == b.name
-                && a.namespace == b.namespace
-            {
-                continue; // a pod talking to itself never crosses its veth
-            }
-            // Addresses of one family: IPv6 only when both ends have one.
-            let v6 = rng.chance(40)
-                && src_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6))
-                && dst_pod.is_none_or(|p| p.ips.iter().any(IpAddr::is_ipv6));
-            let address = |pod: Option<&Pod>, rng: &mut Rng| -> IpAddr {
-                match pod {
-                    Some(p) => *p.ips.iter().find(|ip| ip.is_ipv6() == v6).expect("family checked above"),
-                    None => {
-                        let candidates: Vec<IpAddr> =
-                            externals.iter().copied().filter(|ip| ip.is_ipv6() == v6).collect();
-                        *rng.pick(&candidates)
-                    }
-                }
-            };
-            let src_ip = address(src_pod, &mut rng);
-            let dst_ip = address(dst_pod, &mut rng);
-            let protocol = *rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::Sctp]);
-            let port = *rng.pick(&PORTS);
-            let flow = Flow {
-                src: src_pod.map_or(Endpoint::External(src_ip), Endpoint::Pod),
-                dst: dst_pod.map_or(Endpoint::External(dst_ip), Endpoint::Pod),
-                protocol,
-                port,
-            };
-            let verdict = evaluator.evaluate(&flow);
-            sport = if sport == u16::MAX { 1024 } else { sport + 1 };
-            let packet = Packet::new(src_ip, dst_ip, protocol.ip_proto(), sport, port);
-            let endpoint_of = |pod: Option<&Pod>| {
-                pod.and_then(|p| {
-                    h.plan.endpoints.iter().find(|e| e.name == p.name && e.namespace == p.namespace)
-                })
-                .map(|e| e.name.clone())
-            };
-            let (sender, receiver) = (endpoint_of(src_pod), endpoint_of(dst_pod));
-            let egress = sender.is_none_or(|name| h.egress(&name, packet) == PASS);
-            let ingress = receiver.is_none_or(|name| h.ingress(&name, packet) == PASS);
-            if egress != verdict.egress.permits() || ingress != verdict.ingress.permits() {
-                let dump = std::env::temp_dir().join(format!("netc-diff-seed-{seed}.json"));
-                let _ = std::fs::write(
-                    &dump,
-                    serde_json::json!({"ir": serde_json::from_str::<serde_json::Value>(&ir.to_json()).ok(),
-                                       "pods": format!("{:#?}", inventory.pods)})
-                    .to_string(),
-                );
-                panic!(
-                    "seed {seed}: {src_ip} -> {dst_ip} {protocol} {port}: datapath egress {egress} ingress {ingress}, \
-                     evaluator {verdict:?} (case written to {})",
-                    dump.display()
-                );
-            }
-            assert_eq!(egress && ingress, verdict.allowed);
-            checked += 1;
-        }
+        checked +=
+            check_new_flows(&mut h, &ir, &inventory, &externals, &mut rng, &mut sport, flows_per_seed, seed);
     }
     eprintln!("{checked} flows agreed over {seeds} random cases");
     assert!(checked > usize::try_from(seeds).expect("small") * flows_per_seed / 2, "most flows were tried");
+}
+
+/// A few random changes to a cluster: pods removed, relabelled, re-addressed, given other named
+/// ports, added (some at an address that was external). Returns the new inventory and the
+/// external addresses that are still nobody's.
+fn mutate(rng: &mut Rng, inventory: &Inventory, externals: &[IpAddr], seed: u64) -> (Inventory, Vec<IpAddr>) {
+    let mut new = inventory.clone();
+    let mut externals = externals.to_vec();
+    let mut next = 30u8;
+    for _ in 0..=rng.below(3) {
+        let candidates: Vec<usize> = (0..new.pods.len()).filter(|i| !new.pods[*i].host_network).collect();
+        let Some(&i) = candidates.get(rng.below(candidates.len().max(1))) else { continue };
+        match rng.below(7) {
+            0 if new.pods.len() > 3 => {
+                new.pods.remove(i);
+            }
+            1 => {
+                new.pods[i].labels.insert("app".into(), (*rng.pick(&APPS)).to_owned());
+            }
+            2 => {
+                if new.pods[i].labels.remove("tier").is_none() {
+                    new.pods[i].labels.insert("tier".into(), "web".into());
+                }
+            }
+            3 => {
+                next += 1;
+                new.pods[i].ips[0] = format!("10.9.{}.{next}", rng.below(3)).parse().expect("ip");
+            }
+            4 => {
+                let (name, protocol, _) = *rng.pick(&NAMES);
+                new.pods[i].ports = vec![NamedPort { name: name.into(), port: 9999, protocol }];
+            }
+            _ => {
+                next += 1;
+                // Sometimes at an address that was external (10.9.1.200 and 10.9.2.14 sit in
+                // the CIDRs rules name).
+                let ip: IpAddr = if rng.chance(40) {
+                    let v4: Vec<IpAddr> =
+                        externals.iter().copied().filter(|e| e.to_string().starts_with("10.9.")).collect();
+                    let taken = *rng.pick(&v4);
+                    externals.retain(|e| *e != taken);
+                    taken
+                } else {
+                    format!("10.9.{}.{next}", rng.below(3)).parse().expect("ip")
+                };
+                let mut ips = vec![ip];
+                if rng.chance(40) {
+                    ips.push(format!("fd00:9::{next:x}").parse().expect("ip"));
+                }
+                new.pods.push(Pod {
+                    namespace: format!("ns{}", rng.below(3)),
+                    name: format!("q{seed}-{next}"),
+                    labels: BTreeMap::from([("app".to_owned(), (*rng.pick(&APPS)).to_owned())]),
+                    ips,
+                    ports: vec![],
+                    node: None,
+                    host_interface: None,
+                    host_network: false,
+                });
+            }
+        }
+    }
+    new.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // Addresses a removed or re-addressed pod had are external now.
+    for pod in &inventory.pods {
+        for ip in &pod.ips {
+            if pod_at(&new, *ip).is_none() && !externals.contains(ip) {
+                externals.push(*ip);
+            }
+        }
+    }
+    (new, externals)
+}
+
+#[test]
+fn datapath_agrees_with_the_evaluator_after_changes_in_place_needs_root() {
+    if !can_run_as_root("datapath_agrees_with_the_evaluator_after_changes_in_place_needs_root") {
+        return;
+    }
+    let seeds: u64 = std::env::var("NETC_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let (mut checked, mut reopened, mut in_place) = (0usize, 0usize, 0usize);
+    let mut sport: u16 = 1024;
+    for seed in 1..=seeds {
+        let mut rng = Rng(0x5bd1_e995_9e37_79b9 ^ seed.wrapping_mul(0x1000_0000_01b3));
+        let (ir, old, externals) = random_case(&mut rng);
+        let mut h = Harness::new(&ir, &old, false);
+        // Connections the old cluster allows, open at both doors.
+        let before = Evaluator::new(&ir, &old);
+        let mut open = Vec::new();
+        for _ in 0..60 {
+            let Some((packet, protocol)) = random_flow(&mut rng, &old, &externals, &mut sport) else {
+                continue;
+            };
+            let (src, dst) = (pod_at(&old, packet.src), pod_at(&old, packet.dst));
+            if doors(&mut h, src, dst, &packet.frame()) == (true, true) {
+                assert!(
+                    expected(&before, &old, &packet, protocol).2,
+                    "seed {seed}: allowed before the change"
+                );
+                open.push((packet, protocol));
+            }
+        }
+        let (new, externals) = mutate(&mut rng, &old, &externals, seed);
+        let options = PlanOptions::default();
+        match h.plan.update_in_place(&ir, &old, &new, &options) {
+            Some(delta) => {
+                let interfaces = delta.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+                h.datapath.apply_delta(&delta, &interfaces).expect("apply in place");
+                assert_eq!(h.plan.meaning(), Plan::build(&ir, &new, &options).meaning(), "seed {seed}");
+                in_place += 1;
+            }
+            None => h.reapply(&ir, &new, false),
+        }
+        // Open connections: their next packet gets the new cluster's verdict at each door.
+        let after = Evaluator::new(&ir, &new);
+        for (packet, protocol) in &open {
+            let (want_egress, want_ingress, _) = expected(&after, &new, packet, *protocol);
+            let frame = packet::frame(packet, packet::ACK, 0);
+            let (egress, ingress) = doors(&mut h, pod_at(&new, packet.src), pod_at(&new, packet.dst), &frame);
+            assert_eq!(
+                (egress, ingress),
+                (want_egress, want_ingress),
+                "seed {seed}: open {} -> {} {protocol} {} after the change",
+                packet.src,
+                packet.dst,
+                packet.dport
+            );
+            reopened += 1;
+        }
+        checked += check_new_flows(&mut h, &ir, &new, &externals, &mut rng, &mut sport, 100, seed);
+    }
+    eprintln!(
+        "{checked} new and {reopened} open flows agreed over {seeds} changed clusters ({in_place} changed in place)"
+    );
+    assert!(in_place * 4 > usize::try_from(seeds).expect("small") * 3, "most changes were made in place");
+    assert!(reopened > 0 && checked > 0);
 }

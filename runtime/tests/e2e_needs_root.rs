@@ -256,9 +256,21 @@ fn reload_revokes_open_connections_keeps_bad_input_out_and_survives_kill_needs_r
     // A new frontend replica: added in place, enforced at once, nothing judged again.
     assert!(!s.reaches("frontend-2", "backend", 8080), "unknown to netcd yet: not a frontend");
     std::fs::write(&s.inventory_path, s.node.inventory_json(NAMESPACES, &[])).expect("write inventory");
-    netcd.wait_log("added in place to generation 1", WAIT);
+    let line = netcd.wait_log("changed in place in generation 1", WAIT);
+    assert!(!line.contains("judged again"), "adding a replica judges nothing again: {line}");
     assert!(s.reaches("frontend-2", "backend", 8080), "the new replica is a frontend");
     assert!(echo(&mut open, Duration::from_secs(2)), "open connections are untouched");
+
+    // The replica goes away again: removed in place; its open connection stops passing, the
+    // other frontend's does not.
+    let mut open2 = connect(s.node.pod("frontend-2"), be, 8080, Duration::from_secs(2))
+        .expect("frontend-2 -> backend connects");
+    assert!(echo(&mut open2, Duration::from_secs(2)));
+    std::fs::write(&s.inventory_path, s.node.inventory_json(NAMESPACES, &["frontend-2"])).expect("write");
+    let line = netcd.wait_log("changed in place in generation 1", WAIT);
+    assert!(line.contains("judged again"), "a removal judges open connections again: {line}");
+    assert!(!echo(&mut open2, Duration::from_millis(1500)), "the removed pod's connection is cut");
+    assert!(echo(&mut open, Duration::from_secs(2)), "the remaining frontend's connection passes");
 
     // A broken IR is refused; the running state stays.
     std::fs::write(&s.ir_path, "{ not json").expect("write");

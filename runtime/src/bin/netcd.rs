@@ -156,8 +156,9 @@ fn status(bpffs: &std::path::Path) -> Result<(), String> {
     let config = maps.config().map_err(|e| e.to_string())?;
     println!("datapath pinned under {}", bpffs.display());
     println!(
-        "generation {}{}",
+        "generation {}, epoch {}{}",
         config.generation,
+        config.epoch,
         if config.flags & abi::CONFIG_REPORT_ALLOWED != 0 { " (reporting allowed flows)" } else { "" }
     );
     let links = datapath::pinned_link_interfaces(bpffs);
