@@ -538,9 +538,10 @@ impl Datapath {
 
     /// Change the live generation in place ([`crate::plan::Plan::update_in_place`]), in the
     /// order that keeps every packet's view whole: new policy entries (nothing reaches them
-    /// yet), pod addresses, endpoints (one write switches a renumbered endpoint to its new
-    /// entries), removed addresses and endpoints, the epoch when flows must be judged again, and
-    /// last the entries nothing reaches any more. `interfaces` maps the ids of the delta's new
+    /// yet), endpoints (one write switches a renumbered endpoint to its new entries, or gives an
+    /// endpoint the kinds of lookups a new identity's entries need), pod addresses, removed
+    /// addresses and endpoints, the epoch when flows must be judged again, and last the entries
+    /// nothing reaches any more. `interfaces` maps the ids of the delta's new
     /// endpoints to their ifindex; endpoints already live keep theirs. Endpoints whose new entries
     /// do not fit fail closed, as in [`Datapath::apply`].
     ///
@@ -600,9 +601,9 @@ impl Datapath {
         self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
         self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
         let mut writes = live.policy.len() + live.ranges.len() - entries_before;
-        self.write_ipcache(delta.ipcache.iter().map(|(k, v)| (k, v)), generation, live)?;
-        writes += delta.ipcache.len();
-        // Endpoints: those of the delta, and any that failed closed just now.
+        // Endpoints: those of the delta, and any that failed closed just now. Before the
+        // addresses: an endpoint whose doors gain kinds of lookups for a new identity must have
+        // them before an address maps to that identity.
         let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         let mut rewritten = BTreeSet::new();
@@ -633,6 +634,8 @@ impl Datapath {
                 writes += 1;
             }
         }
+        self.write_ipcache(delta.ipcache.iter().map(|(k, v)| (k, v)), generation, live)?;
+        writes += delta.ipcache.len();
         // What stops being reachable, then the epoch, then what nothing reaches any more.
         {
             let mut ipcache: HashMap<&mut MapData, IpKey, u32> =
@@ -647,6 +650,8 @@ impl Datapath {
             live.ipcache.retain(|k| !gone.contains(k));
             writes += gone.len();
         }
+        let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
+            HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         let mut gone_keys = BTreeSet::new();
         for id in &delta.endpoints_removed {
             live.failed.remove(id);
