@@ -281,6 +281,10 @@ fn span(pair: &Pair<'_, Rule>) -> Span {
 /// Length of `text` without trailing white space and `#` comments.
 fn meaningful_len(text: &str) -> usize {
     let mut end = text.trim_end().len();
+    if !text.as_bytes().contains(&b'#') {
+        // No comment to strip (most pairs): no need to scan the last line for one.
+        return end;
+    }
     loop {
         let line_start = text[..end].rfind('\n').map_or(0, |i| i + 1);
         let Some(hash) = comment_start(&text[line_start..end]) else { return end };
