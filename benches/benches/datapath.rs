@@ -19,9 +19,10 @@
 //! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed);
 //! one pod changed in place (as netcd does when only pods change), one after the other on the
 //! same live state: a replica added (existing identity), a pod removed, a pod relabelled to an
-//! existing identity, a pod of a new identity added (entries at the endpoint that guards it);
-//! each from the inventory diff to the last map write; and the last change as a whole new
-//! generation, what every pod change cost before.
+//! existing identity, a pod of a new identity added (entries at the endpoint that guards it), the
+//! guarded server itself relabelled (its 10,000 entries written again); each from the inventory
+//! diff to the last map write; and the last change as a whole new generation, what every pod
+//! change but replicas cost before.
 //!
 //! Run as root: `cargo bench -p netc-benches --bench datapath`. Without root it says so and
 //! exits. `NETC_BENCH_QUICK=1` uses fewer repeats.
@@ -277,7 +278,7 @@ fn main() {
     // One pod change after another, each in place on the live generation.
     let mut plan = plan;
     let mut live = inventory;
-    let changes: [PodChange; 4] = [
+    let changes: [PodChange; 5] = [
         ("a replica added (existing identity)", |inv| {
             inv.pods.push(pod("zz-new", "client0", Ipv4Addr::new(10, 63, 0, 2)));
         }),
@@ -290,6 +291,11 @@ fn main() {
             let mut probe = pod("zz-probe", "client0", Ipv4Addr::new(10, 63, 0, 3));
             probe.labels.insert("role".into(), "probe".into());
             inv.pods.push(probe);
+        }),
+        ("the guarded server relabelled", |inv| {
+            // Still selected by its policy: all its entries are written again, under a new id.
+            let p = inv.pods.iter_mut().find(|p| p.name == "server").expect("server");
+            p.labels.insert("tier".into(), "gold".into());
         }),
     ];
     for (what, change) in changes {
