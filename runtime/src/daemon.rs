@@ -168,6 +168,7 @@ impl State {
                 return Ok(Some((ir, inventory)));
             }
         };
+        let enforced = start.elapsed();
         for id in &delta.endpoints_removed {
             self.endpoints.remove(id);
         }
@@ -187,8 +188,9 @@ impl State {
         for (id, why) in &report.fail_closed {
             log(&format!("endpoint {id} FAILS CLOSED (all its traffic is dropped): {why}"));
         }
+        let interfaces_took = start.elapsed() - enforced;
         log(&format!(
-            "pods changed in place in generation {}: {} address(es) written, {} removed; {} endpoint(s) written, {} removed; {} new identit{}; {} map writes{} in {:.2} ms",
+            "pods changed in place in generation {}: {} address(es) written, {} removed; {} endpoint(s) written, {} removed; {} new identit{}; {} map writes{} in {:.2} ms{}",
             report.generation,
             delta.ipcache.len(),
             delta.ipcache_removed.len(),
@@ -198,7 +200,15 @@ impl State {
             if delta.new_identities == 1 { "y" } else { "ies" },
             report.entries,
             if delta.rejudge { "; open connections are judged again" } else { "" },
-            start.elapsed().as_secs_f64() * 1e3
+            enforced.as_secs_f64() * 1e3,
+            if interfaces_took > Duration::from_micros(100) {
+                format!(
+                    " (then {:.1} ms attaching and detaching interfaces)",
+                    interfaces_took.as_secs_f64() * 1e3
+                )
+            } else {
+                String::new()
+            }
         ));
         self.live = Some((ir, inventory, generation));
         Ok(None)
