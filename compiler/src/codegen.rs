@@ -42,19 +42,7 @@ pub fn network_policies(ir: &Ir) -> Vec<NetworkPolicy> {
         ir.policies.iter().filter(|p| p.ingress.is_guarded() || p.egress.is_guarded()).collect();
     policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     // The objects are independent of each other: many are built on all cores, in order.
-    const PER_THREAD_MIN: usize = 256;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads < 2 || policies.len() < 2 * PER_THREAD_MIN {
-        return policies.into_iter().map(network_policy).collect();
-    }
-    let chunk = policies.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = policies
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().copied().map(network_policy).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
+    crate::par::map_in_order(policies, 256, network_policy)
 }
 
 /// The `NetworkPolicy` for one IR policy (also for one whose doors are both open, which

@@ -23,6 +23,7 @@ pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lower;
+mod par;
 pub mod report;
 pub mod syntax;
 pub mod yaml;

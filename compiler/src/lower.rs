@@ -542,9 +542,6 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
     }
 }
 
-/// One policy to build: namespace, name, entity, and its (ingress, egress) rules.
-type PolicyTask<'a> = (&'a str, String, usize, (Vec<RuleDraft>, Vec<RuleDraft>));
-
 /// The IR; the rules are moved out of `doors` (it is freed right after).
 fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> Ir {
     // Names: readable, DNS-1123, unique per namespace, independent of source order.
@@ -583,30 +580,9 @@ fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> I
     }
     // The policies are independent of each other: build them on all cores.
     let doors: &Doors = doors;
-    let make = |tasks: Vec<PolicyTask<'_>>| -> Vec<Policy> {
-        tasks
-            .into_iter()
-            .map(|(ns, name, i, rules)| policy(ns, name, &doors.entities[i], rules, doors, locate))
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut policies = if threads > 1 && tasks.len() >= 1024 {
-        let per = tasks.len().div_ceil(threads);
-        let mut chunks = Vec::new();
-        while !tasks.is_empty() {
-            let rest = tasks.split_off(per.min(tasks.len()));
-            chunks.push(std::mem::replace(&mut tasks, rest));
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks.into_iter().map(|c| scope.spawn(move || make(c))).collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    } else {
-        make(tasks)
-    };
+    let mut policies = crate::par::map_in_order(tasks, 512, |(ns, name, i, rules)| {
+        policy(ns, name, &doors.entities[i], rules, doors, locate)
+    });
     policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let workloads = model
         .workloads

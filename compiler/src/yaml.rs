@@ -51,19 +51,7 @@ pub fn render_stream(policies: &[NetworkPolicy], sources: &[String]) -> String {
 /// documents are independent, so the result is the same as one thread's.
 #[must_use]
 pub fn render_each(policies: &[NetworkPolicy]) -> Vec<String> {
-    const PER_THREAD_MIN: usize = 256;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads < 2 || policies.len() < 2 * PER_THREAD_MIN {
-        return policies.iter().map(to_yaml).collect();
-    }
-    let chunk = policies.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = policies
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(to_yaml).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
+    crate::par::map_in_order(policies.iter().collect(), 256, to_yaml)
 }
 
 /// A `kustomization.yaml` listing `file_names` (sorted, duplicates dropped) as resources.
