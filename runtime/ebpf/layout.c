@@ -15,15 +15,15 @@ int main(void)
 	OFF(netc_config, epoch); OFF(netc_config, pad);
 	SIZE(netc_endpoint_key); OFF(netc_endpoint_key, generation); OFF(netc_endpoint_key, ifindex);
 	SIZE(netc_endpoint); OFF(netc_endpoint, id); OFF(netc_endpoint, flags); OFF(netc_endpoint, door);
-	OFF(netc_endpoint, pad);
+	OFF(netc_endpoint, set);
 	SIZE(netc_ip_key); OFF(netc_ip_key, generation); OFF(netc_ip_key, family); OFF(netc_ip_key, addr);
 	SIZE(netc_cidr_key); OFF(netc_cidr_key, prefixlen); OFF(netc_cidr_key, generation);
 	OFF(netc_cidr_key, family); OFF(netc_cidr_key, addr);
-	SIZE(netc_policy_key); OFF(netc_policy_key, generation); OFF(netc_policy_key, endpoint);
+	SIZE(netc_policy_key); OFF(netc_policy_key, generation); OFF(netc_policy_key, set);
 	OFF(netc_policy_key, identity); OFF(netc_policy_key, direction); OFF(netc_policy_key, protocol);
 	OFF(netc_policy_key, port);
 	SIZE(netc_range_key); OFF(netc_range_key, prefixlen); OFF(netc_range_key, generation);
-	OFF(netc_range_key, endpoint); OFF(netc_range_key, identity); OFF(netc_range_key, direction);
+	OFF(netc_range_key, set); OFF(netc_range_key, identity); OFF(netc_range_key, direction);
 	OFF(netc_range_key, protocol); OFF(netc_range_key, port);
 	SIZE(netc_policy_value); OFF(netc_policy_value, rule); OFF(netc_policy_value, pad);
 	SIZE(netc_ct_key); OFF(netc_ct_key, saddr); OFF(netc_ct_key, daddr); OFF(netc_ct_key, sport);

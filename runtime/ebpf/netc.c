@@ -66,7 +66,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } netc_cidrs SEC(".maps");
 
-/* netc_policy (hash): (generation, endpoint, direction, identity, protocol, port) -> rule. */
+/* netc_policy (hash): (generation, policy set, direction, identity, protocol, port) -> rule. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1048576);
@@ -285,7 +285,7 @@ static __always_inline __u32 lookup_rule(struct netc_policy_key *key, __u16 door
 		struct netc_range_key range = {
 			.prefixlen = 8 * 14 + 16,
 			.generation = key->generation,
-			.endpoint = key->endpoint,
+			.set = key->set,
 			.identity = key->identity,
 			.direction = key->direction,
 			.protocol = protocol,
@@ -308,7 +308,7 @@ static __always_inline __u32 decide(__u32 generation, const struct netc_endpoint
 	const __u8 *peer = direction == NETC_INGRESS ? original->saddr : original->daddr;
 	struct netc_policy_key key = {
 		.generation = generation,
-		.endpoint = ep->id,
+		.set = ep->set,
 		.identity = identity_of(generation, original->family, peer),
 		.direction = direction,
 	};

@@ -11,10 +11,15 @@
  * write, then deletes the old generation. A packet reads the generation once and sees either
  * the old state or the new one, never a mix.
  *
+ * Policy sets: policy keys name a policy set, not an endpoint. Local pods selected by the same
+ * guarded doors share one set of entries, so a replica (or a pod relabelled into a selection
+ * some pod here has) is one endpoint write.
+ *
  * Epochs: pods added, removed or relabelled are changed in place, in the live generation, when
- * no rule's meaning changes: a new identity's policy entries first (no address maps to it yet),
- * then endpoint and ipcache entries, each one map write that a packet sees whole or not at all
- * (a packet reads one endpoint and one peer address). When such a change can turn an allowed
+ * no rule's meaning changes: new policy entries first (a new identity's, or a new set's: no
+ * address maps to the identity yet, no endpoint names the set yet), then endpoint and ipcache
+ * entries, each one map write that a packet sees whole or not at all (a packet reads one
+ * endpoint and one peer address). When such a change can turn an allowed
  * flow into a denied one (a pod removed or changed), netcd then advances `netc_config.epoch` in
  * one map write. Conntrack entries carry the generation and the epoch that judged them; a
  * packet whose entry has another of either is judged again.
@@ -91,10 +96,10 @@ struct netc_endpoint_key {
 };
 
 struct netc_endpoint {
-	__u32 id;      /* endpoint id, the first field of policy keys */
+	__u32 id;      /* endpoint id (events name the pod by it) */
 	__u32 flags;   /* NETC_EP_* */
 	__u16 door[2]; /* NETC_DOOR_* per direction, indexed by NETC_INGRESS / NETC_EGRESS */
-	__u32 pad;
+	__u32 set;     /* its policy set: the first field of its policy keys */
 };
 
 /* netc_ipcache key: one pod address (exact match) in one generation. */
@@ -113,11 +118,12 @@ struct netc_cidr_key {
 	__u8 addr[16];
 };
 
-/* netc_policy key (hash): an allowed (peer identity, protocol, port) at one door.
+/* netc_policy key (hash): an allowed (peer identity, protocol, port) at one door of the
+ * endpoints of one policy set (local pods with the same selection share their entries).
  * identity 0 = any peer; protocol 0 = every protocol and port; port 0 = every port. */
 struct netc_policy_key {
 	__u32 generation;
-	__u32 endpoint;
+	__u32 set;
 	__u32 identity;
 	__u8 direction; /* NETC_INGRESS / NETC_EGRESS */
 	__u8 protocol;  /* IPPROTO_* */
@@ -129,7 +135,7 @@ struct netc_policy_key {
 struct netc_range_key {
 	__u32 prefixlen;
 	__u32 generation;
-	__u32 endpoint;
+	__u32 set;
 	__u32 identity;
 	__u8 direction;
 	__u8 protocol;

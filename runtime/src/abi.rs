@@ -117,7 +117,7 @@ pub struct Endpoint {
     pub id: u32,
     pub flags: u32,
     pub door: [u16; 2],
-    pub pad: u32,
+    pub set: u32,
 }
 
 #[repr(C)]
@@ -141,7 +141,7 @@ pub struct CidrKeyData {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PolicyKey {
     pub generation: u32,
-    pub endpoint: u32,
+    pub set: u32,
     pub identity: u32,
     pub direction: u8,
     pub protocol: u8,
@@ -154,7 +154,7 @@ pub struct PolicyKey {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RangeKeyData {
     pub generation: u32,
-    pub endpoint: u32,
+    pub set: u32,
     pub identity: u32,
     pub direction: u8,
     pub protocol: u8,

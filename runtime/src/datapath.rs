@@ -137,7 +137,7 @@ fn capacity(map: &Map) -> Option<u32> {
 fn policy_key(generation: u32, entry: &PolicyEntry) -> PolicyKey {
     PolicyKey {
         generation,
-        endpoint: entry.endpoint,
+        set: entry.set,
         identity: entry.identity,
         direction: entry.direction,
         protocol: entry.protocol,
@@ -151,7 +151,7 @@ fn range_key(generation: u32, range: &RangeEntry) -> Key<RangeKeyData> {
         abi::RANGE_KEY_FIXED_BITS + u32::from(range.bits),
         RangeKeyData {
             generation,
-            endpoint: entry.endpoint,
+            set: entry.set,
             identity: entry.identity,
             direction: entry.direction,
             protocol: entry.protocol,
@@ -333,8 +333,22 @@ struct Written {
     ranges: Vec<Key<RangeKeyData>>,
     /// Endpoint id -> the ifindex its entry is keyed by, for changes in place.
     interfaces: BTreeMap<u32, u32>,
-    /// Endpoints written failed closed.
+    /// Endpoint id -> its policy set, for the endpoints with an interface.
+    sets: BTreeMap<u32, u32>,
+    /// Policy sets whose entries did not fit: their endpoints are written failed closed.
     failed: BTreeSet<u32>,
+}
+
+impl Written {
+    /// The policy sets some endpoint with an interface is a member of: the ones worth writing.
+    fn wanted_sets(&self) -> BTreeSet<u32> {
+        self.sets.values().copied().collect()
+    }
+
+    /// (endpoint id, why) for the endpoints of the sets in `failed`.
+    fn failed_endpoints(&self, failed: &BTreeMap<u32, String>) -> Vec<(u32, String)> {
+        self.sets.iter().filter_map(|(ep, set)| failed.get(set).map(|why| (*ep, why.clone()))).collect()
+    }
 }
 
 impl std::fmt::Debug for Written {
@@ -595,11 +609,14 @@ impl Datapath {
         }
         let mut at = live.interfaces.clone();
         at.extend(interfaces.iter().filter(|(id, _)| delta.endpoints.iter().any(|e| e.id == **id)));
-        let already_failed = live.failed.clone();
-        let mut fail_closed = Vec::new();
+        // The sets worth entries: those of the endpoints with an interface, as they are after
+        // this change (an endpoint removed still holds its set until it is gone, below).
+        let mut wanted = live.wanted_sets();
+        wanted.extend(delta.endpoints.iter().filter(|e| at.contains_key(&e.id)).map(|e| e.set));
+        let mut failed = BTreeMap::new();
         let entries_before = live.policy.len() + live.ranges.len();
-        self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
-        self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), &at, live, &mut fail_closed)?;
+        self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), &wanted, live, &mut failed)?;
+        self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), &wanted, live, &mut failed)?;
         let mut writes = live.policy.len() + live.ranges.len() - entries_before;
         // Endpoints: those of the delta, and any that failed closed just now. Before the
         // addresses: an endpoint whose doors gain kinds of lookups for a new identity must have
@@ -611,19 +628,22 @@ impl Datapath {
             let Some(ifindex) = at.get(&ep.id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             let mut flags = ep.flags;
-            if live.failed.contains(&ep.id) {
+            if live.failed.contains(&ep.set) {
                 flags |= abi::EP_FAIL_CLOSED;
             }
             endpoints
-                .insert(key, Endpoint { id: ep.id, flags, door: ep.doors, pad: 0 }, 0)
+                .insert(key, Endpoint { id: ep.id, flags, door: ep.doors, set: ep.set }, 0)
                 .map_err(map_err(abi::MAP_ENDPOINTS))?;
             if live.interfaces.insert(ep.id, *ifindex).is_none() && !live.endpoints.contains(&key) {
                 live.endpoints.push(key);
             }
+            live.sets.insert(ep.id, ep.set);
             rewritten.insert(*ifindex);
             writes += 1;
         }
-        for id in live.failed.difference(&already_failed) {
+        // Endpoints already live whose set failed just now.
+        let fail_closed = live.failed_endpoints(&failed);
+        for (id, _) in &fail_closed {
             let Some(ifindex) = live.interfaces.get(id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             if !rewritten.contains(ifindex)
@@ -654,7 +674,7 @@ impl Datapath {
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         let mut gone_keys = BTreeSet::new();
         for id in &delta.endpoints_removed {
-            live.failed.remove(id);
+            live.sets.remove(id);
             let Some(ifindex) = live.interfaces.remove(id) else { continue };
             if rewritten.contains(&ifindex) {
                 continue; // its interface now holds the endpoint that replaced it
@@ -729,28 +749,28 @@ impl Datapath {
         Ok(())
     }
 
-    /// Write policy entries of endpoints that have an interface; an endpoint whose entries do not
-    /// fit is recorded as failed closed (its other entries are skipped).
+    /// Write the policy entries of the sets in `wanted`; a set whose entries do not fit is
+    /// recorded in `written.failed` and `failed` (its other entries are skipped).
     fn write_policy<'a>(
         &mut self,
         entries: impl Iterator<Item = (&'a PolicyEntry, &'a u32)>,
-        interfaces: &BTreeMap<u32, u32>,
+        wanted: &BTreeSet<u32>,
         written: &mut Written,
-        fail_closed: &mut Vec<(u32, String)>,
+        failed: &mut BTreeMap<u32, String>,
     ) -> Result<(), DatapathError> {
         let generation = written.generation;
         let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
             HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
         for (entry, rule) in entries {
-            if !interfaces.contains_key(&entry.endpoint) || written.failed.contains(&entry.endpoint) {
+            if !wanted.contains(&entry.set) || written.failed.contains(&entry.set) {
                 continue;
             }
             let key = policy_key(generation, entry);
             match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
                 Ok(()) => written.policy.push(key),
                 Err(e) if is_full(&e) => {
-                    written.failed.insert(entry.endpoint);
-                    fail_closed.push((entry.endpoint, format!("{} is full", abi::MAP_POLICY)));
+                    written.failed.insert(entry.set);
+                    failed.insert(entry.set, format!("{} is full", abi::MAP_POLICY));
                 }
                 Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
             }
@@ -762,24 +782,24 @@ impl Datapath {
     fn write_ranges<'a>(
         &mut self,
         entries: impl Iterator<Item = (&'a RangeEntry, &'a u32)>,
-        interfaces: &BTreeMap<u32, u32>,
+        wanted: &BTreeSet<u32>,
         written: &mut Written,
-        fail_closed: &mut Vec<(u32, String)>,
+        failed: &mut BTreeMap<u32, String>,
     ) -> Result<(), DatapathError> {
         let generation = written.generation;
         let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
             LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
         for (range, rule) in entries {
-            let endpoint = range.entry.endpoint;
-            if !interfaces.contains_key(&endpoint) || written.failed.contains(&endpoint) {
+            let set = range.entry.set;
+            if !wanted.contains(&set) || written.failed.contains(&set) {
                 continue;
             }
             let key = range_key(generation, range);
             match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
                 Ok(()) => written.ranges.push(key),
                 Err(e) if is_full(&e) => {
-                    written.failed.insert(endpoint);
-                    fail_closed.push((endpoint, format!("{} is full", abi::MAP_PORT_RANGES)));
+                    written.failed.insert(set);
+                    failed.insert(set, format!("{} is full", abi::MAP_PORT_RANGES));
                 }
                 Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
             }
@@ -814,19 +834,26 @@ impl Datapath {
                 written.cidrs.push(key);
             }
         }
-        let mut fail_closed = Vec::new();
-        self.write_policy(plan.policy.iter(), interfaces, written, &mut fail_closed)?;
-        self.write_ranges(plan.ranges.iter(), interfaces, written, &mut fail_closed)?;
+        written.sets = plan
+            .endpoints
+            .iter()
+            .filter(|ep| interfaces.contains_key(&ep.id))
+            .map(|ep| (ep.id, ep.set))
+            .collect();
+        let wanted = written.wanted_sets();
+        let mut failed = BTreeMap::new();
+        self.write_policy(plan.policy.iter(), &wanted, written, &mut failed)?;
+        self.write_ranges(plan.ranges.iter(), &wanted, written, &mut failed)?;
         let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         for ep in &plan.endpoints {
             let Some(ifindex) = interfaces.get(&ep.id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             let mut flags = ep.flags;
-            if written.failed.contains(&ep.id) {
+            if written.failed.contains(&ep.set) {
                 flags |= abi::EP_FAIL_CLOSED;
             }
-            let value = Endpoint { id: ep.id, flags, door: ep.doors, pad: 0 };
+            let value = Endpoint { id: ep.id, flags, door: ep.doors, set: ep.set };
             endpoints.insert(key, value, 0).map_err(|e| {
                 if is_full(&e) {
                     DatapathError::Full { map: abi::MAP_ENDPOINTS, entries: plan.endpoints.len() }
@@ -837,7 +864,7 @@ impl Datapath {
             written.endpoints.push(key);
             written.interfaces.insert(ep.id, *ifindex);
         }
-        Ok(fail_closed)
+        Ok(written.failed_endpoints(&failed))
     }
 
     /// Best-effort removal of one generation's keys (a key already gone is fine).
@@ -921,7 +948,7 @@ impl Datapath {
         let mut m: HashMap<&mut MapData, EndpointKey, Endpoint> =
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         let key = EndpointKey { generation, ifindex };
-        m.insert(key, Endpoint { id: ep.id, flags: ep.flags, door: ep.doors, pad: 0 }, 0)
+        m.insert(key, Endpoint { id: ep.id, flags: ep.flags, door: ep.doors, set: ep.set }, 0)
             .map_err(map_err(abi::MAP_ENDPOINTS))?;
         if let Some(live) = &mut self.live {
             live.endpoints.push(key);

@@ -27,6 +27,14 @@
 //! For each local pod (an *endpoint*) and each guarded door, every rule of every policy that
 //! selects the pod and guards that door becomes entries keyed by (peer identity or any, protocol
 //! or any, port or any); a port range becomes aligned blocks in a longest-prefix-match trie.
+//!
+//! # Policy sets
+//!
+//! Entries are not keyed by endpoint but by *policy set*: local pods selected by the same guarded
+//! doors (and resolving the named ports of their ingress rules the same way) have the same
+//! entries, so they share one set of them. A new replica of a workload, or a pod relabelled into
+//! a workload that has pods here already, is one endpoint write however many rules guard it;
+//! only the first pod of a selection pays for writing its entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -62,8 +70,10 @@ pub struct RuleInfo {
 /// A local pod whose veth gets the classifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedEndpoint {
-    /// The endpoint id used in policy keys (1-based index among local pods).
+    /// The endpoint id (events name the pod by it); never reused within a generation.
     pub id: u32,
+    /// The policy set whose entries guard it (the first field of its policy keys).
+    pub set: u32,
     /// Pod namespace.
     pub namespace: String,
     /// Pod name.
@@ -78,11 +88,12 @@ pub struct PlannedEndpoint {
     pub doors: [u16; 2],
 }
 
-/// An exact policy entry: at `endpoint`'s `direction` door, `identity` may use `protocol`/`port`.
+/// An exact policy entry: at the `direction` door of the endpoints of policy set `set`,
+/// `identity` may use `protocol`/`port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PolicyEntry {
-    /// Endpoint id.
-    pub endpoint: u32,
+    /// Policy set id.
+    pub set: u32,
     /// `abi::INGRESS` or `abi::EGRESS`.
     pub direction: u8,
     /// Peer identity, or `abi::IDENTITY_ANY`.
@@ -94,14 +105,14 @@ pub struct PolicyEntry {
 }
 
 impl PolicyEntry {
-    /// The smallest entry of an endpoint (entries sort by endpoint first).
-    fn first_of(endpoint: u32) -> PolicyEntry {
-        PolicyEntry { endpoint, direction: 0, identity: 0, protocol: 0, port: 0 }
+    /// The smallest entry of a policy set (entries sort by set first).
+    fn first_of(set: u32) -> PolicyEntry {
+        PolicyEntry { set, direction: 0, identity: 0, protocol: 0, port: 0 }
     }
 
-    /// The largest entry of an endpoint.
-    fn last_of(endpoint: u32) -> PolicyEntry {
-        PolicyEntry { endpoint, direction: u8::MAX, identity: u32::MAX, protocol: u8::MAX, port: u16::MAX }
+    /// The largest entry of a policy set.
+    fn last_of(set: u32) -> PolicyEntry {
+        PolicyEntry { set, direction: u8::MAX, identity: u32::MAX, protocol: u8::MAX, port: u16::MAX }
     }
 }
 
@@ -168,9 +179,29 @@ pub struct Plan {
     pub ranges: BTreeMap<RangeEntry, u32>,
     /// What changing pods in place needs.
     index: Index,
-    /// The next endpoint id to give: ids are never reused within a generation, so entries of a
-    /// removed endpoint can be deleted after its successor's are written.
+    /// The next endpoint id to give: ids are never reused within a generation.
     next_endpoint: u32,
+    /// The next policy set id to give: never reused within a generation, so the entries of a set
+    /// nobody uses any more can be deleted after its successor's are written.
+    next_set: u32,
+}
+
+/// What decides a local pod's entries: the policies that select it and guard each door, and how
+/// the pod resolves the named ports of those policies' ingress rules (named ports are the
+/// destination's). Pods with the same key have the same entries and share a policy set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct SetKey {
+    /// Indexes of the selecting policies guarding the door, by `abi::INGRESS` / `abi::EGRESS`.
+    doors: [Vec<usize>; 2],
+    /// The pod's resolution of each (policy, named port) of those ingress rules, in order.
+    named: Vec<Option<u16>>,
+}
+
+/// A policy set: its id and the door flags its entries need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PolicySet {
+    id: u32,
+    doors: [u16; 2],
 }
 
 /// Ranges at most this long become exact entries: cheaper to look up than the trie.
@@ -315,6 +346,11 @@ struct Index {
     /// Egress rules of guarded doors naming no peers but named ports: they make entries for every
     /// identity that resolves the name.
     peerless_named_egress: Vec<RuleRef>,
+    /// Per policy: the (name, protocol) of the named ports its ingress rules use, in order.
+    ingress_names: Vec<Vec<(String, Protocol)>>,
+    /// Policy sets by what decides them, and what decides each.
+    sets: HashMap<SetKey, PolicySet>,
+    set_keys: BTreeMap<u32, SetKey>,
 }
 
 /// Rules by the index of their policy, in IR order.
@@ -334,30 +370,33 @@ struct RuleRef {
 /// what makes packets reach them, removals after what stopped reaching them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    /// Policy entries to add: a new identity's at the endpoints that stay, and all of new or
-    /// renumbered endpoints.
+    /// Policy entries to add: a new identity's in the policy sets that stay, and all of new
+    /// sets.
     pub policy: Vec<(PolicyEntry, u32)>,
     /// Port range entries to add, likewise.
     pub ranges: Vec<(RangeEntry, u32)>,
     /// Pod addresses to write: new ones, and ones whose identity changed.
     pub ipcache: Vec<(IpAddr, u32)>,
-    /// Endpoints to write: new local pods, local pods whose entries changed (under a new id, at
-    /// their interface), and endpoints whose doors need new kinds of lookups (same id).
+    /// Endpoints to write: new local pods (a new id; a pod that moved to another interface is
+    /// a new endpoint too), pods that joined another policy set (same id), and endpoints whose
+    /// doors need new kinds of lookups (same id).
     pub endpoints: Vec<PlannedEndpoint>,
     /// Pod addresses no pod has any more.
     pub ipcache_removed: Vec<IpAddr>,
     /// Ids of endpoints that are gone (pods removed, no longer local, or renumbered).
     pub endpoints_removed: Vec<u32>,
-    /// The entries of those endpoints.
+    /// The entries of policy sets no endpoint is a member of any more.
     pub policy_removed: Vec<PolicyEntry>,
     /// Their range entries.
     pub ranges_removed: Vec<RangeEntry>,
     /// Whether a flow allowed before can be denied now (a pod's address removed or given
-    /// another identity, an endpoint removed or renumbered): established flows must be judged
-    /// again (the datapath advances its epoch).
+    /// another identity, an endpoint removed, renumbered or moved to another policy set):
+    /// established flows must be judged again (the datapath advances its epoch).
     pub rejudge: bool,
     /// Identities made by this change.
     pub new_identities: u32,
+    /// Policy sets made by this change (the first pod of a selection on this node).
+    pub new_sets: u32,
 }
 
 impl Delta {
@@ -421,6 +460,25 @@ impl Index {
         self.rules_by_matcher = vec![Vec::new(); self.peers.matchers.len()];
         self.rules_by_block = vec![Vec::new(); self.peers.blocks.len()];
         self.peerless_named_egress.clear();
+        self.ingress_names = ir
+            .policies
+            .iter()
+            .map(|policy| {
+                let mut names: Vec<(String, Protocol)> = policy
+                    .ingress
+                    .rules
+                    .iter()
+                    .flat_map(|rule| &rule.ports)
+                    .filter_map(|port| match &port.port {
+                        Some(PortValue::Name(name)) => Some((name.clone(), port.protocol)),
+                        _ => None,
+                    })
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names
+            })
+            .collect();
         for (p, policy) in ir.policies.iter().enumerate() {
             for direction in Direction::BOTH {
                 let door = policy.door(direction);
@@ -498,14 +556,14 @@ impl Index {
         by_policy
     }
 
-    /// Add the entries identity `id` (made after the plan) needs at local pod `pod`, endpoint
-    /// `endpoint`, from `rules` (see [`Index::rules_naming`]); return the door flags they need.
+    /// Add the entries identity `id` (made after the plan) needs in policy set `set` (of which
+    /// local pod `pod` is a member), from `rules` (see [`Index::rules_naming`]); return the door flags they need.
     fn entries_of_identity(
         &self,
         ir: &Ir,
         rules: &RulesByPolicy,
         pod: &Pod,
-        endpoint: u32,
+        set: u32,
         id: u32,
         out: &mut EndpointEntries,
     ) -> [u16; 2] {
@@ -518,7 +576,7 @@ impl Index {
             for r in list {
                 let rule = &policy.door(r.direction).rules[r.index];
                 let identities = self.rule_identities(&policy.namespace, rule);
-                let at = AtDoor { endpoint, direction: r.direction, pod };
+                let at = AtDoor { set, direction: r.direction, pod };
                 doors[usize::from(direction_byte(r.direction))] |=
                     self.rule_entries(out, &at, rule, r.rule, identities.as_deref(), Some(id));
             }
@@ -546,8 +604,28 @@ impl Index {
         Some(set.into_iter().collect())
     }
 
-    /// The doors and entries of local pod `pod` as endpoint `endpoint`.
-    fn endpoint(&self, ir: &Ir, pod: &Pod, endpoint: u32, audit: bool) -> (PlannedEndpoint, EndpointEntries) {
+    /// What decides the entries of local pod `pod`.
+    fn set_key(&self, ir: &Ir, pod: &Pod) -> SetKey {
+        let mut key = SetKey::default();
+        for (p, policy) in ir.policies.iter().enumerate() {
+            if !(policy.namespace == pod.namespace && policy.selector.matches(&pod.labels)) {
+                continue;
+            }
+            for direction in Direction::BOTH {
+                if policy.door(direction).is_guarded() {
+                    key.doors[usize::from(direction_byte(direction))].push(p);
+                }
+            }
+            if policy.ingress.is_guarded() {
+                key.named
+                    .extend(self.ingress_names[p].iter().map(|(n, proto)| resolve_named(pod, n, *proto)));
+            }
+        }
+        key
+    }
+
+    /// The door flags and entries of policy set `set`, of which local pod `pod` is a member.
+    fn set_entries(&self, ir: &Ir, pod: &Pod, set: u32) -> ([u16; 2], EndpointEntries) {
         let mut out = EndpointEntries::default();
         let mut doors = [0u16; 2];
         for direction in Direction::BOTH {
@@ -561,22 +639,13 @@ impl Index {
                 door |= abi::DOOR_GUARDED;
                 for (rule_index, rule) in (first[usize::from(dir)]..).zip(&policy.door(direction).rules) {
                     let identities = self.rule_identities(&policy.namespace, rule);
-                    let at = AtDoor { endpoint, direction, pod };
+                    let at = AtDoor { set, direction, pod };
                     door |= self.rule_entries(&mut out, &at, rule, rule_index, identities.as_deref(), None);
                 }
             }
             doors[usize::from(dir)] = door;
         }
-        let planned = PlannedEndpoint {
-            id: endpoint,
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-            interface: pod.host_interface.clone(),
-            ips: pod.ips.clone(),
-            flags: if audit { abi::EP_AUDIT } else { 0 },
-            doors,
-        };
-        (planned, out)
+        (doors, out)
     }
 
     /// Add the entries one rule makes at a door to `out` (an entry a rule earlier in IR order
@@ -592,7 +661,7 @@ impl Index {
         identities: Option<&[u32]>,
         only: Option<u32>,
     ) -> u16 {
-        let (endpoint, dir) = (at.endpoint, direction_byte(at.direction));
+        let (set, dir) = (at.set, direction_byte(at.direction));
         let mut door = 0u16;
         let mut add = |identity: u32, protocol: u8, port: u16, door: &mut u16| {
             if identity == abi::IDENTITY_ANY {
@@ -603,7 +672,7 @@ impl Index {
             } else if port == 0 {
                 *door |= abi::DOOR_ANY_PORT;
             }
-            let entry = PolicyEntry { endpoint, direction: dir, identity, protocol, port };
+            let entry = PolicyEntry { set, direction: dir, identity, protocol, port };
             out.policy.entry(entry).or_insert(rule_index);
         };
         let peer_ids: Vec<u32> = match (identities, only) {
@@ -645,13 +714,8 @@ impl Index {
                         }
                         for (start, bits) in range_blocks(*lo, hi) {
                             for id in &peer_ids {
-                                let entry = PolicyEntry {
-                                    endpoint,
-                                    direction: dir,
-                                    identity: *id,
-                                    protocol,
-                                    port: start,
-                                };
+                                let entry =
+                                    PolicyEntry { set, direction: dir, identity: *id, protocol, port: start };
                                 out.ranges.entry(RangeEntry { entry, bits }).or_insert(rule_index);
                             }
                         }
@@ -692,9 +756,9 @@ impl Index {
     }
 }
 
-/// A door of a local pod whose entries are being computed.
+/// A door of a policy set whose entries are being computed, and a local pod of the set.
 struct AtDoor<'a> {
-    endpoint: u32,
+    set: u32,
     direction: Direction,
     pod: &'a Pod,
 }
@@ -860,18 +924,98 @@ impl Plan {
             })
             .collect();
 
-        let mut plan =
-            Plan { rules, identity_count: index.identity_count(), ipcache, cidrs, ..Plan::default() };
+        let mut plan = Plan {
+            rules,
+            identity_count: index.identity_count(),
+            ipcache,
+            cidrs,
+            index,
+            next_endpoint: 1,
+            next_set: 1,
+            ..Plan::default()
+        };
         for pod in inventory.pods.iter().filter(|p| is_local(p, options)) {
-            let id = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
-            let (endpoint, entries) = index.endpoint(ir, pod, id, options.audit);
+            let endpoint = plan.new_endpoint(ir, pod, options, None);
             plan.endpoints.push(endpoint);
-            plan.policy.extend(entries.policy);
-            plan.ranges.extend(entries.ranges);
         }
-        plan.index = index;
-        plan.next_endpoint = u32::try_from(plan.endpoints.len() + 1).expect("fewer than 2^32 endpoints");
         plan
+    }
+
+    /// A new endpoint (the next id) for local pod `pod`, in the policy set its selection gives:
+    /// an existing one, or a new one whose entries are added to the plan (and to `delta`).
+    fn new_endpoint(
+        &mut self,
+        ir: &Ir,
+        pod: &Pod,
+        options: &PlanOptions,
+        delta: Option<&mut Delta>,
+    ) -> PlannedEndpoint {
+        let set = self.set_for(ir, pod, delta);
+        let id = self.next_endpoint;
+        self.next_endpoint += 1;
+        PlannedEndpoint {
+            id,
+            set: set.id,
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            interface: pod.host_interface.clone(),
+            ips: pod.ips.clone(),
+            flags: if options.audit { abi::EP_AUDIT } else { 0 },
+            doors: set.doors,
+        }
+    }
+
+    /// The policy set of local pod `pod`: the one pods of the same selection have, or a new one
+    /// whose entries are added to the plan (and to `delta`).
+    fn set_for(&mut self, ir: &Ir, pod: &Pod, delta: Option<&mut Delta>) -> PolicySet {
+        let key = self.index.set_key(ir, pod);
+        if let Some(set) = self.index.sets.get(&key) {
+            return *set;
+        }
+        let id = self.next_set;
+        self.next_set += 1;
+        let (doors, entries) = self.index.set_entries(ir, pod, id);
+        if let Some(delta) = delta {
+            delta.policy.extend(entries.policy.iter().map(|(k, v)| (*k, *v)));
+            delta.ranges.extend(entries.ranges.iter().map(|(k, v)| (*k, *v)));
+            delta.new_sets += 1;
+        }
+        self.policy.extend(entries.policy);
+        self.ranges.extend(entries.ranges);
+        let set = PolicySet { id, doors };
+        self.index.sets.insert(key.clone(), set);
+        self.index.set_keys.insert(id, key);
+        set
+    }
+
+    /// Remove policy set `set` and its entries (into `delta`).
+    fn remove_set(&mut self, set: u32, delta: &mut Delta) {
+        if let Some(key) = self.index.set_keys.remove(&set) {
+            self.index.sets.remove(&key);
+        }
+        let entries: Vec<PolicyEntry> = self
+            .policy
+            .range(PolicyEntry::first_of(set)..=PolicyEntry::last_of(set))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &entries {
+            self.policy.remove(k);
+        }
+        delta.policy_removed.extend(entries);
+        let ranges: Vec<RangeEntry> = self
+            .ranges
+            .range(
+                RangeEntry { entry: PolicyEntry::first_of(set), bits: 0 }..=RangeEntry {
+                    entry: PolicyEntry::last_of(set),
+                    bits: u8::MAX,
+                },
+            )
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &ranges {
+            self.ranges.remove(k);
+        }
+        delta.ranges_removed.extend(ranges);
     }
 
     /// Change this plan, built from `old` (or brought to it by earlier calls), into one for `new`
@@ -972,13 +1116,14 @@ impl Plan {
             }
         }
 
-        // Endpoints: removed, renumbered (entries changed) or new; the others get the new
-        // identities' entries.
+        // Endpoints: removed (or moved to another interface: a new endpoint), changed in place
+        // (same id, maybe another policy set), or new.
         let position = |endpoints: &[PlannedEndpoint], pod: &Pod| {
             endpoints.iter().position(|e| e.namespace == pod.namespace && e.name == pod.name)
         };
         let mut gone: BTreeSet<u32> = BTreeSet::new();
         let mut renewed: Vec<&Pod> = Vec::new();
+        let mut moved: Vec<(usize, &Pod)> = Vec::new();
         for pod in &diff.removed {
             if let Some(i) = position(&self.endpoints, pod) {
                 gone.insert(self.endpoints[i].id);
@@ -986,12 +1131,13 @@ impl Plan {
         }
         for (was, now) in &diff.changed {
             let existing = position(&self.endpoints, was);
-            let same_entries = was.labels == now.labels
-                && was.ports == now.ports
-                && was.host_interface == now.host_interface
-                && was.ips == now.ips;
+            let same_place = was.host_interface == now.host_interface && was.ips == now.ips;
             match (existing, is_local(now, options)) {
-                (Some(_), true) if same_entries => {}
+                (Some(i), true) if same_place => {
+                    if was.labels != now.labels || was.ports != now.ports {
+                        moved.push((i, now));
+                    }
+                }
                 (Some(i), local) => {
                     gone.insert(self.endpoints[i].id);
                     if local {
@@ -1003,22 +1149,34 @@ impl Plan {
             }
         }
         renewed.extend(diff.added.iter().filter(|p| is_local(p, options)));
+
+        // The sets there were, each with a member as it was (any member: they share a selection),
+        // get the new identities' entries first.
+        let mut members_before: BTreeMap<u32, &Pod> = BTreeMap::new();
+        for ep in &self.endpoints {
+            if let Some(pod) = diff.old_pod(old, &ep.namespace, &ep.name) {
+                members_before.entry(ep.set).or_insert(pod);
+            }
+        }
         let made: Vec<(u32, RulesByPolicy)> =
             (first_new..self.index.identity_count()).map(|id| (id, self.index.rules_naming(id))).collect();
+        let mut widened: BTreeMap<u32, [u16; 2]> = BTreeMap::new();
         if made.iter().any(|(_, rules)| !rules.is_empty()) {
-            for ep in self.endpoints.iter_mut().filter(|e| !gone.contains(&e.id)) {
-                // A changed pod that keeps its endpoint has the labels and ports it had.
-                let Some(pod) = diff.old_pod(old, &ep.namespace, &ep.name) else { continue };
+            for (set, pod) in &members_before {
                 let mut out = EndpointEntries::default();
                 let mut doors = [0u16; 2];
                 for (id, rules) in &made {
-                    let d = self.index.entries_of_identity(ir, rules, pod, ep.id, *id, &mut out);
+                    let d = self.index.entries_of_identity(ir, rules, pod, *set, *id, &mut out);
                     doors = [doors[0] | d[0], doors[1] | d[1]];
                 }
-                let widened = [ep.doors[0] | doors[0], ep.doors[1] | doors[1]];
-                if widened != ep.doors {
-                    ep.doors = widened;
-                    delta.endpoints.push(ep.clone());
+                if let Some(key) = self.index.set_keys.get(set)
+                    && let Some(info) = self.index.sets.get_mut(key)
+                {
+                    let wider = [info.doors[0] | doors[0], info.doors[1] | doors[1]];
+                    if wider != info.doors {
+                        info.doors = wider;
+                        widened.insert(*set, wider);
+                    }
                 }
                 delta.policy.extend(out.policy.iter().map(|(k, v)| (*k, *v)));
                 delta.ranges.extend(out.ranges.iter().map(|(k, v)| (*k, *v)));
@@ -1026,45 +1184,42 @@ impl Plan {
                 self.ranges.extend(out.ranges);
             }
         }
+
+        // Pods changed in place join the set of their new selection (made now if nobody has it):
+        // one endpoint write switches them to its entries.
+        for (i, pod) in moved {
+            let set = self.set_for(ir, pod, Some(&mut delta));
+            let ep = &mut self.endpoints[i];
+            if ep.set != set.id {
+                ep.set = set.id;
+                ep.doors = set.doors;
+                delta.rejudge = true;
+                delta.endpoints.push(ep.clone());
+            }
+        }
+        for ep in self.endpoints.iter_mut().filter(|e| !gone.contains(&e.id)) {
+            if let Some(doors) = widened.get(&ep.set)
+                && ep.doors != *doors
+            {
+                ep.doors = *doors;
+                delta.endpoints.push(ep.clone());
+            }
+        }
         if !gone.is_empty() {
             delta.rejudge = true;
             self.endpoints.retain(|e| !gone.contains(&e.id));
-            for id in &gone {
-                let entries: Vec<PolicyEntry> = self
-                    .policy
-                    .range(PolicyEntry::first_of(*id)..=PolicyEntry::last_of(*id))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in &entries {
-                    self.policy.remove(k);
-                }
-                delta.policy_removed.extend(entries);
-                let ranges: Vec<RangeEntry> = self
-                    .ranges
-                    .range(
-                        RangeEntry { entry: PolicyEntry::first_of(*id), bits: 0 }..=RangeEntry {
-                            entry: PolicyEntry::last_of(*id),
-                            bits: u8::MAX,
-                        },
-                    )
-                    .map(|(k, _)| *k)
-                    .collect();
-                for k in &ranges {
-                    self.ranges.remove(k);
-                }
-                delta.ranges_removed.extend(ranges);
-            }
             delta.endpoints_removed = gone.into_iter().collect();
         }
         for pod in renewed {
-            let (planned, entries) = self.index.endpoint(ir, pod, self.next_endpoint, options.audit);
-            self.next_endpoint += 1;
-            delta.policy.extend(entries.policy.iter().map(|(k, v)| (*k, *v)));
-            delta.ranges.extend(entries.ranges.iter().map(|(k, v)| (*k, *v)));
-            self.policy.extend(entries.policy);
-            self.ranges.extend(entries.ranges);
+            let planned = self.new_endpoint(ir, pod, options, Some(&mut delta));
             delta.endpoints.push(planned.clone());
             self.endpoints.push(planned);
+        }
+        // Sets nobody is a member of any more go, with their entries (after everything else).
+        let used: BTreeSet<u32> = self.endpoints.iter().map(|e| e.set).collect();
+        let unused: Vec<u32> = self.index.set_keys.keys().copied().filter(|s| !used.contains(s)).collect();
+        for set in unused {
+            self.remove_set(set, &mut delta);
         }
         Some(delta)
     }
@@ -1096,22 +1251,36 @@ impl Plan {
             out.insert((ep.namespace.clone(), ep.name.clone()), meaning);
             by_id.insert(ep.id, (ep.namespace.clone(), ep.name.clone()));
         }
+        let mut members: HashMap<u32, Vec<&(String, String)>> = HashMap::new();
+        for ep in &self.endpoints {
+            if let Some(name) = by_id.get(&ep.id) {
+                members.entry(ep.set).or_default().push(name);
+            }
+        }
         let exact = self.policy.iter().map(|(e, rule)| (e, 16, rule));
         let blocks = self.ranges.iter().map(|(r, rule)| (&r.entry, r.bits, rule));
         for (e, bits, rule) in exact.chain(blocks) {
-            let (Some(peer), Some(name)) = (peers.get(&e.identity), by_id.get(&e.endpoint)) else { continue };
-            if let Some(m) = out.get_mut(name) {
-                m.entries.insert((e.direction, peer.clone(), e.protocol, e.port, bits, *rule));
+            let (Some(peer), Some(names)) = (peers.get(&e.identity), members.get(&e.set)) else { continue };
+            for name in names {
+                if let Some(m) = out.get_mut(*name) {
+                    m.entries.insert((e.direction, peer.clone(), e.protocol, e.port, bits, *rule));
+                }
             }
         }
         out
     }
 
-    /// Policy and range entries of one endpoint.
+    /// Policy and range entries of one policy set.
     #[must_use]
-    pub fn entries_of(&self, endpoint: u32) -> usize {
-        self.policy.keys().filter(|e| e.endpoint == endpoint).count()
-            + self.ranges.keys().filter(|r| r.entry.endpoint == endpoint).count()
+    pub fn entries_of(&self, set: u32) -> usize {
+        self.policy.range(PolicyEntry::first_of(set)..=PolicyEntry::last_of(set)).count()
+            + self.ranges.keys().filter(|r| r.entry.set == set).count()
+    }
+
+    /// Number of policy sets.
+    #[must_use]
+    pub fn set_count(&self) -> usize {
+        self.index.set_keys.len()
     }
 
     /// The rule at `index`, if it is one (not `RULE_NONE`, `RULE_OPEN`, ...).
@@ -1225,7 +1394,7 @@ mod tests {
         assert_eq!(be.doors[usize::from(abi::INGRESS)], abi::DOOR_GUARDED);
         assert_eq!(be.doors[usize::from(abi::EGRESS)], 0);
         let entry =
-            PolicyEntry { endpoint: be.id, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
+            PolicyEntry { set: be.set, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
         assert_eq!(plan.policy.get(&entry), Some(&0));
         assert_eq!(plan.policy.len(), 1);
         assert_eq!(plan.rules[0].source, "a.np:3");
@@ -1251,7 +1420,7 @@ mod tests {
         let ep = &plan.endpoints[0];
         assert_eq!(ep.doors[usize::from(abi::EGRESS)], abi::DOOR_GUARDED | abi::DOOR_ANY_PROTO);
         let entry =
-            PolicyEntry { endpoint: ep.id, direction: abi::EGRESS, identity: outer, protocol: 0, port: 0 };
+            PolicyEntry { set: ep.set, direction: abi::EGRESS, identity: outer, protocol: 0, port: 0 };
         assert!(plan.policy.contains_key(&entry));
     }
 
@@ -1273,7 +1442,7 @@ mod tests {
         assert_ne!(client, abi::IDENTITY_WORLD);
         let web = plan.endpoints.iter().find(|e| e.name == "w").expect("web");
         assert!(plan.policy.contains_key(&PolicyEntry {
-            endpoint: web.id,
+            set: web.set,
             direction: abi::INGRESS,
             identity: client,
             protocol: 6,
@@ -1303,15 +1472,21 @@ mod tests {
         let id_w = plan.ipcache[&"10.0.0.1".parse::<IpAddr>().expect("ip")];
         let id_w2 = plan.ipcache[&"10.0.0.2".parse::<IpAddr>().expect("ip")];
         assert_ne!(id_w, id_w2, "different resolutions of an egress named port");
-        let c = plan.endpoints.iter().find(|e| e.name == "c").expect("client").id;
-        let w = plan.endpoints.iter().find(|e| e.name == "w").expect("web").id;
-        let has = |endpoint, direction, identity, port| {
-            plan.policy.contains_key(&PolicyEntry { endpoint, direction, identity, protocol: 6, port })
+        let c = plan.endpoints.iter().find(|e| e.name == "c").expect("client").set;
+        let w = plan.endpoints.iter().find(|e| e.name == "w").expect("web").set;
+        let w2 = plan.endpoints.iter().find(|e| e.name == "w2").expect("web").set;
+        let has = |set, direction, identity, port| {
+            plan.policy.contains_key(&PolicyEntry { set, direction, identity, protocol: 6, port })
         };
         assert!(has(c, abi::EGRESS, id_w, 8080));
         assert!(has(c, abi::EGRESS, id_w2, 9090));
         assert!(!has(c, abi::EGRESS, id_w, 9090));
         assert!(has(w, abi::INGRESS, abi::IDENTITY_ANY, 8080));
+        // The two web pods resolve "http" differently: they cannot share a policy set.
+        assert_ne!(w, w2);
+        assert!(
+            has(w2, abi::INGRESS, abi::IDENTITY_ANY, 9090) && !has(w2, abi::INGRESS, abi::IDENTITY_ANY, 8080)
+        );
     }
 
     /// Change `plan` (built from `old`) in place to `new`; check it means what a plan built from
@@ -1362,27 +1537,39 @@ mod tests {
         assert_eq!(delta.new_identities, 0);
         assert!(delta.ipcache.contains(&(ip("10.0.0.2"), fe)));
         assert_eq!(delta.endpoints.len(), 2);
+        let be1 = plan.endpoints.iter().find(|e| e.name == "be-1").expect("be-1").clone();
         let be2 = delta.endpoints.iter().find(|e| e.name == "be-2").expect("be-2");
         assert_eq!(be2.doors[usize::from(abi::INGRESS)], abi::DOOR_GUARDED);
+        // The replica joins be-1's policy set: its entries are there already.
+        assert_eq!(be2.set, be1.set);
+        assert!(delta.policy.is_empty() && delta.ranges.is_empty(), "{delta:?}");
+        assert_eq!(delta.new_sets, 0);
         let entry =
-            PolicyEntry { endpoint: be2.id, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
-        assert_eq!(delta.policy, vec![(entry, 0)]);
+            PolicyEntry { set: be1.set, direction: abi::INGRESS, identity: fe, protocol: 6, port: 8080 };
+        assert_eq!(plan.policy.get(&entry), Some(&0));
         assert!(delta.ipcache_removed.is_empty() && delta.endpoints_removed.is_empty());
 
-        // A backend replica goes: its address, endpoint and entries, and flows are judged again.
+        // A backend replica goes: its address and endpoint, and flows are judged again; the
+        // entries stay for be-2.
         let mut fewer = new.clone();
         fewer.pods.retain(|p| p.name != "be-1");
-        let be1 = plan.endpoints.iter().find(|e| e.name == "be-1").expect("be-1").id;
         let delta = in_place(&mut plan, &ir, &new, &fewer);
         assert!(delta.rejudge);
         assert_eq!(delta.ipcache_removed, vec![ip("10.0.0.3")]);
-        assert_eq!(delta.endpoints_removed, vec![be1]);
-        assert_eq!(delta.policy_removed.len(), 1);
+        assert_eq!(delta.endpoints_removed, vec![be1.id]);
+        assert!(delta.policy_removed.is_empty());
         assert!(delta.policy.is_empty() && delta.endpoints.is_empty() && delta.ipcache.is_empty());
-        assert_eq!(plan.entries_of(be1), 0);
+        assert_eq!(plan.entries_of(be1.set), 1);
+
+        // The last backend goes: its set's entries go too.
+        let mut none = fewer.clone();
+        none.pods.retain(|p| p.name != "be-2");
+        let delta = in_place(&mut plan, &ir, &fewer, &none);
+        assert_eq!(delta.policy_removed, vec![entry]);
+        assert_eq!(plan.entries_of(be1.set), 0);
 
         // Nothing changed: nothing to write.
-        let delta = in_place(&mut plan, &ir, &fewer, &fewer);
+        let delta = in_place(&mut plan, &ir, &none, &none);
         assert_eq!(delta.writes(), 0);
         assert!(!delta.rejudge);
     }
@@ -1397,24 +1584,34 @@ mod tests {
         ]);
         let mut plan = Plan::build(&ir, &old, &PlanOptions::default());
         let fe = plan.ipcache[&ip("10.0.0.1")];
-        // x becomes a frontend (an existing identity); its own doors stay open.
+        // x becomes a frontend (an existing identity); its own doors stay open, as frontend's
+        // are: same policy set, nothing to write for its endpoint.
         let mut new = old.clone();
         new.pods[1].labels.insert("app".into(), "frontend".into());
-        let x = plan.endpoints.iter().find(|e| e.name == "x").expect("x").id;
         let delta = in_place(&mut plan, &ir, &old, &new);
         assert_eq!(delta.ipcache, vec![(ip("10.0.0.2"), fe)]);
         assert!(delta.rejudge, "the address changed identity");
-        assert_eq!(delta.endpoints_removed, vec![x], "its labels changed: a new endpoint");
-        assert_eq!(delta.endpoints.len(), 1);
-        assert_ne!(delta.endpoints[0].id, x);
-        // The backend becomes something no rule guards: its entries go with its old endpoint.
-        let mut open = new.clone();
+        assert!(delta.endpoints.is_empty() && delta.endpoints_removed.is_empty(), "{delta:?}");
+        assert_eq!(delta.writes(), 1);
+        // The backend gets a label no rule reads: nothing at all changes.
+        let mut tagged = new.clone();
+        tagged.pods[2].labels.insert("tier".into(), "gold".into());
+        let delta = in_place(&mut plan, &ir, &new, &tagged);
+        assert_eq!(delta.writes(), 0, "{delta:?}");
+        assert!(!delta.rejudge);
+        // The backend becomes something no rule guards: it joins the open pods' set in one
+        // endpoint write (same endpoint id), and its old set's entries go.
+        let mut open = tagged.clone();
         open.pods[2].labels.insert("app".into(), "gone".into());
-        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").id;
-        let delta = in_place(&mut plan, &ir, &new, &open);
-        assert_eq!(delta.endpoints_removed, vec![be]);
-        assert_eq!(delta.policy_removed.len(), 1);
+        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").clone();
+        let delta = in_place(&mut plan, &ir, &tagged, &open);
+        assert!(delta.endpoints_removed.is_empty());
+        assert_eq!(delta.endpoints.len(), 1);
+        assert_eq!(delta.endpoints[0].id, be.id);
+        assert_ne!(delta.endpoints[0].set, be.set);
         assert_eq!(delta.endpoints[0].doors, [0, 0]);
+        assert_eq!(delta.policy_removed.len(), 1);
+        assert!(delta.rejudge, "flows its old set allowed must be judged again");
         // A pod that only moves to another address keeps its identity; the old address goes.
         let mut moved = open.clone();
         moved.pods[1].ips = vec![ip("10.0.0.9")];
@@ -1428,14 +1625,19 @@ mod tests {
         let delta = in_place(&mut plan, &ir, &moved, &swapped);
         assert!(delta.ipcache.is_empty() && delta.ipcache_removed.is_empty(), "same identity, same address");
         assert!(delta.rejudge, "x's endpoint went");
-        // The endpoint with the highest id is renumbered too: never to an id just removed.
-        let last = plan.endpoints.iter().max_by_key(|e| e.id).expect("endpoints").clone();
+        // A pod relabelled into a selection nobody has here now gets a new set, never the id of
+        // a set just removed; its endpoint keeps its id.
+        let sets_before = plan.index.set_keys.keys().max().copied().expect("sets");
         let mut again = swapped.clone();
-        let pod = again.pods.iter_mut().find(|p| p.name == last.name).expect("its pod");
+        let pod = again.pods.iter_mut().find(|p| p.name == "be").expect("its pod");
         pod.labels.insert("app".into(), "backend".into());
         let delta = in_place(&mut plan, &ir, &swapped, &again);
-        assert_eq!(delta.endpoints_removed, vec![last.id]);
-        assert!(delta.endpoints.iter().all(|e| e.id > last.id));
+        assert_eq!(delta.new_sets, 1);
+        assert!(delta.endpoints_removed.is_empty());
+        assert_eq!(delta.endpoints.len(), 1);
+        assert_eq!(delta.endpoints[0].id, be.id);
+        assert!(delta.endpoints[0].set > sets_before && delta.endpoints[0].set > be.set);
+        assert_eq!(delta.policy.len(), 1);
     }
 
     #[test]
@@ -1475,17 +1677,17 @@ mod tests {
         assert!(!delta.rejudge);
         let id = plan.ipcache[&ip("10.0.0.5")];
         assert_eq!(delta.ipcache, vec![(ip("10.0.0.5"), id)]);
-        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").id;
-        let c = plan.endpoints.iter().find(|e| e.name == "c").expect("c").id;
-        let has = |endpoint, direction, port| {
+        let be = plan.endpoints.iter().find(|e| e.name == "be").expect("be").set;
+        let c = plan.endpoints.iter().find(|e| e.name == "c").expect("c").set;
+        let has = |set, direction, port| {
             delta
                 .policy
                 .iter()
-                .any(|(e, _)| *e == PolicyEntry { endpoint, direction, identity: id, protocol: 6, port })
+                .any(|(e, _)| *e == PolicyEntry { set, direction, identity: id, protocol: 6, port })
         };
         assert!(has(be, abi::INGRESS, 8080) && has(be, abi::INGRESS, 9090));
         assert!(has(c, abi::EGRESS, 8000), "the egress named port resolves on the new identity");
-        assert!(delta.ranges.iter().all(|(r, _)| r.entry.identity == id && r.entry.endpoint == be));
+        assert!(delta.ranges.iter().all(|(r, _)| r.entry.identity == id && r.entry.set == be));
         assert!(!delta.ranges.is_empty());
         // The new pod's own endpoint comes last in the delta, with the entries of its doors.
         assert!(delta.endpoints.iter().any(|e| e.name == "fp"));

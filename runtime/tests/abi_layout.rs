@@ -35,14 +35,9 @@ fn shared_structs_have_the_c_layout() {
     let mut rust = BTreeMap::new();
     rust_layout!(rust, "netc_config", Config, [generation, flags, epoch, pad]);
     rust_layout!(rust, "netc_endpoint_key", EndpointKey, [generation, ifindex]);
-    rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, pad]);
+    rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, set]);
     rust_layout!(rust, "netc_ip_key", IpKey, [generation, family, addr]);
-    rust_layout!(
-        rust,
-        "netc_policy_key",
-        PolicyKey,
-        [generation, endpoint, identity, direction, protocol, port]
-    );
+    rust_layout!(rust, "netc_policy_key", PolicyKey, [generation, set, identity, direction, protocol, port]);
     rust_layout!(rust, "netc_policy_value", PolicyValue, [rule, pad]);
     rust_layout!(
         rust,
@@ -69,7 +64,7 @@ fn shared_structs_have_the_c_layout() {
     rust.insert("netc_range_key#size".into(), 4 + size_of::<RangeKeyData>());
     rust.insert("netc_range_key.prefixlen".into(), 0);
     rust.insert("netc_range_key.generation".into(), 4 + offset_of!(RangeKeyData, generation));
-    rust.insert("netc_range_key.endpoint".into(), 4 + offset_of!(RangeKeyData, endpoint));
+    rust.insert("netc_range_key.set".into(), 4 + offset_of!(RangeKeyData, set));
     rust.insert("netc_range_key.identity".into(), 4 + offset_of!(RangeKeyData, identity));
     rust.insert("netc_range_key.direction".into(), 4 + offset_of!(RangeKeyData, direction));
     rust.insert("netc_range_key.protocol".into(), 4 + offset_of!(RangeKeyData, protocol));
