@@ -34,6 +34,143 @@ pub struct RunConfig {
     pub attach: AttachMode,
     /// Print allowed new flows too.
     pub report_allowed: bool,
+    /// The conntrack's capacity in entries ([`DEFAULT_CONNTRACK_ENTRIES`] unless told otherwise);
+    /// from [`MIN_CONNTRACK_ENTRIES`] to [`MAX_CONNTRACK_ENTRIES`].
+    pub conntrack_entries: u32,
+}
+
+/// The conntrack capacity `netcd run` asks for unless told otherwise. kube-proxy sizes the
+/// kernel's own conntrack (nf_conntrack) at 32,768 entries per core with a minimum of 131,072;
+/// netc keeps one entry per door a flow crosses, so a flow between two pods of one node takes
+/// two. The price is speed: a new flow's insert into a table this big misses the caches (see
+/// docs/runtime.md, "Sizing the conntrack").
+pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 262_144;
+/// The smallest conntrack netcd accepts. Eviction is per CPU (each possible CPU holds its share
+/// of the entries): 1,024 already leaves only 16 flows per CPU on a machine with 64 possible
+/// CPUs. It is also Cilium's floor for its conntrack tables.
+pub const MIN_CONNTRACK_ENTRIES: u32 = 1_024;
+/// The largest conntrack netcd accepts (Cilium's ceiling too): about 2 GiB of kernel memory,
+/// all of it allocated when the map is created (an LRU hash is preallocated).
+pub const MAX_CONNTRACK_ENTRIES: u32 = 16_777_216;
+
+/// The number of entries the kernel gives an LRU hash with per-CPU LRU lists
+/// (`BPF_F_NO_COMMON_LRU`, as `netc_conntrack` is) when asked for `asked`: a multiple of the
+/// possible CPUs, so that every CPU's list is the same length (rounded up, or down when rounding
+/// up would overflow).
+#[must_use]
+pub fn per_cpu_lru_entries(asked: u32, possible_cpus: u32) -> u32 {
+    let cpus = possible_cpus.max(1);
+    asked.div_ceil(cpus).checked_mul(cpus).unwrap_or(asked / cpus * cpus)
+}
+
+/// The number of possible CPUs (`/sys/devices/system/cpu/possible`), among which the conntrack's
+/// eviction lists are split.
+///
+/// # Errors
+/// [`DatapathError::Io`] when the file cannot be read.
+pub fn possible_cpus() -> Result<u32, DatapathError> {
+    let n = aya::util::nr_cpus().map_err(|(path, source)| DatapathError::Io { path: path.into(), source })?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The capacity of the conntrack pinned under `bpffs`, as the kernel reports it; `None` when no
+/// conntrack is pinned there.
+///
+/// # Errors
+/// [`DatapathError::Map`] when a pin exists but is not a readable map.
+pub fn pinned_conntrack_entries(bpffs: &Path) -> Result<Option<u32>, DatapathError> {
+    let path = bpffs.join(abi::MAP_CONNTRACK);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let info = aya::maps::MapInfo::from_pin(&path)
+        .map_err(|source| DatapathError::Map { map: abi::MAP_CONNTRACK, source })?;
+    Ok(Some(info.max_entries()))
+}
+
+/// The conntrack capacity in force after [`load_datapath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackCapacity {
+    /// Entries asked for (`--conntrack-entries`).
+    pub asked: u32,
+    /// Entries of the map in force, as the kernel reports them.
+    pub in_force: u32,
+    /// Whether the map in force was pinned already (by an earlier netcd) and was kept, with its
+    /// entries, whatever its size.
+    pub adopted: bool,
+    /// Possible CPUs: each one evicts its own least recently used entries once it holds
+    /// `in_force / possible_cpus` of them.
+    pub possible_cpus: u32,
+}
+
+impl ConntrackCapacity {
+    /// Entries each CPU holds before it evicts.
+    #[must_use]
+    pub fn per_cpu(&self) -> u32 {
+        self.in_force / self.possible_cpus.max(1)
+    }
+
+    /// Whether the map in force has the size asked (after the kernel's rounding to a multiple of
+    /// the possible CPUs).
+    #[must_use]
+    pub fn as_asked(&self) -> bool {
+        self.in_force == per_cpu_lru_entries(self.asked, self.possible_cpus)
+    }
+
+    /// The log line saying what is in force and, when it is not what was asked, why and how to
+    /// change it.
+    #[must_use]
+    pub fn describe(&self, bpffs: &Path) -> String {
+        let share = format!("{} per CPU on {} possible CPUs", self.per_cpu(), self.possible_cpus);
+        if !self.as_asked() {
+            return format!(
+                "conntrack: {} entries in force, NOT the {} asked: the conntrack pinned under {} by an earlier netcd is kept, with its open connections ({share}); a pinned map cannot be resized: to change it, run `netcd detach --bpffs {}` (enforcement stops until netcd runs again) and start netcd again",
+                self.in_force,
+                self.asked,
+                bpffs.display(),
+                bpffs.display()
+            );
+        }
+        let rounded = if self.in_force == self.asked {
+            String::new()
+        } else {
+            format!(
+                ", {} asked, rounded by the kernel to a multiple of the {} possible CPUs",
+                self.asked, self.possible_cpus
+            )
+        };
+        format!(
+            "conntrack: {} entries{rounded} ({share}){}",
+            self.in_force,
+            if self.adopted { ", the pinned one kept with its open connections" } else { "" }
+        )
+    }
+}
+
+/// Load the datapath pinned under `bpffs` (see [`Datapath::load`]) with a conntrack of
+/// `conntrack_entries`. A conntrack already pinned there (an earlier netcd) is kept as it is,
+/// whatever its size: the kernel cannot resize a map, and aya reuses a pinned map without
+/// comparing its size with the one asked. The returned [`ConntrackCapacity`] says what is in
+/// force; [`ConntrackCapacity::describe`] says it in a log line.
+///
+/// # Errors
+/// [`DaemonError::ConntrackEntries`] for a capacity out of range, or a [`DatapathError`].
+pub fn load_datapath(
+    bpffs: &Path,
+    conntrack_entries: u32,
+) -> Result<(Datapath, ConntrackCapacity), DaemonError> {
+    if !(MIN_CONNTRACK_ENTRIES..=MAX_CONNTRACK_ENTRIES).contains(&conntrack_entries) {
+        return Err(DaemonError::ConntrackEntries(conntrack_entries));
+    }
+    let adopted = pinned_conntrack_entries(bpffs)?.is_some();
+    let datapath = Datapath::load_with_capacities(Some(bpffs), &[(abi::MAP_CONNTRACK, conntrack_entries)])?;
+    let in_force = pinned_conntrack_entries(bpffs)?.ok_or_else(|| DatapathError::Map {
+        map: abi::MAP_CONNTRACK,
+        source: aya::maps::MapError::InvalidName { name: abi::MAP_CONNTRACK.into() },
+    })?;
+    let capacity =
+        ConntrackCapacity { asked: conntrack_entries, in_force, adopted, possible_cpus: possible_cpus()? };
+    Ok((datapath, capacity))
 }
 
 /// Why netcd stopped or refused an input.
@@ -69,6 +206,11 @@ pub enum DaemonError {
     /// The file watcher failed.
     #[error("cannot watch the input files: {0}")]
     Watch(#[from] notify::Error),
+    /// A conntrack capacity out of range.
+    #[error(
+        "a conntrack of {0} entries: the capacity must be from {MIN_CONNTRACK_ENTRIES} to {MAX_CONNTRACK_ENTRIES}"
+    )]
+    ConntrackEntries(u32),
 }
 
 /// Read and validate both inputs.
@@ -190,7 +332,7 @@ impl State {
         }
         let interfaces_took = start.elapsed() - enforced;
         log(&format!(
-            "pods changed in place in generation {}: {} address(es) written, {} removed; {} endpoint(s) written, {} removed; {} new identit{}; {} map writes{} in {:.2} ms{}",
+            "pods changed in place in generation {}: {} address(es) written, {} removed; {} endpoint(s) written, {} removed; {} new identit{}; {} new policy set(s); {} map writes{} in {:.2} ms{}",
             report.generation,
             delta.ipcache.len(),
             delta.ipcache_removed.len(),
@@ -198,6 +340,7 @@ impl State {
             delta.endpoints_removed.len(),
             delta.new_identities,
             if delta.new_identities == 1 { "y" } else { "ies" },
+            delta.new_sets,
             report.entries,
             if delta.rejudge { "; open connections are judged again" } else { "" },
             enforced.as_secs_f64() * 1e3,
@@ -280,7 +423,7 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
         log(&note);
     }
     let adopting = config.bpffs.join(abi::MAP_CONFIG).exists();
-    let mut datapath = Datapath::load(Some(&config.bpffs))?;
+    let (mut datapath, conntrack) = load_datapath(&config.bpffs, config.conntrack_entries)?;
     if adopting {
         log(&format!(
             "adopting the datapath pinned under {} (generation {} stays in force until the new one is applied)",
@@ -288,6 +431,7 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
             datapath.maps().config()?.generation
         ));
     }
+    log(&conntrack.describe(&config.bpffs));
     let ring = datapath.take_events()?;
     let plans: Plans = Arc::new(Mutex::new((BTreeMap::new(), HashMap::new())));
     // Links pinned by an earlier run are replaced in place by the first apply (no gap); those

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! netcd run --ir policies.ir.json --inventory cluster.yaml [--mode audit] [--bpffs DIR]
+//!           [--conntrack-entries N]
 //! netcd status
 //! netcd detach
 //! ```
@@ -63,6 +64,23 @@ enum Cmd {
         /// Do not print allowed new flows, only denied and audited ones.
         #[arg(long)]
         quiet_allowed: bool,
+        /// Capacity of the conntrack in entries, one per flow per door it crosses (1024 to
+        /// 16777216). The default, 262144, follows kube-proxy, which sizes the kernel's conntrack
+        /// at 32768 entries per core with a minimum of 131072; a flow between two pods of this
+        /// node takes two entries (the client's egress door, the server's ingress door). The table
+        /// is allocated whole at start, about 128 bytes per entry. When full, each CPU evicts its
+        /// least recently used entries (it holds N / possible CPUs): an evicted connection's next
+        /// packet is judged as a new flow, and a reply may then be dropped. Smaller is faster for
+        /// new flows (docs/runtime.md, "Sizing the conntrack"). A conntrack pinned by an earlier
+        /// netcd keeps its size until `netcd detach`.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = daemon::DEFAULT_CONNTRACK_ENTRIES,
+            value_parser = clap::value_parser!(u32)
+                .range(i64::from(daemon::MIN_CONNTRACK_ENTRIES)..=i64::from(daemon::MAX_CONNTRACK_ENTRIES)),
+        )]
+        conntrack_entries: u32,
     },
     /// Show what is loaded: generation, endpoints, map sizes, counters.
     Status {
@@ -88,7 +106,7 @@ fn kernel_has_tcx() -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run { ir, inventory, mode, bpffs, node, attach, quiet_allowed } => {
+        Cmd::Run { ir, inventory, mode, bpffs, node, attach, quiet_allowed, conntrack_entries } => {
             let attach = match attach {
                 Some(Attach::Tcx) => AttachMode::Tcx,
                 Some(Attach::Netlink) => AttachMode::Netlink,
@@ -103,6 +121,7 @@ fn main() -> ExitCode {
                 node,
                 attach,
                 report_allowed: !quiet_allowed,
+                conntrack_entries,
             };
             daemon::run(&config).map_err(|e| e.to_string())
         }
@@ -183,9 +202,18 @@ fn status(bpffs: &std::path::Path) -> Result<(), String> {
             flags.join(" ")
         );
     }
+    let conntrack = daemon::pinned_conntrack_entries(bpffs).map_err(|e| e.to_string())?;
     println!("map entries:");
     for (name, n) in maps.counts().map_err(|e| e.to_string())? {
-        println!("  {name:<18} {n}");
+        match conntrack {
+            Some(capacity) if name == abi::MAP_CONNTRACK => {
+                let share = daemon::possible_cpus()
+                    .map(|cpus| format!(" ({} per CPU on {cpus} possible CPUs)", capacity / cpus.max(1)))
+                    .unwrap_or_default();
+                println!("  {name:<18} {n} of {capacity}{share}");
+            }
+            _ => println!("  {name:<18} {n}"),
+        }
     }
     let stats = maps.stats().map_err(|e| e.to_string())?;
     println!(
@@ -197,4 +225,41 @@ fn status(bpffs: &std::path::Path) -> Result<(), String> {
         stats[abi::STAT_EVENTS_LOST as usize]
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["netcd", "run", "--ir", "a.json", "--inventory", "b.yaml"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    fn conntrack_entries(cli: &Cli) -> u32 {
+        match cli.command {
+            Cmd::Run { conntrack_entries, .. } => conntrack_entries,
+            _ => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn conntrack_entries_default_and_bounds() {
+        let cli = run_args(&[]).expect("parses");
+        assert_eq!(conntrack_entries(&cli), 262_144);
+        for ok in ["1024", "32768", "16777216"] {
+            let cli = run_args(&["--conntrack-entries", ok]).expect("in range");
+            assert_eq!(conntrack_entries(&cli).to_string(), ok);
+        }
+        for bad in ["1023", "0", "16777217", "-5", "lots"] {
+            let e = run_args(&[&format!("--conntrack-entries={bad}")]).expect_err("refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}: {e}");
+            let text = e.to_string();
+            assert!(text.contains("--conntrack-entries"), "{text}");
+            if bad.parse::<i64>().is_ok() {
+                assert!(text.contains("1024..=16777216"), "the range is named: {text}");
+            }
+        }
+    }
 }

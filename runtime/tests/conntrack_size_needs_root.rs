@@ -1,0 +1,170 @@
+//! The conntrack's capacity (`netcd run --conntrack-entries`): the map gets the size asked; a
+//! conntrack pinned already keeps its own size (aya reuses a pin without comparing sizes), and
+//! netcd says so instead of running silently with a size nobody asked; `netcd status` shows the
+//! capacity. Needs root; skips with a message otherwise. Each test pins under its own
+//! /sys/fs/bpf/netc-test-ct-* directory and removes it (`netcd detach`) when it ends.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::can_run_as_root;
+use common::netns::{Bpffs, Netcd};
+use netc_runtime::abi;
+use netc_runtime::daemon::{self, ConntrackCapacity};
+use netc_runtime::datapath::{self, Datapath};
+
+fn bpffs(test: &str) -> Bpffs {
+    let dir = Bpffs::new(&format!("ct-{test}-{}", std::process::id()));
+    // A directory left by an earlier, killed run of this test.
+    let _ = datapath::detach_all(&dir.0);
+    dir
+}
+
+fn pinned(dir: &Path) -> u32 {
+    daemon::pinned_conntrack_entries(dir).expect("readable").expect("a conntrack is pinned")
+}
+
+fn cpus() -> u32 {
+    daemon::possible_cpus().expect("possible CPUs")
+}
+
+#[test]
+fn a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root() {
+    if !can_run_as_root("a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root") {
+        return;
+    }
+    let dir = bpffs("pinned");
+    let small = daemon::per_cpu_lru_entries(4096, cpus());
+
+    // What aya does by itself: the first load creates and pins a map of the size asked; a second
+    // load asking another size silently reuses the pinned map.
+    let first = Datapath::load_with_capacities(Some(&dir.0), &[(abi::MAP_CONNTRACK, 4096)]).expect("load");
+    assert_eq!(pinned(&dir.0), small);
+    drop(first);
+    let second = Datapath::load_with_capacities(Some(&dir.0), &[(abi::MAP_CONNTRACK, 8192)]).expect("load");
+    assert_eq!(pinned(&dir.0), small, "aya reuses the pinned map whatever size is asked");
+    drop(second);
+
+    // netcd's loader reports it: in force, not as asked, adopted, and the log line names the fix.
+    let (dp, capacity) = daemon::load_datapath(&dir.0, 8192).expect("load");
+    assert_eq!(
+        capacity,
+        ConntrackCapacity { asked: 8192, in_force: small, adopted: true, possible_cpus: cpus() }
+    );
+    assert!(!capacity.as_asked());
+    let line = capacity.describe(&dir.0);
+    assert!(line.contains(&format!("{small} entries in force, NOT the 8192 asked")), "{line}");
+    assert!(line.contains(&format!("netcd detach --bpffs {}", dir.arg())), "{line}");
+    drop(dp);
+
+    // The same size again is adopted quietly; after a detach the new size is created.
+    let (dp, capacity) = daemon::load_datapath(&dir.0, 4096).expect("load");
+    assert!(capacity.adopted && capacity.as_asked(), "{capacity:?}");
+    assert!(!capacity.describe(&dir.0).contains("NOT"), "{}", capacity.describe(&dir.0));
+    drop(dp);
+    datapath::detach_all(&dir.0).expect("detach");
+    let (_dp, capacity) = daemon::load_datapath(&dir.0, 8192).expect("load");
+    assert_eq!(
+        capacity,
+        ConntrackCapacity {
+            asked: 8192,
+            in_force: daemon::per_cpu_lru_entries(8192, cpus()),
+            adopted: false,
+            possible_cpus: cpus()
+        }
+    );
+    assert!(capacity.as_asked());
+    assert_eq!(pinned(&dir.0), capacity.in_force);
+}
+
+#[test]
+fn out_of_range_capacities_are_refused_before_loading_needs_root() {
+    if !can_run_as_root("out_of_range_capacities_are_refused_before_loading_needs_root") {
+        return;
+    }
+    let dir = bpffs("range");
+    for bad in [0, daemon::MIN_CONNTRACK_ENTRIES - 1, daemon::MAX_CONNTRACK_ENTRIES + 1] {
+        let e = daemon::load_datapath(&dir.0, bad).expect_err("out of range");
+        assert!(e.to_string().contains("from 1024 to 16777216"), "{e}");
+    }
+    assert!(!dir.0.join(abi::MAP_CONNTRACK).exists(), "nothing was pinned");
+}
+
+#[test]
+fn the_kernel_rounds_to_a_multiple_of_the_possible_cpus_needs_root() {
+    if !can_run_as_root("the_kernel_rounds_to_a_multiple_of_the_possible_cpus_needs_root") {
+        return;
+    }
+    // Per-CPU LRU lists of equal length: an odd size becomes a multiple of the possible CPUs
+    // (on a one-CPU machine it stays as it is).
+    let dir = bpffs("round");
+    let (_dp, capacity) = daemon::load_datapath(&dir.0, 5001).expect("load");
+    assert_eq!(capacity.in_force, daemon::per_cpu_lru_entries(5001, cpus()));
+    assert_eq!(capacity.in_force % cpus(), 0);
+    assert!(capacity.as_asked(), "rounding is not a mismatch: {capacity:?}");
+    if cpus() > 1 {
+        let line = capacity.describe(&dir.0);
+        assert!(line.contains("5001 asked, rounded by the kernel"), "{line}");
+    }
+}
+
+fn empty_inputs(dir: &Path) -> (String, String) {
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let ir = dir.join("policies.ir.json");
+    let inventory = dir.join("inventory.json");
+    std::fs::write(&ir, netc_ir::Ir::empty().to_json()).expect("write IR");
+    std::fs::write(&inventory, r#"{"apiVersion": "v1", "kind": "List", "items": []}"#)
+        .expect("write inventory");
+    (ir.to_str().expect("utf8").to_owned(), inventory.to_str().expect("utf8").to_owned())
+}
+
+#[test]
+fn netcd_run_and_status_show_the_capacity_in_force_needs_root() {
+    if !can_run_as_root("netcd_run_and_status_show_the_capacity_in_force_needs_root") {
+        return;
+    }
+    const WAIT: Duration = Duration::from_secs(20);
+    let dir = bpffs("netcd");
+    let inputs = std::env::temp_dir().join(format!("netc-ct-netcd-{}", std::process::id()));
+    let (ir, inventory) = empty_inputs(&inputs);
+    let run = |entries: &str| {
+        Netcd::start(&[
+            "run",
+            "--ir",
+            &ir,
+            "--inventory",
+            &inventory,
+            "--bpffs",
+            dir.arg(),
+            "--conntrack-entries",
+            entries,
+        ])
+    };
+    let netcd = run("2048");
+    let line = netcd.wait_log("conntrack:", WAIT);
+    let in_force = daemon::per_cpu_lru_entries(2048, cpus());
+    assert!(line.contains(&format!("conntrack: {in_force} entries")) && !line.contains("NOT"), "{line}");
+    netcd.wait_log("live", WAIT);
+    drop(netcd);
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_netcd"))
+        .args(["status", "--bpffs", dir.arg()])
+        .output()
+        .expect("run netcd status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}{}", String::from_utf8_lossy(&status.stderr));
+    let row = text.lines().find(|l| l.trim_start().starts_with(abi::MAP_CONNTRACK)).expect("a conntrack row");
+    assert!(row.contains(&format!(" of {in_force} (")), "{row}");
+
+    // Restarted with another size: the pinned conntrack stays, and the log says so.
+    let netcd = run("65536");
+    let line = netcd.wait_log("conntrack:", WAIT);
+    assert!(line.contains(&format!("{in_force} entries in force, NOT the 65536 asked")), "{line}");
+    assert!(line.contains("netcd detach"), "{line}");
+    netcd.wait_log("live", WAIT);
+    drop(netcd);
+    assert_eq!(pinned(&dir.0), in_force);
+    let _ = std::fs::remove_dir_all(&inputs);
+}
