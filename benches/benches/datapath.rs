@@ -12,9 +12,10 @@
 //!   is an upper bound;
 //! - new, denied: a packet no rule allows (never remembered, so repeat works; it is reported on
 //!   the ring buffer like in production);
-//! - the floor: the conntrack insert an allowed SYN makes, alone (fresh keys into a fresh map of
-//!   the same size): what remembering a flow costs whatever the datapath around it does; and both
-//!   figures again with an 8,192-entry conntrack, to show how much of it is the table's size.
+//! - the conntrack's size (`netcd run --conntrack-entries`): for 8,192 to 1,048,576 entries, the
+//!   insert an allowed SYN makes, alone (fresh keys into a fresh map of that size: the floor of a
+//!   new flow, what remembering it costs whatever the datapath around it does), and the whole new
+//!   allowed flow (warm, 10 rules, another fresh map of that size).
 //!
 //! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed);
 //! one pod changed in place (as netcd does when only pods change), one after the other on the
@@ -36,6 +37,7 @@ use netc_ir::{
     Rule, Span,
 };
 use netc_runtime::abi;
+use netc_runtime::daemon::DEFAULT_CONNTRACK_ENTRIES;
 use netc_runtime::datapath::{self, Datapath};
 use netc_runtime::packet::{self, Packet};
 use netc_runtime::plan::{Plan, PlanOptions};
@@ -126,11 +128,18 @@ fn once_each(run: &mut dyn FnMut(&[u8]) -> Duration, frames: &[Vec<u8>]) -> f64 
     total / frames.len() as f64
 }
 
+/// The median of some samples.
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
 /// A pod change the update benchmark makes: its description and what it does to the inventory.
 type PodChange = (&'static str, fn(&mut Inventory));
 
-/// Entries of the small conntrack the benchmark compares with (the real one has 262,144).
-const SMALL_CONNTRACK: u32 = 8192;
+/// Conntrack sizes the benchmark compares (`netcd run --conntrack-entries`; the default is
+/// `netc_runtime::daemon::DEFAULT_CONNTRACK_ENTRIES`, the size of the table above).
+const CONNTRACK_SIZES: [u32; 6] = [8_192, 32_768, 65_536, 131_072, 262_144, 1_048_576];
 
 /// The benchmark object loaded with the `rules` case applied and the server's endpoint bound to
 /// ifindex 1, where test runs arrive.
@@ -233,23 +242,37 @@ fn main() {
         "  a retransmitted SYN (known flow, judged, then found by its failed insert): {}",
         retransmitted.iter().map(|t| format!("{t:.1} ns")).collect::<Vec<_>>().join(", ")
     );
-    // The floor of an allowed new flow: its conntrack insert alone, in a fresh map of the same
-    // size (and of a small one, to show what the size costs).
-    let floor = |capacity: Option<u32>| {
-        let capacities: Vec<(&str, u32)> = capacity.map(|c| (abi::MAP_CONNTRACK, c)).into_iter().collect();
-        let (dp, _) = loaded(10, &capacities);
-        let insert = warm(&dp, abi::PROG_BENCH_CONNTRACK_INSERT, &probe);
-        let (dp, _) = loaded(10, &capacities);
-        (insert, warm(&dp, abi::PROG_BENCH_NEW_FLOWS, &probe))
+    // The floor of an allowed new flow: its conntrack insert alone, in a fresh map of each size;
+    // and the whole new flow in another fresh map of that size. Medians over a few fresh maps:
+    // one sample moves by +-20 ns when other work shares the machine.
+    let samples = if quick { 3 } else { 5 };
+    let floor = |capacity: u32| {
+        let capacities = [(abi::MAP_CONNTRACK, capacity)];
+        let (mut inserts, mut news) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            let (dp, _) = loaded(10, &capacities);
+            inserts.push(warm(&dp, abi::PROG_BENCH_CONNTRACK_INSERT, &probe));
+            let (dp, _) = loaded(10, &capacities);
+            news.push(warm(&dp, abi::PROG_BENCH_NEW_FLOWS, &probe));
+        }
+        (median(inserts), median(news))
     };
-    let (insert, _) = floor(None);
-    let (small_insert, small_new) = floor(Some(SMALL_CONNTRACK));
     println!(
-        "  floor: the conntrack insert alone (fresh keys, BPF_NOEXIST, 262,144-entry map): {insert:.1} ns per flow"
+        "  conntrack size (--conntrack-entries; 10 rules, warm, median of {samples} fresh maps each; the insert alone: fresh keys, BPF_NOEXIST)"
     );
-    println!(
-        "  with an {SMALL_CONNTRACK}-entry conntrack (10 rules): new allowed (warm) {small_new:.1} ns, its insert alone {small_insert:.1} ns"
-    );
+    println!("  {:>9} {:>20} {:>20}", "entries", "insert alone", "new allowed (warm)");
+    for size in CONNTRACK_SIZES {
+        let (insert, new) = floor(size);
+        println!(
+            "  {:>9} {:>9.1} ns ({:>5.2}x) {:>9.1} ns ({:>5.2}x){}",
+            size,
+            insert,
+            insert / ns(empty_repeat),
+            new,
+            new / ns(empty_repeat),
+            if size == DEFAULT_CONNTRACK_ENTRIES { "   the default (the table above)" } else { "" }
+        );
+    }
     println!("  targets (DESIGN.md): established <= 60 ns, new flow <= 150 ns, flat from 10 to 100k rules");
 
     // Update costs.
