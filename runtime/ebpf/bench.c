@@ -100,3 +100,50 @@ int netc_bench_conntrack_insert(struct __sk_buff *skb)
 	bpf_loop(NETC_BENCH_FLOWS, bench_insert_one, &c, 0);
 	return c.passed == NETC_BENCH_FLOWS ? TC_ACT_OK : TC_ACT_SHOT;
 }
+
+/*
+ * The floor of any flow table of the conntrack's size, whatever its code: one 64-byte write at a
+ * pseudo-random slot of a 262,144-slot array of 128-byte slots (32 MiB, the size of the default
+ * conntrack's elements). No hashing of a real key, no locks, no lists: only the memory access a
+ * table must make to remember a flow it has not seen.
+ */
+#define NETC_BENCH_TABLE_SLOTS (1u << 18)
+
+struct bench_slot {
+	__u64 words[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NETC_BENCH_TABLE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bench_slot);
+} netc_bench_table SEC(".maps");
+
+static long bench_touch_one(__u32 index, void *data)
+{
+	struct bench_ctx *c = data;
+	/* Fibonacci hashing of a never-repeating counter: consecutive flows land far apart. */
+	__u32 slot = ((c->base + index) * 2654435761u) >> (32 - 18);
+	struct bench_slot *s = bpf_map_lookup_elem(&netc_bench_table, &slot);
+	if (!s)
+		return 1;
+	/* A table must read the slot (is the flow there?) before it writes it. */
+	if (s->words[0] == (__u64)-1)
+		return 1;
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		s->words[i] = c->base + index + i;
+	c->passed++;
+	return 0;
+}
+
+SEC("classifier/bench_table_touch")
+int netc_bench_table_touch(struct __sk_buff *skb)
+{
+	struct bench_ctx c = {};
+	if (!bench_start(skb, &c))
+		return TC_ACT_SHOT;
+	bpf_loop(NETC_BENCH_FLOWS, bench_touch_one, &c, 0);
+	return c.passed == NETC_BENCH_FLOWS ? TC_ACT_OK : TC_ACT_SHOT;
+}

@@ -22,6 +22,9 @@ pub const PROG_EMPTY: &str = "netc_empty";
 pub const PROG_BENCH_NEW_FLOWS: &str = "netc_bench_new_flows";
 /// Inserts `BENCH_FLOWS_PER_RUN` fresh keys into the conntrack map per run, nothing else.
 pub const PROG_BENCH_CONNTRACK_INSERT: &str = "netc_bench_conntrack_insert";
+/// Writes 64 bytes at `BENCH_FLOWS_PER_RUN` pseudo-random slots of a 32 MiB array per run: the
+/// memory floor of any flow table the size of the default conntrack.
+pub const PROG_BENCH_TABLE_TOUCH: &str = "netc_bench_table_touch";
 /// New flows `PROG_BENCH_NEW_FLOWS` judges (and keys `PROG_BENCH_CONNTRACK_INSERT` inserts) per
 /// run.
 pub const BENCH_FLOWS_PER_RUN: u32 = 64;

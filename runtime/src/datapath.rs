@@ -374,9 +374,10 @@ pub struct ApplyReport {
     /// Endpoints whose entries did not fit: they drop everything (or audit it) until a later
     /// apply fits. (endpoint id, reason)
     pub fail_closed: Vec<(u32, String)>,
-    /// Time from the first write to the flip.
+    /// Time from the first write to the flip (for a change in place: to the last write that
+    /// changes what a packet sees, before the entries nothing reaches any more are deleted).
     pub to_flip: Duration,
-    /// Time including the removal of the previous generation.
+    /// Time including the removal of the previous generation (or of the unreachable entries).
     pub total: Duration,
     /// Whether established flows are judged again on their next packet (a new generation or a
     /// new epoch).
@@ -423,8 +424,8 @@ impl Datapath {
         )
     }
 
-    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS` and
-    /// `abi::PROG_BENCH_CONNTRACK_INSERT`, with some maps' capacities changed as in
+    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS`,
+    /// `abi::PROG_BENCH_CONNTRACK_INSERT` and `abi::PROG_BENCH_TABLE_TOUCH`, with some maps' capacities changed as in
     /// [`Datapath::load_with_capacities`].
     ///
     /// # Errors
@@ -437,6 +438,7 @@ impl Datapath {
                 abi::PROG_TO_POD,
                 abi::PROG_BENCH_NEW_FLOWS,
                 abi::PROG_BENCH_CONNTRACK_INSERT,
+                abi::PROG_BENCH_TABLE_TOUCH,
             ],
             None,
             capacities,
@@ -578,15 +580,17 @@ impl Datapath {
             }
         };
         let result = self.write_delta(delta, interfaces, config, &mut live);
+        let in_force = start.elapsed();
+        let removed =
+            if result.is_ok() { self.remove_entries(delta, config.generation, &mut live) } else { 0 };
         self.live = Some(live);
         let (entries, fail_closed) = result?;
-        let elapsed = start.elapsed();
         Ok(ApplyReport {
             generation: config.generation,
-            entries,
+            entries: entries + removed,
             fail_closed,
-            to_flip: elapsed,
-            total: elapsed,
+            to_flip: in_force,
+            total: start.elapsed(),
             rejudge: delta.rejudge,
         })
     }
@@ -689,7 +693,6 @@ impl Datapath {
             self.maps.set_config(Config { epoch: config.epoch.wrapping_add(1), ..config })?;
             writes += 1;
         }
-        writes += self.remove_entries(delta, generation, live);
         Ok((writes, fail_closed))
     }
 
