@@ -24,7 +24,10 @@ fn main() {
     {
         run(
             &clang,
-            &["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I", &multiarch, "-c", source, "-o"],
+            &[
+                "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-I", &multiarch, "-c",
+                source, "-o",
+            ],
             &out.join(object),
         );
     }

@@ -12,7 +12,7 @@
 int main(void)
 {
 	SIZE(netc_config); OFF(netc_config, generation); OFF(netc_config, flags);
-	OFF(netc_config, epoch); OFF(netc_config, pad);
+	OFF(netc_config, epoch); OFF(netc_config, ct_sets); OFF(netc_config, ct_seed);
 	SIZE(netc_endpoint_key); OFF(netc_endpoint_key, generation); OFF(netc_endpoint_key, ifindex);
 	SIZE(netc_endpoint); OFF(netc_endpoint, id); OFF(netc_endpoint, flags); OFF(netc_endpoint, door);
 	OFF(netc_endpoint, set);
@@ -31,11 +31,17 @@ int main(void)
 	OFF(netc_ct_key, protocol); OFF(netc_ct_key, hook); OFF(netc_ct_key, pad);
 	SIZE(netc_ct_value); OFF(netc_ct_value, generation); OFF(netc_ct_value, epoch);
 	OFF(netc_ct_value, rule);
-	OFF(netc_ct_value, verdict); OFF(netc_ct_value, pad);
+	OFF(netc_ct_value, verdict); OFF(netc_ct_value, pad); OFF(netc_ct_value, stamp);
+	SIZE(netc_ct_slot); OFF(netc_ct_slot, seq); OFF(netc_ct_slot, key); OFF(netc_ct_slot, value);
 	SIZE(netc_event); OFF(netc_event, time_ns); OFF(netc_event, generation); OFF(netc_event, rule);
 	OFF(netc_event, endpoint); OFF(netc_event, ifindex); OFF(netc_event, saddr);
 	OFF(netc_event, daddr); OFF(netc_event, sport); OFF(netc_event, dport);
 	OFF(netc_event, family); OFF(netc_event, protocol); OFF(netc_event, direction);
 	OFF(netc_event, verdict); OFF(netc_event, reason); OFF(netc_event, pad);
+	/* The hash of a key whose byte i is i + 1, with seed 0x0123456789abcdef. */
+	struct netc_ct_key key;
+	for (size_t i = 0; i < sizeof(key); i++)
+		((unsigned char *)&key)[i] = (unsigned char)(i + 1);
+	printf("ct_hash %llu\n", (unsigned long long)ct_hash(&key, 0x0123456789abcdefull));
 	return 0;
 }

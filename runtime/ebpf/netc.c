@@ -23,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "netc_abi.h"
+#include "conntrack.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -84,17 +85,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } netc_port_ranges SEC(".maps");
 
-/* netc_conntrack (LRU hash): flows judged at a door -> the verdict and the generation and epoch
- * that judged it. Per-CPU LRU lists (BPF_F_NO_COMMON_LRU): an insert takes no global lock and
- * rotates a few nodes of its own CPU's list (measured faster than the common list); lookups
- * still find every CPU's entries (the hash table is shared, only eviction is per CPU). Each CPU
- * can hold max_entries / possible CPUs of them before it evicts its own least recently used. */
+/* netc_conntrack (array of struct netc_ct_slot, in sets of NETC_CT_WAYS; conntrack.h): flows
+ * judged at a door -> the verdict and the generation and epoch that judged it. Shared by every
+ * CPU; a full set replaces the flow it saw least recently. netcd sizes it (--conntrack-entries,
+ * a power of two) and writes its number of sets and the hash seed into netc_config. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 262144);
-	__type(key, struct netc_ct_key);
-	__type(value, struct netc_ct_value);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, __u32);
+	__type(value, struct netc_ct_slot);
 } netc_conntrack SEC(".maps");
 
 /* netc_events (ring buffer): struct netc_event for every denied, audited and (when asked)
@@ -409,6 +408,7 @@ static __always_inline void stamp(struct netc_ct_value *v, const struct judgemen
 	v->epoch = j->epoch;
 	v->rule = j->rule;
 	v->verdict = j->verdict;
+	v->pad = 0;
 }
 
 /* Whether a remembered flow was judged by the live state. */
@@ -417,30 +417,40 @@ static __always_inline int current(const struct netc_ct_value *v, const struct n
 	return v->generation == cfg->generation && v->epoch == cfg->epoch;
 }
 
+/* A conntrack key and where its set starts. */
+struct ct_ref {
+	struct netc_ct_key key;
+	__u32 first;
+};
+
 /*
  * Judge a flow at a door and remember the verdict. `ct` is its conntrack key (hook = the door)
- * and `known` its entry when it has one (judged under an older state): that entry is stamped
- * again in place when the flow still passes, and forgotten when it does not.
+ * and `known` its slot when it has one (judged under an older state): that slot is stamped
+ * again when the flow still passes, and forgotten when it does not.
  */
 static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
-				 const struct flow *original, struct netc_ct_key *ct,
-				 struct netc_ct_value *known)
+				 const struct flow *original, struct ct_ref *ct,
+				 struct netc_ct_slot *known)
 {
 	struct judgement j;
-	if (!assess(ifindex, cfg, ct->hook, original, &j)) {
+	if (!assess(ifindex, cfg, ct->key.hook, original, &j)) {
 		if (known)
-			bpf_map_delete_elem(&netc_conntrack, ct);
+			ct_forget(known, &ct->key);
 		return TC_ACT_OK;
 	}
 	if (j.verdict == NETC_VERDICT_DENY) {
 		if (known)
-			bpf_map_delete_elem(&netc_conntrack, ct);
-	} else if (known) {
-		stamp(known, &j);
+			ct_forget(known, &ct->key);
 	} else {
 		struct netc_ct_value entry = {};
 		stamp(&entry, &j);
-		bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_ANY);
+		__u16 now = ct_now();
+		struct netc_ct_slot *found = known;
+		if (!found && ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, now, &found) !=
+				      NETC_CT_EXISTS)
+			found = NULL;
+		if (found)
+			ct_update(found, &ct->key, &entry, now);
 	}
 	return settle(ifindex, cfg, original, &j, known ? NETC_REASON_REJUDGE : NETC_REASON_NEW);
 }
@@ -450,44 +460,49 @@ static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
 
 /*
  * A TCP SYN opens a connection: never a reply, and almost always unknown. Judge it first and
- * insert it with BPF_NOEXIST, so an allowed new connection hashes its conntrack key once (an
- * insert) instead of twice (a lookup that misses, then an insert). A flow with an entry already
- * (a retransmitted SYN, a reused port) gets NETC_KNOWN_FLOW and the same treatment as before.
+ * insert it (the insert looks at its set once: a flow already there is found on the way), so an
+ * allowed new connection reads its set once. A flow with an entry already (a retransmitted SYN,
+ * a reused port) gets NETC_KNOWN_FLOW and the same treatment as any packet of a known flow.
  */
 static __always_inline int judge_syn(__u32 ifindex, const struct netc_config *cfg,
-				     const struct flow *f, struct netc_ct_key *ct)
+				     const struct flow *f, struct ct_ref *ct)
 {
 	struct judgement j;
-	if (!assess(ifindex, cfg, ct->hook, f, &j))
+	ct_prefetch(&netc_conntrack, ct->first);
+	if (!assess(ifindex, cfg, ct->key.hook, f, &j))
 		return NETC_KNOWN_FLOW; /* rare: let the lookup decide what to forget */
 	if (j.verdict != NETC_VERDICT_DENY) {
 		struct netc_ct_value entry = {};
 		stamp(&entry, &j);
-		if (bpf_map_update_elem(&netc_conntrack, ct, &entry, BPF_NOEXIST) != 0)
+		struct netc_ct_slot *found = NULL;
+		if (ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, ct_now(), &found) ==
+		    NETC_CT_EXISTS)
 			return NETC_KNOWN_FLOW;
 		return settle(ifindex, cfg, f, &j, NETC_REASON_NEW);
 	}
 	/* Denied: a flow remembered by the live state still passes, an older one is forgotten. */
-	struct netc_ct_value *known = bpf_map_lookup_elem(&netc_conntrack, ct);
-	if (known && current(known, cfg))
+	struct netc_ct_value known;
+	struct netc_ct_slot *slot = ct_find(&netc_conntrack, &ct->key, ct->first, &known);
+	if (slot && current(&known, cfg))
 		return TC_ACT_OK;
-	if (known)
-		bpf_map_delete_elem(&netc_conntrack, ct);
-	return settle(ifindex, cfg, f, &j, known ? NETC_REASON_REJUDGE : NETC_REASON_NEW);
+	if (slot)
+		ct_forget(slot, &ct->key);
+	return settle(ifindex, cfg, f, &j, slot ? NETC_REASON_REJUDGE : NETC_REASON_NEW);
 }
 
 static __always_inline void ct_key_of(const struct flow *f, __u32 ifindex, __u8 hook,
-				      struct netc_ct_key *ct)
+				      const struct netc_config *cfg, struct ct_ref *ct)
 {
-	__builtin_memcpy(ct->saddr, f->saddr, 16);
-	__builtin_memcpy(ct->daddr, f->daddr, 16);
-	ct->sport = f->sport;
-	ct->dport = f->dport;
-	ct->ifindex = ifindex;
-	ct->family = f->family;
-	ct->protocol = f->protocol;
-	ct->hook = hook;
-	ct->pad = 0;
+	__builtin_memcpy(ct->key.saddr, f->saddr, 16);
+	__builtin_memcpy(ct->key.daddr, f->daddr, 16);
+	ct->key.sport = f->sport;
+	ct->key.dport = f->dport;
+	ct->key.ifindex = ifindex;
+	ct->key.family = f->family;
+	ct->key.protocol = f->protocol;
+	ct->key.hook = hook;
+	ct->key.pad = 0;
+	ct->first = ct_first_slot(&ct->key, cfg->ct_sets, cfg->ct_seed);
 }
 
 static __always_inline void reverse(const struct flow *f, struct flow *r)
@@ -500,6 +515,21 @@ static __always_inline void reverse(const struct flow *f, struct flow *r)
 	r->protocol = f->protocol;
 }
 
+/* A packet of a remembered flow: pass it when the live state judged it (and note that it was
+ * used now), else judge it again. */
+static __always_inline int remembered(__u32 ifindex, const struct netc_config *cfg,
+				      const struct flow *original, struct ct_ref *ct,
+				      struct netc_ct_slot *slot, const struct netc_ct_value *value)
+{
+	if (current(value, cfg)) {
+		__u16 now = ct_now();
+		if (value->stamp != now)
+			slot->value.stamp = now; /* a hint for eviction, read by no judgement */
+		return TC_ACT_OK;
+	}
+	return judge(ifindex, cfg, original, ct, slot);
+}
+
 /* The verdict on a parsed IP packet at one door (`hook`) of interface `ifindex`. */
 static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct flow *f)
 {
@@ -508,8 +538,8 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 	if (!cfg || cfg->generation == 0)
 		return TC_ACT_OK;
 
-	struct netc_ct_key ct = {};
-	ct_key_of(f, ifindex, hook, &ct);
+	struct ct_ref ct = {};
+	ct_key_of(f, ifindex, hook, cfg, &ct);
 	if (f->tcp_syn) {
 		int verdict = judge_syn(ifindex, cfg, f, &ct);
 		if (verdict != NETC_KNOWN_FLOW)
@@ -517,26 +547,21 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 	}
 
 	/* A packet of a flow that started through this door... */
-	struct netc_ct_value *entry = bpf_map_lookup_elem(&netc_conntrack, &ct);
-	if (entry) {
-		if (current(entry, cfg))
-			return TC_ACT_OK;
-		return judge(ifindex, cfg, f, &ct, entry);
-	}
+	struct netc_ct_value value;
+	struct netc_ct_slot *slot = ct_find(&netc_conntrack, &ct.key, ct.first, &value);
+	if (slot)
+		return remembered(ifindex, cfg, f, &ct, slot, &value);
 
 	/* ...or a reply of one that entered through the other door of this interface (a SYN
 	 * never is)... */
 	if (!f->tcp_syn) {
 		struct flow original = {};
 		reverse(f, &original);
-		struct netc_ct_key reply = {};
-		ct_key_of(&original, ifindex, hook ^ 1, &reply);
-		entry = bpf_map_lookup_elem(&netc_conntrack, &reply);
-		if (entry) {
-			if (current(entry, cfg))
-				return TC_ACT_OK;
-			return judge(ifindex, cfg, &original, &reply, entry);
-		}
+		struct ct_ref reply = {};
+		ct_key_of(&original, ifindex, hook ^ 1, cfg, &reply);
+		slot = ct_find(&netc_conntrack, &reply.key, reply.first, &value);
+		if (slot)
+			return remembered(ifindex, cfg, &original, &reply, slot, &value);
 	}
 
 	/* ...or the first packet of a new flow. */

@@ -83,7 +83,8 @@ struct netc_config {
 	__u32 generation;
 	__u32 flags; /* NETC_CONFIG_* */
 	__u32 epoch;
-	__u32 pad;
+	__u32 ct_sets; /* sets of netc_conntrack: its slots / NETC_CT_WAYS, a power of two */
+	__u64 ct_seed; /* the conntrack hash's secret seed, chosen once when the maps are made */
 };
 
 /* Report allowed new flows as events too (denied and audited flows are always reported). */
@@ -168,8 +169,40 @@ struct netc_ct_value {
 	__u32 epoch;      /* live one, the flow is judged again */
 	__u32 rule;
 	__u8 verdict; /* NETC_VERDICT_ALLOW or NETC_VERDICT_AUDIT */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 stamp; /* when it was last used, in coarse seconds (2^30 ns) modulo 2^16 */
 };
+
+/* Slots of one conntrack set: a key can only be in the NETC_CT_WAYS slots of its set. */
+#define NETC_CT_WAYS 4
+
+/* One slot of netc_conntrack (an array of them, in sets of NETC_CT_WAYS; conntrack.h). `seq` is
+ * odd while a CPU writes the slot; a slot whose key has family 0 is empty. 64 bytes: a cache
+ * line. */
+struct netc_ct_slot {
+	__u32 seq;
+	struct netc_ct_key key;
+	struct netc_ct_value value;
+};
+
+/* The conntrack hash of a key (the 44 bytes as eleven 32-bit words, mixed two at a time) with a
+ * secret seed: a key's set is the high half's low bits. Here, not in conntrack.h, so that the
+ * layout printer can check runtime/src/abi.rs computes the same. */
+static inline __attribute__((always_inline)) __u64 ct_hash(const struct netc_ct_key *k, __u64 seed)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u64 h = seed ^ 0x9e3779b97f4a7c15ull;
+#pragma unroll
+	for (int i = 0; i < 10; i += 2) {
+		h ^= ((__u64)w[i] << 32) | w[i + 1];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	h ^= w[10];
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 29;
+	return h;
+}
 
 /* One verdict, sent on netc_events. */
 struct netc_event {

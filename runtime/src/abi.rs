@@ -104,7 +104,10 @@ pub struct Config {
     pub generation: u32,
     pub flags: u32,
     pub epoch: u32,
-    pub pad: u32,
+    /// Sets of the conntrack (its slots / [`CT_WAYS`], a power of two).
+    pub ct_sets: u32,
+    /// The conntrack hash's seed.
+    pub ct_seed: u64,
 }
 
 #[repr(C)]
@@ -193,7 +196,52 @@ pub struct CtValue {
     pub epoch: u32,
     pub rule: u32,
     pub verdict: u8,
-    pub pad: [u8; 3],
+    pub pad: u8,
+    /// When it was last used: coarse seconds (2^30 ns) modulo 2^16.
+    pub stamp: u16,
+}
+
+/// One slot of the conntrack array (`netc_ct_slot`): `seq` is odd while a CPU writes it; a key
+/// of family 0 is an empty slot.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtSlot {
+    pub seq: u32,
+    pub key: CtKey,
+    pub value: CtValue,
+}
+
+/// Slots of one conntrack set (`NETC_CT_WAYS`).
+pub const CT_WAYS: u32 = 4;
+
+/// The conntrack hash of a key (`ct_hash` in ebpf/conntrack.h, word for word).
+#[must_use]
+pub fn ct_hash(key: &CtKey, seed: u64) -> u64 {
+    let mut bytes = [0u8; 44];
+    bytes[..16].copy_from_slice(&key.saddr);
+    bytes[16..32].copy_from_slice(&key.daddr);
+    bytes[32..34].copy_from_slice(&key.sport.to_ne_bytes());
+    bytes[34..36].copy_from_slice(&key.dport.to_ne_bytes());
+    bytes[36..40].copy_from_slice(&key.ifindex.to_ne_bytes());
+    bytes[40..44].copy_from_slice(&[key.family, key.protocol, key.hook, key.pad]);
+    let word = |i: usize| u64::from(u32::from_ne_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4 bytes")));
+    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for i in (0..10).step_by(2) {
+        h ^= (word(i) << 32) | word(i + 1);
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 32;
+    }
+    h ^= word(10);
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 29;
+    h
+}
+
+/// The first slot of a key's set in a conntrack of `sets` sets (`ct_first_slot`).
+#[must_use]
+pub fn ct_first_slot(key: &CtKey, sets: u32, seed: u64) -> u32 {
+    let high = u32::try_from(ct_hash(key, seed) >> 32).expect("the high half fits");
+    (high & sets.wrapping_sub(1)) * CT_WAYS
 }
 
 #[repr(C)]
@@ -237,6 +285,8 @@ unsafe impl aya::Pod for PolicyValue {}
 unsafe impl aya::Pod for CtKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for CtValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Event {}
 

@@ -34,43 +34,40 @@ pub struct RunConfig {
     pub attach: AttachMode,
     /// Print allowed new flows too.
     pub report_allowed: bool,
-    /// The conntrack's capacity in entries ([`DEFAULT_CONNTRACK_ENTRIES`] unless told otherwise);
+    /// The conntrack's capacity in entries ([`default_conntrack_entries`] unless told otherwise);
     /// from [`MIN_CONNTRACK_ENTRIES`] to [`MAX_CONNTRACK_ENTRIES`].
     pub conntrack_entries: u32,
 }
 
-/// The conntrack capacity `netcd run` asks for unless told otherwise. kube-proxy sizes the
-/// kernel's own conntrack (nf_conntrack) at 32,768 entries per core with a minimum of 131,072;
-/// netc keeps one entry per door a flow crosses, so a flow between two pods of one node takes
-/// two. The price is speed: a new flow's insert into a table this big misses the caches (see
-/// docs/runtime.md, "Sizing the conntrack").
-pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 262_144;
-/// The smallest conntrack netcd accepts. Eviction is per CPU (each possible CPU holds its share
-/// of the entries): 1,024 already leaves only 16 flows per CPU on a machine with 64 possible
-/// CPUs. It is also Cilium's floor for its conntrack tables.
+/// Conntrack entries per online CPU unless told otherwise: kube-proxy's figure for the kernel's
+/// own conntrack (nf_conntrack, 32,768 per core).
+pub const CONNTRACK_ENTRIES_PER_CPU: u32 = 32_768;
+/// The smallest default conntrack: two CPUs' worth. kube-proxy's minimum for nf_conntrack is
+/// twice that (131,072), but nf_conntrack also tracks the node's own and NATed connections;
+/// netc's holds pod flows only (one entry per door a flow crosses).
+pub const MIN_DEFAULT_CONNTRACK_ENTRIES: u32 = 65_536;
+
+/// The conntrack capacity `netcd run` asks for unless told otherwise:
+/// [`CONNTRACK_ENTRIES_PER_CPU`] per online CPU, at least [`MIN_DEFAULT_CONNTRACK_ENTRIES`] (a
+/// power of two on machines whose CPU count is one; rounded up to one otherwise). 64 bytes an
+/// entry: 4 MiB on a 2-CPU node, 32 MiB on a 16-CPU node.
+#[must_use]
+pub fn default_conntrack_entries() -> u32 {
+    let cpus = aya::util::online_cpus().map_or(1, |c| u32::try_from(c.len()).unwrap_or(u32::MAX));
+    CONNTRACK_ENTRIES_PER_CPU.saturating_mul(cpus).clamp(MIN_DEFAULT_CONNTRACK_ENTRIES, MAX_CONNTRACK_ENTRIES)
+}
+/// The smallest conntrack netcd accepts (256 sets of 4). It is also Cilium's floor for its
+/// conntrack tables.
 pub const MIN_CONNTRACK_ENTRIES: u32 = 1_024;
-/// The largest conntrack netcd accepts (Cilium's ceiling too): about 2 GiB of kernel memory,
-/// all of it allocated when the map is created (an LRU hash is preallocated).
+/// The largest conntrack netcd accepts (Cilium's ceiling too): 1 GiB of kernel memory, all of it
+/// allocated when the map is created.
 pub const MAX_CONNTRACK_ENTRIES: u32 = 16_777_216;
 
-/// The number of entries the kernel gives an LRU hash with per-CPU LRU lists
-/// (`BPF_F_NO_COMMON_LRU`, as `netc_conntrack` is) when asked for `asked`: a multiple of the
-/// possible CPUs, so that every CPU's list is the same length (rounded up, or down when rounding
-/// up would overflow).
+/// The conntrack's entries for a capacity asked: the next power of two (a key's set is the low
+/// bits of its hash, so the number of sets is a power of two).
 #[must_use]
-pub fn per_cpu_lru_entries(asked: u32, possible_cpus: u32) -> u32 {
-    let cpus = possible_cpus.max(1);
-    asked.div_ceil(cpus).checked_mul(cpus).unwrap_or(asked / cpus * cpus)
-}
-
-/// The number of possible CPUs (`/sys/devices/system/cpu/possible`), among which the conntrack's
-/// eviction lists are split.
-///
-/// # Errors
-/// [`DatapathError::Io`] when the file cannot be read.
-pub fn possible_cpus() -> Result<u32, DatapathError> {
-    let n = aya::util::nr_cpus().map_err(|(path, source)| DatapathError::Io { path: path.into(), source })?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+pub fn conntrack_slots(asked: u32) -> u32 {
+    asked.checked_next_power_of_two().unwrap_or(1 << 31)
 }
 
 /// The capacity of the conntrack pinned under `bpffs`, as the kernel reports it; `None` when no
@@ -98,33 +95,23 @@ pub struct ConntrackCapacity {
     /// Whether the map in force was pinned already (by an earlier netcd) and was kept, with its
     /// entries, whatever its size.
     pub adopted: bool,
-    /// Possible CPUs: each one evicts its own least recently used entries once it holds
-    /// `in_force / possible_cpus` of them.
-    pub possible_cpus: u32,
 }
 
 impl ConntrackCapacity {
-    /// Entries each CPU holds before it evicts.
-    #[must_use]
-    pub fn per_cpu(&self) -> u32 {
-        self.in_force / self.possible_cpus.max(1)
-    }
-
-    /// Whether the map in force has the size asked (after the kernel's rounding to a multiple of
-    /// the possible CPUs).
+    /// Whether the map in force has the size asked (rounded up to a power of two).
     #[must_use]
     pub fn as_asked(&self) -> bool {
-        self.in_force == per_cpu_lru_entries(self.asked, self.possible_cpus)
+        self.in_force == conntrack_slots(self.asked)
     }
 
     /// The log line saying what is in force and, when it is not what was asked, why and how to
     /// change it.
     #[must_use]
     pub fn describe(&self, bpffs: &Path) -> String {
-        let share = format!("{} per CPU on {} possible CPUs", self.per_cpu(), self.possible_cpus);
+        let sets = format!("{} sets of {}", self.in_force / abi::CT_WAYS, abi::CT_WAYS);
         if !self.as_asked() {
             return format!(
-                "conntrack: {} entries in force, NOT the {} asked: the conntrack pinned under {} by an earlier netcd is kept, with its open connections ({share}); a pinned map cannot be resized: to change it, run `netcd detach --bpffs {}` (enforcement stops until netcd runs again) and start netcd again",
+                "conntrack: {} entries in force, NOT the {} asked: the conntrack pinned under {} by an earlier netcd is kept, with its open connections ({sets}); a pinned map cannot be resized: to change it, run `netcd detach --bpffs {}` (enforcement stops until netcd runs again) and start netcd again",
                 self.in_force,
                 self.asked,
                 bpffs.display(),
@@ -134,13 +121,10 @@ impl ConntrackCapacity {
         let rounded = if self.in_force == self.asked {
             String::new()
         } else {
-            format!(
-                ", {} asked, rounded by the kernel to a multiple of the {} possible CPUs",
-                self.asked, self.possible_cpus
-            )
+            format!(", {} asked, rounded up to a power of two", self.asked)
         };
         format!(
-            "conntrack: {} entries{rounded} ({share}){}",
+            "conntrack: {} entries{rounded} ({sets}){}",
             self.in_force,
             if self.adopted { ", the pinned one kept with its open connections" } else { "" }
         )
@@ -148,10 +132,11 @@ impl ConntrackCapacity {
 }
 
 /// Load the datapath pinned under `bpffs` (see [`Datapath::load`]) with a conntrack of
-/// `conntrack_entries`. A conntrack already pinned there (an earlier netcd) is kept as it is,
-/// whatever its size: the kernel cannot resize a map, and aya reuses a pinned map without
-/// comparing its size with the one asked. The returned [`ConntrackCapacity`] says what is in
-/// force; [`ConntrackCapacity::describe`] says it in a log line.
+/// `conntrack_entries` (rounded up to a power of two). A conntrack already pinned there (an
+/// earlier netcd) is kept as it is, whatever its size: the kernel cannot resize a map, and aya
+/// reuses a pinned map without comparing its size with the one asked. The returned
+/// [`ConntrackCapacity`] says what is in force; [`ConntrackCapacity::describe`] says it in a log
+/// line.
 ///
 /// # Errors
 /// [`DaemonError::ConntrackEntries`] for a capacity out of range, or a [`DatapathError`].
@@ -163,14 +148,15 @@ pub fn load_datapath(
         return Err(DaemonError::ConntrackEntries(conntrack_entries));
     }
     let adopted = pinned_conntrack_entries(bpffs)?.is_some();
-    let datapath = Datapath::load_with_capacities(Some(bpffs), &[(abi::MAP_CONNTRACK, conntrack_entries)])?;
+    let datapath = Datapath::load_with_capacities(
+        Some(bpffs),
+        &[(abi::MAP_CONNTRACK, conntrack_slots(conntrack_entries))],
+    )?;
     let in_force = pinned_conntrack_entries(bpffs)?.ok_or_else(|| DatapathError::Map {
         map: abi::MAP_CONNTRACK,
         source: aya::maps::MapError::InvalidName { name: abi::MAP_CONNTRACK.into() },
     })?;
-    let capacity =
-        ConntrackCapacity { asked: conntrack_entries, in_force, adopted, possible_cpus: possible_cpus()? };
-    Ok((datapath, capacity))
+    Ok((datapath, ConntrackCapacity { asked: conntrack_entries, in_force, adopted }))
 }
 
 /// Why netcd stopped or refused an input.

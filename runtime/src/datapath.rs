@@ -14,7 +14,7 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Test
 use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{
-    self, CidrKeyData, Config, CtKey, CtValue, Endpoint, EndpointKey, IpKey, PolicyKey, PolicyValue,
+    self, CidrKeyData, Config, CtKey, CtSlot, CtValue, Endpoint, EndpointKey, IpKey, PolicyKey, PolicyValue,
     RangeKeyData,
 };
 use std::net::IpAddr;
@@ -89,6 +89,19 @@ pub enum DatapathError {
         /// The cause.
         source: io::Error,
     },
+    /// A map pinned by an earlier netcd has another layout than this netcd's.
+    #[error(
+        "{path} was pinned by a netcd with another map layout ({found}; this netcd needs {wanted}): run `netcd detach --bpffs {dir}` (enforcement stops until netcd runs again) and start netcd again",
+        dir = path.parent().map_or_else(String::new, |d| d.display().to_string())
+    )]
+    StaleLayout {
+        /// The pinned map.
+        path: PathBuf,
+        /// What it is.
+        found: String,
+        /// What this netcd needs.
+        wanted: String,
+    },
     /// No pinned netc state where it was looked for.
     #[error("no netc datapath is pinned under {0} (is netcd running, or was it given another --bpffs?)")]
     NotPinned(PathBuf),
@@ -114,6 +127,43 @@ fn prog_err(program: &'static str) -> impl FnOnce(ProgramError) -> DatapathError
 }
 
 /// Whether a map error means "no room" (E2BIG from a full hash, ENOSPC/ENOMEM).
+/// Refuse maps pinned by a netcd whose layout differs (aya would reuse them as they are, and the
+/// datapath would then read them wrongly): the conntrack is an array of `CtSlot`s, the config a
+/// `Config`.
+fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
+    let wanted = [
+        (abi::MAP_CONFIG, std::mem::size_of::<Config>()),
+        (abi::MAP_CONNTRACK, std::mem::size_of::<CtSlot>()),
+    ];
+    for (name, value_size) in wanted {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let info = aya::maps::MapInfo::from_pin(&path).map_err(map_err(name))?;
+        let kind = info.map_type().map_err(map_err(name))?;
+        let found_size = usize::try_from(info.value_size()).unwrap_or(usize::MAX);
+        if kind != aya::maps::MapType::Array || found_size != value_size {
+            return Err(DatapathError::StaleLayout {
+                path,
+                found: format!("{kind:?} of {found_size}-byte values"),
+                wanted: format!("Array of {value_size}-byte values"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A random, non-zero conntrack hash seed.
+fn random_seed() -> Result<u64, DatapathError> {
+    let path = Path::new("/dev/urandom");
+    let mut bytes = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|source| DatapathError::Io { path: path.to_owned(), source })?;
+    Ok(u64::from_ne_bytes(bytes) | 1)
+}
+
 fn is_full(e: &MapError) -> bool {
     matches!(e, MapError::SyscallError(s) if matches!(s.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC | libc::ENOMEM)))
 }
@@ -281,7 +331,11 @@ impl Maps {
                 abi::MAP_PORT_RANGES,
                 count_lpm::<RangeKeyData, PolicyValue>(&self.ranges, abi::MAP_PORT_RANGES)?,
             ),
-            (abi::MAP_CONNTRACK, count::<CtKey, CtValue>(&self.conntrack, abi::MAP_CONNTRACK)?),
+            (abi::MAP_CONNTRACK, {
+                let slots: Array<&MapData, CtSlot> =
+                    Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+                slots.iter().filter(|slot| slot.as_ref().is_ok_and(|s| s.key.family != 0)).count()
+            }),
         ])
     }
 
@@ -307,18 +361,48 @@ impl Maps {
         a.get(&index, 0).map(|v| v.iter().sum()).map_err(map_err(abi::MAP_RULE_COUNTERS))
     }
 
-    /// The conntrack entry for `key`, if any.
+    /// The conntrack entry for `key`, if any (found in its set as the datapath finds it).
     ///
     /// # Errors
-    /// A map error other than "not found".
+    /// A map error.
     pub fn conntrack(&self, key: &CtKey) -> Result<Option<CtValue>, DatapathError> {
-        let m: HashMap<&MapData, CtKey, CtValue> =
-            HashMap::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
-        match m.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(abi::MAP_CONNTRACK)(e)),
+        let config = self.config()?;
+        let slots: Array<&MapData, CtSlot> =
+            Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+        let first = abi::ct_first_slot(key, config.ct_sets, config.ct_seed);
+        for way in 0..abi::CT_WAYS {
+            let slot = slots.get(&(first + way), 0).map_err(map_err(abi::MAP_CONNTRACK))?;
+            if slot.seq % 2 == 0 && slot.key == *key {
+                return Ok(Some(slot.value));
+            }
         }
+        Ok(None)
+    }
+
+    /// Give the conntrack its number of sets (from its size) and, the first time, a random hash
+    /// seed, in `netc_config`; the seed of maps pinned earlier is kept, or their flows would be
+    /// looked for in the wrong sets. Returns the conntrack's slots.
+    fn init_conntrack(&mut self) -> Result<u32, DatapathError> {
+        let slots = match &self.conntrack {
+            Map::Array(data) => data.info().map_err(map_err(abi::MAP_CONNTRACK))?.max_entries(),
+            _ => {
+                return Err(map_err(abi::MAP_CONNTRACK)(MapError::InvalidName {
+                    name: abi::MAP_CONNTRACK.into(),
+                }));
+            }
+        };
+        // A power of two of sets: a key's set is the low bits of its hash.
+        let sets = (slots / abi::CT_WAYS).checked_ilog2().map_or(0, |bits| 1u32 << bits);
+        let mut config = self.config()?;
+        let seed = config.ct_seed;
+        if config.ct_sets != sets || seed == 0 {
+            config.ct_sets = sets;
+            if seed == 0 {
+                config.ct_seed = random_seed()?;
+            }
+            self.set_config(config)?;
+        }
+        Ok(sets * abi::CT_WAYS)
     }
 }
 
@@ -465,6 +549,9 @@ impl Datapath {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
+        if let Some(dir) = pin_dir {
+            check_pinned_layout(dir)?;
+        }
         let mut ebpf = loader.load(object)?;
         for &name in programs {
             let program: &mut SchedClassifier = ebpf
@@ -482,7 +569,8 @@ impl Datapath {
                     .map_err(|e| DatapathError::Io { path, source: io::Error::other(e.to_string()) })?;
             }
         }
-        let (maps, events) = Maps::take(&mut ebpf)?;
+        let (mut maps, events) = Maps::take(&mut ebpf)?;
+        maps.init_conntrack()?;
         Ok(Datapath {
             ebpf,
             maps,
@@ -537,7 +625,7 @@ impl Datapath {
             }
         };
         let flags = if report_allowed { abi::CONFIG_REPORT_ALLOWED } else { 0 };
-        self.maps.set_config(Config { generation, flags, epoch: config.epoch, pad: 0 })?;
+        self.maps.set_config(Config { generation, flags, ..config })?;
         let to_flip = start.elapsed();
         let entries = written.endpoints.len()
             + written.ipcache.len()

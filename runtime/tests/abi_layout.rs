@@ -33,7 +33,7 @@ macro_rules! rust_layout {
 #[test]
 fn shared_structs_have_the_c_layout() {
     let mut rust = BTreeMap::new();
-    rust_layout!(rust, "netc_config", Config, [generation, flags, epoch, pad]);
+    rust_layout!(rust, "netc_config", Config, [generation, flags, epoch, ct_sets, ct_seed]);
     rust_layout!(rust, "netc_endpoint_key", EndpointKey, [generation, ifindex]);
     rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, set]);
     rust_layout!(rust, "netc_ip_key", IpKey, [generation, family, addr]);
@@ -45,7 +45,8 @@ fn shared_structs_have_the_c_layout() {
         CtKey,
         [saddr, daddr, sport, dport, ifindex, family, protocol, hook, pad]
     );
-    rust_layout!(rust, "netc_ct_value", CtValue, [generation, epoch, rule, verdict, pad]);
+    rust_layout!(rust, "netc_ct_value", CtValue, [generation, epoch, rule, verdict, pad, stamp]);
+    rust_layout!(rust, "netc_ct_slot", CtSlot, [seq, key, value]);
     rust_layout!(
         rust,
         "netc_event",
@@ -70,6 +71,21 @@ fn shared_structs_have_the_c_layout() {
     rust.insert("netc_range_key.protocol".into(), 4 + offset_of!(RangeKeyData, protocol));
     rust.insert("netc_range_key.port".into(), 4 + offset_of!(RangeKeyData, port));
     assert_eq!(size_of::<aya::maps::lpm_trie::Key<CidrKeyData>>(), 4 + size_of::<CidrKeyData>());
+
+    // The conntrack hash: the key whose byte i is i + 1 (as layout.c builds it).
+    let byte = |i: u8| i + 1;
+    let key = CtKey {
+        saddr: std::array::from_fn(|i| byte(u8::try_from(i).expect("small"))),
+        daddr: std::array::from_fn(|i| byte(u8::try_from(i + 16).expect("small"))),
+        sport: u16::from_ne_bytes([byte(32), byte(33)]),
+        dport: u16::from_ne_bytes([byte(34), byte(35)]),
+        ifindex: u32::from_ne_bytes([byte(36), byte(37), byte(38), byte(39)]),
+        family: byte(40),
+        protocol: byte(41),
+        hook: byte(42),
+        pad: byte(43),
+    };
+    rust.insert("ct_hash".into(), usize::try_from(ct_hash(&key, 0x0123_4567_89ab_cdef)).expect("64-bit"));
 
     let c = c_layout();
     assert_eq!(rust, c, "Rust (left) and C (right) disagree on a shared struct's layout");

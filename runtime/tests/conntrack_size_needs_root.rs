@@ -1,7 +1,8 @@
-//! The conntrack's capacity (`netcd run --conntrack-entries`): the map gets the size asked; a
-//! conntrack pinned already keeps its own size (aya reuses a pin without comparing sizes), and
-//! netcd says so instead of running silently with a size nobody asked; `netcd status` shows the
-//! capacity. Needs root; skips with a message otherwise. Each test pins under its own
+//! The conntrack's capacity (`netcd run --conntrack-entries`): the map gets the size asked
+//! (rounded up to a power of two); a conntrack pinned already keeps its own size (aya reuses a pin
+//! without comparing sizes), and netcd says so instead of running silently with a size nobody
+//! asked; a conntrack pinned by a netcd of another layout is refused with the fix; `netcd status`
+//! shows the capacity. Needs root; skips with a message otherwise. Each test pins under its own
 //! /sys/fs/bpf/netc-test-ct-* directory and removes it (`netcd detach`) when it ends.
 
 mod common;
@@ -26,17 +27,13 @@ fn pinned(dir: &Path) -> u32 {
     daemon::pinned_conntrack_entries(dir).expect("readable").expect("a conntrack is pinned")
 }
 
-fn cpus() -> u32 {
-    daemon::possible_cpus().expect("possible CPUs")
-}
-
 #[test]
 fn a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root() {
     if !can_run_as_root("a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root") {
         return;
     }
     let dir = bpffs("pinned");
-    let small = daemon::per_cpu_lru_entries(4096, cpus());
+    let small = 4096;
 
     // What aya does by itself: the first load creates and pins a map of the size asked; a second
     // load asking another size silently reuses the pinned map.
@@ -49,10 +46,7 @@ fn a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root() {
 
     // netcd's loader reports it: in force, not as asked, adopted, and the log line names the fix.
     let (dp, capacity) = daemon::load_datapath(&dir.0, 8192).expect("load");
-    assert_eq!(
-        capacity,
-        ConntrackCapacity { asked: 8192, in_force: small, adopted: true, possible_cpus: cpus() }
-    );
+    assert_eq!(capacity, ConntrackCapacity { asked: 8192, in_force: small, adopted: true });
     assert!(!capacity.as_asked());
     let line = capacity.describe(&dir.0);
     assert!(line.contains(&format!("{small} entries in force, NOT the 8192 asked")), "{line}");
@@ -66,15 +60,7 @@ fn a_pinned_conntrack_keeps_its_size_and_netcd_says_so_needs_root() {
     drop(dp);
     datapath::detach_all(&dir.0).expect("detach");
     let (_dp, capacity) = daemon::load_datapath(&dir.0, 8192).expect("load");
-    assert_eq!(
-        capacity,
-        ConntrackCapacity {
-            asked: 8192,
-            in_force: daemon::per_cpu_lru_entries(8192, cpus()),
-            adopted: false,
-            possible_cpus: cpus()
-        }
-    );
+    assert_eq!(capacity, ConntrackCapacity { asked: 8192, in_force: 8192, adopted: false });
     assert!(capacity.as_asked());
     assert_eq!(pinned(&dir.0), capacity.in_force);
 }
@@ -93,21 +79,45 @@ fn out_of_range_capacities_are_refused_before_loading_needs_root() {
 }
 
 #[test]
-fn the_kernel_rounds_to_a_multiple_of_the_possible_cpus_needs_root() {
-    if !can_run_as_root("the_kernel_rounds_to_a_multiple_of_the_possible_cpus_needs_root") {
+fn capacities_round_up_to_a_power_of_two_needs_root() {
+    if !can_run_as_root("capacities_round_up_to_a_power_of_two_needs_root") {
         return;
     }
-    // Per-CPU LRU lists of equal length: an odd size becomes a multiple of the possible CPUs
-    // (on a one-CPU machine it stays as it is).
+    // A key's set is the low bits of its hash: the number of sets is a power of two.
     let dir = bpffs("round");
     let (_dp, capacity) = daemon::load_datapath(&dir.0, 5001).expect("load");
-    assert_eq!(capacity.in_force, daemon::per_cpu_lru_entries(5001, cpus()));
-    assert_eq!(capacity.in_force % cpus(), 0);
+    assert_eq!(capacity.in_force, 8192);
+    assert_eq!(pinned(&dir.0), 8192);
     assert!(capacity.as_asked(), "rounding is not a mismatch: {capacity:?}");
-    if cpus() > 1 {
-        let line = capacity.describe(&dir.0);
-        assert!(line.contains("5001 asked, rounded by the kernel"), "{line}");
+    let line = capacity.describe(&dir.0);
+    assert!(line.contains("5001 asked, rounded up to a power of two"), "{line}");
+    assert!(line.contains("2048 sets of 4"), "{line}");
+}
+
+#[test]
+fn a_conntrack_pinned_by_another_layout_is_refused_needs_root() {
+    if !can_run_as_root("a_conntrack_pinned_by_another_layout_is_refused_needs_root") {
+        return;
     }
+    // What an older netcd pinned: an LRU hash of 44-byte keys and 16-byte values.
+    let dir = bpffs("layout");
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let path = dir.0.join(abi::MAP_CONNTRACK);
+    let made = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&path)
+        .args(["type", "lru_hash", "key", "44", "value", "16", "entries", "1024", "name", "netc_conntrack"])
+        .status()
+        .expect("run bpftool (Debian package bpftool)");
+    assert!(made.success(), "bpftool map create");
+    let e = daemon::load_datapath(&dir.0, 8192).expect_err("another layout");
+    let text = e.to_string();
+    assert!(text.contains("another map layout") && text.contains("LruHash"), "{text}");
+    assert!(text.contains(&format!("netcd detach --bpffs {}", dir.arg())), "{text}");
+    // Nothing else was pinned, and the old map is untouched.
+    assert!(!dir.0.join(abi::MAP_CONFIG).exists());
+    assert_eq!(pinned(&dir.0), 1024);
+    std::fs::remove_file(&path).expect("unpin");
 }
 
 fn empty_inputs(dir: &Path) -> (String, String) {
@@ -144,7 +154,7 @@ fn netcd_run_and_status_show_the_capacity_in_force_needs_root() {
     };
     let netcd = run("2048");
     let line = netcd.wait_log("conntrack:", WAIT);
-    let in_force = daemon::per_cpu_lru_entries(2048, cpus());
+    let in_force = 2048;
     assert!(line.contains(&format!("conntrack: {in_force} entries")) && !line.contains("NOT"), "{line}");
     netcd.wait_log("live", WAIT);
     drop(netcd);

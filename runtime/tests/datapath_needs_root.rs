@@ -563,3 +563,55 @@ fn syns_of_known_flows_are_judged_as_before_needs_root() {
     assert_eq!(h.ingress("backend", syn), DROP);
     assert_eq!(drain(&mut events)[0].reason, abi::REASON_NEW, "a forgotten flow is new again");
 }
+
+#[test]
+fn a_full_conntrack_set_replaces_one_flow_and_keeps_the_others_needs_root() {
+    if !can_run_as_root("a_full_conntrack_set_replaces_one_flow_and_keeps_the_others_needs_root") {
+        return;
+    }
+    // A small conntrack (1,024 slots, 256 sets of 4) and five connections to the backend whose
+    // keys fall in one set.
+    let (ir, inv) = seed();
+    let mut datapath =
+        Datapath::load_with_capacities(None, &[(abi::MAP_CONNTRACK, 1024)]).expect("load the datapath");
+    let plan = Plan::build(&ir, &inv, &PlanOptions::default());
+    let interfaces = plan.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+    datapath.apply(&plan, &interfaces, false).expect("apply");
+    let backend = plan.endpoints.iter().find(|e| e.name == "backend").expect("backend").id;
+    datapath.bind(&plan, backend, 1).expect("bind");
+    let config = datapath.maps().config().expect("config");
+    assert_eq!(config.ct_sets, 256);
+    assert_ne!(config.ct_seed, 0, "a seed was drawn");
+    let set_of = |p: &Packet| abi::ct_first_slot(&ingress_key(p), config.ct_sets, config.ct_seed);
+    let target = set_of(&p(FE, BE, TCP, 40000, 8080));
+    let flows: Vec<Packet> = (40000..60000)
+        .map(|sport| p(FE, BE, TCP, sport, 8080))
+        .filter(|f| set_of(f) == target)
+        .take(5)
+        .collect();
+    assert_eq!(flows.len(), 5, "five ports whose flows share a set");
+    let remembered = |dp: &Datapath| {
+        flows.iter().filter(|f| dp.maps().conntrack(&ingress_key(f)).expect("read").is_some()).count()
+    };
+    for f in &flows[..4] {
+        assert_eq!(datapath.test_run(abi::PROG_TO_POD, &f.frame(), 1).expect("run").0, PASS);
+    }
+    assert_eq!(remembered(&datapath), 4);
+    // The fifth takes one of the four slots: it is remembered, three of the others still are.
+    assert_eq!(datapath.test_run(abi::PROG_TO_POD, &flows[4].frame(), 1).expect("run").0, PASS);
+    assert!(datapath.maps().conntrack(&ingress_key(&flows[4])).expect("read").is_some());
+    assert_eq!(remembered(&datapath), 4);
+    let evicted = flows[..4]
+        .iter()
+        .find(|f| datapath.maps().conntrack(&ingress_key(f)).expect("read").is_none())
+        .expect("one flow was replaced");
+    // The replaced connection's next packet is judged again (allowed: remembered again), and its
+    // replies pass the backend's guarded egress door as before.
+    let passed = |dp: &Datapath| dp.maps().stats().expect("stats")[abi::STAT_PASSED_NEW as usize];
+    let before = passed(&datapath);
+    assert_eq!(datapath.test_run(abi::PROG_TO_POD, &packet::frame(evicted, ACK, 0), 1).expect("run").0, PASS);
+    assert_eq!(passed(&datapath), before + 1, "judged as a new flow");
+    assert!(datapath.maps().conntrack(&ingress_key(evicted)).expect("read").is_some());
+    let reply = packet::frame(&evicted.reply(), ACK, 0);
+    assert_eq!(datapath.test_run(abi::PROG_FROM_POD, &reply, 1).expect("run").0, PASS);
+}

@@ -65,22 +65,21 @@ enum Cmd {
         #[arg(long)]
         quiet_allowed: bool,
         /// Capacity of the conntrack in entries, one per flow per door it crosses (1024 to
-        /// 16777216). The default, 262144, follows kube-proxy, which sizes the kernel's conntrack
-        /// at 32768 entries per core with a minimum of 131072; a flow between two pods of this
-        /// node takes two entries (the client's egress door, the server's ingress door). The table
-        /// is allocated whole at start, about 128 bytes per entry. When full, each CPU evicts its
-        /// least recently used entries (it holds N / possible CPUs): an evicted connection's next
-        /// packet is judged as a new flow, and a reply may then be dropped. Smaller is faster for
-        /// new flows (docs/runtime.md, "Sizing the conntrack"). A conntrack pinned by an earlier
-        /// netcd keeps its size until `netcd detach`.
+        /// 16777216). The default follows kube-proxy's sizing of the kernel's conntrack: 32768
+        /// per online CPU, here at least 65536; a flow between two pods of this node takes two
+        /// entries (the client's egress door, the server's ingress door). Rounded
+        /// up to a power of two and allocated whole at start, 64 bytes per entry. A flow can only
+        /// be in the 4 entries of its set; a new flow in a full set replaces the one of the four
+        /// used least recently: that connection's next packet is judged as a new flow, and a reply
+        /// may then be dropped (docs/runtime.md, "Sizing the conntrack"). A conntrack pinned by an
+        /// earlier netcd keeps its size until `netcd detach`.
         #[arg(
             long,
             value_name = "N",
-            default_value_t = daemon::DEFAULT_CONNTRACK_ENTRIES,
             value_parser = clap::value_parser!(u32)
                 .range(i64::from(daemon::MIN_CONNTRACK_ENTRIES)..=i64::from(daemon::MAX_CONNTRACK_ENTRIES)),
         )]
-        conntrack_entries: u32,
+        conntrack_entries: Option<u32>,
     },
     /// Show what is loaded: generation, endpoints, map sizes, counters.
     Status {
@@ -121,7 +120,7 @@ fn main() -> ExitCode {
                 node,
                 attach,
                 report_allowed: !quiet_allowed,
-                conntrack_entries,
+                conntrack_entries: conntrack_entries.unwrap_or_else(daemon::default_conntrack_entries),
             };
             daemon::run(&config).map_err(|e| e.to_string())
         }
@@ -207,10 +206,11 @@ fn status(bpffs: &std::path::Path) -> Result<(), String> {
     for (name, n) in maps.counts().map_err(|e| e.to_string())? {
         match conntrack {
             Some(capacity) if name == abi::MAP_CONNTRACK => {
-                let share = daemon::possible_cpus()
-                    .map(|cpus| format!(" ({} per CPU on {cpus} possible CPUs)", capacity / cpus.max(1)))
-                    .unwrap_or_default();
-                println!("  {name:<18} {n} of {capacity}{share}");
+                println!(
+                    "  {name:<18} {n} of {capacity} ({} sets of {})",
+                    capacity / abi::CT_WAYS,
+                    abi::CT_WAYS
+                );
             }
             _ => println!("  {name:<18} {n}"),
         }
@@ -237,7 +237,7 @@ mod tests {
         Cli::try_parse_from(args)
     }
 
-    fn conntrack_entries(cli: &Cli) -> u32 {
+    fn conntrack_entries(cli: &Cli) -> Option<u32> {
         match cli.command {
             Cmd::Run { conntrack_entries, .. } => conntrack_entries,
             _ => panic!("not run"),
@@ -247,10 +247,15 @@ mod tests {
     #[test]
     fn conntrack_entries_default_and_bounds() {
         let cli = run_args(&[]).expect("parses");
-        assert_eq!(conntrack_entries(&cli), 262_144);
+        assert_eq!(conntrack_entries(&cli), None, "the default depends on the machine");
+        let default = daemon::default_conntrack_entries();
+        assert!(
+            default >= daemon::MIN_DEFAULT_CONNTRACK_ENTRIES
+                && default.is_multiple_of(daemon::CONNTRACK_ENTRIES_PER_CPU)
+        );
         for ok in ["1024", "32768", "16777216"] {
             let cli = run_args(&["--conntrack-entries", ok]).expect("in range");
-            assert_eq!(conntrack_entries(&cli).to_string(), ok);
+            assert_eq!(conntrack_entries(&cli).map(|n| n.to_string()).as_deref(), Some(ok));
         }
         for bad in ["1023", "0", "16777217", "-5", "lots"] {
             let e = run_args(&[&format!("--conntrack-entries={bad}")]).expect_err("refused");
