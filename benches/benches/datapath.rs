@@ -228,7 +228,7 @@ fn main() {
         let (verdict, _) = dp.test_run(abi::PROG_TO_POD, &denied.frame(), 1).expect("run");
         assert_eq!(verdict, 2, "the denied flow is denied");
         let (_, deny) = dp.test_run(abi::PROG_TO_POD, &denied.frame(), repeat).expect("run");
-        // Last: a million failed inserts churn the LRU lists the other figures depend on.
+        // Last: a million SYNs of one known flow (each judged, then found by its insert).
         let (_, syn_again) = dp.test_run(abi::PROG_TO_POD, &flow.frame(), repeat).expect("run");
         retransmitted.push(ns(syn_again));
         while events.next().is_some() {}

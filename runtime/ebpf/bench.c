@@ -109,10 +109,10 @@ int netc_bench_conntrack_insert(struct __sk_buff *skb)
 }
 
 /*
- * The floor of any flow table of the conntrack's size, whatever its code: one 64-byte write at a
- * pseudo-random slot of a 262,144-slot array of 128-byte slots (32 MiB, the size of the default
- * conntrack's elements). No hashing of a real key, no locks, no lists: only the memory access a
- * table must make to remember a flow it has not seen.
+ * Memory alone: a read and a 64-byte write at a pseudo-random slot of a 262,144-slot array of
+ * 128-byte slots (32 MiB, what the kernel's LRU hash of that many flows took). No hashing of a
+ * real key, no locks, no lists. The accesses of one run are independent, so their misses overlap:
+ * this is the memory's throughput for a table that size, not the latency of one miss.
  */
 #define NETC_BENCH_TABLE_SLOTS (1u << 18)
 

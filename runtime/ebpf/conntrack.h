@@ -9,9 +9,10 @@
  * sequence was even and unchanged around the copy. So a reader never takes half of one flow
  * and half of another, and two writers never write one slot at once.
  *
- * Why not the kernel's LRU hash: its insert costs ~190 ns at 262,144 entries on the machines
- * netc is measured on (bucket lock, chain walk, LRU list moves: several dependent misses),
- * while one random read and write in a table that size costs ~45 ns (docs/performance.md).
+ * Why not the kernel's LRU hash: its insert cost ~190 ns at 262,144 entries on the machines
+ * netc is measured on (bucket lock, chain walk, LRU list moves: several dependent accesses to
+ * cold memory); this table's costs ~110 ns there, ~60 ns at the 65,536 entries of a 2-CPU node
+ * (docs/performance.md).
  */
 #ifndef NETC_CONNTRACK_H
 #define NETC_CONNTRACK_H

@@ -472,8 +472,8 @@ fn conntrack_entries_are_found_from_every_cpu_needs_root() {
     }
     let (ir, inv) = seed();
     let mut h = Harness::new(&ir, &inv, false);
-    // BPF_PROG_TEST_RUN runs on the calling thread's CPU: the SYN's entry goes into CPU 0's LRU
-    // list (BPF_F_NO_COMMON_LRU), the reply is judged on CPU 1.
+    // BPF_PROG_TEST_RUN runs on the calling thread's CPU: the SYN's entry is written on CPU 0,
+    // the reply is judged on CPU 1 (the table is one for all CPUs).
     let syn = p(FE, BE, TCP, 51000, 8080);
     on_cpu(0);
     assert_eq!(h.ingress("backend", syn), PASS);
