@@ -348,6 +348,8 @@ struct Index {
     peerless_named_egress: Vec<RuleRef>,
     /// Per policy: the (name, protocol) of the named ports its ingress rules use, in order.
     ingress_names: Vec<Vec<(String, Protocol)>>,
+    /// Per rule (by its number in `ir.rules()` order), of guarded doors: the peers it names.
+    rule_peers: Vec<Vec<PeerSlot>>,
     /// Policy sets by what decides them, and what decides each.
     sets: HashMap<SetKey, PolicySet>,
     set_keys: BTreeMap<u32, SetKey>,
@@ -355,6 +357,13 @@ struct Index {
 
 /// Rules by the index of their policy, in IR order.
 type RulesByPolicy = Vec<(usize, Vec<RuleRef>)>;
+
+/// A peer of a rule: a pod matcher or an ipBlock, by index in [`Peers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerSlot {
+    Matcher(usize),
+    Block(usize),
+}
 
 /// A rule of the IR: its policy's index, its door, its index in the door and in `ir.rules()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -455,8 +464,11 @@ impl Index {
         u32::try_from(self.signatures.len() + 1).expect("fewer than 2^32 identities")
     }
 
-    /// Fill `rules_by_matcher`, `rules_by_block` and `peerless_named_egress`.
+    /// Fill `rules_by_matcher`, `rules_by_block`, `peerless_named_egress`, `ingress_names` and
+    /// `rule_peers`.
     fn index_rules(&mut self, ir: &Ir) {
+        let rule_count = ir.policies.iter().map(|p| p.ingress.rules.len() + p.egress.rules.len()).sum();
+        self.rule_peers = vec![Vec::new(); rule_count];
         self.rules_by_matcher = vec![Vec::new(); self.peers.matchers.len()];
         self.rules_by_block = vec![Vec::new(); self.peers.blocks.len()];
         self.peerless_named_egress.clear();
@@ -496,20 +508,24 @@ impl Index {
                         }
                         continue;
                     }
+                    let mut slots = Vec::with_capacity(rule.peers.len());
                     for peer in &rule.peers {
                         match peer {
                             Peer::Pods { .. } => {
                                 if let Some(m) = self.peers.matcher_index(&policy.namespace, peer) {
                                     self.rules_by_matcher[m].push(r);
+                                    slots.push(PeerSlot::Matcher(m));
                                 }
                             }
                             Peer::IpBlock { cidr, except } => {
                                 if let Some(b) = self.peers.block_index(cidr, except) {
                                     self.rules_by_block[b].push(r);
+                                    slots.push(PeerSlot::Block(b));
                                 }
                             }
                         }
                     }
+                    self.rule_peers[usize::try_from(number).expect("u32 fits usize")] = slots;
                 }
             }
         }
@@ -575,7 +591,7 @@ impl Index {
             }
             for r in list {
                 let rule = &policy.door(r.direction).rules[r.index];
-                let identities = self.rule_identities(&policy.namespace, rule);
+                let identities = self.rule_identities(r.rule, rule);
                 let at = AtDoor { set, direction: r.direction, pod };
                 doors[usize::from(direction_byte(r.direction))] |=
                     self.rule_entries(out, &at, rule, r.rule, identities.as_deref(), Some(id));
@@ -584,24 +600,24 @@ impl Index {
         doors
     }
 
-    /// The identities a rule's peers cover; `None` when it names no peers (anyone).
-    fn rule_identities(&self, policy_namespace: &str, rule: &Rule) -> Option<Vec<u32>> {
+    /// The identities the peers of rule number `number` cover, in order; `None` when it names
+    /// no peers (anyone).
+    fn rule_identities(&self, number: u32, rule: &Rule) -> Option<Vec<u32>> {
         if rule.peers.is_empty() {
             return None;
         }
-        let mut set = BTreeSet::new();
-        for peer in &rule.peers {
-            let covered = match peer {
-                Peer::Pods { .. } => {
-                    self.peers.matcher_index(policy_namespace, peer).map(|i| &self.by_matcher[i])
-                }
-                Peer::IpBlock { cidr, except } => {
-                    self.peers.block_index(cidr, except).map(|i| &self.by_block[i])
-                }
-            };
-            set.extend(covered.into_iter().flatten().copied());
+        let covered = |slot: &PeerSlot| match slot {
+            PeerSlot::Matcher(m) => &self.by_matcher[*m],
+            PeerSlot::Block(b) => &self.by_block[*b],
+        };
+        // Each list is in identity order without repeats (identities are made in order).
+        match self.rule_peers[usize::try_from(number).expect("u32 fits usize")].as_slice() {
+            [one] => Some(covered(one).clone()),
+            slots => {
+                let set: BTreeSet<u32> = slots.iter().flat_map(covered).copied().collect();
+                Some(set.into_iter().collect())
+            }
         }
-        Some(set.into_iter().collect())
     }
 
     /// What decides the entries of local pod `pod`.
@@ -638,7 +654,7 @@ impl Index {
                 }
                 door |= abi::DOOR_GUARDED;
                 for (rule_index, rule) in (first[usize::from(dir)]..).zip(&policy.door(direction).rules) {
-                    let identities = self.rule_identities(&policy.namespace, rule);
+                    let identities = self.rule_identities(rule_index, rule);
                     let at = AtDoor { set, direction, pod };
                     door |= self.rule_entries(&mut out, &at, rule, rule_index, identities.as_deref(), None);
                 }
