@@ -47,8 +47,37 @@ static __always_inline __u32 ct_first_slot(const struct netc_ct_key *k, __u32 se
 	return ((__u32)(ct_hash(k, seed) >> 32) & (sets - 1)) * NETC_CT_WAYS;
 }
 
+/* How often a reader looks again at a slot another CPU is writing (a writer holds a slot for a
+ * few dozen instructions) before it takes the flow for unknown. */
+#define NETC_CT_READ_TRIES 3
+
+/* Read slot `s` for key `k`: 1 with a whole copy of its value in *out when it holds `k`, 0 when
+ * it holds another flow, -1 when it was being written each time it was looked at. */
+static __always_inline int ct_read_slot(struct netc_ct_slot *s, const struct netc_ct_key *k,
+					struct netc_ct_value *out)
+{
+#pragma unroll
+	for (int attempt = 0; attempt < NETC_CT_READ_TRIES; attempt++) {
+		__u32 seq = NETC_READ_ONCE(s->seq);
+		if (seq & 1)
+			continue;
+		NETC_BARRIER();
+		if (!ct_key_eq(&s->key, k)) {
+			NETC_BARRIER();
+			if (NETC_READ_ONCE(s->seq) == seq)
+				return 0;
+			continue;
+		}
+		__builtin_memcpy(out, &s->value, sizeof(*out));
+		NETC_BARRIER();
+		if (NETC_READ_ONCE(s->seq) == seq)
+			return 1;
+	}
+	return -1;
+}
+
 /* The slot holding `k` in `map` (its set starting at `first`), with a whole copy of its value in
- * *out; NULL when the flow is not remembered. */
+ * *out; NULL when the flow is not remembered (or its slot was being written throughout). */
 static __always_inline struct netc_ct_slot *ct_find(void *map, const struct netc_ct_key *k,
 						    __u32 first, struct netc_ct_value *out)
 {
@@ -58,17 +87,8 @@ static __always_inline struct netc_ct_slot *ct_find(void *map, const struct netc
 		struct netc_ct_slot *s = bpf_map_lookup_elem(map, &index);
 		if (!s)
 			return NULL;
-		__u32 seq = NETC_READ_ONCE(s->seq);
-		if (seq & 1)
-			continue;
-		NETC_BARRIER();
-		if (!ct_key_eq(&s->key, k))
-			continue;
-		__builtin_memcpy(out, &s->value, sizeof(*out));
-		NETC_BARRIER();
-		if (NETC_READ_ONCE(s->seq) != seq)
-			continue;
-		return s;
+		if (ct_read_slot(s, k, out) == 1)
+			return s;
 	}
 	return NULL;
 }

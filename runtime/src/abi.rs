@@ -241,7 +241,9 @@ pub fn ct_hash(key: &CtKey, seed: u64) -> u64 {
 #[must_use]
 pub fn ct_first_slot(key: &CtKey, sets: u32, seed: u64) -> u32 {
     let high = u32::try_from(ct_hash(key, seed) >> 32).expect("the high half fits");
-    (high & sets.wrapping_sub(1)) * CT_WAYS
+    // Wrapping, as the C does: with no sets (a table under 4 slots) the index is out of range
+    // and nothing is found.
+    (high & sets.wrapping_sub(1)).wrapping_mul(CT_WAYS)
 }
 
 #[repr(C)]

@@ -46,15 +46,21 @@ pub const CONNTRACK_ENTRIES_PER_CPU: u32 = 32_768;
 /// twice that (131,072), but nf_conntrack also tracks the node's own and NATed connections;
 /// netc's holds pod flows only (one entry per door a flow crosses).
 pub const MIN_DEFAULT_CONNTRACK_ENTRIES: u32 = 65_536;
+/// The largest default conntrack (16 CPUs' worth, 32 MiB): the table is charged to netcd's
+/// memory cgroup, and a default must fit the DaemonSet's memory limit on any node. Larger nodes
+/// that need more ask for it (`--conntrack-entries`) and raise the limit with it.
+pub const MAX_DEFAULT_CONNTRACK_ENTRIES: u32 = 524_288;
 
 /// The conntrack capacity `netcd run` asks for unless told otherwise:
-/// [`CONNTRACK_ENTRIES_PER_CPU`] per online CPU, at least [`MIN_DEFAULT_CONNTRACK_ENTRIES`] (a
-/// power of two on machines whose CPU count is one; rounded up to one otherwise). 64 bytes an
-/// entry: 4 MiB on a 2-CPU node, 32 MiB on a 16-CPU node.
+/// [`CONNTRACK_ENTRIES_PER_CPU`] per online CPU, from [`MIN_DEFAULT_CONNTRACK_ENTRIES`] to
+/// [`MAX_DEFAULT_CONNTRACK_ENTRIES`] (then rounded up to a power of two). 64 bytes an entry:
+/// 4 MiB on a 2-CPU node, 32 MiB from 16 CPUs on.
 #[must_use]
 pub fn default_conntrack_entries() -> u32 {
     let cpus = aya::util::online_cpus().map_or(1, |c| u32::try_from(c.len()).unwrap_or(u32::MAX));
-    CONNTRACK_ENTRIES_PER_CPU.saturating_mul(cpus).clamp(MIN_DEFAULT_CONNTRACK_ENTRIES, MAX_CONNTRACK_ENTRIES)
+    CONNTRACK_ENTRIES_PER_CPU
+        .saturating_mul(cpus)
+        .clamp(MIN_DEFAULT_CONNTRACK_ENTRIES, MAX_DEFAULT_CONNTRACK_ENTRIES)
 }
 /// The smallest conntrack netcd accepts (256 sets of 4). It is also Cilium's floor for its
 /// conntrack tables.

@@ -369,6 +369,9 @@ impl Maps {
         let config = self.config()?;
         let slots: Array<&MapData, CtSlot> =
             Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+        if config.ct_sets == 0 {
+            return Ok(None);
+        }
         let first = abi::ct_first_slot(key, config.ct_sets, config.ct_seed);
         for way in 0..abi::CT_WAYS {
             let slot = slots.get(&(first + way), 0).map_err(map_err(abi::MAP_CONNTRACK))?;
@@ -419,19 +422,19 @@ struct Written {
     interfaces: BTreeMap<u32, u32>,
     /// Endpoint id -> its policy set, for the endpoints with an interface.
     sets: BTreeMap<u32, u32>,
-    /// Policy sets whose entries did not fit: their endpoints are written failed closed.
-    failed: BTreeSet<u32>,
+    /// Policy sets whose entries did not fit, and why: their endpoints are written failed
+    /// closed.
+    failed: BTreeMap<u32, String>,
 }
 
 impl Written {
-    /// The policy sets some endpoint with an interface is a member of: the ones worth writing.
-    fn wanted_sets(&self) -> BTreeSet<u32> {
-        self.sets.values().copied().collect()
-    }
-
-    /// (endpoint id, why) for the endpoints of the sets in `failed`.
-    fn failed_endpoints(&self, failed: &BTreeMap<u32, String>) -> Vec<(u32, String)> {
-        self.sets.iter().filter_map(|(ep, set)| failed.get(set).map(|why| (*ep, why.clone()))).collect()
+    /// (endpoint id, why) for the endpoints with an interface whose set is one of `sets`.
+    fn failed_endpoints(&self, sets: &BTreeSet<u32>) -> Vec<(u32, String)> {
+        self.sets
+            .iter()
+            .filter(|(_, set)| sets.contains(set))
+            .filter_map(|(ep, set)| self.failed.get(set).map(|why| (*ep, why.clone())))
+            .collect()
     }
 }
 
@@ -701,14 +704,10 @@ impl Datapath {
         }
         let mut at = live.interfaces.clone();
         at.extend(interfaces.iter().filter(|(id, _)| delta.endpoints.iter().any(|e| e.id == **id)));
-        // The sets worth entries: those of the endpoints with an interface, as they are after
-        // this change (an endpoint removed still holds its set until it is gone, below).
-        let mut wanted = live.wanted_sets();
-        wanted.extend(delta.endpoints.iter().filter(|e| at.contains_key(&e.id)).map(|e| e.set));
-        let mut failed = BTreeMap::new();
+        let mut failed = BTreeSet::new();
         let entries_before = live.policy.len() + live.ranges.len();
-        self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), &wanted, live, &mut failed)?;
-        self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), &wanted, live, &mut failed)?;
+        self.write_policy(delta.policy.iter().map(|(k, v)| (k, v)), live, &mut failed)?;
+        self.write_ranges(delta.ranges.iter().map(|(k, v)| (k, v)), live, &mut failed)?;
         let mut writes = live.policy.len() + live.ranges.len() - entries_before;
         // Endpoints: those of the delta, and any that failed closed just now. Before the
         // addresses: an endpoint whose doors gain kinds of lookups for a new identity must have
@@ -720,8 +719,9 @@ impl Datapath {
             let Some(ifindex) = at.get(&ep.id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             let mut flags = ep.flags;
-            if live.failed.contains(&ep.set) {
+            if live.failed.contains_key(&ep.set) {
                 flags |= abi::EP_FAIL_CLOSED;
+                failed.insert(ep.set); // reported below, with the set's other endpoints
             }
             endpoints
                 .insert(key, Endpoint { id: ep.id, flags, door: ep.doors, set: ep.set }, 0)
@@ -733,7 +733,7 @@ impl Datapath {
             rewritten.insert(*ifindex);
             writes += 1;
         }
-        // Endpoints already live whose set failed just now.
+        // Endpoints of a set that failed (just now, or before for the delta's endpoints).
         let fail_closed = live.failed_endpoints(&failed);
         for (id, _) in &fail_closed {
             let Some(ifindex) = live.interfaces.get(id) else { continue };
@@ -840,28 +840,29 @@ impl Datapath {
         Ok(())
     }
 
-    /// Write the policy entries of the sets in `wanted`; a set whose entries do not fit is
-    /// recorded in `written.failed` and `failed` (its other entries are skipped).
+    /// Write policy entries; a set whose entries do not fit is recorded in `written.failed` and
+    /// `failed` (its other entries are skipped, and so are those of sets that failed before).
+    /// Every set's entries are written, whether or not one of its endpoints has an interface yet:
+    /// a pod that joins the set later, in place, finds them there.
     fn write_policy<'a>(
         &mut self,
         entries: impl Iterator<Item = (&'a PolicyEntry, &'a u32)>,
-        wanted: &BTreeSet<u32>,
         written: &mut Written,
-        failed: &mut BTreeMap<u32, String>,
+        failed: &mut BTreeSet<u32>,
     ) -> Result<(), DatapathError> {
         let generation = written.generation;
         let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
             HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
         for (entry, rule) in entries {
-            if !wanted.contains(&entry.set) || written.failed.contains(&entry.set) {
+            if written.failed.contains_key(&entry.set) {
                 continue;
             }
             let key = policy_key(generation, entry);
             match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
                 Ok(()) => written.policy.push(key),
                 Err(e) if is_full(&e) => {
-                    written.failed.insert(entry.set);
-                    failed.insert(entry.set, format!("{} is full", abi::MAP_POLICY));
+                    written.failed.insert(entry.set, format!("{} is full", abi::MAP_POLICY));
+                    failed.insert(entry.set);
                 }
                 Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
             }
@@ -873,24 +874,23 @@ impl Datapath {
     fn write_ranges<'a>(
         &mut self,
         entries: impl Iterator<Item = (&'a RangeEntry, &'a u32)>,
-        wanted: &BTreeSet<u32>,
         written: &mut Written,
-        failed: &mut BTreeMap<u32, String>,
+        failed: &mut BTreeSet<u32>,
     ) -> Result<(), DatapathError> {
         let generation = written.generation;
         let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
             LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
         for (range, rule) in entries {
             let set = range.entry.set;
-            if !wanted.contains(&set) || written.failed.contains(&set) {
+            if written.failed.contains_key(&set) {
                 continue;
             }
             let key = range_key(generation, range);
             match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
                 Ok(()) => written.ranges.push(key),
                 Err(e) if is_full(&e) => {
-                    written.failed.insert(set);
-                    failed.insert(set, format!("{} is full", abi::MAP_PORT_RANGES));
+                    written.failed.insert(set, format!("{} is full", abi::MAP_PORT_RANGES));
+                    failed.insert(set);
                 }
                 Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
             }
@@ -931,17 +931,16 @@ impl Datapath {
             .filter(|ep| interfaces.contains_key(&ep.id))
             .map(|ep| (ep.id, ep.set))
             .collect();
-        let wanted = written.wanted_sets();
-        let mut failed = BTreeMap::new();
-        self.write_policy(plan.policy.iter(), &wanted, written, &mut failed)?;
-        self.write_ranges(plan.ranges.iter(), &wanted, written, &mut failed)?;
+        let mut failed = BTreeSet::new();
+        self.write_policy(plan.policy.iter(), written, &mut failed)?;
+        self.write_ranges(plan.ranges.iter(), written, &mut failed)?;
         let mut endpoints: HashMap<&mut MapData, EndpointKey, Endpoint> =
             HashMap::try_from(&mut self.maps.endpoints).map_err(map_err(abi::MAP_ENDPOINTS))?;
         for ep in &plan.endpoints {
             let Some(ifindex) = interfaces.get(&ep.id) else { continue };
             let key = EndpointKey { generation, ifindex: *ifindex };
             let mut flags = ep.flags;
-            if written.failed.contains(&ep.set) {
+            if written.failed.contains_key(&ep.set) {
                 flags |= abi::EP_FAIL_CLOSED;
             }
             let value = Endpoint { id: ep.id, flags, door: ep.doors, set: ep.set };

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::*;
 use netc_ir::Protocol;
 use netc_runtime::abi;
@@ -614,4 +616,32 @@ fn a_full_conntrack_set_replaces_one_flow_and_keeps_the_others_needs_root() {
     assert!(datapath.maps().conntrack(&ingress_key(evicted)).expect("read").is_some());
     let reply = packet::frame(&evicted.reply(), ACK, 0);
     assert_eq!(datapath.test_run(abi::PROG_FROM_POD, &reply, 1).expect("run").0, PASS);
+}
+
+#[test]
+fn a_replica_joins_a_policy_set_whose_first_pod_has_no_interface_needs_root() {
+    if !can_run_as_root("a_replica_joins_a_policy_set_whose_first_pod_has_no_interface_needs_root") {
+        return;
+    }
+    // The backend's veth is not found when the generation is applied: its policy set's entries
+    // must be written anyway, for a replica that joins the set later, in place.
+    let (ir, old) = seed();
+    let mut datapath = Datapath::load(None).expect("load the datapath");
+    let mut plan = Plan::build(&ir, &old, &PlanOptions::default());
+    let backend = plan.endpoints.iter().find(|e| e.name == "backend").expect("backend").id;
+    let interfaces =
+        plan.endpoints.iter().filter(|e| e.id != backend).map(|e| (e.id, fake_ifindex(e.id))).collect();
+    datapath.apply(&plan, &interfaces, false).expect("apply");
+    let mut new = old.clone();
+    new.pods.push(pod("default", "backend-2", "backend", &["10.0.0.12"]));
+    let new = sorted(new);
+    let delta = plan.update_in_place(&ir, &old, &new, &PlanOptions::default()).expect("in place");
+    assert_eq!(delta.new_sets, 0, "backend-2 joins backend's set");
+    assert!(delta.policy.is_empty(), "the set's entries are not in the delta: {delta:?}");
+    let replica = delta.endpoints.iter().find(|e| e.name == "backend-2").expect("backend-2").id;
+    datapath.apply_delta(&delta, &BTreeMap::from([(replica, 1)])).expect("apply in place");
+    let syn = p(FE, "10.0.0.12", TCP, 52000, 8080);
+    assert_eq!(datapath.test_run(abi::PROG_TO_POD, &syn.frame(), 1).expect("run").0, PASS);
+    let other = p(DB, "10.0.0.12", TCP, 52001, 8080);
+    assert_eq!(datapath.test_run(abi::PROG_TO_POD, &other.frame(), 1).expect("run").0, DROP);
 }

@@ -66,7 +66,7 @@ enum Cmd {
         quiet_allowed: bool,
         /// Capacity of the conntrack in entries, one per flow per door it crosses (1024 to
         /// 16777216). The default follows kube-proxy's sizing of the kernel's conntrack: 32768
-        /// per online CPU, here at least 65536; a flow between two pods of this node takes two
+        /// per online CPU, here from 65536 to 524288; a flow between two pods of this node takes two
         /// entries (the client's egress door, the server's ingress door). Rounded
         /// up to a power of two and allocated whole at start, 64 bytes per entry. A flow can only
         /// be in the 4 entries of its set; a new flow in a full set replaces the one of the four
@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(conntrack_entries(&cli), None, "the default depends on the machine");
         let default = daemon::default_conntrack_entries();
         assert!(
-            default >= daemon::MIN_DEFAULT_CONNTRACK_ENTRIES
+            (daemon::MIN_DEFAULT_CONNTRACK_ENTRIES..=daemon::MAX_DEFAULT_CONNTRACK_ENTRIES)
+                .contains(&default)
                 && default.is_multiple_of(daemon::CONNTRACK_ENTRIES_PER_CPU)
         );
         for ok in ["1024", "32768", "16777216"] {
