@@ -39,12 +39,34 @@ pub fn render_policy(policy: &NetworkPolicy, sources: &[String]) -> String {
 /// `---` line. No objects gives the header alone.
 #[must_use]
 pub fn render_stream(policies: &[NetworkPolicy], sources: &[String]) -> String {
-    let mut out = header(sources);
-    for doc in render_each(policies) {
+    let head = header(sources);
+    let docs = render_each(policies);
+    // One allocation of the final size: a large stream grown by doubling is copied many times.
+    let mut out = String::with_capacity(head.len() + docs.iter().map(|d| d.len() + 4).sum::<usize>());
+    out.push_str(&head);
+    for doc in docs {
         out.push_str("---\n");
         out.push_str(&doc);
     }
     out
+}
+
+/// [`render_stream`] written to `out` document by document, without the whole stream in memory
+/// at once.
+///
+/// # Errors
+/// What writing to `out` returns.
+pub fn write_stream(
+    out: &mut impl std::io::Write,
+    policies: &[NetworkPolicy],
+    sources: &[String],
+) -> std::io::Result<()> {
+    out.write_all(header(sources).as_bytes())?;
+    for doc in render_each(policies) {
+        out.write_all(b"---\n")?;
+        out.write_all(doc.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Each object as YAML (no header), in order, rendered on all cores when there are many: the
@@ -462,6 +484,17 @@ mod tests {
             let file = render_policy(object, &["shop.np".into()]);
             assert_eq!(parse_network_policies(&file).expect("one object"), vec![object.clone()]);
         }
+    }
+
+    #[test]
+    fn the_written_stream_is_the_rendered_one() {
+        let objects = codegen::network_policies(&shop());
+        let mut written = Vec::new();
+        write_stream(&mut written, &objects, &["shop.np".into()]).expect("a Vec takes every write");
+        assert_eq!(String::from_utf8(written).expect("UTF-8"), render_stream(&objects, &["shop.np".into()]));
+        let mut empty = Vec::new();
+        write_stream(&mut empty, &[], &["shop.np".into()]).expect("a Vec takes every write");
+        assert_eq!(String::from_utf8(empty).expect("UTF-8"), render_stream(&[], &["shop.np".into()]));
     }
 
     #[test]

@@ -291,7 +291,7 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
         Emit::Yaml => {
             let policies = netc::codegen::network_policies(&ir);
             let written = match &args.output {
-                None => write_stdout(&netc::yaml::render_stream(&policies, &ir.sources)),
+                None => stream_stdout(|out| netc::yaml::write_stream(out, &policies, &ir.sources)),
                 Some(dir) => {
                     let files = output::yaml_files(&policies, &ir.sources);
                     if args.check { output::check_dir(dir, &files) } else { output::write_dir(dir, &files) }
@@ -350,8 +350,15 @@ fn explain(code: &str) -> Result<(), Failure> {
 }
 
 fn write_stdout(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    stream_stdout(|out| out.write_all(text.as_bytes()))
+}
+
+/// Write to stdout through a large buffer (a build's stream is written document by document).
+fn stream_stdout(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         // A closed pipe (`netc build | head`) is the reader's choice, not our failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
