@@ -645,7 +645,7 @@ impl Datapath {
 
     /// Change the live generation in place ([`crate::plan::Plan::update_in_place`]), in the
     /// order that keeps every packet's view whole: new policy entries (nothing reaches them
-    /// yet), endpoints (one write switches a renumbered endpoint to its new entries, or gives an
+    /// yet), endpoints (one write switches an endpoint to another policy set, or gives an
     /// endpoint the kinds of lookups a new identity's entries need), pod addresses, removed
     /// addresses and endpoints, the epoch when flows must be judged again, and last the entries
     /// nothing reaches any more. `interfaces` maps the ids of the delta's new

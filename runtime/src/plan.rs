@@ -392,14 +392,15 @@ pub struct Delta {
     pub endpoints: Vec<PlannedEndpoint>,
     /// Pod addresses no pod has any more.
     pub ipcache_removed: Vec<IpAddr>,
-    /// Ids of endpoints that are gone (pods removed, no longer local, or renumbered).
+    /// Ids of endpoints that are gone (pods removed, no longer local, or moved to another
+    /// interface or address: they come back under a new id).
     pub endpoints_removed: Vec<u32>,
     /// The entries of policy sets no endpoint is a member of any more.
     pub policy_removed: Vec<PolicyEntry>,
     /// Their range entries.
     pub ranges_removed: Vec<RangeEntry>,
     /// Whether a flow allowed before can be denied now (a pod's address removed or given
-    /// another identity, an endpoint removed, renumbered or moved to another policy set):
+    /// another identity, an endpoint removed or replaced, or moved to another policy set):
     /// established flows must be judged again (the datapath advances its epoch).
     pub rejudge: bool,
     /// Identities made by this change.
@@ -667,7 +668,7 @@ impl Index {
     /// Add the entries one rule makes at a door to `out` (an entry a rule earlier in IR order
     /// made already keeps that rule) and return the door flags they need. `identities` are the
     /// peer identities the rule covers (`None`: it names no peers); with `only`, just the entries
-    /// of that one identity (a new identity's entries at an existing endpoint).
+    /// of that one identity (a new identity's entries in an existing policy set).
     fn rule_entries(
         &self,
         out: &mut EndpointEntries,
