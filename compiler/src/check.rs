@@ -832,19 +832,30 @@ impl Checker {
 
     fn selector(&mut self, file: usize, s: &Selector) -> LabelSelector {
         let mut out = LabelSelector::default();
-        let mut seen: HashMap<&str, Loc> = HashMap::new();
+        // Each key once, but for one pair: `key` with `key != v` or `key notin (...)` (the label
+        // is there, with none of those values), which no single requirement says.
+        let mut seen: HashMap<&str, (Loc, &SelectorOp, bool)> = HashMap::new();
+        let excludes = |op: &SelectorOp| matches!(op, SelectorOp::NotEquals(_) | SelectorOp::NotIn(_));
         for r in &s.requirements {
             let key_at = Loc { file, span: r.key.span };
             self.label_key(key_at, &r.key.node);
-            if let Some(first) = seen.get(r.key.node.as_str()) {
-                self.errors.push(CheckError::DuplicateLabelKey {
-                    at: key_at,
-                    first: *first,
-                    key: r.key.node.clone(),
-                });
-                continue;
+            if let Some((first, first_op, paired)) = seen.get_mut(r.key.node.as_str()) {
+                let pair = matches!(
+                    (&**first_op, &r.op),
+                    (SelectorOp::Exists, op) | (op, SelectorOp::Exists) if excludes(op)
+                );
+                if !pair || *paired {
+                    self.errors.push(CheckError::DuplicateLabelKey {
+                        at: key_at,
+                        first: *first,
+                        key: r.key.node.clone(),
+                    });
+                    continue;
+                }
+                *paired = true;
+            } else {
+                seen.insert(&r.key.node, (key_at, &r.op, false));
             }
-            seen.insert(&r.key.node, key_at);
             let key = r.key.node.clone();
             let values = |this: &mut Checker, vs: &[Spanned<String>]| -> Vec<String> {
                 let mut out: Vec<String> = vs
@@ -1171,5 +1182,28 @@ mod tests {
         assert_eq!(port_name("8080"), Err(NameRule::NoLetter));
         assert_eq!(port_name("a-very-long-name"), Err(NameRule::TooLong(15)));
         assert!(port_name("metrics").is_ok());
+    }
+
+    #[test]
+    fn a_key_with_its_exclusions_selects_pods_that_have_it_with_another_value() {
+        use netc_ir::{Direction, Peer};
+        for written in ["{tier, tier notin (web, db)}", "{tier notin (web, db), tier}", "{tier, tier!=web}"] {
+            let text = format!("workload api = {written}\napi -> backend:80\n");
+            let out = crate::compile(&[crate::SourceFile::new("p.np", text.as_str())]);
+            assert!(!out.has_errors(), "{written}: {:?}", out.diagnostics);
+            assert_eq!(crate::fmt::format(&text).expect("parses"), text, "{written}: formatted as written");
+            let ir = out.ir.expect("compiles");
+            let (_, _, rule) = ir.rules().find(|(_, d, _)| *d == Direction::Ingress).expect("a rule");
+            let Some(Peer::Pods { pods: Some(selector), .. }) = rule.peers.first() else {
+                panic!("{written}: a pod peer: {rule:?}")
+            };
+            let with = |tier: Option<&str>| {
+                let labels = tier.map(|t| ("tier".to_owned(), t.to_owned())).into_iter().collect();
+                selector.matches(&labels)
+            };
+            assert!(with(Some("api")), "{written}: another value");
+            assert!(!with(Some("web")), "{written}: an excluded value");
+            assert!(!with(None), "{written}: no label");
+        }
     }
 }

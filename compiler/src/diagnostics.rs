@@ -222,7 +222,10 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
             Diagnostic::error("E0112", format!("label key `{key}` appears twice in one selector"))
                 .primary(*at, "repeated here")
                 .secondary(*first, "first used here")
-                .help(format!("a pod has one value for `{key}`: to accept several, write `{key} in (a, b)`"))
+                .help(format!(
+                    "a pod has one value for `{key}`: to accept several, write `{key} in (a, b)`; to require \
+                     `{key}` with none of some values, `{key}, {key} notin (a, b)`"
+                ))
         }
         CheckError::DuplicateWorkload { at, first, name, namespace } => Diagnostic::error(
             "E0109",

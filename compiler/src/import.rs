@@ -99,15 +99,6 @@ pub enum ImportError {
 /// A construct of NetworkPolicy v1 that netc has no way to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Construct {
-    /// A selector that requires a label to exist and not to have some values (`Exists` and
-    /// `NotIn` on one key): netc names a key once per selector (E0112), and neither `key` nor
-    /// `key notin (...)` alone means "present, with another value".
-    ExistsAndNotIn {
-        /// The label key.
-        key: String,
-        /// The excluded values.
-        values: Vec<String>,
-    },
     /// A policy in a namespace whose name netc cannot write as `namespace NAME { ... }`: a keyword
     /// (`ingress`, `dns`, ...) or a name starting with a digit.
     NamespaceName {
@@ -125,12 +116,6 @@ impl fmt::Display for ImportError {
             ImportError::Inexpressible { policy, field, construct } => {
                 write!(f, "NetworkPolicy {policy}: {field}: netc cannot express ")?;
                 match construct {
-                    Construct::ExistsAndNotIn { key, values } => write!(
-                        f,
-                        "a selector requiring label `{key}` to exist and not be {}: a netc selector names \
-                         each key once, and neither `{key}` nor `{key} notin (...)` alone means that",
-                        values.join(" or ")
-                    ),
                     Construct::NamespaceName { namespace } => write!(
                         f,
                         "policies of namespace `{namespace}`: its name is a netc keyword or does not start \
@@ -664,8 +649,9 @@ struct KeyConstraint {
 }
 
 /// A selector in the canonical form netc's checker produces from its own notation (one
-/// requirement per key; a single allowed value as `matchLabels`; requirements sorted); `None` when
-/// no labels can satisfy it.
+/// requirement per key, but `Exists` with `NotIn` for "present, with none of these values"; a
+/// single allowed value as `matchLabels`; requirements sorted); `None` when no labels can satisfy
+/// it.
 fn canonical(
     s: &meta::LabelSelector,
     at: &At<'_>,
@@ -717,11 +703,12 @@ fn canonical(
                 _ => out.match_expressions.push(Requirement { key, operator: Operator::In, values: left }),
             }
         } else if c.exists {
+            // Present, with none of the excluded values: `key, key notin (...)` in netc.
             if !c.excluded.is_empty() {
-                return Err(ImportError::Inexpressible {
-                    policy: at.policy.to_owned(),
-                    field: field.to_owned(),
-                    construct: Construct::ExistsAndNotIn { key, values: c.excluded.into_iter().collect() },
+                out.match_expressions.push(Requirement {
+                    key: key.clone(),
+                    operator: Operator::NotIn,
+                    values: c.excluded.into_iter().collect(),
                 });
             }
             out.match_expressions.push(Requirement { key, operator: Operator::Exists, values: vec![] });

@@ -62,6 +62,9 @@ diagnostic_cases! {
     external_used_before_its_declaration_is_e0111: "E0111" =>
         "web -> payments:443\nexternal payments = 203.0.113.0/24\n";
     label_key_twice_in_one_selector_is_e0112: "E0112" => "workload api = {app=api, app=web}\n";
+    label_key_thrice_even_with_the_exists_pair_is_e0112: "E0112" =>
+        "workload api = {tier, tier notin (web), tier!=db}\n";
+    label_key_in_and_notin_is_e0112: "E0112" => "workload api = {tier in (a, b), tier notin (b)}\n";
 
     // E02xx: addresses, dns, doors of what
     octet_above_255_is_e0201: "E0201" => "web -> 10.0.0.300/8:443\n";

@@ -188,29 +188,40 @@ fn value() -> impl Strategy<Value = &'static str> {
 fn label_selector() -> impl Strategy<Value = LabelSelector> {
     let labels =
         prop::collection::btree_map(key().prop_map(str::to_owned), value().prop_map(str::to_owned), 0..=2);
-    // Expressions on distinct keys: `Exists` and `NotIn` on one key is the one selector netc
-    // cannot write (tested apart).
-    let expressions = prop::collection::btree_map(
-        key(),
-        (
-            prop::sample::select(vec!["In", "NotIn", "Exists", "DoesNotExist"]),
-            prop::collection::btree_set(value(), 1..=2),
+    // Expressions on distinct keys, and sometimes a `NotIn` beside an `Exists` on its key (netc
+    // writes that pair as `key, key notin (...)`).
+    let expressions = (
+        prop::collection::btree_map(
+            key(),
+            (
+                prop::sample::select(vec!["In", "NotIn", "Exists", "DoesNotExist"]),
+                prop::collection::btree_set(value(), 1..=2),
+            ),
+            0..=2,
         ),
-        0..=2,
+        prop::bool::weighted(0.3),
     );
-    (labels, expressions).prop_map(|(labels, expressions)| LabelSelector {
-        match_labels: (!labels.is_empty()).then_some(labels),
-        match_expressions: (!expressions.is_empty()).then(|| {
-            expressions
-                .into_iter()
-                .map(|(key, (op, values))| LabelSelectorRequirement {
+    (labels, expressions).prop_map(|(labels, (expressions, exclude_too))| {
+        let mut requirements: Vec<LabelSelectorRequirement> = Vec::new();
+        for (key, (op, values)) in expressions {
+            let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
+            if op == "Exists" && exclude_too {
+                requirements.push(LabelSelectorRequirement {
                     key: key.to_owned(),
-                    operator: op.to_owned(),
-                    values: matches!(op, "In" | "NotIn")
-                        .then(|| values.into_iter().map(str::to_owned).collect()),
-                })
-                .collect()
-        }),
+                    operator: "NotIn".to_owned(),
+                    values: Some(values.clone()),
+                });
+            }
+            requirements.push(LabelSelectorRequirement {
+                key: key.to_owned(),
+                operator: op.to_owned(),
+                values: matches!(op, "In" | "NotIn").then_some(values),
+            });
+        }
+        LabelSelector {
+            match_labels: (!labels.is_empty()).then_some(labels),
+            match_expressions: (!requirements.is_empty()).then_some(requirements),
+        }
     })
 }
 
@@ -482,20 +493,52 @@ const HEAD: &str =
     "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: shop}\n";
 
 #[test]
-fn exists_and_notin_on_one_key_is_refused_naming_the_policy_and_the_construct() {
+fn exists_and_notin_on_one_key_is_imported_and_means_the_same() {
+    // The label must be there, with another value than `web`: neither `tier` nor
+    // `tier notin (web)` alone says it (the latter also takes pods without the label).
     let policies = parse(&format!(
-        "{HEAD}spec:\n  podSelector:\n    matchExpressions:\n    - {{key: tier, operator: Exists}}\n    - {{key: tier, operator: NotIn, values: [web]}}\n"
+        "{HEAD}spec:\n  podSelector: {{matchLabels: {{app: db}}}}\n  ingress:\n  - from:\n    - podSelector:\n        matchExpressions:\n        - {{key: tier, operator: Exists}}\n        - {{key: tier, operator: NotIn, values: [web]}}\n"
     ));
-    let err = import(&policies).expect_err("inexpressible");
-    assert_eq!(
-        err,
-        ImportError::Inexpressible {
-            policy: "shop/p".into(),
-            field: "spec.podSelector".into(),
-            construct: Construct::ExistsAndNotIn { key: "tier".into(), values: vec!["web".into()] },
-        }
-    );
-    assert!(err.to_string().contains("NetworkPolicy shop/p"), "{err}");
+    let source = imported(&policies);
+    assert!(source.contains("tier notin (web), tier"), "{source}");
+    let pod = |name: &str, labels: &[(&str, &str)], ip: &str| Pod {
+        namespace: "shop".into(),
+        name: name.into(),
+        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ips: vec![ip.parse().expect("ip")],
+        ports: vec![],
+        node: None,
+        host_interface: None,
+        host_network: false,
+    };
+    let inventory = Inventory {
+        namespaces: vec![Namespace {
+            name: "shop".into(),
+            labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), "shop".to_owned())]),
+        }],
+        pods: vec![
+            pod("db", &[("app", "db")], "10.0.0.1"),
+            pod("web", &[("tier", "web")], "10.0.0.2"),
+            pod("api", &[("tier", "api")], "10.0.0.3"),
+            pod("bare", &[], "10.0.0.4"),
+        ],
+        ..Inventory::default()
+    };
+    assert_same_meaning(&policies, &source, &inventory).unwrap_or_else(|e| panic!("{e}"));
+    // And the meaning is the one asked for: only `api` (tier present, not web) reaches db.
+    let out = netc::compile(&[SourceFile::new("imported.np", source.as_str())]);
+    let ir = out.ir.expect("compiles");
+    let eval = Evaluator::new(&ir, &inventory);
+    let reaches = |from: usize| {
+        eval.evaluate(&Flow {
+            src: Endpoint::Pod(&inventory.pods[from]),
+            dst: Endpoint::Pod(&inventory.pods[0]),
+            protocol: Protocol::Tcp,
+            port: 80,
+        })
+        .allowed
+    };
+    assert_eq!([reaches(1), reaches(2), reaches(3)], [false, true, false]);
 }
 
 #[test]
@@ -641,13 +684,11 @@ fn netc_import_fails_with_the_object_and_exit_1_on_bad_input_and_2_on_io() {
         netc(&["import", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n");
     assert_eq!((code, stdout.as_str()), (1, ""));
     assert_eq!(stderr, "error: <stdin>: document 1: a Namespace, not a NetworkPolicy\n");
-    let exists_not_in = format!(
-        "{HEAD}spec:\n  podSelector: {{matchExpressions: [{{key: t, operator: Exists}}, {{key: t, operator: NotIn, values: [a]}}]}}\n"
-    );
-    let (code, _, stderr) = netc(&["import", "-"], &exists_not_in);
+    let keyword_namespace = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ingress}\nspec:\n  podSelector: {}\n";
+    let (code, _, stderr) = netc(&["import", "-"], keyword_namespace);
     assert_eq!(code, 1);
     assert!(
-        stderr.starts_with("error: NetworkPolicy shop/p: spec.podSelector: netc cannot express"),
+        stderr.starts_with("error: NetworkPolicy ingress/p: metadata.namespace: netc cannot express"),
         "{stderr}"
     );
     let (code, _, stderr) = netc(&["import", "/nonexistent/netpol.yaml"], "");
