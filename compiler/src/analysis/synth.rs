@@ -238,7 +238,17 @@ fn satisfy(selector: &LabelSelector) -> Option<BTreeMap<String, String>> {
                 labels.entry(r.key.clone()).or_insert_with(|| first.clone());
             }
             Operator::Exists => {
-                labels.entry(r.key.clone()).or_insert_with(|| "yes".to_owned());
+                // A value the key's exclusions (`key, key notin (...)`) leave free.
+                let excluded = |v: &str| {
+                    selector.match_expressions.iter().any(|e| {
+                        e.key == r.key && e.operator == Operator::NotIn && e.values.iter().any(|x| x == v)
+                    })
+                };
+                let free = std::iter::once("yes".to_owned())
+                    .chain((2..).map(|n| format!("yes{n}")))
+                    .find(|v| !excluded(v))
+                    .expect("finitely many values are excluded");
+                labels.entry(r.key.clone()).or_insert(free);
             }
             Operator::NotIn | Operator::DoesNotExist => {}
         }
@@ -365,9 +375,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_required_with_exclusions_gets_a_value_it_allows() {
+        let ir = ir("workload api = {tier, tier notin (yes, yes2)}\napi -> web:80\n");
+        let inv = synthesize(&[&ir]);
+        let api = inv.pods.iter().find(|p| p.labels.contains_key("tier")).expect("a pod for api");
+        assert_eq!(api.labels.get("tier").map(String::as_str), Some("yes3"));
+    }
+
+    #[test]
     fn pods_avoid_address_blocks_and_unsatisfiable_selectors_get_no_pod() {
         let mut ir = ir("x isolated\n10.0.0.0/8 -> web:80\n");
-        // Only an IR written by hand can hold a selector no labels satisfy (netc refuses a key twice).
+        // Only an IR written by hand can hold a selector no labels satisfy (netc refuses a key
+        // twice, but for `key, key notin (...)`, which some labels always satisfy).
         ir.workloads.push(netc_ir::Workload {
             name: "never".into(),
             namespace: "default".into(),
