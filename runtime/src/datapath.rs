@@ -129,8 +129,11 @@ fn prog_err(program: &'static str) -> impl FnOnce(ProgramError) -> DatapathError
 /// Whether a map error means "no room" (E2BIG from a full hash, ENOSPC/ENOMEM).
 /// Refuse maps pinned by a netcd whose layout differs (aya would reuse them as they are, and the
 /// datapath would then read them wrongly): the conntrack is an array of `CtSlot`s, the config a
-/// `Config`.
-fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
+/// `Config`. Loading checks it; `netcd status` too, to say so instead of misreading them.
+///
+/// # Errors
+/// [`DatapathError::StaleLayout`] naming the map and the fix, or a map error.
+pub fn check_pinned_layout(dir: &Path) -> Result<(), DatapathError> {
     let wanted = [
         (abi::MAP_CONFIG, std::mem::size_of::<Config>()),
         (abi::MAP_CONNTRACK, std::mem::size_of::<CtSlot>()),

@@ -117,6 +117,22 @@ fn a_conntrack_pinned_by_another_layout_is_refused_needs_root() {
     // Nothing else was pinned, and the old map is untouched.
     assert!(!dir.0.join(abi::MAP_CONFIG).exists());
     assert_eq!(pinned(&dir.0), 1024);
+    // `netcd status` says the same when the rest is pinned too (a config map made the same way).
+    let config = dir.0.join(abi::MAP_CONFIG);
+    let made = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&config)
+        .args(["type", "array", "key", "4", "value", "16", "entries", "1", "name", "netc_config"])
+        .status()
+        .expect("run bpftool");
+    assert!(made.success(), "bpftool map create");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_netcd"))
+        .args(["status", "--bpffs", dir.arg()])
+        .output()
+        .expect("run netcd status");
+    let text = String::from_utf8_lossy(&status.stderr);
+    assert!(!status.status.success() && text.contains("another map layout"), "{text}");
+    std::fs::remove_file(&config).expect("unpin");
     std::fs::remove_file(&path).expect("unpin");
 }
 

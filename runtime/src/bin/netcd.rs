@@ -170,6 +170,7 @@ fn doors(flags: u16) -> String {
 }
 
 fn status(bpffs: &std::path::Path) -> Result<(), String> {
+    datapath::check_pinned_layout(bpffs).map_err(|e| e.to_string())?;
     let maps = Maps::from_pins(bpffs).map_err(|e| e.to_string())?;
     let config = maps.config().map_err(|e| e.to_string())?;
     println!("datapath pinned under {}", bpffs.display());
