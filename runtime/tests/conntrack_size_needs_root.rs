@@ -132,8 +132,13 @@ fn a_conntrack_pinned_by_another_layout_is_refused_needs_root() {
         .expect("run netcd status");
     let text = String::from_utf8_lossy(&status.stderr);
     assert!(!status.status.success() && text.contains("another map layout"), "{text}");
-    std::fs::remove_file(&config).expect("unpin");
-    std::fs::remove_file(&path).expect("unpin");
+    // The fix the messages name works on them.
+    let detach = std::process::Command::new(env!("CARGO_BIN_EXE_netcd"))
+        .args(["detach", "--bpffs", dir.arg()])
+        .output()
+        .expect("run netcd detach");
+    assert!(detach.status.success(), "{}", String::from_utf8_lossy(&detach.stderr));
+    assert!(!config.exists() && !path.exists(), "netcd detach removed the old maps");
 }
 
 fn empty_inputs(dir: &Path) -> (String, String) {
