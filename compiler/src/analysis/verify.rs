@@ -5,13 +5,19 @@
 //! The flows are every ordered pair of the cluster's endpoints (pods and external addresses, but
 //! not two addresses) on every default probe of the matrix ([`Matrix::default_probes`]: each port
 //! the rules mention, named ports as the cluster's pods resolve them, and one port nothing
-//! mentions per protocol). Work grows as endpoints² × probes, which is instant on a synthesized
-//! cluster ([`super::synth`]) and a few seconds on a real one of a few hundred pods.
+//! mentions per protocol). Pods that both evaluators cannot tell apart (same namespace, labels,
+//! named ports and hostNetwork flag, and inside the same ipBlocks) are judged once, as a class,
+//! for all of them: work grows as classes² × probes (replicas cost nothing), and the flows
+//! reported are all the pairs the classes stand for.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 
+use ipnet::IpNet;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow};
-use netc_ir::{Inventory, Ir};
+use netc_ir::{Inventory, Ir, Peer};
 
 use super::k8s_eval::{K8sDoorVerdict, K8sEvaluator, K8sPolicyError};
 use super::matrix::{Matrix, Probe};
@@ -94,49 +100,134 @@ pub fn verify(ir: &Ir, documents: &[&str], inventory: &Inventory) -> Result<Veri
     let k8s = K8sEvaluator::new(&policies, inventory).map_err(VerifyError::Policy)?;
     let reference = Evaluator::new(ir, inventory);
     let probes = Matrix::default_probes(ir, inventory);
-    let endpoints: Vec<Endpoint<'_>> = inventory
-        .pods
-        .iter()
-        .map(Endpoint::Pod)
-        .chain(inventory.externals.iter().map(|e| Endpoint::External(e.address)))
-        .collect();
+    let classes = classes(ir, &policies, inventory);
+    let endpoints = inventory.pods.len() + inventory.externals.len();
     let mut flows = 0;
-    for src in &endpoints {
-        for dst in &endpoints {
-            if matches!((src, dst), (Endpoint::External(_), Endpoint::External(_))) {
+    for (a, src_class) in classes.iter().enumerate() {
+        for (b, dst_class) in classes.iter().enumerate() {
+            if src_class.external && dst_class.external {
                 continue;
             }
-            for probe in &probes {
-                let flow = Flow { src: *src, dst: *dst, protocol: probe.protocol, port: probe.port };
-                let want = reference.evaluate(&flow);
-                let got = k8s.evaluate(&flow);
-                flows += 1;
-                if want.allowed != got.allowed
-                    || want.egress.permits() != got.egress.permits()
-                    || want.ingress.permits() != got.ingress.permits()
-                {
-                    return Ok(Verification::Differ(Box::new(Mismatch {
-                        src: src.to_string(),
-                        dst: dst.to_string(),
-                        probe: *probe,
-                        ir: format!(
-                            "{} (egress {}, ingress {})",
-                            verdict(want.allowed),
-                            ir_door(&want.egress, ir),
-                            ir_door(&want.ingress, ir)
-                        ),
-                        yaml: format!(
-                            "{} (egress {}, ingress {})",
-                            verdict(got.allowed),
-                            k8s_door(&got.egress, &policies),
-                            k8s_door(&got.ingress, &policies)
-                        ),
-                    })));
+            flows += src_class.members * dst_class.members * probes.len();
+            // A class to itself: a pod to itself, and to another pod of its class.
+            let mut pairs = vec![(src_class.first, dst_class.first)];
+            if a == b
+                && let Some(other) = dst_class.second
+            {
+                pairs.push((src_class.first, other));
+            }
+            for (src, dst) in pairs {
+                for probe in &probes {
+                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port };
+                    let want = reference.evaluate(&flow);
+                    let got = k8s.evaluate(&flow);
+                    if want.allowed != got.allowed
+                        || want.egress.permits() != got.egress.permits()
+                        || want.ingress.permits() != got.ingress.permits()
+                    {
+                        return Ok(Verification::Differ(Box::new(Mismatch {
+                            src: src.to_string(),
+                            dst: dst.to_string(),
+                            probe: *probe,
+                            ir: format!(
+                                "{} (egress {}, ingress {})",
+                                verdict(want.allowed),
+                                ir_door(&want.egress, ir),
+                                ir_door(&want.ingress, ir)
+                            ),
+                            yaml: format!(
+                                "{} (egress {}, ingress {})",
+                                verdict(got.allowed),
+                                k8s_door(&got.egress, &policies),
+                                k8s_door(&got.ingress, &policies)
+                            ),
+                        })));
+                    }
                 }
             }
         }
     }
-    Ok(Verification::Agree { flows, endpoints: endpoints.len(), probes: probes.len() })
+    Ok(Verification::Agree { flows, endpoints, probes: probes.len() })
+}
+
+/// Endpoints both evaluators judge alike, with a member or two to judge them by.
+#[derive(Debug)]
+struct Class<'a> {
+    first: Endpoint<'a>,
+    /// Another member, to judge a flow between two pods of the class.
+    second: Option<Endpoint<'a>>,
+    members: usize,
+    external: bool,
+}
+
+/// The inventory's endpoints in classes, in inventory order: each external address its own; pods
+/// together when the evaluators cannot tell them apart. What they read of a pod: its namespace,
+/// labels, named ports (as a destination) and hostNetwork flag, and (for ipBlocks) whether any of
+/// its addresses is inside each block of the IR and of the policies. A block that does not parse
+/// puts every pod in a class of its own: that is never wrong, only slower.
+fn classes<'a>(ir: &Ir, policies: &[NetworkPolicy], inventory: &'a Inventory) -> Vec<Class<'a>> {
+    let blocks = ip_blocks(ir, policies);
+    let mut out: Vec<Class<'a>> = Vec::new();
+    let mut index: HashMap<(&str, &_, &_, bool, Vec<bool>), usize> = HashMap::new();
+    for pod in &inventory.pods {
+        let Some(blocks) = &blocks else {
+            out.push(Class { first: Endpoint::Pod(pod), second: None, members: 1, external: false });
+            continue;
+        };
+        let inside: Vec<bool> = blocks
+            .iter()
+            .map(|(cidr, except)| pod.ips.iter().any(|ip| in_block(cidr, except, *ip)))
+            .collect();
+        let key = (pod.namespace.as_str(), &pod.labels, &pod.ports, pod.host_network, inside);
+        match index.get(&key) {
+            Some(c) => {
+                let class = &mut out[*c];
+                class.members += 1;
+                class.second.get_or_insert(Endpoint::Pod(pod));
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(Class { first: Endpoint::Pod(pod), second: None, members: 1, external: false });
+            }
+        }
+    }
+    out.extend(inventory.externals.iter().map(|e| Class {
+        first: Endpoint::External(e.address),
+        second: None,
+        members: 1,
+        external: true,
+    }));
+    out
+}
+
+fn in_block(cidr: &IpNet, except: &[IpNet], ip: IpAddr) -> bool {
+    cidr.contains(&ip) && !except.iter().any(|e| e.contains(&ip))
+}
+
+/// Every ipBlock (CIDR and excepts) of the IR's rules and of the policies; `None` when one of
+/// the policies' does not parse.
+fn ip_blocks(ir: &Ir, policies: &[NetworkPolicy]) -> Option<Vec<(IpNet, Vec<IpNet>)>> {
+    let mut blocks: Vec<(IpNet, Vec<IpNet>)> = Vec::new();
+    for (_, _, rule) in ir.rules() {
+        for peer in &rule.peers {
+            if let Peer::IpBlock { cidr, except } = peer {
+                blocks.push((*cidr, except.clone()));
+            }
+        }
+    }
+    for spec in policies.iter().filter_map(|p| p.spec.as_ref()) {
+        let ingress = spec.ingress.iter().flatten().flat_map(|r| r.from.iter().flatten());
+        let egress = spec.egress.iter().flatten().flat_map(|r| r.to.iter().flatten());
+        for block in ingress.chain(egress).filter_map(|peer| peer.ip_block.as_ref()) {
+            let cidr: IpNet = block.cidr.parse().ok()?;
+            let except =
+                block.except.iter().flatten().map(|e| e.parse().ok()).collect::<Option<Vec<IpNet>>>()?;
+            blocks.push((cidr, except));
+        }
+    }
+    blocks.sort();
+    blocks.dedup();
+    Some(blocks)
 }
 
 fn verdict(allowed: bool) -> &'static str {
@@ -222,6 +313,57 @@ mod tests {
             "every pair but address to address"
         );
         assert!(flows > 100);
+    }
+
+    #[test]
+    fn pods_the_evaluators_cannot_tell_apart_are_judged_once_as_a_class() {
+        let ir = ir("frontend -> backend:http\n10.1.0.0/24 -> backend:9090\n");
+        let mut inventory = synthesize(&[&ir]);
+        // Replicas: backend-2 is backend again; backend-3 too but inside the block; backend-4
+        // names its port otherwise.
+        let backend = inventory.pod("default", "backend").expect("backend").clone();
+        let copy = |name: &str, ip: &str| {
+            let mut p = backend.clone();
+            p.name = name.into();
+            p.ips = vec![ip.parse().expect("ip")];
+            p
+        };
+        inventory.pods.push(copy("backend-2", "10.244.9.2"));
+        inventory.pods.push(copy("backend-3", "10.1.0.7"));
+        let mut other_port = copy("backend-4", "10.244.9.4");
+        other_port.ports[0].port += 1;
+        inventory.pods.push(other_port);
+        let yaml = yaml::render_stream(&codegen::network_policies(&ir), &ir.sources);
+        let policies = yaml::parse_network_policies(&yaml).expect("reads back");
+        let classes = classes(&ir, &policies, &inventory);
+        let class_of = |name: &str| {
+            classes
+                .iter()
+                .position(|c| {
+                    [Some(c.first), c.second]
+                        .into_iter()
+                        .flatten()
+                        .any(|e| e.to_string() == format!("default/{name}"))
+                })
+                .unwrap_or_else(|| panic!("{name} represents its class or is its second member"))
+        };
+        assert_eq!(class_of("backend"), class_of("backend-2"));
+        assert_eq!(classes[class_of("backend")].members, 2);
+        assert_ne!(
+            classes.iter().position(|c| c.first.to_string() == "default/backend-3"),
+            None,
+            "an address inside a block makes its own class"
+        );
+        assert_ne!(
+            classes.iter().position(|c| c.first.to_string() == "default/backend-4"),
+            None,
+            "another named port makes its own class"
+        );
+        // And the flows reported are all the pairs.
+        let outcome = verify(&ir, &[&yaml], &inventory).expect("judgeable");
+        let Verification::Agree { flows, endpoints, probes } = outcome else { panic!("{outcome:?}") };
+        let externals = inventory.externals.len();
+        assert_eq!(flows, (endpoints * endpoints - externals * externals) * probes);
     }
 
     #[test]
