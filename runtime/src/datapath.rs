@@ -167,6 +167,34 @@ fn random_seed() -> Result<u64, DatapathError> {
     Ok(u64::from_ne_bytes(bytes) | 1)
 }
 
+/// The loop the two policy maps share (they differ in key type and insert signature): each
+/// (set, key, rule) is inserted unless its set failed already; a full map fails the set
+/// (`failed_sets` with why, `failed` for this write), any other error stops. Keys written go to
+/// `keys`.
+fn insert_set_entries<K: Copy>(
+    entries: impl Iterator<Item = (u32, K, u32)>,
+    mut insert: impl FnMut(&K, PolicyValue) -> Result<(), MapError>,
+    map: &'static str,
+    keys: &mut Vec<K>,
+    failed_sets: &mut BTreeMap<u32, String>,
+    failed: &mut BTreeSet<u32>,
+) -> Result<(), DatapathError> {
+    for (set, key, rule) in entries {
+        if failed_sets.contains_key(&set) {
+            continue;
+        }
+        match insert(&key, PolicyValue { rule, pad: 0 }) {
+            Ok(()) => keys.push(key),
+            Err(e) if is_full(&e) => {
+                failed_sets.insert(set, format!("{map} is full"));
+                failed.insert(set);
+            }
+            Err(e) => return Err(map_err(map)(e)),
+        }
+    }
+    Ok(())
+}
+
 fn is_full(e: &MapError) -> bool {
     matches!(e, MapError::SyscallError(s) if matches!(s.io_error.raw_os_error(), Some(libc::E2BIG | libc::ENOSPC | libc::ENOMEM)))
 }
@@ -856,21 +884,14 @@ impl Datapath {
         let generation = written.generation;
         let mut policy: HashMap<&mut MapData, PolicyKey, PolicyValue> =
             HashMap::try_from(&mut self.maps.policy).map_err(map_err(abi::MAP_POLICY))?;
-        for (entry, rule) in entries {
-            if written.failed.contains_key(&entry.set) {
-                continue;
-            }
-            let key = policy_key(generation, entry);
-            match policy.insert(key, PolicyValue { rule: *rule, pad: 0 }, 0) {
-                Ok(()) => written.policy.push(key),
-                Err(e) if is_full(&e) => {
-                    written.failed.insert(entry.set, format!("{} is full", abi::MAP_POLICY));
-                    failed.insert(entry.set);
-                }
-                Err(e) => return Err(map_err(abi::MAP_POLICY)(e)),
-            }
-        }
-        Ok(())
+        insert_set_entries(
+            entries.map(|(e, rule)| (e.set, policy_key(generation, e), *rule)),
+            |key, value| policy.insert(key, value, 0),
+            abi::MAP_POLICY,
+            &mut written.policy,
+            &mut written.failed,
+            failed,
+        )
     }
 
     /// As [`Datapath::write_policy`], for port range blocks.
@@ -883,22 +904,14 @@ impl Datapath {
         let generation = written.generation;
         let mut ranges: LpmTrie<&mut MapData, RangeKeyData, PolicyValue> =
             LpmTrie::try_from(&mut self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
-        for (range, rule) in entries {
-            let set = range.entry.set;
-            if written.failed.contains_key(&set) {
-                continue;
-            }
-            let key = range_key(generation, range);
-            match ranges.insert(&key, PolicyValue { rule: *rule, pad: 0 }, 0) {
-                Ok(()) => written.ranges.push(key),
-                Err(e) if is_full(&e) => {
-                    written.failed.insert(set, format!("{} is full", abi::MAP_PORT_RANGES));
-                    failed.insert(set);
-                }
-                Err(e) => return Err(map_err(abi::MAP_PORT_RANGES)(e)),
-            }
-        }
-        Ok(())
+        insert_set_entries(
+            entries.map(|(r, rule)| (r.entry.set, range_key(generation, r), *rule)),
+            |key, value| ranges.insert(key, value, 0),
+            abi::MAP_PORT_RANGES,
+            &mut written.ranges,
+            &mut written.failed,
+            failed,
+        )
     }
 
     fn write_generation(
