@@ -1333,9 +1333,12 @@ pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
 /// on every interface, programs and maps. Enforcement stops.
 ///
 /// # Errors
-/// The first failure; what could be removed before it is removed.
+/// [`DatapathError::NotPinned`] when nothing of netc's is pinned there (`netcd detach` takes that
+/// for success: an uninstall runs it whatever state the node is in); otherwise the first failure;
+/// what could be removed before it is removed.
 pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
-    if !pin_dir.join(abi::MAP_CONFIG).exists() && !pin_dir.join("links").exists() {
+    let ours = abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD, "links"].iter());
+    if !ours.clone().any(|name| pin_dir.join(name).exists()) {
         return Err(DatapathError::NotPinned(pin_dir.to_owned()));
     }
     let mut interfaces = pinned_link_interfaces(pin_dir);

@@ -141,6 +141,60 @@ fn a_conntrack_pinned_by_another_layout_is_refused_needs_root() {
     assert!(!config.exists() && !path.exists(), "netcd detach removed the old maps");
 }
 
+fn on_bpffs(path: &Path) -> bool {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: an all-zero statfs is a valid out-buffer; `c` is NUL-terminated.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &raw mut buf) };
+    #[allow(clippy::unnecessary_cast, reason = "f_type's width differs between architectures")]
+    let kind = buf.f_type as i64;
+    rc == 0 && kind == 0xcafe_4a11
+}
+
+/// The first CI run on a fresh machine failed here: /sys/fs/bpf was not mounted yet when this
+/// file's layout test made its directory, and passed once another test had mounted it. Each
+/// test that pins mounts it itself (`Bpffs::new`). Checked in a mount namespace of this thread's
+/// own, with /sys/fs/bpf unmounted as after boot, so nothing outside the test changes.
+#[test]
+fn a_pinning_test_runs_first_on_a_fresh_machine_needs_root() {
+    if !can_run_as_root("a_pinning_test_runs_first_on_a_fresh_machine_needs_root") {
+        return;
+    }
+    let outcome = std::thread::spawn(|| {
+        // SAFETY: unshare and mount with constant arguments; only this thread's view changes
+        // (CLONE_NEWNS gives it its own fs struct and mount namespace).
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(format!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error()));
+            }
+            // Private first, so that the unmount below never reaches the machine's namespace.
+            let root = c"/";
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(format!("make / private: {}", std::io::Error::last_os_error()));
+            }
+            while on_bpffs(Path::new("/sys/fs/bpf")) {
+                if libc::umount2(c"/sys/fs/bpf".as_ptr(), libc::MNT_DETACH) != 0 {
+                    return Err(format!("umount /sys/fs/bpf: {}", std::io::Error::last_os_error()));
+                }
+            }
+        }
+        let dir = bpffs("fresh");
+        std::fs::create_dir_all(&dir.0).map_err(|e| format!("create {}: {e}", dir.0.display()))?;
+        Ok(on_bpffs(&dir.0))
+    })
+    .join()
+    .expect("the thread ends");
+    assert_eq!(outcome, Ok(true), "the test's pin directory is on a bpf file system");
+}
+
 fn empty_inputs(dir: &Path) -> (String, String) {
     std::fs::create_dir_all(dir).expect("temp dir");
     let ir = dir.join("policies.ir.json");
@@ -198,4 +252,32 @@ fn netcd_run_and_status_show_the_capacity_in_force_needs_root() {
     drop(netcd);
     assert_eq!(pinned(&dir.0), in_force);
     let _ = std::fs::remove_dir_all(&inputs);
+}
+
+/// An uninstall script runs `netcd detach` whatever state the node is in, maybe twice.
+#[test]
+fn netcd_detach_with_nothing_pinned_succeeds_and_says_so_needs_root() {
+    if !can_run_as_root("netcd_detach_with_nothing_pinned_succeeds_and_says_so_needs_root") {
+        return;
+    }
+    let dir = bpffs("detach-twice");
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let first = Datapath::load_with_capacities(Some(&dir.0), &[(abi::MAP_CONNTRACK, 1024)]).expect("load");
+    drop(first);
+    for round in ["something pinned", "nothing left", "no directory"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netcd"))
+            .args(["detach", "--bpffs", dir.arg()])
+            .output()
+            .expect("run netcd detach");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{round}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        if round == "something pinned" {
+            assert!(text.contains("removed everything under"), "{round}: {text}");
+            assert!(!dir.0.exists(), "pins and directory removed");
+            std::fs::create_dir_all(&dir.0).expect("an empty directory again");
+        } else {
+            assert!(text.contains("nothing to remove"), "{round}: {text}");
+            let _ = std::fs::remove_dir(&dir.0);
+        }
+    }
 }

@@ -139,6 +139,11 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            // Nothing to remove is what an uninstall script wants to hear, also the second time.
+            Err(datapath::DatapathError::NotPinned(_)) => {
+                println!("netcd: nothing of netc's is pinned under {}: nothing to remove", bpffs.display());
+                Ok(())
+            }
             Err(e) => Err(e.to_string()),
         },
     };

@@ -317,8 +317,12 @@ impl Drop for Netcd {
 pub struct Bpffs(pub PathBuf);
 
 impl Bpffs {
+    /// Mounts /sys/fs/bpf when it is not (a fresh machine): each test that pins must be able to
+    /// run first, whatever order the tests run in.
     pub fn new(tag: &str) -> Bpffs {
-        Bpffs(PathBuf::from(format!("/sys/fs/bpf/netc-test-{tag}")))
+        let dir = PathBuf::from(format!("/sys/fs/bpf/netc-test-{tag}"));
+        netc_runtime::datapath::ensure_bpffs(&dir).expect("a bpf file system on /sys/fs/bpf");
+        Bpffs(dir)
     }
 
     pub fn arg(&self) -> &str {
