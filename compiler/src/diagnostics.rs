@@ -134,6 +134,23 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
                 .primary(Loc { file, span: Span::default() }, "netc reads files up to 4 GiB")
                 .help("split the intent over several files and pass them all to netc")
         }
+        SyntaxError::InputTooLarge { bytes, limit } => {
+            let title = match bytes {
+                Some(bytes) => format!("file too large ({bytes} bytes)"),
+                None => format!("file too large (more than {limit} bytes)"),
+            };
+            Diagnostic::error("E0002", title)
+                .primary(Loc { file, span: Span::default() }, format!("netc reads files up to {limit} bytes"))
+                .note("the size is checked before reading, and a stream is read no further than the bound")
+                .help(
+                    "split the intent over several files and pass them all to netc, or raise the bound with \
+                     the environment variable NETC_MAX_INPUT_BYTES",
+                )
+        }
+        SyntaxError::NotUtf8 { span, byte } => Diagnostic::error("E0003", "file is not UTF-8")
+            .primary(Loc { file, span: *span }, format!("byte 0x{byte:02x} is not valid UTF-8 here"))
+            .note("netc source is UTF-8 text; the excerpt shows the bad byte as \u{fffd}")
+            .help("save the file as UTF-8 (`iconv -f latin1 -t utf-8`, or your editor's encoding setting)"),
     }
 }
 
@@ -574,10 +591,10 @@ pub fn explain(code: &str) -> Option<String> {
 
 /// Every code this compiler can emit, for docs tests.
 pub const ALL_CODES: &[&str] = &[
-    "E0001", "E0002", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108", "E0109",
-    "E0110", "E0111", "E0112", "E0201", "E0202", "E0203", "E0204", "E0205", "E0206", "E0207", "E0208",
-    "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102", "W0201",
-    "W0202", "W0203", "W0204",
+    "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
+    "E0109", "E0110", "E0111", "E0112", "E0201", "E0202", "E0203", "E0204", "E0205", "E0206", "E0207",
+    "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102",
+    "W0201", "W0202", "W0203", "W0204",
 ];
 
 #[cfg(test)]

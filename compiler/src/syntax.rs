@@ -58,6 +58,22 @@ pub enum SyntaxError {
         /// Its size in bytes.
         bytes: usize,
     },
+    /// The file is larger than the reader's bound, found before reading it (`bytes` is its size)
+    /// or while reading a stream (`bytes` is `None`). Made by the reader, not by [`parse`].
+    InputTooLarge {
+        /// Its size in bytes, when known.
+        bytes: Option<u64>,
+        /// The bound.
+        limit: u64,
+    },
+    /// The file is not UTF-8; `span` covers the first invalid byte (shown as U+FFFD). Made by the
+    /// reader, not by [`parse`].
+    NotUtf8 {
+        /// Where the first invalid byte is.
+        span: Span,
+        /// Its value.
+        byte: u8,
+    },
 }
 
 /// Parse one file.
@@ -75,7 +91,11 @@ pub fn parse(text: &str) -> Result<File, SyntaxError> {
         return Err(SyntaxError::TooLarge { bytes: text.len() });
     }
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let pieces = split_points(text, threads);
+    // A byte-order mark (editors on Windows write one) is not part of the program; spans keep
+    // counting from the start of the file.
+    let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    let mut pieces = split_points(text, threads);
+    pieces[0] = bom;
     if pieces.len() > 2 {
         let results: Vec<Result<Vec<Item>, SyntaxError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pieces
@@ -92,7 +112,7 @@ pub fn parse(text: &str) -> Result<File, SyntaxError> {
             return Ok(File { items });
         }
     }
-    Ok(File { items: parse_items(text, 0)? })
+    Ok(File { items: parse_items(&text[bom..], bom)? })
 }
 
 /// Below this size a file is parsed in one piece: threads would cost more than they save.

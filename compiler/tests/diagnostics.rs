@@ -143,11 +143,29 @@ fn file_of_4_gib_or_more_is_e0002() {
     });
 }
 
+/// E0003 is made by the binary's reader, which finds the first byte that is not UTF-8 and shows
+/// the file lossily (the byte as U+FFFD); this is the diagnostic it makes for `caf\xe9` on line 2.
+fn not_utf8_diagnostic() -> Diagnostic {
+    let span = netc::ast::Span::new(30, 33);
+    diagnostics::from_syntax(0, &SyntaxError::NotUtf8 { span, byte: 0xe9 })
+}
+
+#[test]
+fn source_that_is_not_utf8_is_e0003() {
+    let sources = common::source("frontend -> backend:8080\n# caf\u{fffd}\n");
+    let out = netc::Compilation { ir: None, diagnostics: vec![not_utf8_diagnostic()] };
+    assert_eq!(codes(&out), ["E0003"]);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("source_that_is_not_utf8_is_e0003", source_and_diagnostics(&sources, &out));
+    });
+}
+
 #[test]
 fn every_code_is_documented_and_produced_by_a_case() {
     let mut produced: BTreeSet<&str> =
         CASES.iter().flat_map(|(_, _, source)| codes(&compile(source).1)).collect();
     produced.insert(too_large_diagnostic().code);
+    produced.insert(not_utf8_diagnostic().code);
     for code in ALL_CODES {
         let section =
             explain(code).unwrap_or_else(|| panic!("docs/diagnostics.md has no section `## {code}: ...`"));
@@ -341,7 +359,7 @@ fn every_documented_example_prints_the_documented_output() {
             let Some(command) = block.first().and_then(|c| c.strip_prefix("$ netc ")) else { continue };
             let mut args: Vec<&str> = command.split_whitespace().collect();
             if args.last() != Some(&FILE_NAME) {
-                continue; // E0002's run on a 4 GiB file
+                continue; // E0002's and E0003's runs on files that cannot be shown in Markdown
             }
             let source =
                 example.as_deref().unwrap_or_else(|| panic!("{section}: output without a ```netc example"));
@@ -367,7 +385,7 @@ fn every_documented_example_prints_the_documented_output() {
             checked.insert(section.to_owned());
         }
     }
-    for code in ALL_CODES.iter().filter(|c| **c != "E0002") {
+    for code in ALL_CODES.iter().filter(|c| !["E0002", "E0003"].contains(*c)) {
         assert!(checked.contains(*code), "{code}: its section shows no `$ netc check policies.np` output");
     }
 }

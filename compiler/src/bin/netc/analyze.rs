@@ -17,7 +17,7 @@ use netc::analysis::verify::{Verification, verify as verify_yaml};
 use netc::diagnostics;
 use netc_ir::{Inventory, Ir, Protocol};
 
-use crate::{DiagnosticArgs, Failure, output, write_stdout};
+use crate::{DiagnosticArgs, Failure, input, output, write_stdout};
 
 pub const EXPLAIN_EXAMPLES: &str = "\
 Examples:
@@ -107,8 +107,8 @@ pub struct DiffArgs {
 
 /// Read a cluster inventory; a bad one is an error naming the object.
 fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        input::read_text(path).map_err(|e| Failure::Io(format!("{}: {}", path.display(), e.message())))?;
     Inventory::from_yaml(&text).map_err(|e| Failure::Io(format!("{}: {e}", path.display())))
 }
 
@@ -223,25 +223,14 @@ pub fn matrix(args: &MatrixArgs, colour: bool) -> Result<(), Failure> {
 fn load_side(spec: &str) -> Result<Vec<SourceFile>, Failure> {
     let path = Path::new(spec);
     if path.is_dir() {
-        let mut files = Vec::new();
-        collect_np(path, &mut files)?;
-        files.sort();
+        let files = input::files_in_tree(path, &[".np"]).map_err(Failure::Io)?;
         if files.is_empty() {
             return Err(Failure::Io(format!("{spec}: no .np files in this directory")));
         }
-        return files
-            .iter()
-            .map(|f| {
-                std::fs::read_to_string(f)
-                    .map(|text| SourceFile::new(f.display().to_string(), text))
-                    .map_err(|e| Failure::Io(format!("cannot read {}: {e}", f.display())))
-            })
-            .collect();
+        return files.iter().map(|f| read_source(f, &f.display().to_string())).collect();
     }
     if path.exists() {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Failure::Io(format!("cannot read {spec}: {e}")))?;
-        return Ok(vec![SourceFile::new(spec, text)]);
+        return Ok(vec![read_source(path, spec)?]);
     }
     let Some((rev, inner)) = spec.split_once(':') else {
         return Err(Failure::Io(format!(
@@ -249,12 +238,12 @@ fn load_side(spec: &str) -> Result<Vec<SourceFile>, Failure> {
         )));
     };
     let object = format!("{rev}:{inner}");
-    let kind = git(&["cat-file", "-t", &object])
+    let kind = git(&["cat-file", "-t", "--end-of-options", &object])
         .map_err(|e| Failure::Io(format!("{spec}: not a file or directory, and git cannot read it: {e}")))?;
     if kind.trim() == "tree" {
-        let listing = git(&["ls-tree", "-r", "--name-only", &object])
+        let listing = git(&["ls-tree", "-r", "-z", "--name-only", "--end-of-options", &object])
             .map_err(|e| Failure::Io(format!("{spec}: {e}")))?;
-        let mut names: Vec<&str> = listing.lines().filter(|n| n.ends_with(".np")).collect();
+        let mut names: Vec<&str> = listing.split('\0').filter(|n| n.ends_with(".np")).collect();
         names.sort_unstable();
         if names.is_empty() {
             return Err(Failure::Io(format!("{spec}: no .np files in this directory at {rev}")));
@@ -265,36 +254,51 @@ fn load_side(spec: &str) -> Result<Vec<SourceFile>, Failure> {
             .iter()
             .map(|n| {
                 let object = format!("{rev}:{prefix}{n}");
-                git(&["show", &object]).map(|text| SourceFile::new(object.clone(), text)).map_err(Failure::Io)
+                git(&["show", "--end-of-options", &object])
+                    .map(|text| SourceFile::new(object.clone(), text))
+                    .map_err(Failure::Io)
             })
             .collect()
     } else {
-        let text = git(&["show", &object]).map_err(|e| Failure::Io(format!("{spec}: {e}")))?;
+        let text =
+            git(&["show", "--end-of-options", &object]).map_err(|e| Failure::Io(format!("{spec}: {e}")))?;
         Ok(vec![SourceFile::new(object, text)])
     }
 }
 
-fn collect_np(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Failure> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Failure::Io(format!("cannot list {}: {e}", dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Failure::Io(format!("cannot list {}: {e}", dir.display())))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| Failure::Io(format!("{}: {e}", path.display())))?;
-        if kind.is_dir() {
-            collect_np(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "np") {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// One source of a diff side, within netc's input bounds; a problem ends the diff (exit 2).
+fn read_source(path: &Path, name: &str) -> Result<SourceFile, Failure> {
+    input::read_text(path)
+        .map(|text| SourceFile::new(name, text))
+        .map_err(|e| Failure::Io(format!("cannot read {name}: {}", e.message())))
 }
 
-/// Run git in the current directory; its stdout, or its stderr as the error.
+/// Run git in the current directory; its stdout (read no further than netc's input bound), or its
+/// stderr as the error. Callers put `--end-of-options` before arguments taken from the command
+/// line, so that a `REV:PATH` starting with `-` is never read as an option.
 fn git(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git").args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    use std::io::Read;
+    let mut child = Command::new("git")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let limit = input::max_input_bytes();
+    let mut stdout = Vec::new();
+    let read = child.stdout.take().map(|s| s.take(limit.saturating_add(1)).read_to_end(&mut stdout));
+    if read.is_some_and(|r| r.is_ok()) && stdout.len() as u64 > limit {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "git printed more than {limit} bytes (set {} to change the bound)",
+            input::MAX_INPUT_ENV
+        ));
+    }
+    let out = child.wait_with_output().map_err(|e| format!("cannot run git: {e}"))?;
     if out.status.success() {
-        String::from_utf8(out.stdout).map_err(|_| "git printed something that is not UTF-8".to_owned())
+        String::from_utf8(stdout).map_err(|_| "git printed something that is not UTF-8".to_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }

@@ -7,7 +7,7 @@ use netc::analysis::matrix::Matrix;
 use netc::graph::{ExternalNames, Graph};
 use netc_ir::Inventory;
 
-use crate::{DiagnosticArgs, Failure, output, write_stdout};
+use crate::{DiagnosticArgs, Failure, input, output, write_stdout};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -46,8 +46,16 @@ enum GraphFormat {
 
 /// Read a cluster inventory; a bad one is an input error naming the object.
 pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
+    let text = match input::read_text(path) {
+        Ok(text) => text,
+        Err(input::ReadError::Io(e)) => {
+            return Err(Failure::Io(format!("cannot read {}: {e}", path.display())));
+        }
+        Err(e) => {
+            eprintln!("error: {}: {}", path.display(), e.message());
+            return Err(Failure::Input);
+        }
+    };
     Inventory::from_yaml(&text).map_err(|e| {
         eprintln!("error: {}: {e}", path.display());
         Failure::Input

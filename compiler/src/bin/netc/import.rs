@@ -1,6 +1,5 @@
 //! `netc import`: NetworkPolicy YAML in, netc source with the same meaning out.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -8,7 +7,7 @@ use netc::SourceFile;
 use netc::analysis::synth::synthesize;
 use netc::analysis::verify::{Verification, verify};
 
-use crate::{Failure, graph, output, write_stdout};
+use crate::{Failure, graph, input, output, write_stdout};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -38,21 +37,19 @@ pub struct ImportArgs {
     cluster: Option<PathBuf>,
 }
 
-/// Read every file (`-`: stdin) as text.
+/// Read every file (`-`: stdin) as text, within netc's input bounds.
 fn read_texts(files: &[PathBuf]) -> Result<Vec<(String, String)>, Failure> {
     files
         .iter()
         .map(|p| {
-            if p == Path::new("-") {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(|e| Failure::Io(format!("cannot read standard input: {e}")))?;
-                Ok(("<stdin>".to_owned(), text))
-            } else {
-                std::fs::read_to_string(p)
-                    .map(|text| (p.display().to_string(), text))
-                    .map_err(|e| Failure::Io(format!("cannot read {}: {e}", p.display())))
+            let name = if p == Path::new("-") { "<stdin>".to_owned() } else { p.display().to_string() };
+            match input::read_text(p) {
+                Ok(text) => Ok((name, text)),
+                Err(input::ReadError::Io(e)) => Err(Failure::Io(format!("cannot read {name}: {e}"))),
+                Err(e) => {
+                    eprintln!("error: {name}: {}", e.message());
+                    Err(Failure::Input)
+                }
             }
         })
         .collect()

@@ -6,6 +6,7 @@
 mod analyze;
 mod graph;
 mod import;
+mod input;
 mod output;
 mod report;
 
@@ -202,16 +203,42 @@ fn main() -> ExitCode {
     }
 }
 
-/// Read every source file; IO errors name the file.
-fn read_sources(files: &[PathBuf]) -> Result<Vec<SourceFile>, Failure> {
-    files
-        .iter()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .map(|text| SourceFile::new(source_name(p), text))
-                .map_err(|e| Failure::Io(format!("cannot read {}: {e}", p.display())))
-        })
-        .collect()
+/// Read every source file. IO errors name the file (exit 2); a file too large or not UTF-8 is a
+/// located diagnostic (E0002, E0003), reported in the chosen format with the others (exit 1).
+fn read_sources(files: &[PathBuf], args: &DiagnosticArgs, colour: bool) -> Result<Vec<SourceFile>, Failure> {
+    let mut sources = Vec::with_capacity(files.len());
+    let mut problems = Vec::new();
+    for (i, p) in files.iter().enumerate() {
+        let name = source_name(p);
+        match input::read_text(p) {
+            Ok(text) => sources.push(SourceFile::new(name, text)),
+            Err(input::ReadError::Io(e)) => {
+                return Err(Failure::Io(format!("cannot read {}: {e}", p.display())));
+            }
+            Err(input::ReadError::TooLarge { bytes, limit }) => {
+                problems.push(diagnostics::from_syntax(
+                    i,
+                    &netc::syntax::SyntaxError::InputTooLarge { bytes, limit },
+                ));
+                sources.push(SourceFile::new(name, String::new()));
+            }
+            Err(input::ReadError::NotUtf8 { bytes, offset }) => {
+                let byte = bytes.get(offset).copied().unwrap_or_default();
+                // The valid text before the bad byte keeps its offsets; the rest is shown lossily.
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let end = u32::try_from(offset + char::REPLACEMENT_CHARACTER.len_utf8()).unwrap_or(u32::MAX);
+                let start = u32::try_from(offset).unwrap_or(u32::MAX);
+                let span = netc::ast::Span { start, end };
+                problems
+                    .push(diagnostics::from_syntax(i, &netc::syntax::SyntaxError::NotUtf8 { span, byte }));
+                sources.push(SourceFile::new(name, text));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        report(&problems, &sources, args, colour)?;
+    }
+    Ok(sources)
 }
 
 /// The name a source goes by in diagnostics, headers and `netc.dev/source`: relative to the
@@ -266,7 +293,7 @@ fn compile(
     args: &DiagnosticArgs,
     colour: bool,
 ) -> Result<(Vec<SourceFile>, netc_ir::Ir), Failure> {
-    let sources = read_sources(files)?;
+    let sources = read_sources(files, args, colour)?;
     let out = netc::compile(&sources);
     report(&out.diagnostics, &sources, args, colour)?;
     let ir = out.ir.ok_or(Failure::Input)?;
@@ -310,7 +337,8 @@ fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
 }
 
 fn fmt(args: &FmtArgs, colour: bool) -> Result<(), Failure> {
-    let sources = read_sources(&args.files)?;
+    let human = DiagnosticArgs { deny_warnings: false, message_format: MessageFormat::Human };
+    let sources = read_sources(&args.files, &human, colour)?;
     let mut stale = false;
     let mut failed = false;
     for (i, source) in sources.iter().enumerate() {

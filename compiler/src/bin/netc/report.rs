@@ -29,7 +29,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
-    let sources = crate::read_sources(&args.files)?;
+    let sources = crate::read_sources(&args.files, &args.diagnostics, colour)?;
     let compiled = netc::compile(&sources);
     // Warnings are printed as usual, and shown in the page too.
     crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour)?;
