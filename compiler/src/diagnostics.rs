@@ -376,6 +376,30 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
                     "remove the arrow, or replace `{name} isolated` with `{name} guarded` to allow only the declared flows"
                 ))
         }
+        LowerError::OverlapsIsolated { at, isolated, end, name, narrower } => Diagnostic::error(
+            "E0301",
+            format!("`{end}` can include pods of `{name}`, which is isolated"),
+        )
+        .primary(*at, format!("a flow to or from `{end}`, whose pods may also be `{name}` pods"))
+        .secondary(*isolated, format!("`{name}` declared isolated here"))
+        .note(
+            "a pod whose labels fit both selectors would be isolated and take part in this flow: the two promises cannot both hold",
+        )
+        .help(match narrower {
+            Some(n) => format!(
+                "write `{n}` to leave `{name}`'s pods out, or replace `{name} isolated` with `{name} guarded`"
+            ),
+            None => format!(
+                "leave `{name}`'s pods out of `{end}` (a selector that contradicts `{name}`'s), or replace `{name} isolated` with `{name} guarded`"
+            ),
+        }),
+        LowerError::RedundantFlow { at, by, direction, name } => {
+            Diagnostic::warning("W0206", format!("this flow is already allowed by a wider one on the {direction} of `{name}`"))
+                .primary(*at, "every peer and port of this flow is covered")
+                .secondary(*by, "by the flow of this arrow")
+                .note("the covered rule is not written: NetworkPolicy rules of one door are OR'ed")
+                .help("remove the narrower arrow, or narrow the wider one")
+        }
         LowerError::ContradictoryDoor { at, guard, name, direction } => {
             Diagnostic::error("E0302", format!("the {direction} door of `{name}` is declared both open and guarded"))
                 .primary(*at, "declared open here")
@@ -594,7 +618,7 @@ pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
     "E0109", "E0110", "E0111", "E0112", "E0201", "E0202", "E0203", "E0204", "E0205", "E0206", "E0207",
     "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102",
-    "W0201", "W0202", "W0203", "W0204",
+    "W0201", "W0202", "W0203", "W0204", "W0206",
 ];
 
 #[cfg(test)]

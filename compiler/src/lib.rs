@@ -24,6 +24,7 @@ pub mod graph;
 pub mod import;
 pub mod lower;
 mod par;
+pub mod prove;
 pub mod report;
 pub mod syntax;
 pub mod yaml;

@@ -14,6 +14,7 @@ use netc_ir::{
 
 use crate::ast::DoorWords;
 use crate::check::{End, Flow, Loc, Model, NsScope};
+use crate::prove::{Conj, PodSet, intersect_selectors};
 
 /// Problems of the door model. Most are warnings about intent that changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +82,31 @@ pub enum LowerError {
         /// The workload as written.
         name: String,
     },
+    /// An arrow end whose pods can overlap those of an isolated workload it does not name: the
+    /// arrow's promise and the isolation cannot both hold.
+    OverlapsIsolated {
+        /// The arrow's end.
+        at: Loc,
+        /// The `isolated` statement.
+        isolated: Loc,
+        /// The end as written.
+        end: String,
+        /// The isolated workload.
+        name: String,
+        /// A selector for the end's pods less the isolated ones, when one requirement does it.
+        narrower: Option<String>,
+    },
+    /// A rule that another rule of the same door already covers: it is not written.
+    RedundantFlow {
+        /// The arrow whose rule is dropped.
+        at: Loc,
+        /// The arrow whose rule covers it.
+        by: Loc,
+        /// Which door.
+        direction: Direction,
+        /// Whose door.
+        name: String,
+    },
     /// The same flow twice on one door.
     DuplicateFlow {
         /// The repeat.
@@ -97,6 +123,7 @@ impl LowerError {
         !matches!(
             self,
             LowerError::IsolatedInFlow { .. }
+                | LowerError::OverlapsIsolated { .. }
                 | LowerError::ContradictoryDoor { .. }
                 | LowerError::CannotOpen { .. }
         )
@@ -188,6 +215,10 @@ struct Doors {
     egress_guards: HashMap<String, Vec<usize>>,
     /// Per namespace: entities with an ingress guard or target, for subsumption.
     ingress_guards: HashMap<String, Vec<usize>>,
+    /// Per namespace: isolated entities, for overlap.
+    isolated: HashMap<String, Vec<usize>>,
+    /// Entities for the pods two selectors share, made for egress rules: (namespace, selector).
+    intersections: HashMap<(String, LabelSelector), usize>,
 }
 
 impl Doors {
@@ -234,7 +265,7 @@ impl Doors {
             Direction::Egress => self.egress_guards.get(ns),
         }?;
         list.iter()
-            .filter(|&&g| subsumes(&self.entities[g].selector, selector))
+            .filter(|&&g| covers(&self.entities[g].selector, selector))
             .filter_map(|&g| {
                 let e = &self.entities[g];
                 let d = match direction {
@@ -247,12 +278,13 @@ impl Doors {
     }
 }
 
-/// Whether every pod `wide` selects is selected by... the reverse: whether `wide` selects every
-/// pod `narrow` selects, provable from the selectors alone (each requirement of `wide` appears in
-/// `narrow`).
-fn subsumes(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
-    wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
-        && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r))
+/// Whether `wide` selects every pod `narrow` selects, for every possible pod. The syntactic case
+/// (each requirement of `wide` appears in `narrow`) is checked first: it is the common one and
+/// needs no allocation; otherwise the prover decides (`app in (a, b)` covers `app=a`).
+fn covers(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
+    let syntactic = wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
+        && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r));
+    syntactic || Conj::of(narrow).is_subset(&Conj::of(wide))
 }
 
 /// Apply the door model to a checked model.
@@ -305,6 +337,9 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
         if !e.ingress.guards.is_empty() || !e.ingress.targeted.is_empty() {
             doors.ingress_guards.entry(e.namespace.clone()).or_default().push(i);
         }
+        if e.isolated.is_some() {
+            doors.isolated.entry(e.namespace.clone()).or_default().push(i);
+        }
     }
     // 3. Contradictions between open and guarded.
     for e in &doors.entities {
@@ -350,7 +385,7 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
         let covered =
             doors.egress_guards.get(&e.namespace).into_iter().flatten().chain(std::iter::once(&i)).any(
                 |&g| {
-                    subsumes(&doors.entities[g].selector, &e.selector)
+                    covers(&doors.entities[g].selector, &e.selector)
                         && doors.entities[g].egress.rules.iter().any(allows_dns)
                 },
             );
@@ -361,7 +396,7 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
             });
         }
     }
-    let ir = build_ir(model, &mut doors, locate);
+    let ir = build_ir(model, &mut doors, locate, &mut errors);
     crate::drop_later(doors);
     (ir, errors)
 }
@@ -371,6 +406,13 @@ fn is_named(end: &End) -> bool {
 }
 
 fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
+    // A target's ingress rule is written on a policy that selects all of its pods: were some of
+    // them isolated, the rule would open their door. (Isolated pods among an arrow's sources
+    // stay shut by their own egress door, unless the rule is written on a policy that selects
+    // them: see `egress_side`.)
+    if !doors.isolated.is_empty() {
+        overlapping_isolation(doors, &f.target, f.target_at, errors);
+    }
     // Ingress side.
     let mut target_side = Side::NoDoor;
     if let Some((ns, _, key)) = f.target.single_namespace() {
@@ -443,6 +485,69 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
     }
 }
 
+/// Refuse an arrow end whose pods can include pods of an isolated workload that it does not name
+/// (naming it is [`LowerError::IsolatedInFlow`]): for every possible pod, not for one cluster.
+fn overlapping_isolation(doors: &Doors, end: &End, at: Loc, errors: &mut Vec<LowerError>) {
+    let End::Pods { ns, pods, key, .. } = end else { return };
+    let own = key.and_then(|k| doors.find(k));
+    let candidates: Vec<usize> = match ns {
+        NsScope::Named(n) => doors.isolated.get(n).into_iter().flatten().copied().collect(),
+        NsScope::Selector(_) => doors.isolated.values().flatten().copied().collect(),
+    };
+    let mut set = None;
+    for i in candidates {
+        if Some(i) == own {
+            continue;
+        }
+        let iso = &doors.entities[i];
+        let set = set.get_or_insert_with(|| PodSet::of_scope(ns, pods));
+        if set.overlaps(&PodSet::in_namespace(&iso.namespace, &iso.selector)) {
+            errors.push(LowerError::OverlapsIsolated {
+                at,
+                isolated: iso.isolated.expect("listed as isolated"),
+                end: end.display().to_owned(),
+                name: iso.display.clone(),
+                narrower: matches!(ns, NsScope::Named(n) if *n == iso.namespace)
+                    .then(|| narrower_selector(pods, &iso.selector))
+                    .flatten(),
+            });
+        }
+    }
+}
+
+/// `pods` with one requirement of `isolated` negated, in netc's notation, so that it selects no
+/// isolated pod: the first requirement of `isolated` that `pods` does not already imply.
+fn narrower_selector(pods: &LabelSelector, isolated: &LabelSelector) -> Option<String> {
+    use netc_ir::Operator;
+    let own = Conj::of(pods);
+    let negations = isolated
+        .match_labels
+        .iter()
+        .map(|(k, v)| (LabelSelector::labels([(k.clone(), v.clone())]), format!("{k}!={v}")))
+        .chain(isolated.match_expressions.iter().map(|r| {
+            let values = r.values.join(", ");
+            let text = match r.operator {
+                Operator::In => format!("{} notin ({values})", r.key),
+                Operator::NotIn => format!("{} in ({values})", r.key),
+                Operator::Exists => format!("!{}", r.key),
+                Operator::DoesNotExist => r.key.clone(),
+            };
+            (LabelSelector { match_labels: BTreeMap::new(), match_expressions: vec![r.clone()] }, text)
+        }));
+    for (one, negated) in negations {
+        if own.is_subset(&Conj::of(&one)) {
+            continue;
+        }
+        let written = pods.to_string();
+        return Some(if written.is_empty() {
+            format!("{{{negated}}}")
+        } else {
+            format!("{{{written}, {negated}}}")
+        });
+    }
+    None
+}
+
 /// Write the egress rule for one source, if its egress is guarded. Returns why not otherwise.
 fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<LowerError>) -> Option<Side> {
     let Some((ns, sel, key)) = s.single_namespace() else { return Some(Side::NoDoor) };
@@ -458,7 +563,14 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
         }
     }
     if doors.covering_guard(ns, sel, Direction::Egress).is_none() {
-        return Some(Side::Open);
+        // No guard covers all of the source; guards of some of its pods (a subset, an
+        // overlapping selector) get the flow for the pods they share with it.
+        return if egress_for_shared_pods(doors, f, ns, sel, sat) { None } else { Some(Side::Open) };
+    }
+    // The rule goes on a policy selecting every pod of the source: isolated pods among them
+    // would be let out.
+    if !doors.isolated.is_empty() {
+        overlapping_isolation(doors, s, sat, errors);
     }
     let i = match existing {
         Some(i) => i,
@@ -474,6 +586,62 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
     e.add_docs(f.at, &f.docs);
     add_rule(&mut e.egress, RuleDraft::new(peers, ports, f.at), errors);
     None
+}
+
+/// For each egress guard of namespace `ns` that overlaps the source `sel` without covering it,
+/// write the egress rule on a policy selecting exactly the pods they share (the guard's own when
+/// it lies inside the source). Returns whether any rule was written.
+fn egress_for_shared_pods(doors: &mut Doors, f: &Flow, ns: &str, sel: &LabelSelector, sat: Loc) -> bool {
+    let Some(guards) = doors.egress_guards.get(ns) else { return false };
+    let source = Conj::of(sel);
+    let mut shared = Vec::new();
+    for &g in guards {
+        let e = &doors.entities[g];
+        // An isolated workload takes no rules: an arrow overlapping it is refused already.
+        if e.isolated.is_some() || e.egress.open.is_some() || !source.overlaps(&Conj::of(&e.selector)) {
+            continue;
+        }
+        if let Some(both) = intersect_selectors(&e.selector, sel) {
+            shared.push((g, both));
+        }
+    }
+    if shared.is_empty() {
+        return false;
+    }
+    let mut ports = f.ports.clone();
+    if f.target == End::Dns && ports.is_empty() {
+        ports = dns_ports();
+    }
+    let peers = peers_of(&f.target, ns).unwrap_or_default();
+    for (g, both) in shared {
+        let i = if both == doors.entities[g].selector {
+            g
+        } else if let Some(&i) = doors.intersections.get(&(ns.to_owned(), both.clone())) {
+            i
+        } else {
+            let i = doors.entities.len();
+            doors.entities.push(Entity {
+                namespace: ns.to_owned(),
+                display: format!("{{{both}}}"),
+                selector: both.clone(),
+                named: false,
+                isolated: None,
+                ingress: DoorInfo::default(),
+                egress: DoorInfo::default(),
+                docs: Vec::new(),
+                first: None,
+            });
+            doors.intersections.insert((ns.to_owned(), both), i);
+            i
+        };
+        let e = &mut doors.entities[i];
+        e.touch(sat);
+        e.add_docs(f.at, &f.docs);
+        // A repeat here is no mistake of the writer's (the guard may allow the flow itself, or a
+        // wider arrow say it again): it is not written twice, and not reported.
+        add_rule(&mut e.egress, RuleDraft::new(peers.clone(), ports.clone(), f.at), &mut Vec::new());
+    }
+    true
 }
 
 fn add_rule(door: &mut DoorInfo, rule: RuleDraft, errors: &mut Vec<LowerError>) {
@@ -543,7 +711,12 @@ fn peers_of(end: &End, ns: &str) -> Option<Vec<Peer>> {
 }
 
 /// The IR; the rules are moved out of `doors` (it is freed right after).
-fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> Ir {
+fn build_ir(
+    model: &Model,
+    doors: &mut Doors,
+    locate: &(dyn Locate + Sync),
+    errors: &mut Vec<LowerError>,
+) -> Ir {
     // Names: readable, DNS-1123, unique per namespace, independent of source order.
     let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in doors.entities.iter().enumerate() {
@@ -580,9 +753,18 @@ fn build_ir(model: &Model, doors: &mut Doors, locate: &(dyn Locate + Sync)) -> I
     }
     // The policies are independent of each other: build them on all cores.
     let doors: &Doors = doors;
-    let mut policies = crate::par::map_in_order(tasks, 512, |(ns, name, i, rules)| {
-        policy(ns, name, &doors.entities[i], rules, doors, locate)
+    let built = crate::par::map_in_order(tasks, 512, |(ns, name, i, (ingress, egress))| {
+        let e = &doors.entities[i];
+        let mut warnings = Vec::new();
+        let ingress = without_covered(ns, ingress, Direction::Ingress, &e.display, &mut warnings);
+        let egress = without_covered(ns, egress, Direction::Egress, &e.display, &mut warnings);
+        (policy(ns, name, e, (ingress, egress), doors, locate), warnings)
     });
+    let mut policies = Vec::with_capacity(built.len());
+    for (p, warnings) in built {
+        policies.push(p);
+        errors.extend(warnings);
+    }
     policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let workloads = model
         .workloads
@@ -661,6 +843,120 @@ fn policy(
         ingress,
         egress,
         span: locate.span(e.first.expect("every entity with a door was touched by a statement")),
+    }
+}
+
+/// The rules of one door less those another rule of the door covers (W0206, at the covered
+/// arrow). Later rules go first, so of two rules that mean the same the first is kept.
+fn without_covered(
+    ns: &str,
+    mut rules: Vec<RuleDraft>,
+    direction: Direction,
+    name: &str,
+    warnings: &mut Vec<LowerError>,
+) -> Vec<RuleDraft> {
+    if rules.len() < 2 {
+        return rules;
+    }
+    let mut kept = vec![true; rules.len()];
+    for i in (0..rules.len()).rev() {
+        let by = (0..rules.len()).find(|&j| j != i && kept[j] && rule_covers(ns, &rules[j], &rules[i]));
+        if let Some(j) = by {
+            kept[i] = false;
+            warnings.push(LowerError::RedundantFlow {
+                at: rules[i].at,
+                by: rules[j].at,
+                direction,
+                name: name.to_owned(),
+            });
+        }
+    }
+    let mut keep = kept.into_iter();
+    rules.retain(|_| keep.next().unwrap_or(true));
+    rules
+}
+
+/// Whether every flow `narrow` lets through its door, `wide` lets through too (for every
+/// possible peer and destination pod; named ports only cover themselves).
+fn rule_covers(ns: &str, wide: &RuleDraft, narrow: &RuleDraft) -> bool {
+    ports_cover(&wide.ports, &narrow.ports) && peers_cover(ns, &wide.peers, &narrow.peers)
+}
+
+fn ports_cover(wide: &[Port], narrow: &[Port]) -> bool {
+    if wide.is_empty() {
+        return true;
+    }
+    if narrow.is_empty() {
+        return Protocol::ALL.iter().all(|p| wide.iter().any(|w| w.protocol == *p && w.port.is_none()));
+    }
+    narrow.iter().all(|n| {
+        let same = || wide.iter().filter(|w| w.protocol == n.protocol);
+        if same().any(|w| w.port.is_none()) {
+            return true;
+        }
+        match &n.port {
+            None => false,
+            Some(PortValue::Name(name)) => {
+                same().any(|w| w.port.as_ref() == Some(&PortValue::Name(name.clone())))
+            }
+            Some(PortValue::Number(start)) => {
+                let end = u32::from(n.end_port.unwrap_or(*start));
+                let mut ranges: Vec<(u32, u32)> = same()
+                    .filter_map(|w| match w.port {
+                        Some(PortValue::Number(p)) => {
+                            Some((u32::from(p), u32::from(w.end_port.unwrap_or(p))))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                ranges.sort_unstable();
+                let mut next = u32::from(*start);
+                for (lo, hi) in ranges {
+                    if lo > next {
+                        break;
+                    }
+                    next = next.max(hi + 1);
+                }
+                next > end
+            }
+        }
+    })
+}
+
+fn peers_cover(ns: &str, wide: &[Peer], narrow: &[Peer]) -> bool {
+    if wide.is_empty() {
+        return true;
+    }
+    !narrow.is_empty() && narrow.iter().all(|n| wide.iter().any(|w| peer_covers(ns, w, n)))
+}
+
+fn peer_covers(ns: &str, wide: &Peer, narrow: &Peer) -> bool {
+    if wide == narrow {
+        return true;
+    }
+    match (wide, narrow) {
+        (Peer::Pods { namespaces: wn, pods: wp }, Peer::Pods { namespaces: nn, pods: np }) => {
+            let labels_only =
+                |s: &Option<LabelSelector>| s.as_ref().is_none_or(|s| s.match_expressions.is_empty());
+            if wn == nn && labels_only(wp) && labels_only(np) {
+                // Same namespaces, `matchLabels` only: inclusion is inclusion of the pairs.
+                return wp.as_ref().is_none_or(|w| {
+                    w.match_labels
+                        .iter()
+                        .all(|(k, v)| np.as_ref().is_some_and(|n| n.match_labels.get(k) == Some(v)))
+                });
+            }
+            match (PodSet::of_peer(wide, ns), PodSet::of_peer(narrow, ns)) {
+                (Some(w), Some(n)) => n.is_subset(&w),
+                _ => false,
+            }
+        }
+        (Peer::IpBlock { cidr: wc, except: we }, Peer::IpBlock { cidr: nc, except: ne }) => {
+            wc.contains(nc)
+                && we.iter().all(|e| !(e.contains(nc) || nc.contains(e)) || ne.iter().any(|x| x.contains(e)))
+        }
+        // Pods have addresses of any kind, and addresses need not be pods.
+        _ => false,
     }
 }
 

@@ -84,6 +84,10 @@ diagnostic_cases! {
     // E03xx, W02xx: the door model
     arrow_into_an_isolated_workload_is_e0301_only: "E0301" => "hermit isolated\nfrontend -> hermit:80\n";
     arrow_from_an_isolated_workload_is_e0301: "E0301" => "hermit isolated\nhermit -> api:80\n";
+    arrow_into_pods_that_include_an_isolated_workload_is_e0301: "E0301" =>
+        "workload api = {app=bookstore, role=api}\napi isolated\nfrontend -> bookstore:80\n";
+    egress_rule_on_pods_that_include_an_isolated_workload_is_e0301: "E0301" =>
+        "default deny egress\nhermit isolated\n* -> dns\n";
     door_declared_open_and_guarded_is_e0302: "E0302" => "api ingress guarded\napi ingress open\n";
     opening_a_door_of_an_isolated_workload_is_e0302: "E0302" => "hermit isolated\nhermit egress open\n";
     opening_a_door_that_default_deny_guards_is_e0303: "E0303" => "default deny ingress\nmetrics ingress open\n";
@@ -95,6 +99,7 @@ diagnostic_cases! {
     default_deny_egress_without_dns_is_w0203: "W0203" =>
         "namespace shop {\n  default deny egress\n  web -> api:80\n}\n";
     same_arrow_twice_is_w0204: "W0204" => "frontend -> backend:80\nfrontend -> backend:80\n";
+    flow_covered_by_a_wider_one_is_w0206: "W0206" => "anywhere -> frontend\nloadgenerator -> frontend:8080\n";
 
     // W01xx: names
     name_used_once_that_resembles_another_is_w0101: "W0101" =>
