@@ -53,6 +53,36 @@ pub struct Diagnostic {
     pub notes: Vec<String>,
     /// The fix.
     pub help: Option<String>,
+    /// The fix as an edit a tool can apply (an editor's quick fix), when the help names exactly one.
+    pub suggestion: Option<Suggestion>,
+}
+
+/// An edit that carries out a diagnostic's help line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// What the edit does, for a menu: "Replace with `10.0.0.0/8`".
+    pub title: String,
+    /// The place the edit is about.
+    pub at: Loc,
+    /// The edit.
+    pub edit: Edit,
+}
+
+/// The kinds of edit a [`Suggestion`] makes; the text is in the editor, so edits that depend on it
+/// (indentation, a qualified name) are described rather than spelled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Replace the text of the span.
+    Replace(String),
+    /// The span ends with the name `old` (possibly after `namespace/`): replace that name.
+    ReplaceName {
+        /// The name as written.
+        old: String,
+        /// The name to write instead.
+        new: String,
+    },
+    /// Add a line after the line on which the span ends, indented like it.
+    InsertLineAfter(String),
 }
 
 impl Diagnostic {
@@ -64,6 +94,7 @@ impl Diagnostic {
             labels: Vec::new(),
             notes: Vec::new(),
             help: None,
+            suggestion: None,
         }
     }
 
@@ -92,6 +123,11 @@ impl Diagnostic {
 
     fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
+        self
+    }
+
+    fn suggest(mut self, at: Loc, title: impl Into<String>, edit: Edit) -> Diagnostic {
+        self.suggestion = Some(Suggestion { title: title.into(), at, edit });
         self
     }
 
@@ -183,7 +219,9 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
                 .primary(*at, "NetworkPolicy knows TCP, UDP and SCTP only")
                 .note("a port without a protocol is TCP");
             match suggestion {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
+                Some(s) => d
+                    .help(format!("did you mean `{s}`?"))
+                    .suggest(*at, format!("Replace with `{s}`"), Edit::Replace((*s).to_owned())),
                 None if protocol.eq_ignore_ascii_case("icmp") => d.help(
                     "NetworkPolicy cannot filter ICMP; leave the protocol out, or use a CNI-specific policy (CiliumNetworkPolicy, Calico) for ICMP",
                 ),
@@ -197,6 +235,7 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
             Diagnostic::error("E0103", format!("port range `{port}-{end_port}` ends before it starts"))
                 .primary(*at, format!("{end_port} is below {port}"))
                 .help(format!("write the lower port first: `{end_port}-{port}`"))
+                .suggest(*at, format!("Write `{end_port}-{port}`"), Edit::Replace(format!("{end_port}-{port}")))
         }
         CheckError::InvalidName { at, kind, text, rule } => {
             let (code, what, fix) = match kind {
@@ -269,6 +308,11 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
                 .primary(*at, format!("this means the pods labelled `app={name}`"))
                 .secondary(*suggestion_at, format!("`{suggestion}` is declared or used here"))
                 .help(format!("did you mean `{suggestion}`?"))
+                .suggest(
+                    *at,
+                    format!("Replace `{name}` with `{suggestion}`"),
+                    Edit::ReplaceName { old: name.clone(), new: suggestion.clone() },
+                )
         }
         CheckError::InvalidCidr { at, text } if text.contains(':') && !text.contains('/') => {
             Diagnostic::error("E0201", format!("`{text}` needs a prefix length"))
@@ -291,6 +335,7 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
                 .primary(*at, format!("the block this prefix describes starts at {}", network.network()))
                 .note("Kubernetes accepts this, but reads it as the whole block, which is rarely what was meant")
                 .help(format!("did you mean `{network}`?"))
+                .suggest(*at, format!("Replace with `{network}`"), Edit::Replace(network.to_string()))
         }
         CheckError::ExceptOutsideCidr { at, cidr_at, except, cidr } => {
             Diagnostic::error("E0203", format!("`{except}` is not inside `{cidr}`"))
@@ -457,6 +502,7 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
                 .primary(*at, "egress guarded here, and no flow allows DNS")
                 .note("pods look up Service names through the cluster DNS on port 53; without it most clients fail in confusing ways")
                 .help(format!("add the line `{name} -> dns`"))
+                .suggest(*at, format!("Add `{name} -> dns`"), Edit::InsertLineAfter(format!("{name} -> dns")))
         }
         LowerError::DuplicateFlow { at, first } => Diagnostic::warning("W0204", "this flow is already allowed")
             .primary(*at, "same peers and ports as an earlier arrow")

@@ -23,6 +23,7 @@ pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lower;
+pub mod lsp;
 mod par;
 pub mod prove;
 pub mod report;
@@ -73,20 +74,42 @@ impl Compilation {
 /// Compile source files (in the order given) into IR, collecting every problem.
 #[must_use]
 pub fn compile(sources: &[SourceFile]) -> Compilation {
+    let (compilation, phases) = compile_keeping_phases(sources);
+    drop_later(phases);
+    compilation
+}
+
+/// What the phases before the IR made of the sources, kept for tools that answer questions about
+/// the text (the language server): the syntax trees and the checked model.
+#[derive(Debug, Clone, Default)]
+pub struct Phases {
+    /// One entry per source, `None` for a file with a syntax error.
+    pub files: Vec<Option<ast::File>>,
+    /// The checked model, when every file parsed.
+    pub model: Option<check::Model>,
+}
+
+/// [`compile`], keeping the syntax trees and the checked model instead of freeing them.
+#[must_use]
+pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         match syntax::parse(&s.text) {
-            Ok(f) => files.push(f),
-            Err(e) => diagnostics.push(diagnostics::from_syntax(i, &e)),
+            Ok(f) => files.push(Some(f)),
+            Err(e) => {
+                files.push(None);
+                diagnostics.push(diagnostics::from_syntax(i, &e));
+            }
         }
     }
     if !diagnostics.is_empty() {
         // Names in a file that does not parse are unknown, so checking the others would report
         // errors that are not there.
-        return finish(None, diagnostics);
+        return (finish(None, diagnostics), Phases { files, model: None });
     }
-    let (model, check_errors) = check::check(&files);
+    let parsed: Vec<ast::File> = files.into_iter().flatten().collect();
+    let (model, check_errors) = check::check(&parsed);
     diagnostics.extend(check_errors.iter().map(diagnostics::from_check));
     let check_ok = !check_errors.iter().any(|e| !e.is_warning());
     let locator = Locator::new(sources);
@@ -96,8 +119,8 @@ pub fn compile(sources: &[SourceFile]) -> Compilation {
     diagnostics
         .extend(lower_errors.iter().filter(|e| check_ok || !e.is_warning()).map(diagnostics::from_lower));
     let ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
-    drop_later((files, model));
-    finish(ok.then_some(ir), diagnostics)
+    let phases = Phases { files: parsed.into_iter().map(Some).collect(), model: Some(model) };
+    (finish(ok.then_some(ir), diagnostics), phases)
 }
 
 /// Free a large structure on another thread: for a 100k-line program, freeing the AST and the

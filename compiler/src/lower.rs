@@ -281,7 +281,7 @@ impl Doors {
 /// Whether `wide` selects every pod `narrow` selects, for every possible pod. The syntactic case
 /// (each requirement of `wide` appears in `narrow`) is checked first: it is the common one and
 /// needs no allocation; otherwise the prover decides (`app in (a, b)` covers `app=a`).
-fn covers(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
+pub(crate) fn covers(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
     let syntactic = wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
         && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r));
     syntactic || Conj::of(narrow).is_subset(&Conj::of(wide))

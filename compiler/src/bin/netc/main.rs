@@ -68,6 +68,9 @@ enum Command {
     /// Turn NetworkPolicy YAML into netc source with the same meaning.
     #[command(after_help = import::EXAMPLES)]
     Import(import::ImportArgs),
+    /// Serve editors over stdio: the language server (diagnostics as you type, hover, definition,
+    /// references, rename, completion, formatting, quick fixes, outline). See docs/editors.md.
+    Lsp,
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&args, colour),
         Command::Report(args) => report::run(&args, colour),
         Command::Import(args) => import::run(&args),
+        Command::Lsp => netc::lsp::run_stdio().map_err(|e| Failure::Io(e.to_string())),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
             Ok(())
