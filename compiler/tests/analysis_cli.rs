@@ -240,6 +240,26 @@ fn diff_exits_0_when_nothing_changes_and_1_when_connectivity_changes() {
 }
 
 #[test]
+fn diff_as_markdown_is_a_pull_request_comment_with_the_lines_responsible() {
+    let d = shop_dir();
+    d.write("more.np", "namespace shop {\n  web -> api:[8080, 8443]\n  api -> db:5432\n}\n");
+    let run = d.netc(&["diff", "--format", "markdown", "shop.np", "more.np", "--cluster", "cluster.yaml"]);
+    expect(&run, 1);
+    assert!(
+        run.stdout.starts_with("### netc: connectivity change\n\n**1 flow added, 0 removed**"),
+        "{}",
+        run.stdout
+    );
+    let row =
+        run.stdout.lines().find(|l| l.starts_with("| ➕ added | `shop/web` | `shop/api` | TCP/8443 | 1 |"));
+    let row = row.unwrap_or_else(|| panic!("no row for the added port: {}", run.stdout));
+    assert!(row.contains("allowed by `more.np:2` (ingress rule `"), "{row}");
+    let same = d.netc(&["diff", "--format", "markdown", "shop.np", "shop.np"]);
+    expect(&same, 0);
+    assert!(same.stdout.contains("No flow changes."), "{}", same.stdout);
+}
+
+#[test]
 fn diff_errors_exit_2() {
     let d = shop_dir();
     expect(&d.netc(&["diff", "shop.np", "missing.np"]), 2);

@@ -103,6 +103,19 @@ pub struct DiffArgs {
     /// The cluster; without it, one synthesized from both programs.
     #[arg(long, value_name = "INV")]
     cluster: Option<PathBuf>,
+    /// `text` for a terminal; `markdown` for a pull-request comment (a table of the connectivity
+    /// added and removed, with the source lines responsible).
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    format: DiffFormat,
+}
+
+/// How `netc diff` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// `+`/`-` lines per pod pair.
+    Text,
+    /// A Markdown table per workload pair, with the lines responsible.
+    Markdown,
 }
 
 /// Read a cluster inventory; a bad one is an error naming the object.
@@ -335,7 +348,11 @@ pub fn diff(args: &DiffArgs, colour: bool) -> Result<(), Failure> {
         }
     };
     let change = connectivity_diff(&old, &new, &inventory);
-    write_stdout(&change.render())?;
+    let text = match args.format {
+        DiffFormat::Text => change.render(),
+        DiffFormat::Markdown => netc::analysis::review::markdown(&change, &old, &new, &inventory),
+    };
+    write_stdout(&text)?;
     if change.is_empty() { Ok(()) } else { Err(Failure::Input) }
 }
 
