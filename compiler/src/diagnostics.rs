@@ -4,9 +4,6 @@
 //! `netc explain CODE`), a short title, a primary label at the exact span, secondary labels for
 //! the other places involved, notes for context and a help line with the fix.
 
-use codespan_reporting::diagnostic::{
-    Diagnostic as CsDiagnostic, Label as CsLabel, LabelStyle, Severity as CsSeverity,
-};
 use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term;
 use serde::Serialize;
@@ -520,38 +517,19 @@ fn files(sources: &[SourceFile]) -> SimpleFiles<&str, &str> {
     files
 }
 
-fn to_codespan(d: &Diagnostic) -> CsDiagnostic<usize> {
-    let severity = match d.severity {
-        Severity::Error => CsSeverity::Error,
-        Severity::Warning => CsSeverity::Warning,
-    };
-    let labels = d
-        .labels
-        .iter()
-        .map(|l| {
-            let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
-            CsLabel::new(style, l.at.file, l.at.span.range()).with_message(l.message.clone())
-        })
-        .collect();
-    let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
-    if let Some(h) = &d.help {
-        notes.push(format!("help: {h}"));
-    }
-    CsDiagnostic::new(severity)
-        .with_code(d.code)
-        .with_message(d.message.clone())
-        .with_labels(labels)
-        .with_notes(notes)
-}
-
 /// Render diagnostics the way rustc does, optionally with ANSI colour.
+///
+/// What is shown of a source is made safe for a terminal first (see [`excerpt`]): control and
+/// bidirectional formatting characters are written as `\u{1b}`-style escapes, and very long lines
+/// are cut around the places the labels point at; titles, labels, notes and file names are
+/// escaped the same way.
 #[must_use]
 pub fn render(diagnostics: &[Diagnostic], sources: &[SourceFile], colour: bool) -> String {
-    let files = files(sources);
+    let files = excerpt::Shown::new(diagnostics, sources);
     let config = term::Config::default();
     let mut out = String::new();
     for d in diagnostics {
-        let cs = to_codespan(d);
+        let cs = files.to_codespan(d);
         if colour {
             let mut buf = term::termcolor::Buffer::ansi();
             let styles = term::Styles::default();
@@ -676,5 +654,293 @@ mod tests {
         let section = explain("W0102").expect("W0102 is documented");
         assert!(section.contains("## nothing follows"), "{section}");
         assert!(section.contains("**Fix:**"), "the section goes on after its example: {section}");
+    }
+}
+
+/// Sources as a terminal may show them: escapes for control and bidirectional formatting
+/// characters, long lines cut around the labels, and the label spans moved to match.
+mod excerpt {
+    use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label as CsLabel, LabelStyle};
+    use codespan_reporting::files;
+
+    use super::{Diagnostic, Severity};
+    use crate::SourceFile;
+
+    /// A line longer than this many bytes is cut.
+    const LONG_LINE: usize = 320;
+    /// How much of a cut line is kept at its start and on each side of a label's ends.
+    const WINDOW: usize = 60;
+
+    /// Whether `c` must not reach a terminal as it is.
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\t' && c != '\n') || crate::syntax::is_bidi_control(c)
+    }
+
+    /// `text` with every unsafe character escaped (`\u{1b}`).
+    pub fn escape(text: &str) -> String {
+        if !text.chars().any(unsafe_char) {
+            return text.to_owned();
+        }
+        text.chars()
+            .map(|c| if unsafe_char(c) { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect()
+    }
+
+    /// One file as shown: its text, and how offsets of the original map to it.
+    struct ShownFile {
+        text: String,
+        /// Where each line of `text` starts.
+        line_starts: Vec<usize>,
+        /// (original start, shown start, original length, shown length), in order; a run copied
+        /// as it is has equal lengths and maps byte for byte.
+        segments: Vec<(usize, usize, usize, usize, bool)>,
+    }
+
+    impl ShownFile {
+        fn new(text: &str, labelled: &[usize]) -> ShownFile {
+            let mut shown = ShownFile {
+                text: String::with_capacity(text.len()),
+                line_starts: Vec::new(),
+                segments: Vec::new(),
+            };
+            let mut line_start = 0;
+            let mut marks = labelled.iter().copied().peekable();
+            while line_start <= text.len() {
+                let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+                let mut keep: Vec<(usize, usize)> = Vec::new();
+                if line_end - line_start > LONG_LINE {
+                    keep.push((line_start, line_start + WINDOW));
+                    while let Some(&m) = marks.peek() {
+                        if m > line_end {
+                            break;
+                        }
+                        marks.next();
+                        if m >= line_start {
+                            keep.push((
+                                m.saturating_sub(WINDOW / 2).max(line_start),
+                                (m + WINDOW / 2).min(line_end),
+                            ));
+                        }
+                    }
+                    keep.sort_unstable();
+                } else {
+                    while marks.peek().is_some_and(|&m| m <= line_end) {
+                        marks.next();
+                    }
+                    keep.push((line_start, line_end));
+                }
+                let mut at = line_start;
+                for (a, b) in keep {
+                    let a = floor_char(text, a.max(at));
+                    let b = floor_char(text, b);
+                    if a > at {
+                        shown.replace(at, a - at, "\u{2026}");
+                    }
+                    if b > a {
+                        shown.copy_escaped(text, a, b);
+                        at = b;
+                    }
+                    at = at.max(a);
+                }
+                if line_end > at {
+                    shown.replace(at, line_end - at, "\u{2026}");
+                }
+                if line_end < text.len() {
+                    shown.copy(text, line_end, line_end + 1);
+                }
+                line_start = line_end + 1;
+            }
+            shown.line_starts =
+                std::iter::once(0).chain(shown.text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+            shown
+        }
+
+        /// The original offset shown at `at` (the start of what a replacement stands for).
+        fn unmap(&self, at: usize) -> usize {
+            let i = self.segments.partition_point(|s| s.1 <= at).saturating_sub(1);
+            match self.segments.get(i) {
+                None => 0,
+                Some(&(o, s, ol, _, copied)) => {
+                    if copied {
+                        o + (at - s).min(ol)
+                    } else {
+                        o
+                    }
+                }
+            }
+        }
+
+        fn copy(&mut self, text: &str, a: usize, b: usize) {
+            match self.segments.last_mut() {
+                Some((o, s, ol, sl, true)) if *o + *ol == a && *s + *sl == self.text.len() => {
+                    *ol += b - a;
+                    *sl += b - a;
+                }
+                _ => self.segments.push((a, self.text.len(), b - a, b - a, true)),
+            }
+            self.text.push_str(&text[a..b]);
+        }
+
+        fn replace(&mut self, a: usize, len: usize, with: &str) {
+            self.segments.push((a, self.text.len(), len, with.len(), false));
+            self.text.push_str(with);
+        }
+
+        fn copy_escaped(&mut self, text: &str, a: usize, b: usize) {
+            let mut run = a;
+            for (i, c) in text[a..b].char_indices() {
+                let i = a + i;
+                let lone_cr = c == '\r' && text.as_bytes().get(i + 1) != Some(&b'\n');
+                if unsafe_char(c) && (c != '\r' || lone_cr) {
+                    if i > run {
+                        self.copy(text, run, i);
+                    }
+                    self.replace(i, c.len_utf8(), &c.escape_unicode().to_string());
+                    run = i + c.len_utf8();
+                }
+            }
+            if b > run {
+                self.copy(text, run, b);
+            }
+        }
+
+        /// Where original offset `at` is shown; `end`: the end of a span (after a replacement
+        /// rather than before it).
+        fn map(&self, at: usize, end: bool) -> usize {
+            let i = self.segments.partition_point(|s| s.0 <= at).saturating_sub(1);
+            match self.segments.get(i) {
+                None => 0,
+                Some(&(o, s, ol, sl, copied)) => {
+                    if at >= o + ol {
+                        s + sl
+                    } else if copied {
+                        s + (at - o)
+                    } else if end && at > o {
+                        s + sl
+                    } else {
+                        s
+                    }
+                }
+            }
+        }
+    }
+
+    fn floor_char(text: &str, mut at: usize) -> usize {
+        at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// Codespan reads the shown text, but the `file:line:column` it prints is the original's
+    /// (lines are never added or removed, so only columns differ).
+    impl<'a> files::Files<'a> for Shown<'_> {
+        type FileId = usize;
+        type Name = &'a str;
+        type Source = &'a str;
+
+        fn name(&'a self, id: usize) -> Result<&'a str, files::Error> {
+            self.names.get(id).map(String::as_str).ok_or(files::Error::FileMissing)
+        }
+
+        fn source(&'a self, id: usize) -> Result<&'a str, files::Error> {
+            Ok(self.file(id)?.text.as_str())
+        }
+
+        fn line_index(&'a self, id: usize, byte_index: usize) -> Result<usize, files::Error> {
+            let starts = &self.file(id)?.line_starts;
+            Ok(starts.partition_point(|&s| s <= byte_index).saturating_sub(1))
+        }
+
+        fn line_range(
+            &'a self,
+            id: usize,
+            line_index: usize,
+        ) -> Result<std::ops::Range<usize>, files::Error> {
+            let f = self.file(id)?;
+            let start = |line: usize| match line.cmp(&f.line_starts.len()) {
+                std::cmp::Ordering::Less => Ok(f.line_starts[line]),
+                std::cmp::Ordering::Equal => Ok(f.text.len()),
+                std::cmp::Ordering::Greater => {
+                    Err(files::Error::LineTooLarge { given: line, max: f.line_starts.len() - 1 })
+                }
+            };
+            Ok(start(line_index)?..start(line_index + 1)?)
+        }
+
+        fn column_number(
+            &'a self,
+            id: usize,
+            line_index: usize,
+            byte_index: usize,
+        ) -> Result<usize, files::Error> {
+            let f = self.file(id)?;
+            let original = &self.sources[id].text;
+            let at = f.unmap(byte_index).min(original.len());
+            let line_start = original[..at].rfind('\n').map_or(0, |i| i + 1);
+            let _ = line_index;
+            Ok(original.get(line_start..at).map_or(1, |t| t.chars().count() + 1))
+        }
+    }
+
+    /// Every source as shown for a set of diagnostics.
+    pub struct Shown<'a> {
+        sources: &'a [SourceFile],
+        files: Vec<ShownFile>,
+        names: Vec<String>,
+    }
+
+    impl<'a> Shown<'a> {
+        pub fn new(diagnostics: &[Diagnostic], sources: &'a [SourceFile]) -> Shown<'a> {
+            let mut marks: Vec<Vec<usize>> = vec![Vec::new(); sources.len()];
+            for l in diagnostics.iter().flat_map(|d| &d.labels) {
+                if let Some(m) = marks.get_mut(l.at.file) {
+                    m.push(l.at.span.start as usize);
+                    m.push(l.at.span.end as usize);
+                }
+            }
+            let files = sources
+                .iter()
+                .zip(&mut marks)
+                .map(|(s, m)| {
+                    m.sort_unstable();
+                    ShownFile::new(&s.text, m)
+                })
+                .collect();
+            Shown { sources, files, names: sources.iter().map(|s| escape(&s.name)).collect() }
+        }
+
+        fn file(&self, id: usize) -> Result<&ShownFile, files::Error> {
+            self.files.get(id).ok_or(files::Error::FileMissing)
+        }
+
+        pub fn to_codespan(&self, d: &Diagnostic) -> CsDiagnostic<usize> {
+            let severity = match d.severity {
+                Severity::Error => codespan_reporting::diagnostic::Severity::Error,
+                Severity::Warning => codespan_reporting::diagnostic::Severity::Warning,
+            };
+            let labels = d
+                .labels
+                .iter()
+                .filter(|l| l.at.file < self.sources.len())
+                .map(|l| {
+                    let style = if l.primary { LabelStyle::Primary } else { LabelStyle::Secondary };
+                    let f = &self.files[l.at.file];
+                    let start = f.map(l.at.span.start as usize, false);
+                    let end = f.map(l.at.span.end as usize, true).max(start);
+                    CsLabel::new(style, l.at.file, start..end).with_message(escape(&l.message))
+                })
+                .collect();
+            let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {}", escape(n))).collect();
+            if let Some(h) = &d.help {
+                notes.push(format!("help: {}", escape(h)));
+            }
+            CsDiagnostic::new(severity)
+                .with_code(d.code)
+                .with_message(escape(&d.message))
+                .with_labels(labels)
+                .with_notes(notes)
+        }
     }
 }

@@ -107,6 +107,17 @@ pub enum Construct {
     },
 }
 
+impl ImportError {
+    /// `namespace/name` of the policy at fault, when there is one.
+    #[must_use]
+    pub fn policy(&self) -> Option<&str> {
+        match self {
+            ImportError::Invalid { policy, .. } | ImportError::Inexpressible { policy, .. } => Some(policy),
+            ImportError::Internal { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -156,7 +167,10 @@ impl std::error::Error for ImportError {}
 /// assert_eq!(source, "## from NetworkPolicy default/allow-frontend\nfrontend -> backend\n");
 /// ```
 pub fn import(policies: &[NetworkPolicy]) -> Result<String, ImportError> {
-    let model = Model::read(policies)?;
+    // Two objects of one namespace and name are one object, the last one given: what
+    // `kubectl apply` leaves on the cluster.
+    let kept: Vec<NetworkPolicy> = last_of_each(policies).into_iter().map(|i| policies[i].clone()).collect();
+    let model = Model::read(&kept)?;
     let plan = Planner::new(&model).plan();
     let text = Renderer::new(&model, &plan).render();
     let formatted = match netc_fmt::format(&text) {
@@ -179,6 +193,58 @@ pub fn import(policies: &[NetworkPolicy]) -> Result<String, ImportError> {
         });
     }
     Ok(formatted)
+}
+
+/// `namespace/name` of a policy as messages name it (`default` when it has no namespace), with
+/// control and bidirectional formatting characters escaped.
+#[must_use]
+pub fn policy_id(policy: &NetworkPolicy) -> String {
+    format!(
+        "{}/{}",
+        escape_for_message(policy.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)),
+        escape_for_message(policy.metadata.name.as_deref().unwrap_or(""))
+    )
+}
+
+/// The indices of `policies` that `kubectl apply` would leave on a cluster, in order: of several
+/// objects with one namespace (`default` when none is given) and name, the last one.
+#[must_use]
+pub fn last_of_each(policies: &[NetworkPolicy]) -> Vec<usize> {
+    let key = |p: &NetworkPolicy| {
+        (
+            p.metadata.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            p.metadata.name.clone(),
+        )
+    };
+    let mut last: HashMap<(String, Option<String>), usize> = HashMap::new();
+    for (i, p) in policies.iter().enumerate() {
+        last.insert(key(p), i);
+    }
+    (0..policies.len()).filter(|&i| last.get(&key(&policies[i])) == Some(&i)).collect()
+}
+
+/// `text` with control characters (line breaks included, tab excepted) and bidirectional
+/// formatting characters written as `\u{..}` escapes.
+fn escape_for_message(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\t') || crate::syntax::is_bidi_control(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// An intent annotation as the lines of a `##` doc comment: split at every line break the netc
+/// grammar knows (`\n`, `\r\n` and a lone `\r`), trailing space trimmed, and any other control or
+/// bidirectional formatting character escaped (`\u{1b}`), so that no text can end the comment and
+/// become a statement, or hide one.
+fn comment_lines(text: &str) -> Vec<String> {
+    let text = text.replace("\r\n", "\n");
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    text.split(['\n', '\r']).map(|l| escape_for_message(l.trim_end())).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,18 +343,26 @@ impl Model {
 
     fn read_policy(&mut self, index: usize, policy: &NetworkPolicy) -> Result<(), ImportError> {
         let ns = policy.metadata.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        let name = policy.metadata.name.as_deref().unwrap_or("<unnamed>");
-        let id = format!("{ns}/{name}");
-        let at = At { policy: &id };
+        let name = policy.metadata.name.as_deref().unwrap_or("");
+        // Both names are printed into the source (doc and idle comments): checked as the API
+        // server checks them before anything is written, so that no name can end a comment line
+        // and start a statement. Messages show them escaped, not as given.
+        let id = policy_id(policy);
         if let Err(rule) = check::dns1123_label(&ns) {
-            return Err(
-                at.invalid("metadata.namespace", format!("`{ns}` is not a DNS-1123 label ({rule:?})"))
-            );
+            return Err(At { policy: &id }.invalid(
+                "metadata.namespace",
+                format!("`{}` is not a DNS-1123 label ({rule:?})", escape_for_message(&ns)),
+            ));
         }
+        if let Err(rule) = check::dns1123_subdomain(name) {
+            return Err(At { policy: &id }.invalid(
+                "metadata.name",
+                format!("`{}` is not a DNS-1123 subdomain ({rule:?})", escape_for_message(name)),
+            ));
+        }
+        let at = At { policy: &id };
         let doc = match policy.metadata.annotations.as_ref().and_then(|a| a.get(INTENT_ANNOTATION)) {
-            Some(intent) if !intent.trim().is_empty() => {
-                intent.lines().map(|l| l.trim_end().to_owned()).collect()
-            }
+            Some(intent) if !intent.trim().is_empty() => comment_lines(intent),
             _ => vec![format!("from NetworkPolicy {id}")],
         };
         let spec = policy.spec.clone().unwrap_or_default();

@@ -180,8 +180,9 @@ struct Entity {
     isolated: Option<Loc>,
     ingress: DoorInfo,
     egress: DoorInfo,
-    /// Doc comments with the statement they came from, for source order.
-    docs: Vec<(Loc, String)>,
+    /// Doc comments, one block of lines per statement, with the statement they came from, for
+    /// source order.
+    docs: Vec<(Loc, Vec<String>)>,
     first: Option<Loc>,
 }
 
@@ -197,11 +198,12 @@ impl Entity {
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
     }
 
+    /// A statement's doc comment, as one block: its lines keep their order (blank ones included),
+    /// and a block said twice (one statement about several sets of pods, or the same words on two
+    /// statements) is kept once.
     fn add_docs(&mut self, at: Loc, docs: &[String]) {
-        for d in docs {
-            if !self.docs.iter().any(|(_, x)| x == d) {
-                self.docs.push((at, d.clone()));
-            }
+        if !docs.is_empty() && !self.docs.iter().any(|(_, x)| x.as_slice() == docs) {
+            self.docs.push((at, docs.to_vec()));
         }
     }
 }
@@ -836,9 +838,15 @@ fn policy(
         doc: if e.docs.is_empty() {
             None
         } else {
-            let mut docs = e.docs.clone();
-            docs.sort();
-            Some(docs.into_iter().map(|(_, d)| d).collect::<Vec<_>>().join("\n"))
+            // Blocks in source order; a stable sort keeps each block's lines in theirs.
+            let mut docs: Vec<&(Loc, Vec<String>)> = e.docs.iter().collect();
+            docs.sort_by_key(|(at, _)| *at);
+            Some(
+                docs.into_iter()
+                    .flat_map(|(_, d)| d.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
         },
         ingress,
         egress,

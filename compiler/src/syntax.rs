@@ -40,6 +40,14 @@ pub fn is_name(s: &str) -> bool {
         && !KEYWORDS.contains(&s)
 }
 
+/// Whether `c` is a bidirectional formatting character (the embeddings, overrides and isolates of
+/// Unicode's bidi algorithm, and the marks): invisible, they can make source read differently from
+/// what it means ("Trojan Source", CVE-2021-42574).
+#[must_use]
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
 /// A file that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyntaxError {

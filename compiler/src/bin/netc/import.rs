@@ -58,19 +58,46 @@ fn read_texts(files: &[PathBuf]) -> Result<Vec<(String, String)>, Failure> {
 pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     let texts = read_texts(&args.files)?;
     let mut policies = Vec::new();
+    // The file each policy came from, to name it in messages.
+    let mut origin = Vec::new();
     for (name, text) in &texts {
         match netc::yaml::parse_network_policies(text) {
-            Ok(found) => policies.extend(found),
+            Ok(found) => {
+                origin.extend(std::iter::repeat_n(name.as_str(), found.len()));
+                policies.extend(found);
+            }
             Err(e) => {
                 eprintln!("error: {name}: {e}");
                 return Err(Failure::Input);
             }
         }
     }
+    let kept = netc::import::last_of_each(&policies);
+    if kept.len() < policies.len() {
+        for (i, p) in policies.iter().enumerate().filter(|(i, _)| !kept.contains(i)) {
+            eprintln!(
+                "warning: {}: NetworkPolicy {} is given again later; the last one is imported, as `kubectl apply` keeps it",
+                origin[i],
+                netc::import::policy_id(p)
+            );
+        }
+    }
     let source = match netc::import::import(&policies) {
         Ok(source) => source,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Name the file of the policy at fault when several were given.
+            let file = e.policy().and_then(|id| {
+                policies
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, p)| netc::import::policy_id(p) == id)
+                    .map(|(i, _)| origin[i])
+            });
+            match file {
+                Some(file) if texts.len() > 1 => eprintln!("error: {file}: {e}"),
+                _ => eprintln!("error: {e}"),
+            }
             return Err(Failure::Input);
         }
     };

@@ -325,7 +325,11 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
                 None => stream_stdout(|out| netc::yaml::write_stream(out, &policies, &ir.sources)),
                 Some(dir) => {
                     let files = output::yaml_files(&policies, &ir.sources);
-                    if args.check { output::check_dir(dir, &files) } else { output::write_dir(dir, &files) }
+                    if args.check {
+                        output::check_dir(dir, &files, &ir.sources)
+                    } else {
+                        output::write_dir(dir, &files, &ir.sources)
+                    }
                 }
             };
             // The process ends right after this: freeing a large program's objects one by one
