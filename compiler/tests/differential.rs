@@ -182,7 +182,9 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                         labels,
                         ips,
                         ports,
-                        node: None,
+                        // Two nodes (and pods on none), so that hostNetwork pods are some
+                        // pods' own node and other pods' remote one.
+                        node: [None, Some("n0"), Some("n1")][i % 3].map(str::to_owned),
                         host_interface: None,
                         host_network,
                     }
@@ -221,6 +223,7 @@ enum Door2 {
     Open,
     Allowed(Vec<(String, Direction, usize)>),
     Denied(Vec<String>),
+    FromOwnNode(Vec<String>),
 }
 
 fn from_ir(ir: &Ir, v: &DoorVerdict) -> Door2 {
@@ -233,6 +236,9 @@ fn from_ir(ir: &Ir, v: &DoorVerdict) -> Door2 {
         }
         DoorVerdict::Denied { guarded_by } => {
             Door2::Denied(guarded_by.iter().map(|p| name(p.policy)).collect())
+        }
+        DoorVerdict::FromOwnNode { guarded_by } => {
+            Door2::FromOwnNode(guarded_by.iter().map(|p| name(p.policy)).collect())
         }
     }
 }
@@ -249,6 +255,9 @@ fn from_k8s(objects: &[k8s_openapi::api::networking::v1::NetworkPolicy], v: &K8s
             Door2::Allowed(rules.iter().map(|r| (name(r.policy), r.direction, r.rule)).collect())
         }
         K8sDoorVerdict::Denied { guarded_by } => Door2::Denied(guarded_by.iter().map(|&p| name(p)).collect()),
+        K8sDoorVerdict::FromOwnNode { guarded_by } => {
+            Door2::FromOwnNode(guarded_by.iter().map(|&p| name(p)).collect())
+        }
     }
 }
 

@@ -72,6 +72,8 @@ enum Door {
     Passes,
     /// Guarded, and no rule does.
     Stops,
+    /// Guarded, and the flow comes from the pod's own node, which always gets in.
+    FromOwnNode,
 }
 
 impl From<&DoorVerdict> for Door {
@@ -81,6 +83,7 @@ impl From<&DoorVerdict> for Door {
             DoorVerdict::Open => Door::Open,
             DoorVerdict::Allowed { .. } => Door::Passes,
             DoorVerdict::Denied { .. } => Door::Stops,
+            DoorVerdict::FromOwnNode { .. } => Door::FromOwnNode,
         }
     }
 }
@@ -92,6 +95,7 @@ impl From<&K8sDoorVerdict> for Door {
             K8sDoorVerdict::Open => Door::Open,
             K8sDoorVerdict::Allowed { .. } => Door::Passes,
             K8sDoorVerdict::Denied { .. } => Door::Stops,
+            K8sDoorVerdict::FromOwnNode { .. } => Door::FromOwnNode,
         }
     }
 }

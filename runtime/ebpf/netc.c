@@ -10,8 +10,16 @@
  * entries: replies of a connection judged at a door pass that door in the other direction.
  *
  * The entries are built by netcd from the IR (runtime/src/plan.rs); the layouts are in
- * netc_abi.h. Anything that is not IPv4 or IPv6 (ARP, LLDP) passes untouched, and so does
- * IPv6 neighbour discovery, without which no IPv6 address works.
+ * netc_abi.h. Anything that is not IPv4 or IPv6 (ARP, LLDP) passes untouched, and so does the
+ * link's own control traffic: IPv6 neighbour discovery (without which no IPv6 address works),
+ * multicast listener discovery (MLD, which a pod's kernel sends to ff02::16 as its interface
+ * comes up) and IGMP, its IPv4 twin. None of it leaves the link between the pod and its node.
+ *
+ * Traffic from the pod's own node passes its ingress door whatever the policy (Kubernetes: pods
+ * cannot block their resident node; kubelet probes depend on it). "From the node" is a packet
+ * the node's own network stack made: at the host-side veth's tc egress its ingress_ifindex is 0,
+ * while anything forwarded (from another pod's veth, another node, a NodePort from outside,
+ * masqueraded or not) carries the interface it came in on.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -128,12 +136,13 @@ struct flow {
 	__u8 family;
 	__u8 protocol;
 	__u8 tcp_syn; /* a TCP SYN without ACK: opens a connection, never a reply */
+	__u8 from_node; /* made by the node's own stack, seen at the pod's ingress door */
 };
 
 enum parse_result {
 	PARSE_IP,       /* judge it */
 	PARSE_NOT_IP,   /* ARP and friends: pass */
-	PARSE_ALWAYS,   /* IPv6 neighbour discovery: pass */
+	PARSE_ALWAYS,   /* the link's control traffic (ND, MLD, IGMP): pass */
 };
 
 #define NEXTHDR_HOP 0
@@ -141,6 +150,7 @@ enum parse_result {
 #define NEXTHDR_FRAGMENT 44
 #define NEXTHDR_DEST 60
 #define IPPROTO_ICMPV6_ 58
+#define IPPROTO_IGMP_ 2
 
 static __always_inline void count(__u32 stat)
 {
@@ -174,6 +184,8 @@ static __always_inline enum parse_result parse_v4(void *l3, void *data_end, stru
 		return PARSE_NOT_IP;
 	f->family = NETC_FAMILY_V4;
 	f->protocol = ip->protocol;
+	if (ip->protocol == IPPROTO_IGMP_)
+		return PARSE_ALWAYS;
 	__builtin_memcpy(f->saddr, &ip->saddr, 4);
 	__builtin_memcpy(f->daddr, &ip->daddr, 4);
 	/* Later fragments carry no ports: they are judged as port 0, which only port-less
@@ -215,8 +227,10 @@ static __always_inline enum parse_result parse_v6(void *l3, void *data_end, stru
 	f->protocol = next;
 	if (next == IPPROTO_ICMPV6_) {
 		__u8 *icmp = cursor;
-		/* Router/neighbour solicitation and advertisement, redirect: 133..137. */
-		if ((void *)(icmp + 1) <= data_end && icmp[0] >= 133 && icmp[0] <= 137)
+		/* Link control: MLD query, report, done (130..132) and MLDv2 report (143); router and
+		 * neighbour solicitation and advertisement, redirect (133..137). */
+		if ((void *)(icmp + 1) <= data_end &&
+		    ((icmp[0] >= 130 && icmp[0] <= 137) || icmp[0] == 143))
 			return PARSE_ALWAYS;
 	}
 	if (!later_fragment)
@@ -368,8 +382,14 @@ static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, 
 	if (!j->ep)
 		return 0;
 	j->direction = direction;
-	j->rule = (j->ep->flags & NETC_EP_FAIL_CLOSED) ? NETC_RULE_FAIL_CLOSED
-						     : decide(j->generation, j->ep, direction, original);
+	if (direction == NETC_INGRESS && original->from_node &&
+	    ((j->ep->door[NETC_INGRESS] & NETC_DOOR_GUARDED) || (j->ep->flags & NETC_EP_FAIL_CLOSED)))
+		/* The node's rule needs no map a fail-closed endpoint may lack: it holds there too. */
+		j->rule = NETC_RULE_NODE;
+	else if (j->ep->flags & NETC_EP_FAIL_CLOSED)
+		j->rule = NETC_RULE_FAIL_CLOSED;
+	else
+		j->rule = decide(j->generation, j->ep, direction, original);
 	j->verdict = NETC_VERDICT_ALLOW;
 	if (j->rule == NETC_RULE_NONE || j->rule == NETC_RULE_FAIL_CLOSED)
 		j->verdict = (j->ep->flags & NETC_EP_AUDIT) ? NETC_VERDICT_AUDIT : NETC_VERDICT_DENY;
@@ -577,6 +597,9 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 			count(NETC_STAT_NOT_IP);
 		return TC_ACT_OK;
 	}
+	/* ingress_ifindex is 0 only for packets the node's own stack made (never set at tc ingress,
+	 * where it is this interface). */
+	f.from_node = hook == NETC_INGRESS && skb->ingress_ifindex == 0;
 	return classify_flow(skb->ifindex, hook, &f);
 }
 

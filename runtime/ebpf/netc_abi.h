@@ -45,6 +45,10 @@
 #define NETC_RULE_NONE 0xffffffffu /* denied: no rule allows it */
 #define NETC_RULE_OPEN 0xfffffffeu /* the door is open (not isolated) */
 #define NETC_RULE_FAIL_CLOSED 0xfffffffdu /* endpoint failed closed (its state did not fit) */
+/* From the pod's own node (a packet the node's network stack made: kubelet probes, hostNetwork
+ * pods): always let into the pod, as Kubernetes requires ("pods cannot block access from their
+ * resident node"). Remembered like a rule, so the replies pass the pod's egress door. */
+#define NETC_RULE_NODE 0xfffffffcu
 
 /* struct netc_endpoint.door[] bits: what kinds of policy entries exist for the door, so the
  * classifier only looks up the kinds that can match. */

@@ -66,6 +66,8 @@ pub const IDENTITY_WORLD: u32 = 1;
 pub const RULE_NONE: u32 = 0xffff_ffff;
 pub const RULE_OPEN: u32 = 0xffff_fffe;
 pub const RULE_FAIL_CLOSED: u32 = 0xffff_fffd;
+/// From the pod's own node: always let in (Kubernetes); remembered so that replies pass.
+pub const RULE_NODE: u32 = 0xffff_fffc;
 
 pub const DOOR_GUARDED: u16 = 1 << 0;
 pub const DOOR_ANY_PEER: u16 = 1 << 1;

@@ -508,9 +508,8 @@ fn print_events(mut ring: aya::maps::RingBuf<aya::maps::MapData>, plans: &Plans,
             let guard = plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             while let Some(item) = ring.next() {
                 if let Some(event) = abi::Event::from_bytes(&item) {
-                    let plan = guard.0.get(&event.generation).map(AsRef::as_ref);
                     let interface = guard.1.get(&event.ifindex).cloned().or_else(|| ifname(event.ifindex));
-                    lines.push(events::to_json_line(&event, &clock, plan, interface.as_deref()));
+                    lines.push(events::to_json_line(&event, &clock, &guard.0, interface.as_deref()));
                 }
             }
         }

@@ -1167,8 +1167,10 @@ impl Datapath {
 
     /// Run `program` (`abi::PROG_FROM_POD` or `abi::PROG_TO_POD`) on one packet, `repeat` times,
     /// with BPF_PROG_TEST_RUN. The packet arrives on the loopback device (ifindex 1): bind that
-    /// ifindex to an endpoint with [`Datapath::bind`]. Returns the tc verdict and the kernel's
-    /// average time per run.
+    /// ifindex to an endpoint with [`Datapath::bind`]. It is a forwarded packet (came in on
+    /// [`FORWARDED_FROM`]: another pod, another node), as every packet of a pod's egress door is
+    /// and every packet of its ingress door not made by its node; [`Datapath::test_run_from_node`]
+    /// runs one the node made. Returns the tc verdict and the kernel's average time per run.
     ///
     /// # Errors
     /// A program error.
@@ -1180,9 +1182,27 @@ impl Datapath {
     ) -> Result<(i32, Duration), DatapathError> {
         test_run_program(&self.ebpf, program, packet, repeat)
     }
+
+    /// [`Datapath::test_run`] on a packet the node's own network stack made (a kubelet probe):
+    /// its ingress ifindex is 0.
+    ///
+    /// # Errors
+    /// A program error.
+    pub fn test_run_from_node(
+        &self,
+        program: &'static str,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(i32, Duration), DatapathError> {
+        test_run_arriving(&self.ebpf, program, packet, repeat, 0)
+    }
 }
 
-/// Run a loaded classifier of `ebpf` on a packet; see [`Datapath::test_run`].
+/// The ingress ifindex of the packets [`Datapath::test_run`] runs: any interface but none (0 is
+/// a packet the node made). Not a device: the classifier only compares it with 0.
+pub const FORWARDED_FROM: u32 = 2;
+
+/// Run a loaded classifier of `ebpf` on a forwarded packet; see [`Datapath::test_run`].
 ///
 /// # Errors
 /// A program error.
@@ -1192,15 +1212,33 @@ pub fn test_run_program(
     packet: &[u8],
     repeat: u32,
 ) -> Result<(i32, Duration), DatapathError> {
+    test_run_arriving(ebpf, program, packet, repeat, FORWARDED_FROM)
+}
+
+/// Byte offset of `ingress_ifindex` in `struct __sk_buff` (the 10th `__u32`; UAPI, stable).
+const SKB_INGRESS_IFINDEX: usize = 36;
+
+fn test_run_arriving(
+    ebpf: &Ebpf,
+    program: &'static str,
+    packet: &[u8],
+    repeat: u32,
+    ingress_ifindex: u32,
+) -> Result<(i32, Duration), DatapathError> {
     let prog: &SchedClassifier = ebpf
         .program(program)
         .ok_or_else(|| prog_err(program)(ProgramError::NotLoaded))?
         .try_into()
         .map_err(prog_err(program))?;
     let mut out = vec![0u8; packet.len() + 256];
+    // The __sk_buff up to ifindex: all zero (the kernel refuses other fields) but the ingress
+    // ifindex, which BPF_PROG_TEST_RUN copies into the skb.
+    let mut ctx = [0u8; SKB_INGRESS_IFINDEX + 8];
+    ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ingress_ifindex.to_ne_bytes());
     let opts = TestRunOptions {
         data_in: Some(packet),
         data_out: Some(&mut out),
+        ctx_in: Some(&ctx),
         repeat,
         ..TestRunOptions::default()
     };

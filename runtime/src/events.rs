@@ -1,5 +1,6 @@
 //! Verdict events as JSON lines: what `netcd run` prints on stdout.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -75,21 +76,17 @@ pub fn protocol_name(protocol: u8) -> String {
     }
 }
 
-/// The rule an event names.
+/// The rule an event names. Always these three keys (one schema for every line): each is `null`
+/// only when the event was judged by a generation this netcd never knew (one an earlier netcd
+/// applied, whose events were queued while netcd was down); the line's `note` then says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleRef {
-    /// The rule's stable id; `None` when the generation's plan is gone.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The rule's stable id.
     pub id: Option<String>,
-    /// `file:line`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `file:line` of the statement it comes from.
     pub source: Option<String>,
-    /// `namespace/name` of the policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `namespace/name` of its policy.
     pub policy: Option<String>,
-    /// The rule's index, when nothing else is known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<u32>,
 }
 
 /// One verdict as printed: fields in reading order.
@@ -101,7 +98,8 @@ pub struct VerdictLine {
     pub verdict: &'static str,
     /// The door: `ingress` (into `pod`) or `egress` (out of it).
     pub direction: &'static str,
-    /// `namespace/name` of the pod whose door it is.
+    /// `namespace/name` of the pod whose door it is (`null` only when no plan this netcd knows
+    /// has a pod behind the interface any more).
     pub pod: Option<String>,
     /// Its host-side interface.
     pub interface: Option<String>,
@@ -126,10 +124,19 @@ pub struct VerdictLine {
     pub note: Option<String>,
 }
 
-/// One event as a printed line. `plan` is the plan of the event's generation (None when it is
-/// no longer known: the rule is then given by index only); `interface` the name of its ifindex.
+/// One event as a printed line. `plans` are the plans this netcd knows, by generation: the
+/// event's own names its pod and rule. An event of a generation not among them (judged by an
+/// earlier netcd, queued while netcd was down) names the pod now behind its interface, in the
+/// newest plan, and its rule as unknown, with a note: the same keys either way. `interface` is the
+/// name of its ifindex.
 #[must_use]
-pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> VerdictLine {
+pub fn line(
+    event: &Event,
+    clock: &Clock,
+    plans: &BTreeMap<u32, impl AsRef<Plan>>,
+    interface: Option<&str>,
+) -> VerdictLine {
+    let plan = plans.get(&event.generation).map(AsRef::as_ref);
     let verdict = match event.verdict {
         abi::VERDICT_ALLOW => "allow",
         abi::VERDICT_DENY => "deny",
@@ -139,19 +146,26 @@ pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option
     let direction = if event.direction == abi::INGRESS { "ingress" } else { "egress" };
     let src: IpAddr = abi::addr_from_bytes(event.family, event.saddr);
     let dst: IpAddr = abi::addr_from_bytes(event.family, event.daddr);
-    let pod = plan
-        .and_then(|p| p.endpoints.iter().find(|e| e.id == event.endpoint))
-        .map(|e| format!("{}/{}", e.namespace, e.name));
+    let pod = match plan {
+        Some(p) => p.endpoints.iter().find(|e| e.id == event.endpoint),
+        None => plans.values().next_back().and_then(|newest| {
+            newest
+                .as_ref()
+                .endpoints
+                .iter()
+                .find(|e| interface.is_some() && e.interface.as_deref() == interface)
+        }),
+    }
+    .map(|e| format!("{}/{}", e.namespace, e.name));
     let rule = match event.rule {
-        abi::RULE_NONE | abi::RULE_OPEN | abi::RULE_FAIL_CLOSED => None,
+        abi::RULE_NONE | abi::RULE_OPEN | abi::RULE_FAIL_CLOSED | abi::RULE_NODE => None,
         index => Some(match plan.and_then(|p| p.rule(index)) {
             Some(r) => RuleRef {
                 id: Some(r.id.clone()),
                 source: Some(r.source.clone()),
                 policy: Some(r.policy.clone()),
-                index: None,
             },
-            None => RuleRef { id: None, source: None, policy: None, index: Some(index) },
+            None => RuleRef { id: None, source: None, policy: None },
         }),
     };
     let note = match event.rule {
@@ -159,6 +173,14 @@ pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option
             Some("endpoint failed closed: its policy did not fit in the datapath's maps".to_owned())
         }
         abi::RULE_NONE => Some(format!("no rule of the policies guarding this pod's {direction} allows it")),
+        abi::RULE_NODE => Some(
+            "from the pod's own node, which a pod cannot block (Kubernetes; kubelet probes): always let in"
+                .to_owned(),
+        ),
+        _ if plan.is_none() => Some(format!(
+            "judged by generation {}, applied by an earlier netcd (queued while netcd was not running): its rules are not known to this one",
+            event.generation
+        )),
         _ => None,
     };
     VerdictLine {
@@ -181,14 +203,24 @@ pub fn line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option
 
 /// [`line()`] as JSON.
 #[must_use]
-pub fn to_json(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> Value {
-    serde_json::to_value(line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
+pub fn to_json(
+    event: &Event,
+    clock: &Clock,
+    plans: &BTreeMap<u32, impl AsRef<Plan>>,
+    interface: Option<&str>,
+) -> Value {
+    serde_json::to_value(line(event, clock, plans, interface)).expect("a VerdictLine is plain data")
 }
 
 /// [`line()`] as one line of JSON text.
 #[must_use]
-pub fn to_json_line(event: &Event, clock: &Clock, plan: Option<&Plan>, interface: Option<&str>) -> String {
-    serde_json::to_string(&line(event, clock, plan, interface)).expect("a VerdictLine is plain data")
+pub fn to_json_line(
+    event: &Event,
+    clock: &Clock,
+    plans: &BTreeMap<u32, impl AsRef<Plan>>,
+    interface: Option<&str>,
+) -> String {
+    serde_json::to_string(&line(event, clock, plans, interface)).expect("a VerdictLine is plain data")
 }
 
 #[cfg(test)]
@@ -226,12 +258,78 @@ mod tests {
             reason: abi::REASON_NEW,
             ..Event::default()
         };
-        let v = to_json(&event, &Clock { boot_epoch_ns: 0 }, Some(&plan), Some("veth0"));
+        let v = to_json(&event, &Clock { boot_epoch_ns: 0 }, &BTreeMap::from([(0, &plan)]), Some("veth0"));
         assert_eq!(v["verdict"], "allow");
         assert_eq!(v["src"], "10.0.0.1");
         assert_eq!(v["dport"], 8080);
         assert_eq!(v["protocol"], "TCP");
         assert_eq!(v["rule"]["source"], "a.np:3");
         assert_eq!(v["interface"], "veth0");
+    }
+
+    /// The keys of a line and of its rule, as a reader of the stream sees them.
+    fn shape(v: &Value) -> (Vec<String>, Vec<String>) {
+        let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        (keys(v), keys(&v["rule"]))
+    }
+
+    /// After `kill -9` and a restart, the events queued meanwhile come from a generation the new
+    /// netcd never planned: they printed `"pod": null` and `"rule": {"index": 1}`. The same keys
+    /// now, the pod found by its interface in the newest plan, the rule's fields null, and a note.
+    #[test]
+    fn an_event_of_a_generation_this_netcd_never_knew_has_the_same_schema() {
+        let mut plan = Plan::default();
+        plan.rules = vec![crate::plan::RuleInfo {
+            id: "r1".into(),
+            source: "a.np:3".into(),
+            policy: "default/backend".into(),
+            direction: netc_ir::Direction::Ingress,
+        }];
+        plan.endpoints = vec![crate::plan::PlannedEndpoint {
+            id: 7,
+            set: 0,
+            namespace: "default".into(),
+            name: "backend".into(),
+            interface: Some("veth0".into()),
+            ips: vec![],
+            flags: 0,
+            doors: [abi::DOOR_GUARDED, 0],
+        }];
+        let (_, saddr) = abi::addr_bytes("10.0.0.1".parse().expect("ip"));
+        let (_, daddr) = abi::addr_bytes("10.0.0.2".parse().expect("ip"));
+        let known = Event {
+            generation: 5,
+            endpoint: 7,
+            rule: 0,
+            saddr,
+            daddr,
+            family: 4,
+            protocol: 6,
+            direction: abi::INGRESS,
+            verdict: abi::VERDICT_ALLOW,
+            reason: abi::REASON_NEW,
+            ..Event::default()
+        };
+        let plans = BTreeMap::from([(5, &plan)]);
+        let clock = Clock { boot_epoch_ns: 0 };
+        let now = to_json(&known, &clock, &plans, Some("veth0"));
+        // Generation 4 was an earlier netcd's; endpoint 3 was its number for the pod.
+        let queued = Event { generation: 4, endpoint: 3, rule: 1, ..known };
+        let then = to_json(&queued, &clock, &plans, Some("veth0"));
+        let (keys, rule_keys) = shape(&then);
+        assert_eq!(rule_keys, ["id", "source", "policy"].map(String::from), "{then}");
+        let (now_keys, _) = shape(&now);
+        assert_eq!(
+            keys.iter().filter(|k| *k != "note").collect::<Vec<_>>(),
+            now_keys.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(then["pod"], "default/backend", "found by its interface");
+        assert!(then["rule"]["id"].is_null() && then["rule"]["source"].is_null(), "{then}");
+        assert!(then["note"].as_str().is_some_and(|n| n.contains("generation 4")), "{then}");
+        // Traffic from the node names no rule, and says why it passed.
+        let node = Event { rule: abi::RULE_NODE, ..known };
+        let line = to_json(&node, &clock, &plans, Some("veth0"));
+        assert!(line["rule"].is_null(), "{line}");
+        assert!(line["note"].as_str().is_some_and(|n| n.contains("own node")), "{line}");
     }
 }

@@ -133,3 +133,30 @@ pub fn neighbour_solicitation(src: std::net::Ipv6Addr, target: std::net::Ipv6Add
     f.extend_from_slice(&target.octets());
     f
 }
+
+/// An MLDv2 listener report to ff02::16 behind a hop-by-hop header with a router alert, as a
+/// pod's kernel sends when its interface comes up; the classifier must pass it untouched.
+#[must_use]
+pub fn mld_report(src: std::net::Ipv6Addr) -> Vec<u8> {
+    let dst: std::net::Ipv6Addr = "ff02::16".parse().expect("a multicast address");
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 0x16, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd];
+    // 8 bytes of hop-by-hop options, then an 8-byte report with no records (type 143).
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 16, 0, 1]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&[ICMPV6, 0, 5, 2, 0, 0, 1, 0]);
+    f.extend_from_slice(&[143, 0, 0, 0, 0, 0, 0, 0]);
+    f
+}
+
+/// An IGMPv3 membership report to 224.0.0.22 (MLD's IPv4 twin), which the classifier must pass.
+#[must_use]
+pub fn igmp_report(src: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0x01, 0, 0x5e, 0, 0, 0x16, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[0x46, 0xc0, 0, 32, 0, 1, 0, 0, 1, 2, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&[224, 0, 0, 22]);
+    f.extend_from_slice(&[0x94, 4, 0, 0]); // router alert option
+    f.extend_from_slice(&[0x22, 0, 0, 0, 0, 0, 0, 0]);
+    f
+}

@@ -9,7 +9,7 @@ use common::*;
 use netc_ir::Protocol;
 use netc_runtime::abi;
 use netc_runtime::datapath::{ApplyReport, Datapath};
-use netc_runtime::packet::{self, ACK, Packet, SCTP, TCP, UDP};
+use netc_runtime::packet::{self, ACK, Packet, SCTP, SYN, TCP, UDP};
 use netc_runtime::plan::{Plan, PlanOptions};
 
 const FE: &str = "10.0.0.1";
@@ -233,6 +233,56 @@ fn arp_neighbour_discovery_and_later_fragments_needs_root() {
     assert_eq!(h.ingress_frame("hermit", &frag), DROP);
 }
 
+/// ICMPv6 multicast listener reports (to ff02::16) showed up as `deny` lines at a guarded door
+/// as netcd attached: the link's control traffic passes, like ARP and ND; other ICMPv6 does not.
+#[test]
+fn multicast_listener_reports_pass_guarded_doors_needs_root() {
+    if !can_run_as_root("multicast_listener_reports_pass_guarded_doors_needs_root") {
+        return;
+    }
+    let ir = ir(vec![policy("default", "hermit", guarded(vec![]), guarded(vec![]))]);
+    let inv =
+        inventory(&[("default", &[])], vec![pod("default", "hermit", "hermit", &["10.0.3.1", "fd00:3::1"])]);
+    let mut h = Harness::new(&ir, &inv, false);
+    let link_local = "fe80::1".parse().expect("ip");
+    assert_eq!(h.egress_frame("hermit", &packet::mld_report(link_local)), PASS);
+    assert_eq!(h.egress_frame("hermit", &packet::mld_report("::".parse().expect("ip"))), PASS);
+    assert_eq!(h.ingress_frame("hermit", &packet::mld_report(link_local)), PASS);
+    assert_eq!(h.egress_frame("hermit", &packet::igmp_report("10.0.3.1".parse().expect("ip"))), PASS);
+    assert_eq!(h.egress("hermit", p("fd00:3::1", "ff02::16", packet::ICMPV6, 0, 0)), DROP, "echo is not MLD");
+    assert_eq!(h.egress("hermit", p("fe80::1", "ff02::16", UDP, 5353, 5353)), DROP, "nor is UDP");
+    let stats = h.datapath.maps().stats().expect("stats");
+    assert_eq!(stats[abi::STAT_DROPPED as usize], 2, "only the echo and the UDP packet were dropped");
+}
+
+/// Kubernetes: "pods cannot block access from their resident node"; kubelet probes depend on it.
+/// A packet the node made passes a guarded ingress door (even one that allows nothing; a
+/// failed-closed one: `a_full_map_fails_closed_for_that_endpoint_needs_root`), its replies pass a
+/// guarded egress door; the same packet forwarded (from
+/// another node, a NodePort from outside masqueraded to the node's address) is judged as usual.
+#[test]
+fn traffic_from_the_pods_own_node_always_gets_in_needs_root() {
+    if !can_run_as_root("traffic_from_the_pods_own_node_always_gets_in_needs_root") {
+        return;
+    }
+    let ir = ir(vec![policy("default", "hermit", guarded(vec![]), guarded(vec![]))]);
+    let inv =
+        inventory(&[("default", &[])], vec![pod("default", "hermit", "hermit", &["10.0.3.1", "fd00:3::1"])]);
+    let mut h = Harness::new(&ir, &inv, false);
+    for (node, hermit) in [("10.0.3.254", "10.0.3.1"), ("fd00:3::fe", "fd00:3::1")] {
+        let probe = p(node, hermit, TCP, 41000, 8080);
+        assert_eq!(h.node_ingress("hermit", probe), PASS, "{node}: the kubelet's probe");
+        assert_eq!(h.egress_frame("hermit", &packet::frame(&probe.reply(), SYN | ACK, 0)), PASS, "its reply");
+        assert_eq!(h.node_ingress("hermit", p(node, hermit, UDP, 41000, 53)), PASS, "{node}: UDP too");
+        assert_eq!(h.ingress("hermit", p(node, hermit, TCP, 41001, 8080)), DROP, "{node} forwarded");
+        assert_eq!(
+            h.egress("hermit", p(hermit, node, TCP, 41002, 10250)),
+            DROP,
+            "the pod's egress to its node"
+        );
+    }
+}
+
 #[test]
 fn audit_passes_and_reports_needs_root() {
     if !can_run_as_root("audit_passes_and_reports_needs_root") {
@@ -312,6 +362,8 @@ fn a_full_map_fails_closed_for_that_endpoint_needs_root() {
     assert_eq!(h.ingress("database", p(BE, DB, TCP, 46001, 5432)), DROP);
     assert_eq!(h.egress("database", p(DB, BE, TCP, 46002, 1)), DROP);
     assert_eq!(h.flow("frontend", "backend", p(FE, BE, TCP, 46003, 8080)), PASS, "others are unaffected");
+    // Its node still reaches it (that rule needs no map entry): the kubelet sees what it serves.
+    assert_eq!(h.node_ingress("database", p("10.0.0.254", DB, TCP, 46004, 5432)), PASS);
 }
 
 /// Change the harness's live generation in place from `old` to `new` (same IR).

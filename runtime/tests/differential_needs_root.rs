@@ -1,6 +1,8 @@
 //! Differential test: for random clusters, intents and flows, each door's verdict in the kernel
 //! datapath (BPF_PROG_TEST_RUN on a crafted packet) equals the reference evaluator's
 //! (`netc_ir::eval`). Seeds are fixed so a failure reproduces; `NETC_DIFF_SEEDS=N` runs more.
+//! Flows from a hostNetwork pod of the node (the node's own traffic, run with ingress ifindex 0)
+//! and of another node (forwarded) are among them.
 
 mod common;
 
@@ -171,9 +173,11 @@ fn random_case(rng: &mut Rng) -> (Ir, Inventory, Vec<IpAddr>) {
             labels,
             ips,
             ports,
-            node: None,
+            // Every pod runs on this node ("n1"), a hostNetwork pod maybe on another ("n2"): from
+            // this node its packets are the node's own (kubelet probes), from the other forwarded.
+            node: Some(if i == 1 && rng.chance(50) { "n2" } else { "n1" }.to_owned()),
             host_interface: None,
-            host_network: i == 0 && rng.chance(50),
+            host_network: i < 2 && rng.chance(50),
         });
     }
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -213,15 +217,23 @@ fn random_case(rng: &mut Rng) -> (Ir, Inventory, Vec<IpAddr>) {
     (ir(policies), Inventory { namespaces, pods, ..Inventory::default() }, externals)
 }
 
-/// The datapath's verdict at each door of a flow (a door only when its pod is an endpoint).
+/// The datapath's verdict at each door of a flow (a door only when its pod is an endpoint). A
+/// hostNetwork pod of the receiver's node sends from the node's own stack: the packet reaches
+/// the receiver's veth made by the node, not forwarded.
 fn doors(h: &mut Harness, src: Option<&Pod>, dst: Option<&Pod>, frame: &[u8]) -> (bool, bool) {
     let endpoint_of = |h: &Harness, pod: Option<&Pod>| {
         pod.and_then(|p| h.plan.endpoints.iter().find(|e| e.name == p.name && e.namespace == p.namespace))
             .map(|e| e.name.clone())
     };
+    let from_node =
+        matches!((src, dst), (Some(s), Some(d)) if s.host_network && s.node.is_some() && s.node == d.node);
     let (sender, receiver) = (endpoint_of(h, src), endpoint_of(h, dst));
     let egress = sender.is_none_or(|name| h.egress_frame(&name, frame) == PASS);
-    let ingress = receiver.is_none_or(|name| h.ingress_frame(&name, frame) == PASS);
+    let ingress = receiver.is_none_or(|name| {
+        let verdict =
+            if from_node { h.node_ingress_frame(&name, frame) } else { h.ingress_frame(&name, frame) };
+        verdict == PASS
+    });
     (egress, ingress)
 }
 
@@ -402,7 +414,7 @@ fn mutate(rng: &mut Rng, inventory: &Inventory, externals: &[IpAddr], seed: u64)
                     labels: BTreeMap::from([("app".to_owned(), (*rng.pick(&APPS)).to_owned())]),
                     ips,
                     ports: vec![],
-                    node: None,
+                    node: Some("n1".into()),
                     host_interface: None,
                     host_network: false,
                 });

@@ -1,5 +1,6 @@
 //! End to end: a node made of network namespaces and veth pairs, `netcd` attached to the
-//! host-side veths, real TCP connections. The article's four scenarios, replies, audit, reload
+//! host-side veths, real TCP connections. The article's four scenarios, the node's own
+//! connections into guarded pods (kubelet probes), replies, audit, reload
 //! revoking an open connection, bad input kept out, kill -9 and restart, detach; over both
 //! attach paths (TCX links and clsact/netlink). Needs root; skips with a message otherwise.
 
@@ -8,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo, reaches};
+use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo, node_reaches, reaches};
 use common::*;
 use netc_ir::{Ir, LabelSelector, Peer};
 
@@ -129,6 +130,10 @@ impl Setup {
         assert!(self.reaches("prometheus", "web", 80), "monitoring -> web");
         assert!(!self.reaches("frontend", "web", 80), "default -> web");
         assert!(!self.reaches("intruder", "web", 80), "other -> web");
+        // The node reaches every pod, guarded or not (Kubernetes; kubelet probes): hermit allows
+        // nobody in, backend:9999 is allowed to no pod.
+        assert!(node_reaches(self.node.pod("hermit"), 7000), "node -> hermit");
+        assert!(node_reaches(self.node.pod("backend"), 9999), "node -> backend:9999");
         // Unselected doors are untouched.
         assert!(self.reaches("database", "frontend", 9000), "database -> frontend (both doors open)");
     }
@@ -212,8 +217,54 @@ fn article_scenarios_over_clsact_netlink_survive_kill_needs_root() {
     netcd.kill();
     assert!(!s.reaches("database", "backend", 8080), "tc filters keep enforcing after kill -9");
     assert!(s.reaches("frontend", "backend", 8080));
-    let _restarted = s.netcd("enforce", "netlink");
+    let restarted = s.netcd("enforce", "netlink");
     s.assert_article_scenarios();
+    // The verdicts queued while netcd was down came out with `"pod": null` and
+    // `"rule": {"index": 1}`: one schema for every line now, those included.
+    let events = restarted.events(Duration::from_millis(500));
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        k.sort();
+        k
+    };
+    let sorted = |k: &[&str]| {
+        let mut k: Vec<String> = k.iter().map(|s| (*s).to_owned()).collect();
+        k.sort();
+        k
+    };
+    let (fe, be) = (s.node.pod("frontend").ip.to_string(), s.node.pod("backend").ip.to_string());
+    let queued = events
+        .iter()
+        .find(|e| {
+            e["verdict"] == "allow"
+                && e["src"] == fe.as_str()
+                && e["dst"] == be.as_str()
+                && e["note"].as_str().is_some_and(|n| n.contains("earlier netcd"))
+        })
+        .unwrap_or_else(|| panic!("the allowed flow made while netcd was down: {events:#?}"));
+    assert_eq!(queued["pod"], "default/backend", "{queued}");
+    for e in &events {
+        let mut k = keys(e);
+        k.retain(|k| k != "note");
+        let line = [
+            "time",
+            "verdict",
+            "direction",
+            "pod",
+            "interface",
+            "src",
+            "sport",
+            "dst",
+            "dport",
+            "protocol",
+            "rule",
+            "reason",
+            "generation",
+        ];
+        assert_eq!(k, sorted(&line), "{e}");
+        assert!(e["pod"].is_string(), "{e}");
+        assert!(e["rule"].is_null() || keys(&e["rule"]) == sorted(&["id", "source", "policy"]), "{e}");
+    }
     let tc = std::process::Command::new("tc")
         .args(["filter", "show", "dev", &s.node.pod("backend").host_if, "ingress"])
         .output()

@@ -28,7 +28,14 @@
 //!   destination has no named ports, so a named port never matches it.
 //! - **hostNetwork pods** share their node's network namespace and are not subject to
 //!   NetworkPolicy: both their doors are [`DoorVerdict::Open`], and as peers they are matched by
-//!   ipBlock only (by their addresses, which are the node's), never by a pod selector.
+//!   ipBlock only (by their addresses, which are the node's), never by a pod selector. netc's
+//!   choice where Kubernetes leaves it undefined (DESIGN.md, corner 12).
+//! - **Traffic from a pod's own node** always gets in: "pods cannot block access from their
+//!   resident node" (Kubernetes, Network Policies; kubelet probes depend on it). The node is
+//!   represented by the hostNetwork pods that run on it (same `spec.nodeName`, which both pods must
+//!   have): a flow from one of them into a pod of that node whose ingress is guarded is
+//!   [`DoorVerdict::FromOwnNode`]. From another node it is judged like any address (ipBlock).
+//!   The pod's egress to its node is judged as usual.
 //! - A flow is allowed iff the source's egress door lets it out AND the destination's ingress door
 //!   lets it in. An external end has no door of ours ([`DoorVerdict::NotApplicable`]), which lets
 //!   everything through; a flow between two external addresses is therefore allowed. Replies of
@@ -173,6 +180,13 @@ pub enum DoorVerdict {
         /// Every policy that selects the pod and guards this door.
         guarded_by: Vec<PolicyRef>,
     },
+    /// A guarded ingress door, and the flow comes from the pod's own node (a hostNetwork pod of
+    /// the same node): it gets in whatever the rules say, since Kubernetes lets no pod block its
+    /// node (kubelet probes).
+    FromOwnNode {
+        /// Every policy that selects the pod and guards this door (none of them decides).
+        guarded_by: Vec<PolicyRef>,
+    },
 }
 
 impl DoorVerdict {
@@ -287,6 +301,9 @@ impl<'a> Evaluator<'a> {
         if guarded_by.is_empty() {
             return DoorVerdict::Open;
         }
+        if direction == Direction::Ingress && from_own_node(peer, holder) {
+            return DoorVerdict::FromOwnNode { guarded_by };
+        }
         // Named ports are the destination's, whichever door is judged.
         let named = match flow.dst {
             Endpoint::Pod(dst) => dst.ports.as_slice(),
@@ -334,6 +351,15 @@ impl<'a> Evaluator<'a> {
             Some(labels) => f(labels),
             None => f(&BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned())])),
         }
+    }
+}
+
+/// Whether `src` is `dst`'s own node: a hostNetwork pod on the node `dst` runs on (both known).
+#[must_use]
+pub fn from_own_node(src: &Endpoint<'_>, dst: &Pod) -> bool {
+    match src {
+        Endpoint::Pod(s) => s.host_network && s.node.is_some() && s.node == dst.node,
+        Endpoint::External(_) => false,
     }
 }
 
@@ -822,5 +848,43 @@ mod tests {
         assert!(!allowed(&ir, &inv, agent, p(&inv, "prod", "db"), 1));
         // But an ipBlock covering its address does.
         assert!(allowed(&ir, &inv, agent, p(&inv, "prod", "api"), 1));
+    }
+
+    /// DESIGN.md corner 12: a pod cannot block its own node (kubelet probes); the node is its
+    /// hostNetwork pods. Another node is judged by address; the pod's egress to its node too.
+    #[test]
+    fn a_pods_own_node_always_gets_in() {
+        let mut inv = cluster();
+        let on = |mut pod: Pod, node: &str| {
+            pod.node = Some(node.into());
+            pod
+        };
+        let mut kubelet = on(pod("kube-system", "probe", "probe", "10.9.0.1"), "n1");
+        kubelet.host_network = true;
+        let mut other = on(pod("kube-system", "probe-2", "probe", "10.9.0.2"), "n2");
+        other.host_network = true;
+        inv.pods = vec![
+            on(pod("prod", "db", "db", "10.0.0.3"), "n1"),
+            kubelet,
+            other,
+            pod("prod", "web", "web", "10.0.0.1"),
+        ];
+        inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        // db lets nobody in (and nobody out); web lets nobody in, and runs on no known node.
+        let ir = ir(vec![
+            policy("prod", "db", app("db"), guarded(vec![]), guarded(vec![])),
+            policy("prod", "web", app("web"), guarded(vec![]), Door::open()),
+        ]);
+        let db = p(&inv, "prod", "db");
+        let v = judge(&ir, &inv, p(&inv, "kube-system", "probe"), db, Protocol::Tcp, 5432);
+        assert!(v.allowed, "{v:?}");
+        assert_eq!(v.ingress, DoorVerdict::FromOwnNode { guarded_by: vec![PolicyRef { policy: 0 }] });
+        assert!(!allowed(&ir, &inv, p(&inv, "kube-system", "probe-2"), db, 5432), "another node");
+        assert!(!allowed(&ir, &inv, db, p(&inv, "kube-system", "probe"), 10250), "db's egress to its node");
+        assert!(
+            !allowed(&ir, &inv, p(&inv, "kube-system", "probe"), p(&inv, "prod", "web"), 80),
+            "no node known"
+        );
+        assert!(!allowed(&ir, &inv, ext("10.9.0.1"), db, 5432), "an address is not a node");
     }
 }

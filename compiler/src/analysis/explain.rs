@@ -439,6 +439,19 @@ fn door_report(
             };
             report.details.push(why);
         }
+        DoorVerdict::FromOwnNode { guarded_by } => {
+            report.summary = "from its own node".to_owned();
+            let names: Vec<String> = guarded_by
+                .iter()
+                .filter_map(|p| p.resolve(ir))
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect();
+            report.details.push(format!(
+                "  guarded by {}, but the source is a hostNetwork pod of the pod's own node ({}), which a pod cannot block (Kubernetes: kubelet probes depend on it); netcd lets in every packet its node makes",
+                names.join(", "),
+                holder.pod().and_then(|p| p.node.as_deref()).unwrap_or("?")
+            ));
+        }
         DoorVerdict::Allowed { rules } => {
             report.summary = if rules.len() == 1 {
                 "allowed by 1 rule".to_owned()

@@ -21,6 +21,10 @@
 //! - A policy without `metadata.namespace` is in `default`; without `spec` or `podSelector` it
 //!   selects every pod of its namespace and guards ingress (the defaults above).
 //! - hostNetwork pods: doors open, matched by ipBlock only (as in [`netc_ir::eval`]).
+//! - Traffic from a pod's own node: the Kubernetes documentation (Network Policies, "What you
+//!   can't do") says pods cannot block access from their resident node. The node is the
+//!   hostNetwork pods with the pod's `spec.nodeName`; a guarded ingress door lets them in
+//!   ([`K8sDoorVerdict::FromOwnNode`]).
 //!
 //! Objects the API server would refuse (unknown operator or protocol, bad CIDR, `except` outside
 //! its CIDR, a peer mixing `ipBlock` with selectors or naming nothing, `endPort` below `port` or
@@ -68,6 +72,12 @@ pub enum K8sDoorVerdict {
     },
     /// Guarded by these policies (indices into the slice), and no rule matched.
     Denied {
+        /// The guarding policies.
+        guarded_by: Vec<usize>,
+    },
+    /// A guarded ingress door, and the flow comes from the pod's own node: let in whatever the
+    /// rules say.
+    FromOwnNode {
         /// The guarding policies.
         guarded_by: Vec<usize>,
     },
@@ -267,8 +277,14 @@ impl<'a> K8sEvaluator<'a> {
                 }
             }
         }
+        let from_node = |other: Endpoint<'_>| match other {
+            Endpoint::Pod(src) => src.host_network && src.node.is_some() && src.node == holder.node,
+            Endpoint::External(_) => false,
+        };
         if guarded_by.is_empty() {
             K8sDoorVerdict::Open
+        } else if direction == Direction::Ingress && from_node(other) {
+            K8sDoorVerdict::FromOwnNode { guarded_by }
         } else if allowed.is_empty() {
             K8sDoorVerdict::Denied { guarded_by }
         } else {

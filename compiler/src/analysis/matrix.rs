@@ -9,7 +9,7 @@
 //! against `evaluate()` flow by flow.
 //!
 //! The semantics are exactly the evaluator's (see [`netc_ir::eval`]): hostNetwork pods have open
-//! doors and are matched by ipBlock only; pods are matched by ipBlocks on any of their addresses;
+//! doors and are matched by ipBlock only, and let into every pod of their own node; pods are matched by ipBlocks on any of their addresses;
 //! named ports resolve on the destination pod. A pair of two external addresses has no door of
 //! ours and is allowed, like in the evaluator; the renderings leave such pairs out.
 //!
@@ -286,10 +286,19 @@ impl Matrix {
         let mut interner = Interner::new(probes.len(), probe_words);
         let mut cells = vec![0u32; n * n];
         let mut scratch = vec![0u64; probe_words];
+        // A pod's own node (its hostNetwork pods) always gets in (DESIGN.md corner 12).
+        let node_of = |i: usize| pods.get(i).and_then(|p| p.node.as_deref());
         for src in 0..n {
             let erow = egress_class.get(src).copied().flatten().map(|c| &egress_rows[c]);
+            let src_node = node_of(src).filter(|_| pods[src].host_network);
             for dst in 0..n {
-                let icol = ingress_class.get(dst).copied().flatten().map(|c| &ingress_cols[c]);
+                let from_own_node = src_node.is_some() && src_node == node_of(dst);
+                let icol = ingress_class
+                    .get(dst)
+                    .copied()
+                    .flatten()
+                    .filter(|_| !from_own_node)
+                    .map(|c| &ingress_cols[c]);
                 for (w, out) in scratch.iter_mut().enumerate() {
                     let e = erow.map_or(u64::MAX, |row| row[dst * probe_words + w]);
                     let i = icol.map_or(u64::MAX, |col| col[src * probe_words + w]);

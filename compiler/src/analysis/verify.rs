@@ -264,6 +264,7 @@ fn ir_door(door: &DoorVerdict, ir: &Ir) -> String {
                 .collect();
             format!("denied, guarded by {}", names.join(", "))
         }
+        DoorVerdict::FromOwnNode { .. } => "from the pod's own node (always let in)".to_owned(),
     }
 }
 
@@ -292,6 +293,7 @@ fn k8s_door(door: &K8sDoorVerdict, policies: &[k8s_openapi::api::networking::v1:
             let names: Vec<String> = guarded_by.iter().map(|&i| name(i)).collect();
             format!("denied, guarded by {}", names.join(", "))
         }
+        K8sDoorVerdict::FromOwnNode { .. } => "from the pod's own node (always let in)".to_owned(),
     }
 }
 

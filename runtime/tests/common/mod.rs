@@ -180,6 +180,18 @@ impl Harness {
         self.datapath.test_run(abi::PROG_TO_POD, frame, 1).expect("test run").0
     }
 
+    /// The verdict of `pod`'s ingress door on a packet its node made (a kubelet probe).
+    pub fn node_ingress(&mut self, pod: &str, p: Packet) -> i32 {
+        self.node_ingress_frame(pod, &p.frame())
+    }
+
+    /// [`Harness::node_ingress`] on a frame.
+    pub fn node_ingress_frame(&mut self, pod: &str, frame: &[u8]) -> i32 {
+        let id = self.endpoint(pod);
+        self.datapath.bind(&self.plan, id, 1).expect("bind");
+        self.datapath.test_run_from_node(abi::PROG_TO_POD, frame, 1).expect("test run").0
+    }
+
     pub fn egress(&mut self, pod: &str, p: Packet) -> i32 {
         self.egress_frame(pod, &p.frame())
     }

@@ -247,6 +247,16 @@ pub fn reaches(from: &TestPod, to: &TestPod, port: u16) -> bool {
     }
 }
 
+/// Whether the node itself (this process, in the namespace that routes the pods: a kubelet
+/// probe) can open a connection to `to:port` and get an echo.
+pub fn node_reaches(to: &TestPod, port: u16) -> bool {
+    let addr = SocketAddr::from((to.ip, port));
+    match TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) {
+        Ok(mut s) => echo(&mut s, Duration::from_millis(1500)),
+        Err(_) => false,
+    }
+}
+
 /// A running netcd: its stdout (JSON lines) and stderr lines arrive on channels.
 pub struct Netcd {
     pub child: Child,
