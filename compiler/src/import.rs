@@ -1689,3 +1689,178 @@ fn port_source(p: &PortC) -> Option<String> {
         protocol => format!("{value}/{}", protocol.as_str().to_ascii_lowercase()),
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Object by object: NetworkPolicy objects lowered to IR one to one, for netcd to enforce.
+// ---------------------------------------------------------------------------------------------
+
+/// Where each of `policies` (parsed from `text`, in order) starts in `file`: the line of its
+/// `name:` field, found after the previous object's (line 1 when it cannot be found, as in JSON
+/// written on one line). Verdicts quote it as the rule's source.
+#[must_use]
+pub fn locate(file: &str, text: &str, policies: &[NetworkPolicy]) -> Vec<netc_ir::Span> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    policies
+        .iter()
+        .map(|p| {
+            let name = p.metadata.name.as_deref().unwrap_or("");
+            let found = lines.iter().enumerate().skip(from).find(|(_, l)| {
+                let l = l.trim_start().trim_start_matches("- ");
+                let value = l.strip_prefix("name:").or_else(|| l.strip_prefix("\"name\":")).map(str::trim);
+                value.is_some_and(|v| v.trim_matches(['"', '\'', ',']) == name)
+            });
+            let line = found.map_or(1, |(i, _)| {
+                from = i + 1;
+                i + 1
+            });
+            netc_ir::Span {
+                file: file.to_owned(),
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: 1,
+                start: 0,
+                end: 0,
+            }
+        })
+        .collect()
+}
+
+/// A rule's peers (`from` or `to`) and ports, as written.
+type RuleParts<'a> = (Option<&'a [NetworkPolicyPeer]>, Option<&'a [NetworkPolicyPort]>);
+
+/// NetworkPolicy objects lowered to IR **one to one**, for `netcd` to enforce a cluster's own
+/// policies (`netc import --emit ir`): each object is one IR policy with its namespace and name,
+/// each of its rules one IR rule whose id names the object and the rule's index
+/// (`shop/allow-web:ingress[0]`) and whose span is where the object was read (`origins[i]`, from
+/// [`locate`]), so that netcd's verdicts name the object and rule that allowed a flow. Doors
+/// follow the (defaulted) `policyTypes`; peers and ports mean what they mean in the API (a
+/// selector no labels can satisfy matches no pod: a rule left without peers by it allows nothing
+/// and is dropped; a policy selecting no pod is dropped). Nothing is merged or rewritten, so the
+/// meaning is the objects' by construction; `tests/seed.rs` and `tests/import.rs` check it by
+/// evaluation against the NetworkPolicy evaluator.
+///
+/// # Errors
+/// [`ImportError::Invalid`] for an object the API server would refuse, or two objects with one
+/// namespace and name.
+pub fn to_ir(policies: &[NetworkPolicy], origins: &[netc_ir::Span]) -> Result<netc_ir::Ir, ImportError> {
+    use netc_ir::{Door, DoorState, Peer, Rule};
+    // Objects the API server would refuse are refused (the NetworkPolicy evaluator's checks);
+    // what netc's source cannot write (a namespace named like a keyword) is fine in IR.
+    if let Err(e) = crate::analysis::k8s_eval::K8sEvaluator::new(policies, &netc_ir::Inventory::default()) {
+        let (field, problem) = e.message.split_once(": ").unwrap_or(("", e.message.as_str()));
+        return Err(ImportError::Invalid {
+            policy: e.policy.clone(),
+            field: field.to_owned(),
+            problem: problem.to_owned(),
+        });
+    }
+    let mut ir = netc_ir::Ir::empty();
+    let mut seen = BTreeSet::new();
+    for (index, policy) in policies.iter().enumerate() {
+        let ns = policy.metadata.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let id = format!("{ns}/{name}");
+        let at = At { policy: &id };
+        if !seen.insert(id.clone()) {
+            return Err(at.invalid("metadata.name", "two objects have this namespace and name"));
+        }
+        let span = origins.get(index).cloned().unwrap_or_else(|| netc_ir::Span {
+            file: "<input>".into(),
+            line: 1,
+            column: 1,
+            start: 0,
+            end: 0,
+        });
+        let spec = policy.spec.clone().unwrap_or_default();
+        let Some(selector) = (match &spec.pod_selector {
+            Some(s) => canonical(s, &at, "spec.podSelector")?,
+            None => Some(LabelSelector::everything()),
+        }) else {
+            continue; // selects no pod: guards nothing
+        };
+        let (ingress_rules, egress_rules) =
+            (spec.ingress.as_deref().unwrap_or_default(), spec.egress.as_deref().unwrap_or_default());
+        let on = match spec.policy_types.as_deref() {
+            None | Some([]) => [true, !egress_rules.is_empty()],
+            Some(types) => [types.iter().any(|t| t == "Ingress"), types.iter().any(|t| t == "Egress")],
+        };
+        let mut doors = [Door::open(), Door::open()];
+        for (d, direction) in Direction::BOTH.into_iter().enumerate() {
+            if !on[d] {
+                continue;
+            }
+            let mut rules = Vec::new();
+            let read_rules: Vec<RuleParts<'_>> = match direction {
+                Direction::Ingress => {
+                    ingress_rules.iter().map(|r| (r.from.as_deref(), r.ports.as_deref())).collect()
+                }
+                Direction::Egress => {
+                    egress_rules.iter().map(|r| (r.to.as_deref(), r.ports.as_deref())).collect()
+                }
+            };
+            let (list, peers_field) = if direction == Direction::Ingress {
+                ("spec.ingress", "from")
+            } else {
+                ("spec.egress", "to")
+            };
+            for (i, (peers, ports)) in read_rules.into_iter().enumerate() {
+                let field = format!("{list}[{i}]");
+                let mut out_peers = Vec::new();
+                let given = peers.unwrap_or_default();
+                for (j, peer) in given.iter().enumerate() {
+                    match read_peer(peer, &ns, &at, &format!("{field}.{peers_field}[{j}]"))? {
+                        Some(PeerC::Block { cidr, except }) => out_peers.push(Peer::IpBlock { cidr, except }),
+                        Some(PeerC::Pods { ns: pods_ns, pods }) => out_peers.push(Peer::Pods {
+                            namespaces: match pods_ns {
+                                NsRef::Named(n) if n == ns => None,
+                                NsRef::Named(n) => Some(LabelSelector::labels([(
+                                    netc_ir::inventory::NAMESPACE_NAME_LABEL,
+                                    n.as_str(),
+                                )])),
+                                NsRef::Labels(s) => Some(s),
+                            },
+                            pods: Some(pods),
+                        }),
+                        Some(PeerC::Any) | None => {}
+                    }
+                }
+                if !given.is_empty() && out_peers.is_empty() {
+                    continue; // every peer matches nothing: the rule allows nothing
+                }
+                let mut out_ports = Vec::new();
+                for (j, port) in ports.unwrap_or_default().iter().enumerate() {
+                    if let PortC::One(p) = read_port(port, &at, &format!("{field}.ports[{j}]"))? {
+                        out_ports.push(p);
+                    }
+                }
+                rules.push(Rule {
+                    id: format!("{id}:{direction}[{i}]"),
+                    peers: out_peers,
+                    ports: out_ports,
+                    span: span.clone(),
+                });
+            }
+            doors[d] = Door { state: DoorState::Guarded, guarded_by: vec![span.clone()], rules };
+        }
+        let [ingress, egress] = doors;
+        let doc = policy.metadata.annotations.as_ref().and_then(|a| a.get(INTENT_ANNOTATION)).cloned();
+        ir.policies.push(netc_ir::Policy {
+            name,
+            namespace: ns,
+            workload: selector_source(&selector),
+            selector,
+            doc,
+            ingress,
+            egress,
+            span,
+        });
+    }
+    ir.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    ir.sources = origins.iter().map(|s| s.file.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    ir.validate().map_err(|e| ImportError::Invalid {
+        policy: "(all)".into(),
+        field: String::new(),
+        problem: format!("the lowered IR is refused ({e}); this is a bug in netc import"),
+    })?;
+    Ok(ir)
+}

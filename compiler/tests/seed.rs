@@ -9,7 +9,9 @@
 //! 1. the article's YAML, parsed with [`netc::yaml::parse_network_policies`] and judged by the
 //!    independent NetworkPolicy evaluator [`netc::analysis::k8s_eval`];
 //! 2. the compiled example's IR, judged by the reference evaluator [`netc_ir::eval`];
-//! 3. the YAML netc generates for the example, parsed back and judged by `k8s_eval`.
+//! 3. the YAML netc generates for the example, parsed back and judged by `k8s_eval`;
+//! 4. the article's YAML lowered object by object to IR (`netc import --emit ir`, what netcd
+//!    enforces for a cluster's own NetworkPolicies), judged by the reference evaluator.
 //!
 //! They must agree not only on allowed/denied but on each door: open (no policy guards it),
 //! guarded and letting the flow through, or guarded and stopping it. That is "same selected pods,
@@ -134,6 +136,8 @@ struct Case {
     article: Vec<NetworkPolicy>,
     ir: Ir,
     generated: Vec<NetworkPolicy>,
+    /// The article's objects lowered one to one to IR, as netcd would enforce them.
+    article_ir: Ir,
     /// Codes of the example's diagnostics (all warnings: errors fail [`Case::load`]).
     warnings: Vec<&'static str>,
 }
@@ -149,6 +153,8 @@ impl Case {
     fn from_source(name: &str, file_name: &str, text: &str) -> Case {
         let article_yaml = read(&format!("compiler/tests/fixtures/article/{name}.yaml"));
         let article = yaml::parse_network_policies(&article_yaml).expect("the article's YAML parses");
+        let origins = netc::import::locate(&format!("{name}.yaml"), &article_yaml, &article);
+        let article_ir = netc::import::to_ir(&article, &origins).expect("the article's objects lower to IR");
         assert_eq!(article.len(), 1, "each article snippet is one NetworkPolicy");
         assert_eq!(article[0].metadata.name.as_deref(), Some(name), "fixture named after its policy");
 
@@ -163,6 +169,7 @@ impl Case {
             article,
             ir,
             generated,
+            article_ir,
             warnings: out.diagnostics.iter().map(|d| d.code).collect(),
         }
     }
@@ -186,13 +193,19 @@ impl Case {
     }
 
     /// The three judgements of one flow: the article's, the IR's and the generated YAML's.
-    fn judge(&self, flow: &Flow<'_>) -> [Judgement; 3] {
+    fn judge(&self, flow: &Flow<'_>) -> [Judgement; 4] {
         let article =
             K8sEvaluator::new(&self.article, &self.inventory).expect("the article's policy is valid");
         let generated =
             K8sEvaluator::new(&self.generated, &self.inventory).expect("netc's policies are valid");
         let ir = Evaluator::new(&self.ir, &self.inventory);
-        [(&article.evaluate(flow)).into(), (&ir.evaluate(flow)).into(), (&generated.evaluate(flow)).into()]
+        let article_ir = Evaluator::new(&self.article_ir, &self.inventory);
+        [
+            (&article.evaluate(flow)).into(),
+            (&ir.evaluate(flow)).into(),
+            (&generated.evaluate(flow)).into(),
+            (&article_ir.evaluate(flow)).into(),
+        ]
     }
 
     /// Every flow of the cluster where the three judges disagree, described; and how many flows
@@ -203,6 +216,7 @@ impl Case {
         let generated =
             K8sEvaluator::new(&self.generated, &self.inventory).expect("netc's policies are valid");
         let ir = Evaluator::new(&self.ir, &self.inventory);
+        let article_ir = Evaluator::new(&self.article_ir, &self.inventory);
         let endpoints = self.endpoints();
         let (mut out, mut judged, mut allowed) = (Vec::new(), 0, 0);
         for (src_name, src) in &endpoints {
@@ -212,11 +226,12 @@ impl Case {
                     let a: Judgement = (&article.evaluate(&flow)).into();
                     let i: Judgement = (&ir.evaluate(&flow)).into();
                     let g: Judgement = (&generated.evaluate(&flow)).into();
+                    let y: Judgement = (&article_ir.evaluate(&flow)).into();
                     judged += 1;
                     allowed += usize::from(a.allowed);
-                    if a != i || a != g {
+                    if a != i || a != g || a != y {
                         out.push(format!(
-                            "{src_name} -> {dst_name} {protocol}/{port}: article {a}, netc IR {i}, netc YAML {g}"
+                            "{src_name} -> {dst_name} {protocol}/{port}: article {a}, netc IR {i}, netc YAML {g}, article as IR {y}"
                         ));
                     }
                 }
@@ -249,10 +264,10 @@ impl Case {
     /// three judges agree on it.
     fn allows(&self, src: &str, dst: &str, protocol: Protocol, port: u16) -> bool {
         let flow = Flow { src: self.endpoint(src), dst: self.endpoint(dst), protocol, port };
-        let [article, ir, generated] = self.judge(&flow);
+        let [article, ir, generated, article_ir] = self.judge(&flow);
         assert!(
-            article == ir && article == generated,
-            "{src} -> {dst} {protocol}/{port}: article {article}, IR {ir}, YAML {generated}"
+            article == ir && article == generated && article == article_ir,
+            "{src} -> {dst} {protocol}/{port}: article {article}, IR {ir}, YAML {generated}, article as IR {article_ir}"
         );
         article.allowed
     }
@@ -423,4 +438,30 @@ fn near_misses_of_the_seed_programs_are_told_apart() {
     differs("allow-monitoring", "namespace app-space\nmonitoring/* -> web\n");
     // The right label in the wrong namespace.
     differs("allow-monitoring", "{team=monitoring}/* -> web\n");
+}
+
+/// What netcd prints for a cluster's own objects: each rule of the lowered IR names its object
+/// and its index, and where the object was read.
+#[test]
+fn the_articles_objects_lowered_to_ir_name_object_and_rule() {
+    let case = Case::load("allow-frontend");
+    let rules: Vec<(String, String, String)> = case
+        .article_ir
+        .rules()
+        .map(|(p, _, r)| (format!("{}/{}", p.namespace, p.name), r.id.clone(), r.span.to_string()))
+        .collect();
+    let yaml = read("compiler/tests/fixtures/article/allow-frontend.yaml");
+    let line = yaml.lines().position(|l| l.trim() == "name: allow-frontend").expect("the name line") + 1;
+    assert_eq!(
+        rules,
+        [(
+            "default/allow-frontend".to_owned(),
+            "default/allow-frontend:ingress[0]".to_owned(),
+            format!("allow-frontend.yaml:{line}:1")
+        )]
+    );
+    // Two objects with one name are refused, not merged.
+    let twice = [case.article[0].clone(), case.article[0].clone()];
+    let e = netc::import::to_ir(&twice, &[]).expect_err("a name twice");
+    assert!(e.to_string().contains("two objects"), "{e}");
 }

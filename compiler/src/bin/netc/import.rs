@@ -16,7 +16,20 @@ Examples:
   netc import deploy/netpol/*.yaml -o policies.np
                                           files of a repository, written atomically
   netc import --verify --cluster cluster.yaml netpol.yaml
-                                          also judge every flow of a cluster both ways";
+                                          also judge every flow of a cluster both ways
+  netc import --emit ir netpol/*.yaml > policies.ir.json
+                                          the objects one to one as IR, for netcd to enforce
+                                          (verdicts name the object and rule index)";
+
+/// What `netc import` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportEmit {
+    /// netc source with the same meaning.
+    Source,
+    /// The objects lowered one to one to IR JSON, for `netcd run --ir`: each rule keeps its
+    /// object's namespace/name and its index, which netcd's verdicts print.
+    Ir,
+}
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -35,6 +48,9 @@ pub struct ImportArgs {
     /// The cluster for --verify (`kubectl get ns,pods -A -o yaml`).
     #[arg(long, value_name = "INV", requires = "verify")]
     cluster: Option<PathBuf>,
+    /// `source` (netc source) or `ir` (the objects one to one as IR JSON, for netcd).
+    #[arg(long, value_enum, default_value = "source")]
+    emit: ImportEmit,
 }
 
 /// Read every file (`-`: stdin) as text, within netc's input bounds.
@@ -58,12 +74,14 @@ fn read_texts(files: &[PathBuf]) -> Result<Vec<(String, String)>, Failure> {
 pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     let texts = read_texts(&args.files)?;
     let mut policies = Vec::new();
-    // The file each policy came from, to name it in messages.
+    // The file each policy came from, to name it in messages, and where in it (for --emit ir).
     let mut origin = Vec::new();
+    let mut spans = Vec::new();
     for (name, text) in &texts {
         match netc::yaml::parse_network_policies(text) {
             Ok(found) => {
                 origin.extend(std::iter::repeat_n(name.as_str(), found.len()));
+                spans.extend(netc::import::locate(name, text, &found));
                 policies.extend(found);
             }
             Err(e) => {
@@ -81,6 +99,26 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
                 netc::import::policy_id(p)
             );
         }
+    }
+    if args.emit == ImportEmit::Ir {
+        // What `kubectl apply` would leave: the last of objects with one namespace and name.
+        let objects: Vec<_> = kept.iter().map(|&i| policies[i].clone()).collect();
+        let origins: Vec<_> = kept.iter().map(|&i| spans[i].clone()).collect();
+        let ir = match netc::import::to_ir(&objects, &origins) {
+            Ok(ir) => ir,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(Failure::Input);
+            }
+        };
+        if args.verify {
+            verify_ir(&ir, &texts, args.cluster.as_deref())?;
+        }
+        let json = ir.to_json();
+        return match &args.output {
+            None => write_stdout(&json),
+            Some(path) => output::write_atomic(path, json.as_bytes()),
+        };
     }
     let source = match netc::import::import(&policies) {
         Ok(source) => source,
@@ -115,6 +153,32 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     match &args.output {
         None => write_stdout(&source),
         Some(path) => output::write_atomic(path, source.as_bytes()),
+    }
+}
+
+/// `--emit ir --verify`: the lowered IR judged by the IR evaluator against the YAML judged by
+/// the NetworkPolicy evaluator, on every flow of the cluster.
+fn verify_ir(ir: &netc_ir::Ir, texts: &[(String, String)], cluster: Option<&Path>) -> Result<(), Failure> {
+    let inventory = match cluster {
+        Some(path) => graph::read_inventory(path)?,
+        None => synthesize(&[ir]),
+    };
+    let documents: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+    match verify(ir, &documents, &inventory) {
+        Ok(Verification::Agree { flows, .. }) => {
+            eprintln!("verified: the IR means what the NetworkPolicies mean on {flows} flows");
+            Ok(())
+        }
+        Ok(Verification::Differ(mismatch)) => {
+            eprintln!("error: --verify: the IR does not mean what the NetworkPolicies mean; nothing written");
+            eprintln!("{mismatch}");
+            eprintln!("  this is a bug in netc import: please report it with the YAML");
+            Err(Failure::Input)
+        }
+        Err(e) => {
+            eprintln!("error: --verify: {e}");
+            Err(Failure::Input)
+        }
     }
 }
 
