@@ -317,7 +317,7 @@ mod tests {
         let queued = Event { generation: 4, endpoint: 3, rule: 1, ..known };
         let then = to_json(&queued, &clock, &plans, Some("veth0"));
         let (keys, rule_keys) = shape(&then);
-        assert_eq!(rule_keys, ["id", "source", "policy"].map(String::from), "{then}");
+        assert_eq!(rule_keys, ["id", "policy", "source"].map(String::from), "{then}");
         let (now_keys, _) = shape(&now);
         assert_eq!(
             keys.iter().filter(|k| *k != "note").collect::<Vec<_>>(),

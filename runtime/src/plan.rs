@@ -1307,6 +1307,14 @@ impl Plan {
     }
 }
 
+/// A plan is its own reference, so that maps of plans, shared (`Arc`) or borrowed, name events
+/// alike ([`crate::events::line`]).
+impl AsRef<Plan> for Plan {
+    fn as_ref(&self) -> &Plan {
+        self
+    }
+}
+
 /// The ABI byte for a direction.
 #[must_use]
 pub fn direction_byte(direction: Direction) -> u8 {
