@@ -366,6 +366,49 @@ fn a_full_map_fails_closed_for_that_endpoint_needs_root() {
     assert_eq!(h.node_ingress("database", p("10.0.0.254", DB, TCP, 46004, 5432)), PASS);
 }
 
+/// A pod restarts with a new address while another pod gets the address it had, in one
+/// inventory change (as a busy node's pod CIDR recycles addresses): netcd changes the live
+/// generation in place when it can and builds a new one otherwise, as the daemon does; either
+/// way the old address's open connection is cut, the new holder of the address is judged as
+/// itself, and the restarted pod is judged at its new address.
+#[test]
+fn a_restarted_pods_old_address_given_to_another_pod_at_once_needs_root() {
+    if !can_run_as_root("a_restarted_pods_old_address_given_to_another_pod_at_once_needs_root") {
+        return;
+    }
+    let (ir, old) = seed();
+    let mut h = Harness::new(&ir, &old, false);
+    let open_connection = p(FE, BE, TCP, 49500, 8080);
+    assert_eq!(h.flow("frontend", "backend", open_connection), PASS);
+    let mut new = old.clone();
+    for pod in &mut new.pods {
+        if pod.name == "frontend" {
+            pod.ips = vec![ip("10.0.0.9")];
+        }
+    }
+    new.pods.push(pod("default", "intruder", "intruder", &[FE]));
+    let new = sorted(new);
+    match h.plan.update_in_place(&ir, &old, &new, &PlanOptions::default()) {
+        Some(delta) => {
+            let interfaces = delta.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
+            h.datapath.apply_delta(&delta, &interfaces).expect("apply in place");
+        }
+        None => h.reapply(&ir, &new, false),
+    }
+    let ack = packet::frame(&open_connection, ACK, 0);
+    assert_eq!(h.ingress_frame("backend", &ack), DROP, "the old address's connection is cut");
+    assert_eq!(
+        h.ingress("backend", p(FE, BE, TCP, 49501, 8080)),
+        DROP,
+        "the intruder at frontend's old address"
+    );
+    assert_eq!(
+        h.flow("frontend", "backend", p("10.0.0.9", BE, TCP, 49502, 8080)),
+        PASS,
+        "frontend at its new one"
+    );
+}
+
 /// Change the harness's live generation in place from `old` to `new` (same IR).
 fn change_in_place(
     h: &mut Harness,
