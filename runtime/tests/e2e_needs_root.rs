@@ -349,3 +349,136 @@ fn reload_revokes_open_connections_keeps_bad_input_out_and_survives_kill_needs_r
     restarted.wait_log("generation 3 live", WAIT);
     s.assert_article_scenarios();
 }
+
+/// Runs a setup command, panicking with its stderr when it fails.
+fn run(args: &[&str]) {
+    let out = std::process::Command::new(args[0]).args(&args[1..]).output().expect("run a setup command");
+    assert!(out.status.success(), "`{}`: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A client outside the cluster behind a veth of the node, and kube-proxy's shape of NodePort
+/// rules for it (iptables, nat table: DNAT in PREROUTING, MASQUERADE in POSTROUTING), in chains
+/// named after the test; all removed when dropped.
+struct Outside {
+    netns: String,
+    host_if: String,
+    chain: String,
+    rules: Vec<Vec<String>>,
+}
+
+impl Outside {
+    fn new(tag: &str, subnet: u8) -> Outside {
+        let netns = format!("netc-{tag}-out");
+        let host_if = format!("nc{tag}o");
+        let peer = format!("nc{tag}q");
+        run(&["ip", "netns", "add", &netns]);
+        run(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer]);
+        run(&["ip", "link", "set", &peer, "netns", &netns]);
+        run(&["ip", "-n", &netns, "link", "set", &peer, "name", "eth0"]);
+        run(&["ip", "-n", &netns, "addr", "add", &format!("10.214.{subnet}.2/30"), "dev", "eth0"]);
+        run(&["ip", "-n", &netns, "link", "set", "eth0", "up"]);
+        run(&["ip", "-n", &netns, "route", "add", "default", "via", &format!("10.214.{subnet}.1")]);
+        run(&["ip", "addr", "add", &format!("10.214.{subnet}.1/30"), "dev", &host_if]);
+        run(&["ip", "link", "set", &host_if, "up"]);
+        run(&["sysctl", "-qw", &format!("net.ipv4.conf.{host_if}.forwarding=1")]);
+        let chain = format!("NETC-{tag}").to_uppercase();
+        run(&["iptables", "-t", "nat", "-N", &chain]);
+        Outside { netns, host_if, chain, rules: Vec::new() }
+    }
+
+    /// `node:port` (the node's address on this veth) DNATed to `to:to_port` and masqueraded, as
+    /// kube-proxy does for a NodePort with `externalTrafficPolicy: Cluster`.
+    fn node_port(&mut self, subnet: u8, port: u16, to: std::net::Ipv4Addr, to_port: u16) {
+        let jump = vec!["PREROUTING", "-i", &self.host_if, "-j", &self.chain]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        if self.rules.is_empty() {
+            self.add(jump);
+        }
+        let node = format!("10.214.{subnet}.1");
+        let dnat: Vec<String> = [
+            &self.chain as &str,
+            "-d",
+            &node,
+            "-p",
+            "tcp",
+            "--dport",
+            &port.to_string(),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &format!("{to}:{to_port}"),
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        self.add(dnat);
+        let masquerade: Vec<String> =
+            ["POSTROUTING", "-s", &format!("10.214.{subnet}.2"), "-d", &to.to_string(), "-j", "MASQUERADE"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+        self.add(masquerade);
+    }
+
+    fn add(&mut self, rule: Vec<String>) {
+        let mut args = vec!["iptables", "-t", "nat", "-A"];
+        args.extend(rule.iter().map(String::as_str));
+        run(&args);
+        self.rules.push(rule);
+    }
+
+    /// Whether the outside client gets an echo from `node:port`.
+    fn reaches(&self, subnet: u8, port: u16) -> bool {
+        let addr = std::net::SocketAddr::from(([10, 214, subnet, 1], port));
+        common::netns::in_netns(&self.netns, move || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
+                .ok()
+                .is_some_and(|mut s| echo(&mut s, Duration::from_millis(1500)))
+        })
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        for rule in self.rules.iter().rev() {
+            let mut args = vec!["iptables", "-t", "nat", "-D"];
+            args.extend(rule.iter().map(String::as_str));
+            let _ = std::process::Command::new(args[0]).args(&args[1..]).output();
+        }
+        let _ = std::process::Command::new("iptables").args(["-t", "nat", "-X", &self.chain]).output();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.netns]).output();
+    }
+}
+
+/// Masquerade must not make traffic look like the node's own: a NodePort connection from outside
+/// the cluster that kube-proxy's rules DNAT to a pod and masquerade to a node address arrives
+/// forwarded, and the pod's guarded ingress judges it (hermit allows nobody), while the node
+/// itself still reaches hermit and the same path to an open pod works.
+#[test]
+fn a_masqueraded_node_port_connection_is_not_the_nodes_own_needs_root() {
+    if !can_run_as_root("a_masqueraded_node_port_connection_is_not_the_nodes_own_needs_root") {
+        return;
+    }
+    let s = Setup::new(14);
+    let mut outside = Outside::new(&s.node.tag, 14);
+    outside.node_port(14, 30070, s.node.pod("hermit").ip, 7000);
+    outside.node_port(14, 30090, s.node.pod("frontend").ip, 9000);
+    assert!(outside.reaches(14, 30070), "without netcd the NodePort path reaches hermit");
+    let netcd = s.netcd("enforce", "tcx");
+    assert!(outside.reaches(14, 30090), "the NodePort path works to a pod whose ingress is open");
+    assert!(!outside.reaches(14, 30070), "masqueraded to a node address, still judged: hermit allows nobody");
+    assert!(node_reaches(s.node.pod("hermit"), 7000), "the node itself reaches hermit");
+    // The denied packet came masqueraded: from an address of the node, not the client's.
+    let events = netcd.events(Duration::from_millis(500));
+    let hermit = s.node.pod("hermit").ip.to_string();
+    let deny = events
+        .iter()
+        .find(|e| e["verdict"] == "deny" && e["dst"] == hermit.as_str() && e["dport"] == 7000)
+        .unwrap_or_else(|| panic!("a deny line at hermit: {events:#?}"));
+    assert_ne!(deny["src"], "10.214.14.2", "masqueraded: {deny}");
+    assert_eq!(deny["direction"], "ingress");
+    drop(outside);
+}
