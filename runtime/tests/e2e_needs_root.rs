@@ -389,10 +389,8 @@ impl Outside {
     /// `node:port` (the node's address on this veth) DNATed to `to:to_port` and masqueraded, as
     /// kube-proxy does for a NodePort with `externalTrafficPolicy: Cluster`.
     fn node_port(&mut self, subnet: u8, port: u16, to: std::net::Ipv4Addr, to_port: u16) {
-        let jump = vec!["PREROUTING", "-i", &self.host_if, "-j", &self.chain]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let jump =
+            ["PREROUTING", "-i", &self.host_if, "-j", &self.chain].iter().map(|s| (*s).to_owned()).collect();
         if self.rules.is_empty() {
             self.add(jump);
         }
