@@ -76,6 +76,30 @@ fn explain_allow_frontend_lets_the_frontend_in() {
     assert_eq!(e.doors[1].rules.len(), 1, "one rule of backend's ingress");
 }
 
+/// DESIGN.md corner 12: kafka-0's ingress is guarded, but the kube-proxy of its own node
+/// (worker-3, a hostNetwork pod) gets in, and explain says why; another node's does not.
+#[test]
+fn explain_lets_a_pods_own_node_in() {
+    let e = explained(
+        "explain_lets_a_pods_own_node_in",
+        "examples/shop.np",
+        "shop-cluster.yaml",
+        "kube-system/kube-proxy-5p4vd",
+        "data/kafka-0:9093",
+    );
+    assert!(e.allowed);
+    assert_eq!(e.doors[1].summary, "from its own node");
+    let other = explain(
+        &[source("examples/shop.np")],
+        &compile(&[source("examples/shop.np")]),
+        &cluster("shop-cluster.yaml"),
+        "kube-system/kube-proxy-bsv8r",
+        "data/kafka-0:9093",
+    )
+    .expect("explains");
+    assert!(!other.allowed, "worker-1's kube-proxy is another node");
+}
+
 #[test]
 fn explain_allow_frontend_refuses_the_database_and_offers_the_arrow() {
     let e = explained(
