@@ -86,21 +86,35 @@ pub enum Item {
 pub struct Statement {
     /// `##` lines before it, without the `##` and one leading space.
     pub docs: Vec<Spanned<String>>,
+    /// `@allow(...)` attributes before it: its warnings the writer accepts.
+    pub allows: Vec<Allow>,
     /// What it says.
     pub kind: StatementKind,
     /// The statement without its docs.
     pub span: Span,
 }
 
+/// `@allow(W0203, W0201)`: warnings of the statement that follows that the writer accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// The codes, as written.
+    pub codes: Vec<Spanned<String>>,
+    /// The whole attribute.
+    pub span: Span,
+}
+
 /// The kinds of statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatementKind {
-    /// `workload api = {app=api}`
+    /// `workload api = {app=api}`, `workload prod = {purpose=production}/*`
     Workload {
         /// The name being declared.
         name: Spanned<String>,
-        /// Its pods.
-        selector: Selector,
+        /// `None`: pods of the namespace the name is used in (`workload api = {app=api}`); else
+        /// the namespaces it always means (`{purpose=production}/...`).
+        namespace: Option<Spanned<NamespaceRef>>,
+        /// Its pods: [`PodRef::All`] or [`PodRef::Selector`], never a name.
+        pods: Spanned<PodRef>,
     },
     /// `external payments = 203.0.113.0/24, 198.51.100.7`
     External {
@@ -173,6 +187,8 @@ pub enum DoorWords {
 /// An arrow statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arrow {
+    /// `egress a -> b`: written on the sources' egress only, never guarding the target's ingress.
+    pub egress_only: Option<Span>,
     /// Left of the arrow.
     pub sources: Vec<Endpoint>,
     /// The arrow itself; `deny` is true for `-/->` and friends.

@@ -152,6 +152,30 @@ pub enum CheckError {
         suggestion: String,
         /// Where the suggestion is declared or used.
         suggestion_at: Loc,
+        /// The suggestion is an undeclared name used once too: either may be the misspelt one.
+        both_once: bool,
+    },
+    /// An undeclared name that is declared in another namespace: here it means `app=<name>`.
+    DeclaredElsewhere {
+        /// The use.
+        at: Loc,
+        /// The name.
+        name: String,
+        /// The namespace it is used in (and means `app=<name>` in).
+        namespace: String,
+        /// A declaration of the name.
+        declared: Loc,
+        /// The namespace of that declaration.
+        declared_namespace: String,
+    },
+    /// A workload declared with its own namespaces (`{purpose=prod}/*`) used with a namespace.
+    NamespaceOfQualifiedWorkload {
+        /// The use.
+        at: Loc,
+        /// The name.
+        name: String,
+        /// The declaration.
+        declared: Loc,
     },
     /// A CIDR or address that does not parse.
     InvalidCidr {
@@ -241,7 +265,12 @@ impl CheckError {
     /// Whether this only warns.
     #[must_use]
     pub fn is_warning(&self) -> bool {
-        matches!(self, CheckError::PossibleTypo { .. } | CheckError::StrayDoc { .. })
+        matches!(
+            self,
+            CheckError::PossibleTypo { .. }
+                | CheckError::StrayDoc { .. }
+                | CheckError::DeclaredElsewhere { .. }
+        )
     }
 }
 
@@ -332,6 +361,8 @@ pub struct Flow {
     pub target_at: Loc,
     /// Ports; empty means all.
     pub ports: Vec<Port>,
+    /// `egress a -> b`: written on the sources' egress only; the flow does not guard the target.
+    pub egress_only: bool,
     /// The whole arrow statement.
     pub at: Loc,
     /// Doc comments of the arrow.
@@ -406,8 +437,10 @@ type Blocks = Arc<[(IpNet, Vec<IpNet>)]>;
 struct Checker {
     model: Model,
     errors: Vec<CheckError>,
-    /// (namespace, name) -> (selector, declaration).
-    declared: HashMap<(String, String), (Arc<LabelSelector>, Loc)>,
+    /// (namespace, name) -> what it was declared as.
+    declared: HashMap<(String, String), Declared>,
+    /// name -> (namespace, declaration) of its first declaration in any namespace.
+    declared_anywhere: HashMap<String, (String, Loc)>,
     externals: HashMap<String, (Blocks, Loc)>,
     /// Undeclared names as used: (namespace, name) -> first use (counts are in `names`).
     implicit: BTreeMap<(String, String), Loc>,
@@ -415,6 +448,17 @@ struct Checker {
     keys: HashMap<String, HashMap<Arc<LabelSelector>, u32>>,
     /// namespace -> bare name -> what it resolved to; most names are used many times.
     names: HashMap<String, HashMap<String, ResolvedName>>,
+}
+
+/// A `workload` declaration.
+#[derive(Clone)]
+struct Declared {
+    /// `None`: pods of the namespace the name is declared in; else the namespaces it always means.
+    scope: Option<NsScope>,
+    /// The pods.
+    selector: Arc<LabelSelector>,
+    /// The declaration's name.
+    at: Loc,
 }
 
 #[derive(Clone)]
@@ -443,29 +487,42 @@ impl Checker {
         for (file, ast) in files.iter().enumerate() {
             let mut ns = DEFAULT_NAMESPACE.to_owned();
             let visit = |this: &mut Checker, ns: &str, s: &Statement| match &s.kind {
-                StatementKind::Workload { name, selector } => {
+                StatementKind::Workload { name, namespace, pods } => {
                     let at = Loc { file, span: name.span };
                     let key = (ns.to_owned(), name.node.clone());
-                    if let Some((_, first)) = this.declared.get(&key) {
+                    if let Some(first) = this.declared.get(&key) {
                         this.errors.push(CheckError::DuplicateWorkload {
                             at,
-                            first: *first,
+                            first: first.at,
                             name: name.node.clone(),
                             namespace: ns.to_owned(),
                         });
                         return;
                     }
-                    let sel = Arc::new(this.selector(file, selector));
-                    let k = this.key(ns, &sel);
-                    this.declared.insert(key, (sel.clone(), at));
-                    this.model.workloads.push(NamedWorkload {
-                        key: k,
-                        name: name.node.clone(),
-                        namespace: ns.to_owned(),
-                        selector: (*sel).clone(),
-                        at,
-                        docs: s.docs.iter().map(|d| d.node.clone()).collect(),
+                    let sel = Arc::new(match &pods.node {
+                        PodRef::Selector(selector) => this.selector(file, selector),
+                        PodRef::All | PodRef::Named(_) => LabelSelector::everything(),
                     });
+                    let scope = namespace.as_ref().map(|n| this.namespace_scope(file, n).0);
+                    // A workload of one namespace has doors there; one of several is only a peer.
+                    let home = match &scope {
+                        None => Some(ns.to_owned()),
+                        Some(NsScope::Named(n)) => Some(n.clone()),
+                        Some(NsScope::Selector(_)) => None,
+                    };
+                    this.declared.insert(key, Declared { scope, selector: sel.clone(), at });
+                    this.declared_anywhere.entry(name.node.clone()).or_insert_with(|| (ns.to_owned(), at));
+                    if let Some(home) = home {
+                        let k = this.key(&home, &sel);
+                        this.model.workloads.push(NamedWorkload {
+                            key: k,
+                            name: name.node.clone(),
+                            namespace: home,
+                            selector: (*sel).clone(),
+                            at,
+                            docs: s.docs.iter().map(|d| d.node.clone()).collect(),
+                        });
+                    }
                 }
                 StatementKind::External { name, blocks } => {
                     let at = Loc { file, span: name.span };
@@ -555,6 +612,7 @@ impl Checker {
                                 target: every_pod.clone(),
                                 target_at: at,
                                 ports: Vec::new(),
+                                egress_only: false,
                                 at,
                                 docs: shared.clone(),
                             });
@@ -569,6 +627,7 @@ impl Checker {
                                 target: End::Anywhere,
                                 target_at: at,
                                 ports: Vec::new(),
+                                egress_only: false,
                                 at,
                                 docs: shared,
                             });
@@ -645,6 +704,7 @@ impl Checker {
                         target,
                         target_at,
                         ports,
+                        egress_only: arrow.egress_only.is_some(),
                         at,
                         docs: docs.clone(),
                     });
@@ -673,18 +733,10 @@ impl Checker {
             EndpointKind::Pods { namespace, pods } => {
                 let (scope, ns_display) = match namespace {
                     None => (NsScope::Named(ns.to_owned()), None),
-                    Some(n) => match &n.node {
-                        NamespaceRef::All => {
-                            (NsScope::Selector(LabelSelector::everything()), Some("*".to_owned()))
-                        }
-                        NamespaceRef::Selector(s) => {
-                            (NsScope::Selector(self.selector(file, s)), Some(selector_text(s)))
-                        }
-                        NamespaceRef::Named(name) => {
-                            self.check_namespace_name(file, &Spanned { node: name.clone(), span: n.span });
-                            (NsScope::Named(name.clone()), Some(name.clone()))
-                        }
-                    },
+                    Some(n) => {
+                        let (scope, display) = self.namespace_scope(file, n);
+                        (scope, Some(display))
+                    }
                 };
                 let lookup_ns = match &scope {
                     NsScope::Named(n) => Some(n.as_str()),
@@ -708,21 +760,67 @@ impl Checker {
                             }
                             return Some(End::Cidrs(blocks.clone(), name.as_str().into()));
                         }
+                        let here = self.declared.get(&(ns.to_owned(), name.clone())).cloned();
+                        if let Some(d) = &here
+                            && let Some(own) = &d.scope
+                        {
+                            // A name declared with its own namespaces means them wherever it is
+                            // used, and cannot take another.
+                            self.used_before(at, d.at, name);
+                            if namespace.is_some() {
+                                self.errors.push(CheckError::NamespaceOfQualifiedWorkload {
+                                    at,
+                                    name: name.clone(),
+                                    declared: d.at,
+                                });
+                                return None;
+                            }
+                            let key = match own {
+                                NsScope::Named(n) => Some(self.key(n, &d.selector)),
+                                NsScope::Selector(_) => None,
+                            };
+                            return Some(End::Pods {
+                                ns: own.clone(),
+                                pods: d.selector.clone(),
+                                display: name.as_str().into(),
+                                named: true,
+                                key,
+                            });
+                        }
                         match lookup_ns {
-                            Some(ns) => {
-                                let r = self.named_workload(ns, name, at);
+                            Some(lookup) => {
+                                if let Some(d) = self.declared.get(&(lookup.to_owned(), name.clone()))
+                                    && d.scope.is_some()
+                                {
+                                    let declared = d.at;
+                                    self.errors.push(CheckError::NamespaceOfQualifiedWorkload {
+                                        at,
+                                        name: name.clone(),
+                                        declared,
+                                    });
+                                    return None;
+                                }
+                                let r = self.named_workload(lookup, name, at);
                                 (r.selector, Cow::Borrowed(name.as_str()), true, Some(r.key))
                             }
-                            None => {
-                                // `*/name` or `{..}/name`: the label, in every chosen namespace.
-                                self.check_implicit_name(name, at);
-                                (
-                                    Arc::new(LabelSelector::labels([("app", name.as_str())])),
-                                    Cow::Borrowed(name.as_str()),
-                                    true,
-                                    None,
-                                )
-                            }
+                            // `*/name` or `{..}/name`: the pods the name means here, in every
+                            // chosen namespace.
+                            None => match here {
+                                Some(d) => {
+                                    self.used_before(at, d.at, name);
+                                    (d.selector, Cow::Borrowed(name.as_str()), true, None)
+                                }
+                                None => {
+                                    self.check_implicit_name(name, at);
+                                    self.declared_elsewhere(ns, name, at);
+                                    (
+                                        Arc::new(LabelSelector::labels([("app", name.as_str())])),
+                                        Cow::Borrowed(name.as_str()),
+                                        true,
+                                        None,
+                                    )
+                                }
+                            },
                         }
                     }
                 };
@@ -737,6 +835,41 @@ impl Checker {
                 };
                 Some(End::Pods { ns: scope, pods: selector, display, named, key })
             }
+        }
+    }
+
+    /// `*`, `{labels}` or a name before the `/` of an endpoint or a qualified workload: the scope
+    /// and how to show it.
+    fn namespace_scope(&mut self, file: usize, n: &Spanned<NamespaceRef>) -> (NsScope, String) {
+        match &n.node {
+            NamespaceRef::All => (NsScope::Selector(LabelSelector::everything()), "*".to_owned()),
+            NamespaceRef::Selector(s) => (NsScope::Selector(self.selector(file, s)), selector_text(s)),
+            NamespaceRef::Named(name) => {
+                self.check_namespace_name(file, &Spanned { node: name.clone(), span: n.span });
+                (NsScope::Named(name.clone()), name.clone())
+            }
+        }
+    }
+
+    fn used_before(&mut self, at: Loc, declared: Loc, name: &str) {
+        if (declared.file, declared.span.start) > (at.file, at.span.start) {
+            self.errors.push(CheckError::UsedBeforeDeclaration { at, declared, name: name.to_owned() });
+        }
+    }
+
+    /// An undeclared `name` in namespace `ns` means `app=<name>`: say so when the name is
+    /// declared in another namespace, where it means something else.
+    fn declared_elsewhere(&mut self, ns: &str, name: &str, at: Loc) {
+        if let Some((declared_ns, declared)) = self.declared_anywhere.get(name)
+            && declared_ns != ns
+        {
+            self.errors.push(CheckError::DeclaredElsewhere {
+                at,
+                name: name.to_owned(),
+                namespace: ns.to_owned(),
+                declared: *declared,
+                declared_namespace: declared_ns.clone(),
+            });
         }
     }
 
@@ -757,73 +890,78 @@ impl Checker {
             r.uses += 1;
             return r.clone();
         }
-        let resolved =
-            if let Some((sel, decl)) = self.declared.get(&(ns.to_owned(), name.to_owned())).cloned() {
-                if (decl.file, decl.span.start) > (at.file, at.span.start) {
-                    self.errors.push(CheckError::UsedBeforeDeclaration {
-                        at,
-                        declared: decl,
-                        name: name.to_owned(),
-                    });
-                }
-                let key = self.key(ns, &sel);
-                ResolvedName { selector: sel, key, uses: 1 }
-            } else {
-                self.check_implicit_name(name, at);
-                let selector = Arc::new(LabelSelector::labels([("app", name)]));
-                let key = self.key(ns, &selector);
-                self.implicit.insert((ns.to_owned(), name.to_owned()), at);
-                self.model.workloads.push(NamedWorkload {
-                    key,
-                    name: name.to_owned(),
-                    namespace: ns.to_owned(),
-                    selector: (*selector).clone(),
-                    at,
-                    docs: Vec::new(),
-                });
-                ResolvedName { selector, key, uses: 1 }
-            };
+        let resolved = if let Some(Declared { selector: sel, at: decl, .. }) =
+            self.declared.get(&(ns.to_owned(), name.to_owned())).cloned()
+        {
+            self.used_before(at, decl, name);
+            let key = self.key(ns, &sel);
+            ResolvedName { selector: sel, key, uses: 1 }
+        } else {
+            self.check_implicit_name(name, at);
+            self.declared_elsewhere(ns, name, at);
+            let selector = Arc::new(LabelSelector::labels([("app", name)]));
+            let key = self.key(ns, &selector);
+            self.implicit.insert((ns.to_owned(), name.to_owned()), at);
+            self.model.workloads.push(NamedWorkload {
+                key,
+                name: name.to_owned(),
+                namespace: ns.to_owned(),
+                selector: (*selector).clone(),
+                at,
+                docs: Vec::new(),
+            });
+            ResolvedName { selector, key, uses: 1 }
+        };
         self.names.entry(ns.to_owned()).or_default().insert(name.to_owned(), resolved.clone());
         resolved
     }
 
-    /// Undeclared names used once that look like another name: probably typos.
+    /// Undeclared names used once that look like another name: probably typos. Of two
+    /// undeclared names used once each (`loadgenerator`, `loadgenerater`), the later one is
+    /// reported, since either may be the misspelt one.
     fn typos(&mut self) {
-        // Candidates: declared workloads and externals, and implicit names used more than once.
-        let mut candidates: Vec<(&str, &str, Loc)> = Vec::new();
-        for ((ns, name), (_, at)) in &self.declared {
-            candidates.push((ns, name, *at));
+        // Candidates per namespace (`""`: externals, seen from every namespace): declared
+        // workloads and externals, and implicit names (with how often each is used).
+        let mut candidates: HashMap<&str, Vec<(&str, Loc, bool)>> = HashMap::new();
+        for ((ns, name), d) in &self.declared {
+            candidates.entry(ns).or_default().push((name, d.at, false));
         }
         for (name, (_, at)) in &self.externals {
-            candidates.push(("", name, *at));
+            candidates.entry("").or_default().push((name, *at, false));
         }
         let uses = |ns: &str, name: &str| self.names.get(ns).and_then(|m| m.get(name)).map_or(0, |r| r.uses);
         for ((ns, name), at) in &self.implicit {
-            if uses(ns, name) > 1 {
-                candidates.push((ns, name, *at));
-            }
+            candidates.entry(ns).or_default().push((name, *at, uses(ns, name) == 1));
         }
-        candidates.sort_by(|a, b| (a.2, a.1).cmp(&(b.2, b.1)));
+        for list in candidates.values_mut() {
+            list.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        }
         let mut found = Vec::new();
         for ((ns, name), at) in &self.implicit {
             if uses(ns, name) != 1 {
                 continue;
             }
             let best = candidates
-                .iter()
-                .filter(|(cns, cname, _)| (cns.is_empty() || *cns == ns.as_str()) && *cname != name.as_str())
-                .filter(|(_, cname, _)| cname.len().abs_diff(name.len()) <= 2)
+                .get(ns.as_str())
+                .into_iter()
+                .chain(candidates.get(""))
+                .flatten()
+                .filter(|(cname, _, _)| *cname != name.as_str())
+                // Of two names used once, only the later one is reported.
+                .filter(|(_, cat, once)| !*once || cat < at)
+                .filter(|(cname, _, _)| cname.len().abs_diff(name.len()) <= 2)
                 // `web-1` and `web-2` are numbered siblings, not typos of each other.
-                .filter(|(_, cname, _)| without_digits(cname) != without_digits(name))
-                .map(|(_, cname, cat)| (strsim::damerau_levenshtein(name, cname), *cname, *cat))
-                .filter(|(d, cname, _)| *d <= typo_budget(name.len().min(cname.len())))
-                .min_by_key(|(d, _, cat)| (*d, *cat));
-            if let Some((_, cname, cat)) = best {
+                .filter(|(cname, _, _)| without_digits(cname) != without_digits(name))
+                .map(|(cname, cat, once)| (strsim::damerau_levenshtein(name, cname), *cname, *cat, *once))
+                .filter(|(d, cname, _, _)| *d <= typo_budget(name.len().min(cname.len())))
+                .min_by_key(|(d, _, cat, _)| (*d, *cat));
+            if let Some((_, cname, cat, once)) = best {
                 found.push(CheckError::PossibleTypo {
                     at: *at,
                     name: name.clone(),
                     suggestion: cname.to_owned(),
                     suggestion_at: cat,
+                    both_once: once,
                 });
             }
         }

@@ -9,10 +9,11 @@ use codespan_reporting::term;
 use serde::Serialize;
 
 use crate::SourceFile;
+use crate::allow::AllowError;
 use crate::ast::Span;
 use crate::check::{CheckError, Loc, NameKind, NameRule, Unsupported};
 use crate::lower::{LowerError, Side};
-use crate::syntax::SyntaxError;
+use crate::syntax::{SyntaxError, SyntaxHint};
 
 /// How bad it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -139,7 +140,7 @@ impl Diagnostic {
 #[must_use]
 pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
     match e {
-        SyntaxError::Unexpected { span, expected, found } => {
+        SyntaxError::Unexpected { span, expected, found, hint } => {
             let what = match found.as_str() {
                 "" => "end of file".to_owned(),
                 "\n" | "\r" => "line break".to_owned(),
@@ -149,7 +150,19 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
             let wanted = words_list(expected);
             let d = Diagnostic::error("E0001", format!("unexpected {what}"))
                 .primary(Loc { file, span: *span }, format!("expected {wanted}"));
-            let d = if found.starts_with(':') && expected.contains(&"`=`") {
+            let d = if let Some(hint) = hint {
+                d.help(match hint {
+                    SyntaxHint::PortListWithoutBrackets(fixed) => {
+                        format!("several ports are written as a list in brackets: `{fixed}`")
+                    }
+                    SyntaxHint::OtherArrow => {
+                        "netc's arrow is `->`: `frontend -> backend:8080`".to_owned()
+                    }
+                    SyntaxHint::IsolatedWithDirection(subject) => format!(
+                        "`isolated` guards both doors and takes no direction: write `{subject} isolated`, or `{subject} ingress guarded` to guard one door"
+                    ),
+                })
+            } else if found.starts_with(':') && expected.contains(&"`=`") {
                 d.help("labels are written `key=value` in netc, not `key: value`: `{app=api}`")
             } else if expected.contains(&"`]`") && expected.contains(&"`,`") {
                 d.help("separate the ports of a list with commas: `backend:[80, 443]`")
@@ -300,16 +313,37 @@ pub fn from_check(e: &CheckError) -> Diagnostic {
                 .note("before its declaration a bare name would mean the label `app=<name>`, a different set of pods")
                 .help(format!("move the declaration of `{name}` above its first use"))
         }
-        CheckError::PossibleTypo { at, name, suggestion, suggestion_at } => {
-            Diagnostic::warning("W0101", format!("`{name}` is used once and is not declared"))
-                .primary(*at, format!("this means the pods labelled `app={name}`"))
-                .secondary(*suggestion_at, format!("`{suggestion}` is declared or used here"))
-                .help(format!("did you mean `{suggestion}`?"))
-                .suggest(
-                    *at,
-                    format!("Replace `{name}` with `{suggestion}`"),
-                    Edit::ReplaceName { old: name.clone(), new: suggestion.clone() },
-                )
+        CheckError::PossibleTypo { at, name, suggestion, suggestion_at, both_once } => {
+            let d = Diagnostic::warning("W0101", format!("`{name}` is used once and is not declared"))
+                .primary(*at, format!("this means the pods labelled `app={name}`"));
+            let d = if *both_once {
+                d.secondary(*suggestion_at, format!("`{suggestion}` is used once too, here"))
+                    .note("two similar names, each used once: one of them is probably misspelt")
+                    .help(format!("did you mean `{suggestion}`? if both are meant, declare them with `workload NAME = {{labels}}`"))
+            } else {
+                d.secondary(*suggestion_at, format!("`{suggestion}` is declared or used here"))
+                    .help(format!("did you mean `{suggestion}`?"))
+            };
+            d.suggest(
+                *at,
+                format!("Replace `{name}` with `{suggestion}`"),
+                Edit::ReplaceName { old: name.clone(), new: suggestion.clone() },
+            )
+        }
+        CheckError::DeclaredElsewhere { at, name, namespace, declared, declared_namespace } => {
+            Diagnostic::warning("W0104", format!("`{name}` is declared in namespace `{declared_namespace}`, not in `{namespace}`"))
+                .primary(*at, format!("here, in `{namespace}`, this means the pods labelled `app={name}`"))
+                .secondary(*declared, format!("declared here, for namespace `{declared_namespace}`"))
+                .note("a workload name belongs to the namespace it is declared in; statements outside any namespace belong to `default`")
+                .help(format!(
+                    "write `{declared_namespace}/{name}` for the pods declared there, declare `{name}` in `{namespace}` too, or write `{{app={name}}}` if the label is meant"
+                ))
+        }
+        CheckError::NamespaceOfQualifiedWorkload { at, name, declared } => {
+            Diagnostic::error("E0113", format!("`{name}` already says which namespaces it is in"))
+                .primary(*at, "a namespace given to a workload declared with its own")
+                .secondary(*declared, "declared with its namespaces here")
+                .help(format!("write `{name}` alone, or declare another workload for the pods of this namespace"))
         }
         CheckError::InvalidCidr { at, text } if text.contains(':') && !text.contains('/') => {
             Diagnostic::error("E0201", format!("`{text}` needs a prefix length"))
@@ -501,10 +535,48 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
                 .help(format!("add the line `{name} -> dns`"))
                 .suggest(*at, format!("Add `{name} -> dns`"), Edit::InsertLineAfter(format!("{name} -> dns")))
         }
+        LowerError::ArrowGuardsTarget { at, target, source, egress_guard } => Diagnostic::warning(
+            "W0205",
+            format!("this arrow also guards the ingress of `{target}`"),
+        )
+        .primary(*at, format!("from here on, only declared flows reach `{target}`"))
+        .secondary(*egress_guard, format!("the egress of `{source}` is guarded here"))
+        .note(format!(
+            "an arrow guards its target's ingress: pods that reached `{target}` before and are not named by an arrow are now refused"
+        ))
+        .help(format!(
+            "to restrict only what `{source}` sends, write the one-sided arrow `egress {source} -> {target}`; to guard `{target}` on purpose, say so: `{target} ingress guarded`"
+        )),
         LowerError::DuplicateFlow { at, first } => Diagnostic::warning("W0204", "this flow is already allowed")
             .primary(*at, "same peers and ports as an earlier arrow")
             .secondary(*first, "first allowed here")
             .help("remove the repeated arrow"),
+    }
+}
+
+/// A problem of an `@allow` attribute.
+#[must_use]
+pub fn from_allow(e: &AllowError) -> Diagnostic {
+    match e {
+        AllowError::NotAWarning { at, code, suggestion } => {
+            let d = Diagnostic::error("E0114", format!("`@allow({code})` names no warning"))
+                .primary(*at, "not the code of a warning");
+            let d = if code.to_ascii_uppercase().starts_with('E') && ALL_CODES.contains(&code.to_ascii_uppercase().as_str()) {
+                d.note("errors cannot be allowed: the program says something NetworkPolicy cannot do, or is wrong")
+            } else {
+                d.note("`@allow` takes the codes of warnings (`W....`), as printed in brackets: `warning[W0203]`")
+            };
+            match suggestion {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("fix what the error says, or remove the attribute; `netc explain CODE` describes each code"),
+            }
+        }
+        AllowError::AllowsNothing { at, code } => {
+            Diagnostic::warning("W0103", format!("`@allow({code})` allows nothing here"))
+                .primary(*at, format!("the statement below has no {code} warning"))
+                .note("an attribute acknowledges the warnings of the one statement that follows it")
+                .help("remove the code from the attribute (the warning it was written for is gone), or move the attribute above the statement that has the warning")
+        }
     }
 }
 
@@ -640,9 +712,9 @@ pub fn explain(code: &str) -> Option<String> {
 /// Every code this compiler can emit, for docs tests.
 pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
-    "E0109", "E0110", "E0111", "E0112", "E0201", "E0202", "E0203", "E0204", "E0205", "E0206", "E0207",
-    "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405", "W0101", "W0102",
-    "W0201", "W0202", "W0203", "W0204", "W0206",
+    "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
+    "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
+    "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205", "W0206",
 ];
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! `netc fmt`: canonical layout, comments kept, idempotent.
 //!
 //! One statement per line, two-space indentation in namespace blocks, single spaces around
-//! `->`, `=` and after commas, lower-case protocols, at most one blank line in a row. Comments are
+//! `->`, `=` and after commas, lower-case protocols, at most one blank line in a row. A statement
+//! longer than [`WIDTH`] columns is wrapped after commas and after its arrow, filling each line,
+//! continuation lines indented four more spaces (as rustfmt wraps long lists). Comments are
 //! taken from the text between statements (the parser drops them): a comment on the line of a
 //! statement stays there; others keep their own lines. A statement with a comment inside it is
 //! left exactly as written, so nothing is ever lost.
@@ -18,7 +20,7 @@ use crate::syntax::{self, SyntaxError};
 /// The file's syntax error; nothing is formatted then.
 pub fn format(text: &str) -> Result<String, SyntaxError> {
     let file: File = syntax::parse(text)?;
-    let mut f = Formatter { text, lines: Vec::new(), pos: 0 };
+    let mut f = Formatter { text, lines: Vec::new(), pos: 0, scope_top: false };
     for item in &file.items {
         match item {
             Item::Statement(s) => f.statement(s, 0),
@@ -73,29 +75,47 @@ pub fn format(text: &str) -> Result<String, SyntaxError> {
 }
 
 fn start_of(s: &Statement) -> u32 {
-    s.docs.first().map_or(s.span.start, |d| d.span.start)
+    let doc = s.docs.first().map(|d| d.span.start);
+    let allow = allow_lines(s).first().map(|(span, _)| span.start);
+    doc.into_iter().chain(allow).min().unwrap_or(s.span.start)
 }
+
+/// The `@allow(...)` attributes of a statement, each as its span and its canonical line.
+fn allow_lines(s: &Statement) -> Vec<(crate::ast::Span, String)> {
+    s.allows
+        .iter()
+        .map(|a| {
+            let codes: Vec<&str> = a.codes.iter().map(|c| c.node.as_str()).collect();
+            (a.span, format!("@allow({})", codes.join(", ")))
+        })
+        .collect()
+}
+
+/// The width `netc fmt` wraps long statements at, in characters (rustfmt's default).
+pub const WIDTH: usize = 100;
 
 struct Formatter<'a> {
     text: &'a str,
     lines: Vec<String>,
     pos: usize,
+    /// Right after a block's `{`, before its first line: no blank line and no trailing comment
+    /// go there. (A flag, not a marker line removed on every push: that made formatting
+    /// quadratic in the number of lines.)
+    scope_top: bool,
 }
-
-const SCOPE_OPEN: &str = "\u{0}open";
 
 impl Formatter<'_> {
     fn push_line(&mut self, indent: usize, line: &str) {
-        self.lines.retain(|l| l != SCOPE_OPEN);
+        self.scope_top = false;
         self.lines.push(format!("{}{line}", "  ".repeat(indent)));
     }
 
     fn open_scope(&mut self) {
-        self.lines.push(SCOPE_OPEN.to_owned());
+        self.scope_top = true;
     }
 
     fn close_scope(&mut self) {
-        self.lines.retain(|l| l != SCOPE_OPEN);
+        self.scope_top = false;
         while self.lines.last().is_some_and(String::is_empty) {
             self.lines.pop();
         }
@@ -110,7 +130,7 @@ impl Formatter<'_> {
         if let Some(first) = segments.next() {
             let c = first.trim();
             if !c.is_empty() {
-                if let Some(last) = self.lines.last_mut().filter(|l| *l != SCOPE_OPEN && !l.is_empty()) {
+                if let Some(last) = self.lines.last_mut().filter(|l| !self.scope_top && !l.is_empty()) {
                     last.push_str("  ");
                     last.push_str(c);
                 } else {
@@ -140,22 +160,26 @@ impl Formatter<'_> {
 
     /// One blank line where the source had at least one, except at the top of a scope.
     fn separate(&mut self, blank: bool) {
-        if blank && self.lines.last().is_some_and(|l| !l.is_empty() && l != SCOPE_OPEN) {
+        if blank && !self.scope_top && self.lines.last().is_some_and(|l| !l.is_empty()) {
             self.lines.push(String::new());
         }
     }
 
     fn statement(&mut self, s: &Statement, indent: usize) {
         self.gap(start_of(s) as usize, indent);
-        for d in &s.docs {
+        // Doc comments and `@allow` lines in source order, one per line.
+        let mut attached: Vec<(crate::ast::Span, String)> = s
+            .docs
+            .iter()
+            .map(|d| (d.span, if d.node.is_empty() { "##".to_owned() } else { format!("## {}", d.node) }))
+            .collect();
+        attached.extend(allow_lines(s));
+        attached.sort_by_key(|(span, _)| span.start);
+        for (span, line) in attached {
             // Comments between the doc comments, or after them, stay where they were.
-            self.gap(d.span.start as usize, indent);
-            if d.node.is_empty() {
-                self.push_line(indent, "##");
-            } else {
-                self.push_line(indent, &format!("## {}", d.node));
-            }
-            self.pos = d.span.end as usize;
+            self.gap(span.start as usize, indent);
+            self.push_line(indent, &line);
+            self.pos = span.end as usize;
         }
         self.gap(s.span.start as usize, indent);
         let original = &self.text[s.span.range()];
@@ -171,10 +195,62 @@ impl Formatter<'_> {
             }
         } else {
             let line = render_statement(s, self.text);
-            self.push_line(indent, &line);
+            let mut wrapped = wrap(&line, indent).into_iter();
+            if let Some(first) = wrapped.next() {
+                self.push_line(indent, &first);
+            }
+            self.lines.extend(wrapped);
         }
         self.pos = s.span.end as usize;
     }
+}
+
+/// `line` (a statement on one line) cut to fit [`WIDTH`] at indentation `indent`: the first line
+/// without its indentation, the others with theirs. Lines break after a comma or an arrow outside
+/// quoted strings, which the parser reads as white space; a piece longer than the width (one
+/// long name or selector) gets a line of its own and is not cut.
+fn wrap(line: &str, indent: usize) -> Vec<String> {
+    let margin = 2 * indent;
+    if margin + line.chars().count() <= WIDTH {
+        return vec![line.to_owned()];
+    }
+    // Pieces end after `, ` or `-> ` (every arrow, `-/->` included, ends so), spaces dropped.
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut in_string = false;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_string = !in_string,
+            b' ' if !in_string && i > start && (bytes[i - 1] == b',' || line[..i].ends_with(" ->")) => {
+                pieces.push(&line[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&line[start..]);
+    let continuation = " ".repeat(margin + 4);
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut width = margin;
+    for piece in pieces {
+        let n = piece.chars().count();
+        if current.is_empty() {
+            current.push_str(piece);
+            width += n;
+        } else if width + 1 + n <= WIDTH {
+            current.push(' ');
+            current.push_str(piece);
+            width += 1 + n;
+        } else {
+            out.push(std::mem::take(&mut current));
+            current = format!("{continuation}{piece}");
+            width = margin + 4 + n;
+        }
+    }
+    out.push(current);
+    out
 }
 
 /// Whether `text` holds a `#` outside a quoted string.
@@ -192,8 +268,12 @@ fn has_comment(text: &str) -> bool {
 
 fn render_statement(s: &Statement, text: &str) -> String {
     match &s.kind {
-        StatementKind::Workload { name, selector } => {
-            format!("workload {} = {}", name.node, render_selector(selector))
+        StatementKind::Workload { name, namespace, pods } => {
+            let pods = render_pods(&pods.node);
+            match namespace {
+                None => format!("workload {} = {pods}", name.node),
+                Some(ns) => format!("workload {} = {}/{pods}", name.node, render_namespace(&ns.node)),
+            }
         }
         StatementKind::External { name, blocks } => {
             let blocks: Vec<String> = blocks.iter().map(render_cidr).collect();
@@ -225,7 +305,8 @@ fn render_statement(s: &Statement, text: &str) -> String {
         StatementKind::Arrow(a) => {
             let sources: Vec<String> = a.sources.iter().map(|e| render_endpoint(e, text)).collect();
             let targets: Vec<String> = a.targets.iter().map(|t| render_target(t, text)).collect();
-            format!("{} {} {}", sources.join(", "), &text[a.op.span.range()], targets.join(", "))
+            let side = if a.egress_only.is_some() { "egress " } else { "" };
+            format!("{side}{} {} {}", sources.join(", "), &text[a.op.span.range()], targets.join(", "))
         }
         StatementKind::Priority(span) => text[span.range()].split_whitespace().collect::<Vec<_>>().join(" "),
     }
@@ -271,23 +352,28 @@ fn render_endpoint(e: &Endpoint, text: &str) -> String {
         EndpointKind::Nodes | EndpointKind::Fqdn(_) => text[e.span.range()].to_owned(),
         EndpointKind::Cidr(c) => render_cidr(c),
         EndpointKind::Pods { namespace, pods } => {
-            let pods = match &pods.node {
-                PodRef::All => "*".to_owned(),
-                PodRef::Selector(s) => render_selector(s),
-                PodRef::Named(n) => n.clone(),
-            };
+            let pods = render_pods(&pods.node);
             match namespace {
                 None => pods,
-                Some(ns) => {
-                    let ns = match &ns.node {
-                        NamespaceRef::All => "*".to_owned(),
-                        NamespaceRef::Selector(s) => render_selector(s),
-                        NamespaceRef::Named(n) => n.clone(),
-                    };
-                    format!("{ns}/{pods}")
-                }
+                Some(ns) => format!("{}/{pods}", render_namespace(&ns.node)),
             }
         }
+    }
+}
+
+fn render_pods(pods: &PodRef) -> String {
+    match pods {
+        PodRef::All => "*".to_owned(),
+        PodRef::Selector(s) => render_selector(s),
+        PodRef::Named(n) => n.clone(),
+    }
+}
+
+fn render_namespace(ns: &NamespaceRef) -> String {
+    match ns {
+        NamespaceRef::All => "*".to_owned(),
+        NamespaceRef::Selector(s) => render_selector(s),
+        NamespaceRef::Named(n) => n.clone(),
     }
 }
 
@@ -350,6 +436,46 @@ mod tests {
         let out = format(src).expect("parses");
         assert_eq!(out, "# c1\n## doc\n# c2\n## more\n# c3\na -> b\n");
         assert_eq!(format(&out).expect("parses"), out, "idempotent");
+    }
+
+    #[test]
+    fn long_statements_wrap_at_the_width_filling_each_line() {
+        let targets: Vec<String> = (0..30).map(|i| format!("service-{i}:80{i:02}")).collect();
+        let src = format!("namespace shop {{\n  loadgenerator -> {}  # trailing\n}}\n", targets.join(", "));
+        let out = format(&src).expect("parses");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 6, "{out}");
+        for l in &lines {
+            let code = l.split("  #").next().unwrap_or(l);
+            assert!(code.chars().count() <= WIDTH, "line longer than {WIDTH}: {l}");
+        }
+        assert!(lines[1].starts_with("  loadgenerator -> service-0:8000, service-1:8001,"), "{out}");
+        assert!(lines[2].starts_with("      service-"), "continuation lines indented 4 more: {out}");
+        assert!(out.contains("  # trailing\n}"), "the trailing comment stays on the last line: {out}");
+        assert_eq!(format(&out).expect("parses"), out, "idempotent");
+        // The same statement: every target with its ports, in order.
+        let targets_of = |t: &str| -> Vec<String> {
+            let file = crate::syntax::parse(t).expect("parses");
+            let Some(Item::NamespaceBlock { statements, .. }) = file.items.first() else { return vec![] };
+            let StatementKind::Arrow(a) = &statements[0].kind else { return vec![] };
+            a.targets.iter().map(|target| render_target(target, t)).collect()
+        };
+        assert_eq!(targets_of(&out), targets, "{out}");
+    }
+
+    #[test]
+    fn a_selector_with_a_quoted_comma_is_not_cut_inside_the_quotes() {
+        let long = "x".repeat(60);
+        let src = format!("workload {long} = {{app=\"a, b\", tier in (one, two, three, four, five, six)}}\n");
+        let out = format(&src).expect("parses");
+        assert!(out.contains("\"a, b\""), "{out}");
+        assert_eq!(format(&out).expect("parses"), out, "idempotent");
+    }
+
+    #[test]
+    fn short_statements_stay_on_one_line() {
+        let src = "web, admin -> api:[80, 443], metrics:9090\n";
+        assert_eq!(format(src).expect("parses"), src);
     }
 
     #[test]

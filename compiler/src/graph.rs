@@ -39,6 +39,7 @@ use netc_ir::{
 };
 
 use crate::analysis::matrix::{EndpointKind, Matrix, Probe};
+use crate::prove::pods::PodSet;
 
 /// The namespace label every namespace carries, and the DNS peer netc writes for `dns`.
 const DNS_NAMESPACE: &str = "kube-system";
@@ -194,6 +195,17 @@ enum Target {
     Anywhere,
     /// A cluster group or external address: only the matrix knows.
     Cluster,
+}
+
+/// Whether some possible pod is selected by both targets (decided by the prover, for every
+/// possible pod, not for one cluster).
+fn may_share_pods(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Pods { namespace: na, selector: sa }, Target::Pods { namespace: nb, selector: sb }) => {
+            PodSet::in_namespace(na, sa).overlaps(&PodSet::in_namespace(nb, sb))
+        }
+        _ => false,
+    }
 }
 
 /// The names of the `external` declarations of a program, by their address blocks: the IR keeps
@@ -454,10 +466,21 @@ impl Graph {
             })
             .collect();
         edges.sort_by(|a, b| (a.from, a.to, &a.ports).cmp(&(b.from, b.to, &b.ports)));
-        for (i, node) in sorted.iter_mut().enumerate() {
-            node.isolated = node.ingress.is_guarded()
-                && node.egress.is_guarded()
-                && !edges.iter().any(|e| e.from == i || e.to == i);
+        // Isolated: both doors guarded, and no edge touches the node or a node that may share
+        // pods with it (under `default deny`, the namespace's `*` is not isolated when its
+        // workloads have flows).
+        let touched: BTreeSet<usize> = edges.iter().flat_map(|e| [e.from, e.to]).collect();
+        let isolated: Vec<bool> = (0..sorted.len())
+            .map(|i| {
+                sorted[i].ingress.is_guarded()
+                    && sorted[i].egress.is_guarded()
+                    && !touched
+                        .iter()
+                        .any(|&j| j == i || may_share_pods(&sorted[i].target, &sorted[j].target))
+            })
+            .collect();
+        for (node, isolated) in sorted.iter_mut().zip(isolated) {
+            node.isolated = isolated;
         }
         let namespaces: BTreeSet<String> = sorted.iter().filter_map(|n| n.namespace.clone()).collect();
         let graph = Graph {

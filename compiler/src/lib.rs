@@ -14,6 +14,7 @@
 //! assert_eq!(ir.policies.len(), 2); // backend's ingress, hermit's two doors
 //! ```
 
+pub mod allow;
 pub mod analysis;
 pub mod ast;
 pub mod check;
@@ -119,6 +120,10 @@ pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
     diagnostics
         .extend(lower_errors.iter().filter(|e| check_ok || !e.is_warning()).map(diagnostics::from_lower));
     let ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
+    // Acknowledged warnings go; an acknowledgement is stale only if every warning was computed.
+    let allow_errors = allow::apply(&parsed, &mut diagnostics, ok);
+    diagnostics.extend(allow_errors.iter().map(diagnostics::from_allow));
+    let ok = ok && allow_errors.iter().all(allow::AllowError::is_warning);
     let phases = Phases { files: parsed.into_iter().map(Some).collect(), model: Some(model) };
     (finish(ok.then_some(ir), diagnostics), phases)
 }

@@ -107,6 +107,18 @@ pub enum LowerError {
         /// Whose door.
         name: String,
     },
+    /// An arrow that is the first to guard its target's ingress, from a source whose egress is
+    /// guarded: perhaps only the egress was meant (`egress a -> b`).
+    ArrowGuardsTarget {
+        /// The target.
+        at: Loc,
+        /// The target as written.
+        target: String,
+        /// A source whose egress is guarded.
+        source: String,
+        /// The statement guarding that source's egress.
+        egress_guard: Loc,
+    },
     /// The same flow twice on one door.
     DuplicateFlow {
         /// The repeat.
@@ -254,6 +266,25 @@ impl Doors {
         self.by_key.get(key as usize).copied().flatten()
     }
 
+    /// Whether the arrow whose target is at `target_at` is the first thing to guard the ingress
+    /// of `selector`'s pods in `ns`: no door statement guards it (through a workload that provably
+    /// covers it), and no earlier arrow targets it.
+    fn arrow_first_guards_ingress(&self, ns: &str, selector: &LabelSelector, target_at: Loc) -> bool {
+        let Some(list) = self.ingress_guards.get(ns) else { return false };
+        let mut first = None;
+        for &g in list {
+            let e = &self.entities[g];
+            if !covers(&e.selector, selector) {
+                continue;
+            }
+            if !e.ingress.guards.is_empty() {
+                return false;
+            }
+            first = first.into_iter().chain(e.ingress.targeted.iter().copied()).min();
+        }
+        first == Some(target_at)
+    }
+
     /// The first statement guarding `direction` for pods of `selector` in `ns`, through a
     /// workload whose selector provably covers it (itself included).
     fn covering_guard(
@@ -319,8 +350,8 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
             }
         }
     }
-    // 2. Targets guard their ingress.
-    for f in &model.flows {
+    // 2. Targets guard their ingress (but for one-sided arrows, `egress a -> b`).
+    for f in model.flows.iter().filter(|f| !f.egress_only) {
         if let Some((ns, sel, key)) = f.target.single_namespace() {
             let i = doors.entity(key, ns, sel, f.target.display(), is_named(&f.target));
             let e = &mut doors.entities[i];
@@ -417,10 +448,45 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
     }
     // Ingress side.
     let mut target_side = Side::NoDoor;
-    if let Some((ns, _, key)) = f.target.single_namespace() {
-        let t = doors.find(key).expect("every single-namespace target was registered in step 2");
-        let e = &mut doors.entities[t];
-        if let Some(iso) = e.isolated {
+    if let Some((ns, sel, key)) = f.target.single_namespace() {
+        let t = doors.find(key);
+        // A one-sided arrow writes an ingress rule only where something else guards the door.
+        let guarded_elsewhere = f.egress_only
+            && t.is_none_or(|t| {
+                let e = &doors.entities[t];
+                e.ingress.guards.is_empty() && e.ingress.targeted.is_empty()
+            })
+            && doors.covering_guard(ns, sel, Direction::Ingress).is_some();
+        let t = match t {
+            Some(t) => t,
+            None if guarded_elsewhere => doors.entity(key, ns, sel, f.target.display(), is_named(&f.target)),
+            None if f.egress_only => usize::MAX,
+            None => unreachable!("every single-namespace target was registered in step 2"),
+        };
+        let unguarded = f.egress_only
+            && doors.entities.get(t).is_none_or(|e| {
+                e.isolated.is_none()
+                    && e.ingress.open.is_none()
+                    && e.ingress.guards.is_empty()
+                    && e.ingress.targeted.is_empty()
+                    && !guarded_elsewhere
+            });
+        let first_guard = !f.egress_only
+            && doors.entities[t].ingress.guards.is_empty()
+            && doors.entities[t].ingress.targeted.first() == Some(&f.target_at)
+            && doors.arrow_first_guards_ingress(ns, sel, f.target_at);
+        if first_guard && let Some((source, egress_guard)) = guarded_source(doors, f) {
+            errors.push(LowerError::ArrowGuardsTarget {
+                at: f.target_at,
+                target: f.target.display().to_owned(),
+                source,
+                egress_guard,
+            });
+        }
+        if unguarded {
+            target_side = Side::Open;
+        } else if let Some(iso) = doors.entities[t].isolated {
+            let e = &doors.entities[t];
             errors.push(LowerError::IsolatedInFlow {
                 at: f.target_at,
                 isolated: iso,
@@ -432,9 +498,11 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
                 egress_side(doors, f, s, *sat, errors);
             }
             return;
-        } else if let Some(open) = e.ingress.open {
+        } else if let Some(open) = doors.entities[t].ingress.open {
             target_side = Side::DeclaredOpen(open);
         } else {
+            let e = &mut doors.entities[t];
+            e.touch(f.target_at);
             let mut peers = Vec::new();
             let mut anyone = false;
             for (s, _) in f.sources.iter() {
@@ -548,6 +616,19 @@ fn narrower_selector(pods: &LabelSelector, isolated: &LabelSelector) -> Option<S
         });
     }
     None
+}
+
+/// A source of `f` whose egress is guarded (and not declared open), with the statement guarding it.
+fn guarded_source(doors: &Doors, f: &Flow) -> Option<(String, Loc)> {
+    f.sources.iter().find_map(|(s, _)| {
+        let (ns, sel, key) = s.single_namespace()?;
+        let e = doors.find(key).map(|i| &doors.entities[i]);
+        if e.is_some_and(|e| e.egress.open.is_some() || e.isolated.is_some()) {
+            return None;
+        }
+        let (_, guard) = doors.covering_guard(ns, sel, Direction::Egress)?;
+        Some((s.display().to_owned(), guard))
+    })
 }
 
 /// Write the egress rule for one source, if its egress is guarded. Returns why not otherwise.
@@ -724,6 +805,7 @@ fn build_ir(
     for (i, e) in doors.entities.iter().enumerate() {
         if !e.ingress.guards.is_empty()
             || (!e.ingress.targeted.is_empty() && e.ingress.open.is_none())
+            || !e.ingress.rules.is_empty()
             || (!e.egress.guards.is_empty() && e.egress.open.is_none())
             || !e.egress.rules.is_empty()
         {
@@ -791,8 +873,11 @@ fn policy(
 ) -> Policy {
     let door_of = |dir: Direction, info: &DoorInfo, rules: Vec<RuleDraft>| -> Door {
         let guarded = match dir {
+            // Ingress rules without a guard of the workload's own come from one-sided arrows
+            // into pods a wider statement guards: listing Ingress keeps them in force.
             Direction::Ingress => {
-                info.open.is_none() && (!info.guards.is_empty() || !info.targeted.is_empty())
+                info.open.is_none()
+                    && (!info.guards.is_empty() || !info.targeted.is_empty() || !rules.is_empty())
             }
             // Egress rules exist only where a covering guard exists; listing Egress here too
             // changes nothing for these pods and keeps the rules in force.
@@ -805,9 +890,8 @@ fn policy(
         // the door too, but says nothing more (its own rule carries its line).
         let mut guarded_by: Vec<Loc> =
             info.guards.iter().chain(info.targeted.iter().min()).copied().collect();
-        if dir == Direction::Egress
-            && guarded_by.is_empty()
-            && let Some((_, g)) = doors.covering_guard(ns, &e.selector, Direction::Egress)
+        if guarded_by.is_empty()
+            && let Some((_, g)) = doors.covering_guard(ns, &e.selector, dir)
         {
             guarded_by.push(g);
         }

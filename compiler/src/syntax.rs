@@ -5,9 +5,9 @@ use pest::Parser;
 use pest::iterators::Pair;
 
 use crate::ast::{
-    Arrow, CidrPeer, DefaultAction, Direction, DoorWords, Endpoint, EndpointKind, File, Item, NamespaceRef,
-    PodRef, PortItem, PortSyntax, Selector, SelectorOp, SelectorRequirement, Span, Spanned, Statement,
-    StatementKind, Target,
+    Allow, Arrow, CidrPeer, DefaultAction, Direction, DoorWords, Endpoint, EndpointKind, File, Item,
+    NamespaceRef, PodRef, PortItem, PortSyntax, Selector, SelectorOp, SelectorRequirement, Span, Spanned,
+    Statement, StatementKind, Target,
 };
 
 /// The words that cannot be names, as the grammar's `keyword` rule lists them (a test keeps the
@@ -60,6 +60,8 @@ pub enum SyntaxError {
         /// What was found (a short excerpt, or the one white-space character the parser stopped
         /// at), empty at the end of the file.
         found: String,
+        /// A likely mistake recognised from the text around, for a precise help line.
+        hint: Option<SyntaxHint>,
     },
     /// The file is too large to address with 32-bit offsets.
     TooLarge {
@@ -82,6 +84,17 @@ pub enum SyntaxError {
         /// Its value.
         byte: u8,
     },
+}
+
+/// A common mistake recognised at a syntax error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxHint {
+    /// `backend:80, 443`: several ports without brackets; carries the fix, `backend:[80, 443]`.
+    PortListWithoutBrackets(String),
+    /// `a => b` (or `→`): an arrow from another language.
+    OtherArrow,
+    /// `web ingress isolated`: `isolated` takes no direction; carries the subject.
+    IsolatedWithDirection(String),
 }
 
 /// Parse one file.
@@ -222,11 +235,58 @@ fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
     // Stopped at white space: the excerpt is that one character and the span is empty, so the
     // label sits at the end of the line instead of spanning a line break.
     if let Some(space) = rest.chars().next().filter(|c| c.is_whitespace()) {
-        return SyntaxError::Unexpected { span: Span::new(pos, pos), expected, found: space.to_string() };
+        return SyntaxError::Unexpected {
+            span: Span::new(pos, pos),
+            expected,
+            found: space.to_string(),
+            hint: None,
+        };
     }
     let found: String =
         rest.split(|c: char| c.is_whitespace()).next().unwrap_or("").chars().take(24).collect();
-    SyntaxError::Unexpected { span: Span::new(pos, pos + found.len()), expected, found }
+    let hint = hint(text, pos, &found);
+    SyntaxError::Unexpected { span: Span::new(pos, pos + found.len()), expected, found, hint }
+}
+
+/// Whether `s` reads as one port item: `80`, `53/udp`, `8000-8100`, `*/tcp`.
+fn looks_like_port(s: &str) -> bool {
+    let port = s.split('/').next().unwrap_or("");
+    (port == "*" || port.starts_with(|c: char| c.is_ascii_digit()))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '*'))
+}
+
+/// Recognise a common mistake at the error at byte `pos` (the text found there: `found`).
+fn hint(text: &str, pos: usize, found: &str) -> Option<SyntaxHint> {
+    if found.starts_with("=>") || found.starts_with('→') || found.starts_with("-->") {
+        return Some(SyntaxHint::OtherArrow);
+    }
+    let before = text[..pos].trim_end();
+    if found.starts_with("isolated") {
+        let subject = before.strip_suffix("ingress").or_else(|| before.strip_suffix("egress"))?.trim_end();
+        let start = subject.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        return Some(SyntaxHint::IsolatedWithDirection(subject[start..].to_owned()));
+    }
+    // `backend:80, 443`: the error is at `443`, after a comma that follows `target:port`.
+    let first_port = found.trim_end_matches(',');
+    if looks_like_port(first_port) {
+        let head = before.strip_suffix(',')?.trim_end();
+        let start = head.rfind(|c: char| c.is_whitespace() || c == ',').map_or(0, |i| i + 1);
+        let (target, port) = head[start..].rsplit_once(':')?;
+        if target.is_empty() || !looks_like_port(port) {
+            return None;
+        }
+        let mut ports = vec![port.to_owned()];
+        for item in text[pos..].split(',') {
+            let item = item.trim();
+            let item = item.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+            if !looks_like_port(item) {
+                break;
+            }
+            ports.push(item.to_owned());
+        }
+        return Some(SyntaxHint::PortListWithoutBrackets(format!("{target}:[{}]", ports.join(", "))));
+    }
+    None
 }
 
 /// Punctuation in words.
@@ -254,6 +314,10 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::namespace_block | Rule::namespace_header => "`namespace`",
         Rule::statement | Rule::item | Rule::ns_item => "a statement",
         Rule::doc => "a doc comment",
+        Rule::allow => "`@allow(CODE)`",
+        Rule::diag_code => "a warning code",
+        Rule::qualified => "pods `namespaces/pods`",
+        Rule::egress_only => "`egress`",
         Rule::workload_decl => "`workload`",
         Rule::external_decl => "`external`",
         Rule::default_stmt => "`default`",
@@ -359,14 +423,20 @@ fn namespace_block(pair: Pair<'_, Rule>) -> Item {
 
 fn statement(pair: Pair<'_, Rule>) -> Statement {
     let mut docs = Vec::new();
+    let mut allows = Vec::new();
     let mut body = None;
     for p in pair.into_inner() {
-        if p.as_rule() == Rule::doc {
-            let text = p.as_str().trim_start_matches("##");
-            let text = text.strip_prefix(' ').unwrap_or(text).trim_end();
-            docs.push(Spanned { span: span(&p), node: text.to_owned() });
-        } else {
-            body = Some(p);
+        match p.as_rule() {
+            Rule::doc => {
+                let text = p.as_str().trim_start_matches("##");
+                let text = text.strip_prefix(' ').unwrap_or(text).trim_end();
+                docs.push(Spanned { span: span(&p), node: text.to_owned() });
+            }
+            Rule::allow => {
+                let whole = span(&p);
+                allows.push(Allow { codes: p.into_inner().map(|c| spanned_str(&c)).collect(), span: whole });
+            }
+            _ => body = Some(p),
         }
     }
     let body = body.expect("grammar: a statement has a body");
@@ -375,8 +445,30 @@ fn statement(pair: Pair<'_, Rule>) -> Statement {
         Rule::workload_decl => {
             let mut inner = body.into_inner();
             let name = spanned_str(&inner.next().expect("grammar: workload name"));
-            let selector = selector(inner.next().expect("grammar: workload selector"));
-            StatementKind::Workload { name, selector }
+            let value = inner.next().expect("grammar: workload pods");
+            let (namespace, pods) = if value.as_rule() == Rule::qualified {
+                let mut parts = value.into_inner();
+                let ns = parts.next().expect("grammar: namespace part");
+                let ns_span = span(&ns);
+                let ns = match ns.as_rule() {
+                    Rule::all => NamespaceRef::All,
+                    Rule::selector => NamespaceRef::Selector(selector(ns)),
+                    Rule::ns_name => NamespaceRef::Named(ns.as_str().to_owned()),
+                    other => unreachable!("grammar: unexpected {other:?} as namespace"),
+                };
+                let pods = parts.next().expect("grammar: pods part");
+                let pods_span = span(&pods);
+                let pods = match pods.as_rule() {
+                    Rule::all => PodRef::All,
+                    Rule::selector => PodRef::Selector(selector(pods)),
+                    other => unreachable!("grammar: unexpected {other:?} as pods"),
+                };
+                (Some(Spanned { node: ns, span: ns_span }), Spanned { node: pods, span: pods_span })
+            } else {
+                let s = span(&value);
+                (None, Spanned { node: PodRef::Selector(selector(value)), span: s })
+            };
+            StatementKind::Workload { name, namespace, pods }
         }
         Rule::external_decl => {
             let mut inner = body.into_inner();
@@ -404,7 +496,7 @@ fn statement(pair: Pair<'_, Rule>) -> Statement {
         Rule::priority_stmt => StatementKind::Priority(stmt_span),
         other => unreachable!("grammar: unexpected {other:?} as statement"),
     };
-    Statement { docs, kind, span: stmt_span }
+    Statement { docs, allows, kind, span: stmt_span }
 }
 
 fn direction(pair: &Pair<'_, Rule>) -> Direction {
@@ -431,12 +523,13 @@ fn door_words(pair: Pair<'_, Rule>) -> DoorWords {
 }
 
 fn arrow(pair: Pair<'_, Rule>) -> Arrow {
-    let mut inner = pair.into_inner();
+    let mut inner = pair.into_inner().peekable();
+    let egress_only = inner.next_if(|p| p.as_rule() == Rule::egress_only).map(|p| span(&p));
     let sources = inner.next().expect("grammar: sources").into_inner().map(endpoint).collect();
     let op_pair = inner.next().expect("grammar: arrow op");
     let op = Spanned { span: span(&op_pair), node: op_pair.into_inner().next().is_some() };
     let targets = inner.next().expect("grammar: targets").into_inner().map(target).collect();
-    Arrow { sources, op, targets }
+    Arrow { egress_only, sources, op, targets }
 }
 
 fn target(pair: Pair<'_, Rule>) -> Target {

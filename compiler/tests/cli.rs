@@ -22,7 +22,7 @@ const GOOD_WITHOUT_HERMIT: &str = "frontend -> backend:8080\n";
 /// E0102 (port out of range) and E0202 (host bits set).
 const BAD: &str = "frontend -> backend:70000\nweb -> 10.1.2.3/8:443\n";
 /// W0203: guarded egress without DNS, and nothing else wrong.
-const WARNS: &str = "api egress guarded\napi -> db:5432\n";
+const WARNS: &str = "api egress guarded\negress api -> db:5432\n";
 /// Compiles like GOOD, but not in `netc fmt` layout.
 const UNFORMATTED: &str = "frontend->backend:8080\n\n\n\nhermit   isolated   # a monk\n";
 

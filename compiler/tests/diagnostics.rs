@@ -36,6 +36,8 @@ diagnostic_cases! {
     file_ending_inside_an_arrow_is_e0001: "E0001" => "frontend -> backend:\n";
     fat_arrow_is_e0001_expecting_an_arrow_or_door_words: "E0001" => "frontend => backend:8080\n";
     parse_error_at_a_line_break_is_e0001_at_the_end_of_the_line: "E0001" => "a -> b:80-\nc -> d\n";
+    several_ports_without_brackets_is_e0001_giving_the_list: "E0001" => "frontend -> backend:80, 443, 53/udp\n";
+    isolated_with_a_direction_is_e0001_giving_both_fixes: "E0001" => "web ingress isolated\n";
 
     // E01xx: names, labels, ports
     misspelt_protocol_is_e0101_with_a_suggestion: "E0101" => "frontend -> backend:53/udpp\n";
@@ -65,6 +67,10 @@ diagnostic_cases! {
     label_key_thrice_even_with_the_exists_pair_is_e0112: "E0112" =>
         "workload api = {tier, tier notin (web), tier!=db}\n";
     label_key_in_and_notin_is_e0112: "E0112" => "workload api = {tier in (a, b), tier notin (b)}\n";
+    namespace_given_to_a_workload_declared_with_its_namespaces_is_e0113: "E0113" =>
+        "workload prod = {purpose=production}/*\nshop/prod -> api:80\n";
+    allow_of_an_error_code_is_e0114: "E0114" => "@allow(E0301)\nfrontend -> backend:80\n";
+    allow_of_no_code_netc_has_is_e0114_with_a_suggestion: "E0114" => "@allow(W203)\nfrontend -> backend:80\n";
 
     // E02xx: addresses, dns, doors of what
     octet_above_255_is_e0201: "E0201" => "web -> 10.0.0.300/8:443\n";
@@ -95,15 +101,25 @@ diagnostic_cases! {
     arrow_between_address_blocks_is_w0201: "W0201" => "10.0.0.0/8 -> 192.168.0.0/16\n";
     arrow_from_pods_of_every_namespace_to_anywhere_is_w0201: "W0201" => "*/* -> anywhere:443\n";
     arrow_into_a_door_declared_open_is_w0202: "W0202" => "api ingress open\nfrontend -> api:80\n";
-    guarded_egress_without_dns_is_w0203: "W0203" => "web egress guarded\nweb -> api:80\n";
+    guarded_egress_without_dns_is_w0203: "W0203" => "web egress guarded\nweb -> 203.0.113.0/24:443\n";
     default_deny_egress_without_dns_is_w0203: "W0203" =>
-        "namespace shop {\n  default deny egress\n  web -> api:80\n}\n";
+        "namespace shop {\n  default deny egress\n  web -> 203.0.113.0/24:443\n}\n";
     same_arrow_twice_is_w0204: "W0204" => "frontend -> backend:80\nfrontend -> backend:80\n";
     flow_covered_by_a_wider_one_is_w0206: "W0206" => "anywhere -> frontend\nloadgenerator -> frontend:8080\n";
+    arrow_that_first_guards_its_target_from_a_guarded_egress_is_w0205: "W0205" =>
+        "backend egress guarded\nbackend -> dns\nbackend -> database:5432\n";
+    arrow_into_pods_of_a_namespace_with_only_egress_denied_is_w0205: "W0205" =>
+        "namespace shop {\n  default deny egress\n  * -> dns\n  web -> api:80\n  ## a later arrow into api says nothing more\n  cart -> api:80\n}\n";
+    one_sided_arrow_from_an_open_egress_is_w0201: "W0201" => "egress backend -> database:5432\n";
 
     // W01xx: names
     name_used_once_that_resembles_another_is_w0101: "W0101" =>
         "frontend -> backend:80\nfrontend -> backend:443/udp\nweb -> backnd:80\n";
+    name_used_once_and_misspelt_once_is_w0101_at_the_second: "W0101" =>
+        "loadgenerator -> frontend:8080\nloadgenerater -> frontend:80\n";
+    allow_that_allows_nothing_is_w0103: "W0103" => "@allow(W0203)\nfrontend -> backend:80\n";
+    name_declared_in_another_namespace_is_w0104: "W0104" =>
+        "workload prom = {app=prometheus}\nnamespace shop {\n  prom -> api:9090\n}\n";
     doc_comment_followed_by_nothing_is_w0102: "W0102" => "frontend -> backend:80\n## nothing follows\n";
 
     // E04xx: what NetworkPolicy cannot say
@@ -313,7 +329,7 @@ fn json_diagnostics_carry_file_line_column_code_and_message() {
 fn warnings_do_not_stop_compilation() {
     let source = "web egress guarded\nweb -> api:80\nweb -> api:80\nfrontend -> backend:80\nfrontend -> backend:443\nweb -> backnd:9090\n";
     let (_, out) = compile(source);
-    assert_eq!(codes(&out), ["W0203", "W0204", "W0101"], "{:#?}", out.diagnostics);
+    assert_eq!(codes(&out), ["W0203", "W0205", "W0204", "W0101", "W0205"], "{:#?}", out.diagnostics);
     assert!(out.has_warnings() && !out.has_errors());
     let ir = out.ir.expect("warnings leave the IR");
     let policies = netc::codegen::network_policies(&ir);

@@ -70,7 +70,7 @@ fn seed_allow_frontend() {
 #[test]
 fn seed_restrict_egress() {
     // W0203 is intended: the file stays equivalent to the article (see its comments).
-    snapshot("seed_restrict_egress", &example("seed/restrict-egress.np", &["W0203"]));
+    snapshot("seed_restrict_egress", &example("seed/restrict-egress.np", &[]));
 }
 
 #[test]

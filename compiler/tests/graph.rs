@@ -250,3 +250,15 @@ fn graphs_are_byte_identical_on_every_run() {
         assert_eq!(again.to_mermaid(), first.to_mermaid());
     }
 }
+
+#[test]
+fn pods_of_a_default_deny_namespace_with_flows_are_not_called_isolated() {
+    // `default deny` guards both doors of `*`, and no edge touches `*` itself; but its pods include
+    // `web` and `api`, which talk: "isolated: no flows in or out" would be false.
+    let graph = intent("namespace shop {\n  default deny\n  web -> api:80\n}\nhermit isolated\nx -> y\n");
+    let all = &graph.nodes[node(&graph, "shop/all pods")];
+    assert!(all.ingress.is_guarded() && all.egress.is_guarded(), "{all:?}");
+    assert!(!all.isolated, "{all:?}");
+    // A workload whose labels exclude every talking pod's is still isolated.
+    assert!(graph.nodes[node(&graph, "default/hermit")].isolated);
+}

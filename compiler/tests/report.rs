@@ -146,7 +146,7 @@ fn markup_in_doc_comments_and_names_is_escaped() {
 fn warnings_are_shown_with_their_code_and_a_link_to_their_line() {
     // Two guarded egresses without DNS: W0203 twice.
     let sources = common::source(
-        "backend egress guarded\nbackend -> database:5432\n\nworker egress guarded\nworker -> database:5432\n",
+        "backend egress guarded\negress backend -> database:5432\n\nworker egress guarded\negress worker -> database:5432\n",
     );
     let out = netc::compile(&sources);
     assert_eq!(common::codes(&out), ["W0203", "W0203"]);

@@ -312,6 +312,116 @@ fn default_deny_with_a_direction() {
     };
 }
 
+#[test]
+fn one_sided_arrow_starts_with_egress() {
+    parses_to! {
+        parser: NetcParser,
+        input: "egress a -> b",
+        rule: Rule::arrow,
+        tokens: [
+            arrow(0, 13, [
+                egress_only(0, 6),
+                sources(7, 9, [endpoint(7, 8, [reference(7, 8, [ref_head(7, 8, [dotted(7, 8)])])])]),
+                arrow_op(9, 11),
+                targets(12, 13, [target(12, 13, [endpoint(12, 13, [reference(12, 13, [ref_head(12, 13, [dotted(12, 13)])])])])])
+            ])
+        ]
+    };
+}
+
+#[test]
+fn a_name_starting_with_egress_is_a_name() {
+    parses_to! {
+        parser: NetcParser,
+        input: "egress-gw -> b",
+        rule: Rule::arrow,
+        tokens: [
+            arrow(0, 14, [
+                sources(0, 10, [endpoint(0, 9, [reference(0, 9, [ref_head(0, 9, [dotted(0, 9)])])])]),
+                arrow_op(10, 12),
+                targets(13, 14, [target(13, 14, [endpoint(13, 14, [reference(13, 14, [ref_head(13, 14, [dotted(13, 14)])])])])])
+            ])
+        ]
+    };
+}
+
+#[test]
+fn workload_of_namespaces_chosen_by_labels() {
+    parses_to! {
+        parser: NetcParser,
+        input: "workload p = {purpose=production}/*",
+        rule: Rule::workload_decl,
+        tokens: [
+            workload_decl(0, 35, [
+                name(9, 10),
+                qualified(13, 35, [
+                    selector(13, 33, [requirement(14, 32, [eq_req(14, 32, [label_key(14, 21), label_value(22, 32, [bare_value(22, 32)])])])]),
+                    all(34, 35)
+                ])
+            ])
+        ]
+    };
+}
+
+#[test]
+fn workload_of_a_named_namespace_and_a_selector() {
+    parses_to! {
+        parser: NetcParser,
+        input: "workload cart = shop/{app=cart}",
+        rule: Rule::workload_decl,
+        tokens: [
+            workload_decl(0, 31, [
+                name(9, 13),
+                qualified(16, 31, [
+                    ns_name(16, 20),
+                    selector(21, 31, [requirement(22, 30, [eq_req(22, 30, [label_key(22, 25), label_value(26, 30, [bare_value(26, 30)])])])])
+                ])
+            ])
+        ]
+    };
+}
+
+#[test]
+fn allow_attribute_before_a_statement_with_its_doc_comment() {
+    parses_to! {
+        parser: NetcParser,
+        input: "## why\n@allow(W0203, W0201)\nweb open",
+        rule: Rule::statement,
+        tokens: [
+            statement(0, 36, [
+                doc(0, 6),
+                allow(7, 27, [diag_code(14, 19), diag_code(21, 26)]),
+                door_stmt(28, 36, [
+                    subject(28, 31, [endpoint(28, 31, [reference(28, 31, [ref_head(28, 31, [dotted(28, 31)])])])]),
+                    door_decl(32, 36, [door_state(32, 36)])
+                ])
+            ])
+        ]
+    };
+}
+
+#[test]
+fn allow_attribute_needs_a_statement_after_it() {
+    fails_with! {
+        parser: NetcParser,
+        input: "@allow(W0203)\n",
+        rule: Rule::file,
+        // Another attribute, a doc comment, or the statement it belongs to.
+        positives: vec![
+            Rule::doc,
+            Rule::allow,
+            Rule::workload_decl,
+            Rule::external_decl,
+            Rule::default_stmt,
+            Rule::arrow,
+            Rule::priority_stmt,
+            Rule::endpoint
+        ],
+        negatives: vec![],
+        pos: 14
+    };
+}
+
 // ---------- files ----------
 
 #[test]
@@ -432,6 +542,7 @@ const VALID: &[&str] = &[
     "external payments = 203.0.113.0/24 except 203.0.113.7/32, 198.51.100.10, 2001:db8::/32\nweb -> payments:443\n",
     "namespace shop\ndefault deny\n{team=monitoring}/* -> shop/{app=api}:metrics\n*/* -> anywhere:53/udp\n",
     "a->b\na-b->c-d:9090\nweb ingress open\nx -/-> y\npriority 3\nweb -> api.example.com path \"/admin\"\nnodes -> kubelet\n",
+    "workload p = {purpose=production}/*\n@allow(W0203)\nweb egress guarded\negress web -> p:80\n",
 ];
 
 /// Pieces of the language, for insertions.
@@ -466,6 +577,8 @@ const TOKENS: &[&str] = &[
     "deny",
     "allow",
     "isolated",
+    "@allow(",
+    "egress ",
     "guarded",
     "open",
     "ingress",

@@ -598,16 +598,24 @@ fn describe_port(port: &Port) -> String {
     }
 }
 
-/// The source line of `span`, quoted: `{indent}--> file:line:col` then `{indent} N | text`.
+/// The most lines of one statement [`quote`] shows; the rest are counted.
+const QUOTE_LINES: usize = 8;
+
+/// The source lines of `span`, quoted: `{indent}--> file:line:col` then `{indent} N | text` for
+/// every line the statement spans (a wrapped arrow is quoted whole, up to [`QUOTE_LINES`]).
 #[must_use]
 pub fn quote(span: &Span, sources: &[SourceFile], indent: &str) -> String {
     let mut out = format!("{indent}--> {span}\n");
-    let text = sources
-        .iter()
-        .find(|s| s.name == span.file)
-        .and_then(|s| s.text.lines().nth((span.line as usize).saturating_sub(1)));
-    if let Some(text) = text {
-        let _ = writeln!(out, "{indent}{:>4} | {}", span.line, text.trim_end());
+    if let Some(source) = sources.iter().find(|s| s.name == span.file) {
+        let spanned = source.text.get(span.start as usize..span.end as usize).unwrap_or("");
+        let count = spanned.matches('\n').count() + 1;
+        let first = (span.line as usize).saturating_sub(1);
+        for (i, text) in source.text.lines().skip(first).take(count.min(QUOTE_LINES)).enumerate() {
+            let _ = writeln!(out, "{indent}{:>4} | {}", first + i + 1, text.trim_end());
+        }
+        if count > QUOTE_LINES {
+            let _ = writeln!(out, "{indent}     | ... {} more lines", count - QUOTE_LINES);
+        }
     }
     out.pop();
     out
@@ -817,6 +825,24 @@ mod tests {
             vec![SourceFile::new("shop.np", "namespace shop {\n  api -> db:5432\n  web -> api:8080\n}\n")];
         let ir = crate::compile(&sources).ir.expect("compiles");
         (sources, ir)
+    }
+
+    #[test]
+    fn a_wrapped_arrow_is_quoted_whole() {
+        let text = "frontend ->\n    backend:80,\n    cache:6379\nweb -> db\n";
+        let sources = [SourceFile::new("p.np", text)];
+        let end = u32::try_from(text.find("\nweb").expect("there")).expect("small");
+        let span = Span { file: "p.np".into(), line: 1, column: 1, start: 0, end };
+        assert_eq!(
+            quote(&span, &sources, ""),
+            "--> p.np:1:1\n   1 | frontend ->\n   2 |     backend:80,\n   3 |     cache:6379"
+        );
+        let long: String = (0..20).map(|i| format!("a{i},\n")).collect::<String>() + "b -> c\n";
+        let sources = [SourceFile::new("p.np", long.as_str())];
+        let end = u32::try_from(long.len() - 1).expect("small");
+        let quoted = quote(&Span { file: "p.np".into(), line: 1, column: 1, start: 0, end }, &sources, "");
+        assert_eq!(quoted.lines().count(), 1 + QUOTE_LINES + 1, "{quoted}");
+        assert!(quoted.ends_with("... 13 more lines"), "{quoted}");
     }
 
     #[test]
