@@ -618,7 +618,7 @@ fn code_actions_apply_the_fixes_the_diagnostics_suggest() {
 
 #[test]
 fn code_action_adds_the_dns_line_a_guarded_egress_needs_indented_like_its_statement() {
-    let text = "namespace shop {\n  api egress guarded\n  api -> db:5432\n}\n";
+    let text = "namespace shop {\n  api egress guarded\n  egress api -> db:5432\n}\n";
     let mut c = workspace(&[("d.np", text)], json!({}));
     c.open("d.np");
     let found = actions(&mut c, "d.np", range(1, 3, 1, 3));
@@ -630,7 +630,7 @@ fn code_action_adds_the_dns_line_a_guarded_egress_needs_indented_like_its_statem
         text,
         &found[0].edit.as_ref().expect("edit").changes.as_ref().expect("changes")[&c.uri("d.np")],
     );
-    assert_eq!(fixed, "namespace shop {\n  api egress guarded\n  api -> dns\n  api -> db:5432\n}\n");
+    assert_eq!(fixed, "namespace shop {\n  api egress guarded\n  api -> dns\n  egress api -> db:5432\n}\n");
     assert!(netc::compile(&[netc::SourceFile::new("d.np", &fixed)]).diagnostics.is_empty());
     c.shutdown();
 }
