@@ -947,8 +947,12 @@ impl Checker {
                 .chain(candidates.get(""))
                 .flatten()
                 .filter(|(cname, _, _)| *cname != name.as_str())
-                // Of two names used once, only the later one is reported.
-                .filter(|(_, cat, once)| !*once || cat < at)
+                // Of two names used once, only the later one is reported; and since neither is
+                // known to be right, only for names long enough to be typed, alike from their
+                // first letter (`v100` and `w100` are two names, `loadgenerater` a typo).
+                .filter(|(cname, cat, once)| {
+                    !*once || (cat < at && name.len().min(cname.len()) >= 6 && cname[..1] == name[..1])
+                })
                 .filter(|(cname, _, _)| cname.len().abs_diff(name.len()) <= 2)
                 // `web-1` and `web-2` are numbered siblings, not typos of each other.
                 .filter(|(cname, _, _)| without_digits(cname) != without_digits(name))
