@@ -51,7 +51,7 @@ local ok, err = pcall(function()
     for _, d in ipairs(vim.diagnostic.get(buf)) do if d.code == "E0202" then return false end end
     return true
   end, 20), "E0202 stayed after the fix")
-  vim.lsp.buf.formatting_sync(nil, 10000)
+  if vim.lsp.buf.format then vim.lsp.buf.format({ timeout_ms = 10000 }) else vim.lsp.buf.formatting_sync(nil, 10000) end
   step("formatted", table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n"))
 end)
 if not ok then step("error", tostring(err)) end

@@ -99,10 +99,7 @@ impl Analysis {
     }
 
     fn to_lsp(&self, d: &Diagnostic) -> LspDiagnostic {
-        let (file, range) = match d.location() {
-            Some(l) => (l.file, self.range(l.file, l.span)),
-            None => (0, Range::default()),
-        };
+        let range = d.location().map_or_else(Range::default, |l| self.range(l.file, l.span));
         let mut message = d.message.clone();
         if let Some(primary) = d.labels.iter().find(|l| l.primary)
             && !primary.message.is_empty()
@@ -124,7 +121,6 @@ impl Analysis {
                 message: l.message.clone(),
             })
             .collect();
-        let _ = file;
         LspDiagnostic {
             range,
             severity: Some(match d.severity {

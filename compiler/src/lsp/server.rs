@@ -288,7 +288,10 @@ impl Server {
             if analysis.parsed() {
                 self.names.insert(key.clone(), analysis.names());
             }
-            self.units.insert(key.clone(), analysis);
+            // Freeing a large program's trees takes a while: not on the editor's time.
+            if let Some(previous) = self.units.insert(key.clone(), analysis) {
+                crate::drop_later(previous);
+            }
             self.dirty.remove(&key);
         }
         (&self.units[&key], stale)
