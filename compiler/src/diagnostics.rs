@@ -591,7 +591,7 @@ fn files(sources: &[SourceFile]) -> SimpleFiles<&str, &str> {
 
 /// Render diagnostics the way rustc does, optionally with ANSI colour.
 ///
-/// What is shown of a source is made safe for a terminal first (see [`excerpt`]): control and
+/// What is shown of a source is made safe for a terminal first (see the `excerpt` module): control and
 /// bidirectional formatting characters are written as `\u{1b}`-style escapes, and very long lines
 /// are cut around the places the labels point at; titles, labels, notes and file names are
 /// escaped the same way.

@@ -602,7 +602,7 @@ fn describe_port(port: &Port) -> String {
 const QUOTE_LINES: usize = 8;
 
 /// The source lines of `span`, quoted: `{indent}--> file:line:col` then `{indent} N | text` for
-/// every line the statement spans (a wrapped arrow is quoted whole, up to [`QUOTE_LINES`]).
+/// every line the statement spans (a wrapped arrow is quoted whole, up to `QUOTE_LINES`).
 #[must_use]
 pub fn quote(span: &Span, sources: &[SourceFile], indent: &str) -> String {
     let mut out = format!("{indent}--> {span}\n");
