@@ -441,6 +441,9 @@ struct Checker {
     declared: HashMap<(String, String), Declared>,
     /// name -> (namespace, declaration) of its first declaration in any namespace.
     declared_anywhere: HashMap<String, (String, Loc)>,
+    /// name -> its first declaration with its own namespaces: such a name means the same pods
+    /// from every namespace, so it is found from all of them (after their own declarations).
+    qualified: HashMap<String, Declared>,
     externals: HashMap<String, (Blocks, Loc)>,
     /// Undeclared names as used: (namespace, name) -> first use (counts are in `names`).
     implicit: BTreeMap<(String, String), Loc>,
@@ -510,7 +513,11 @@ impl Checker {
                         Some(NsScope::Named(n)) => Some(n.clone()),
                         Some(NsScope::Selector(_)) => None,
                     };
-                    this.declared.insert(key, Declared { scope, selector: sel.clone(), at });
+                    let declared = Declared { scope, selector: sel.clone(), at };
+                    if declared.scope.is_some() {
+                        this.qualified.entry(name.node.clone()).or_insert_with(|| declared.clone());
+                    }
+                    this.declared.insert(key, declared);
                     this.declared_anywhere.entry(name.node.clone()).or_insert_with(|| (ns.to_owned(), at));
                     if let Some(home) = home {
                         let k = this.key(&home, &sel);
@@ -760,7 +767,11 @@ impl Checker {
                             }
                             return Some(End::Cidrs(blocks.clone(), name.as_str().into()));
                         }
-                        let here = self.declared.get(&(ns.to_owned(), name.clone())).cloned();
+                        let here = self
+                            .declared
+                            .get(&(ns.to_owned(), name.clone()))
+                            .or_else(|| self.qualified.get(name))
+                            .cloned();
                         if let Some(d) = &here
                             && let Some(own) = &d.scope
                         {

@@ -215,6 +215,24 @@ fn an_address_block_covering_pods_is_warned_about_on_stderr() {
     assert!(!run.stdout.contains("warning"), "warnings go to stderr");
 }
 
+#[test]
+fn a_selector_that_matches_no_pod_of_the_cluster_is_warned_about_on_stderr() {
+    // Issue 9, item 8: `dbb` means `app=dbb`, which no pod of the cluster carries.
+    let d = shop_dir();
+    d.write("typo.np", "namespace shop {\n  web -> db:5432\n  api -> dbb:5432\n}\n");
+    let run = d.netc(&["matrix", "typo.np", "--cluster", "cluster.yaml"]);
+    expect(&run, 0);
+    assert!(
+        run.stderr.contains(
+            "warning: pods `app=dbb` of namespace `shop` (policy `dbb`) select no pod of the cluster"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("3 |   api -> dbb:5432"), "{}", run.stderr);
+    assert!(!run.stderr.contains("`app=db`"), "the selectors that match say nothing: {}", run.stderr);
+}
+
 // ---------- diff ----------
 
 #[test]

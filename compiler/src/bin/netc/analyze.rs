@@ -8,6 +8,7 @@ use std::process::Command;
 use clap::{Args, ValueEnum};
 use netc::SourceFile;
 use netc::analysis::diff::diff as connectivity_diff;
+use netc::analysis::empty_selectors;
 use netc::analysis::explain::explain as explain_flow;
 use netc::analysis::ip_blocks::{blocks_covering_pods, render_warnings};
 use netc::analysis::matrix::{Matrix, Probe};
@@ -139,6 +140,8 @@ fn cluster_for(path: Option<&Path>, irs: &[&Ir], sources: &[SourceFile]) -> Resu
             }
             for ir in irs {
                 eprint!("{}", render_warnings(&blocks_covering_pods(ir, &inventory), ir, sources));
+                let empty = empty_selectors::selectors_matching_nothing(ir, &inventory);
+                eprint!("{}", empty_selectors::render_warnings(&empty, sources));
             }
             Ok(inventory)
         }
