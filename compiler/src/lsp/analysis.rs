@@ -49,6 +49,8 @@ const KEYWORDS: &[(&str, &str)] = &[
     ("anywhere", "every address, in the cluster and out of it"),
     ("dns", "the cluster DNS: kube-dns, UDP and TCP 53"),
     ("except", "carve a prefix out of an address block"),
+    ("egress", "egress A -> B: a one-sided arrow, written on A's egress only (B's ingress is not guarded)"),
+    ("@allow", "@allow(W0203): acknowledge warnings of the statement below"),
 ];
 
 impl Analysis {

@@ -123,6 +123,13 @@ test("each construct gets its scope", async () => {
     ["web -> api # why", "# why", "comment.line.number-sign.netc"],
     ["opener -> dns-cache", "opener", "variable.other.workload.netc"],
     ["opener -> dns-cache", "dns-cache", "variable.other.workload.netc"],
+    ["@allow(W0203, W0201)", "@allow", "meta.allow.netc keyword.other.allow.netc"],
+    ["@allow(W0203, W0201)", "W0201", "meta.allow.netc constant.other.diagnostic-code.netc"],
+    ["egress backend -> database", "egress", "storage.modifier.egress-only.netc"],
+    ["egress a, b -> c:80", "egress", "storage.modifier.egress-only.netc"],
+    ["backend egress guarded", "egress", "keyword.other.direction.netc"],
+    ["workload p = {purpose=production}/*", "purpose", "meta.selector.netc entity.other.attribute-name.label-key.netc"],
+    ["workload p = shop/{app=cart}", "shop", "entity.name.namespace.netc"],
   ];
   for (const [line, piece, want] of cases) {
     assert.equal(await scopesOf(line, piece), want, `${JSON.stringify(piece)} in ${JSON.stringify(line)}`);
