@@ -208,7 +208,9 @@ fn words_list(items: &[&str]) -> String {
     }
 }
 
-fn name_rule_words(rule: NameRule) -> String {
+/// What is wrong with a name, in words ("is longer than 63 characters").
+#[must_use]
+pub fn name_rule_words(rule: NameRule) -> String {
     match rule {
         NameRule::TooLong(n) => format!("is longer than {n} characters"),
         NameRule::Ends => "must start and end with a letter or digit".to_owned(),

@@ -155,6 +155,33 @@ pub fn render_each(policies: &[NetworkPolicy]) -> Vec<String> {
     crate::par::map_in_order(policies.iter().collect(), 256, to_yaml)
 }
 
+/// The key of a [`configmap`]'s data that holds the IR (what `netcd run --kubernetes` reads by
+/// default).
+pub const CONFIGMAP_IR_KEY: &str = "policies.ir.json";
+
+/// The IR JSON wrapped in a ConfigMap `namespace/name` (under [`CONFIGMAP_IR_KEY`]), with the
+/// [`header`] naming `sources`: what `netcd run --kubernetes` enforces, committed and applied by
+/// the same GitOps pipeline as the NetworkPolicy objects. The name and namespace must be valid
+/// (the caller checks them).
+#[must_use]
+pub fn configmap(ir_json: &str, name: &str, namespace: &str, sources: &[String]) -> String {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::collections::BTreeMap;
+    let object = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), "netc".to_owned())])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(CONFIGMAP_IR_KEY.to_owned(), ir_json.to_owned())])),
+        ..ConfigMap::default()
+    };
+    let mut out = header(sources);
+    out.push_str(&serde_yaml::to_string(&object).expect("a ConfigMap of strings always serializes to YAML"));
+    out
+}
+
 /// A `kustomization.yaml` listing `file_names` (sorted, duplicates dropped) as resources, its
 /// header naming the `sources` it was generated from.
 #[must_use]

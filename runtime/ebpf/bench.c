@@ -87,8 +87,8 @@ __attribute__((noinline)) int netc_bench_insert(struct bench_ctx *c, __u32 index
 	ct_key_of(&c->flow, c->ifindex, NETC_INGRESS, cfg, &ct);
 	struct netc_ct_value entry = { .generation = 1, .verdict = NETC_VERDICT_ALLOW };
 	struct netc_ct_slot *found = NULL;
-	return ct_insert(&netc_conntrack, &ct.key, ct.first, &entry, ct_now(), &found) ==
-	       NETC_CT_INSERTED;
+	int inserted = ct_insert(&netc_conntrack, &ct.key, ct.first, &entry, ct_now(), &found);
+	return inserted == NETC_CT_INSERTED || inserted == NETC_CT_EVICTED;
 }
 
 static long bench_insert_one(__u32 index, void *data)

@@ -29,6 +29,7 @@
 #define NETC_CT_INSERTED 0
 #define NETC_CT_EXISTS 1  /* the key has a slot already (returned in *found) */
 #define NETC_CT_SKIPPED 2 /* the chosen slot was being written by another CPU: not remembered */
+#define NETC_CT_EVICTED 3 /* inserted in place of the flow of its set used least recently */
 
 static __always_inline int ct_key_eq(const struct netc_ct_key *a, const struct netc_ct_key *b)
 {
@@ -164,7 +165,7 @@ static __always_inline int ct_insert(void *map, const struct netc_ct_key *k, __u
 	__builtin_memcpy(&victim->value, v, sizeof(*v));
 	victim->value.stamp = now;
 	ct_release(victim);
-	return NETC_CT_INSERTED;
+	return best == 0x20000 ? NETC_CT_INSERTED : NETC_CT_EVICTED;
 }
 
 /* Change the value of the slot `s` (found holding `k`): under a claim, and only if it still holds

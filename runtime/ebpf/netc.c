@@ -466,9 +466,13 @@ static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
 		stamp(&entry, &j);
 		__u16 now = ct_now();
 		struct netc_ct_slot *found = known;
-		if (!found && ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, now, &found) !=
-				      NETC_CT_EXISTS)
-			found = NULL;
+		if (!found) {
+			int inserted = ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, now, &found);
+			if (inserted == NETC_CT_EVICTED)
+				count(NETC_STAT_CT_EVICTED);
+			if (inserted != NETC_CT_EXISTS)
+				found = NULL;
+		}
 		if (found)
 			ct_update(found, &ct->key, &entry, now);
 	}
@@ -495,9 +499,11 @@ static __always_inline int judge_syn(__u32 ifindex, const struct netc_config *cf
 		struct netc_ct_value entry = {};
 		stamp(&entry, &j);
 		struct netc_ct_slot *found = NULL;
-		if (ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, ct_now(), &found) ==
-		    NETC_CT_EXISTS)
+		int inserted = ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, ct_now(), &found);
+		if (inserted == NETC_CT_EXISTS)
 			return NETC_KNOWN_FLOW;
+		if (inserted == NETC_CT_EVICTED)
+			count(NETC_STAT_CT_EVICTED);
 		return settle(ifindex, cfg, f, &j, NETC_REASON_NEW);
 	}
 	/* Denied: a flow remembered by the live state still passes, an older one is forgotten. */

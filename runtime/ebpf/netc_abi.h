@@ -78,6 +78,7 @@
 #define NETC_STAT_AUDITED 3
 #define NETC_STAT_EVENTS_LOST 4
 #define NETC_STAT_NOT_IP 5
+#define NETC_STAT_CT_EVICTED 6 /* flows pushed out of a full conntrack set by a new one */
 #define NETC_STAT_COUNT 8
 
 /* netc_config[0]: the live generation and epoch. A flip writes a new generation and keeps the

@@ -91,6 +91,8 @@ pub const STAT_DROPPED: u32 = 2;
 pub const STAT_AUDITED: u32 = 3;
 pub const STAT_EVENTS_LOST: u32 = 4;
 pub const STAT_NOT_IP: u32 = 5;
+/// Flows pushed out of a full conntrack set by a new flow (the one of the set used least recently).
+pub const STAT_CT_EVICTED: u32 = 6;
 pub const STAT_COUNT: u32 = 8;
 
 pub const CONFIG_REPORT_ALLOWED: u32 = 1 << 0;

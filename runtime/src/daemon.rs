@@ -14,6 +14,7 @@ use netc_ir::{Inventory, Ir};
 use crate::abi;
 use crate::datapath::{self, AttachMode, Datapath, DatapathError};
 use crate::events::{self, Clock};
+use crate::metrics::Metrics;
 use crate::netif::{ifindex, ifname, route_interface};
 use crate::plan::{Plan, PlanOptions, PlannedEndpoint};
 
@@ -250,7 +251,7 @@ pub fn resolve_interfaces(endpoints: &[PlannedEndpoint]) -> (BTreeMap<u32, (Stri
 type Plans = Arc<Mutex<(BTreeMap<u32, Arc<Plan>>, HashMap<u32, String>)>>;
 
 fn log(message: &str) {
-    eprintln!("netcd: {message}");
+    tracing::info!(target: "netcd", "{message}");
 }
 
 struct State {
@@ -405,50 +406,131 @@ impl State {
     }
 }
 
+/// A running netcd, whatever feeds it (the inventory file, or the Kubernetes watch of
+/// [`crate::kube`]): the datapath loaded, a first state applied, verdict events streaming to
+/// stdout (and counted in [`Metrics`] when given).
+#[derive(Debug)]
+pub struct Running {
+    state: State,
+    stop: Arc<AtomicBool>,
+    printer: Option<std::thread::JoinHandle<()>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("attached", &self.attached).finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Load (or adopt) the datapath pinned under `config.bpffs`, apply `ir` + `inventory`, detach
+    /// from interfaces an earlier run attached to whose pods are gone, and start printing events.
+    ///
+    /// # Errors
+    /// A [`DaemonError`] when the datapath cannot be loaded or the first state applied.
+    pub fn start(
+        config: &RunConfig,
+        ir: Ir,
+        inventory: Inventory,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Running, DaemonError> {
+        if let Some(note) = datapath::ensure_bpffs(&config.bpffs)? {
+            log(&note);
+        }
+        let adopting = config.bpffs.join(abi::MAP_CONFIG).exists();
+        let (mut datapath, conntrack) = load_datapath(&config.bpffs, config.conntrack_entries)?;
+        if adopting {
+            log(&format!(
+                "adopting the datapath pinned under {} (generation {} stays in force until the new one is applied)",
+                config.bpffs.display(),
+                datapath.maps().config()?.generation
+            ));
+        }
+        log(&conntrack.describe(&config.bpffs));
+        let ring = datapath.take_events()?;
+        let plans: Plans = Arc::new(Mutex::new((BTreeMap::new(), HashMap::new())));
+        // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
+        // whose pods are gone are removed after it.
+        let previous = datapath::pinned_link_interfaces(&config.bpffs);
+        let state = State {
+            datapath,
+            attached: BTreeSet::new(),
+            plans: Arc::clone(&plans),
+            live: None,
+            endpoints: BTreeMap::new(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut running = Running { state, stop: Arc::clone(&stop), printer: None, metrics: metrics.clone() };
+        running.apply(config, ir, inventory, "start")?;
+        for gone in previous.iter().filter(|i| !running.state.attached.contains(*i)) {
+            if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
+                log(&format!("cannot detach from {gone}: {e}"));
+            }
+        }
+        running.printer =
+            Some(std::thread::spawn(move || print_events(ring, &plans, &stop, metrics.as_deref())));
+        Ok(running)
+    }
+
+    /// Apply a new IR + inventory: in place when only pods changed, else as a new generation
+    /// flipped in one write. On error the previous state stays in force. `source` names what
+    /// asked, for the apply latency metric.
+    ///
+    /// # Errors
+    /// A [`DaemonError`] when the new state could not be applied.
+    pub fn apply(
+        &mut self,
+        config: &RunConfig,
+        ir: Ir,
+        inventory: Inventory,
+        source: &str,
+    ) -> Result<(), DaemonError> {
+        let start = std::time::Instant::now();
+        let result = self.state.apply(config, ir, inventory);
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(()) => {
+                    metrics.record_apply(source, start.elapsed());
+                    let plans = self.state.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(plan) = self.state.live.as_ref().and_then(|(_, _, g)| plans.0.get(g)) {
+                        metrics.record_plan(plan);
+                    }
+                    drop(plans);
+                }
+                Err(_) => {
+                    metrics.apply_failures.inc();
+                }
+            }
+        }
+        result
+    }
+
+    /// The IR and inventory in force (`None` before the first apply succeeded).
+    #[must_use]
+    pub fn live(&self) -> Option<(&Ir, &Inventory)> {
+        self.state.live.as_ref().map(|(ir, inventory, _)| (ir, inventory))
+    }
+
+    /// Stop printing events; enforcement stays pinned.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(printer) = self.printer.take() {
+            let _ = printer.join();
+        }
+    }
+}
+
 /// Run until killed: enforcement stays pinned after the process ends (`netcd detach` removes it).
 ///
 /// # Errors
 /// A [`DaemonError`] when the first load fails; later bad inputs are reported and skipped.
-pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
+pub fn run(config: &RunConfig, metrics: Option<&Arc<Metrics>>) -> Result<(), DaemonError> {
     let (ir, inventory) = read_inputs(&config.ir, &config.inventory)?;
-    if let Some(note) = datapath::ensure_bpffs(&config.bpffs)? {
-        log(&note);
+    let mut running = Running::start(config, ir, inventory, metrics.cloned())?;
+    if let Some(metrics) = metrics {
+        metrics.set_ready();
     }
-    let adopting = config.bpffs.join(abi::MAP_CONFIG).exists();
-    let (mut datapath, conntrack) = load_datapath(&config.bpffs, config.conntrack_entries)?;
-    if adopting {
-        log(&format!(
-            "adopting the datapath pinned under {} (generation {} stays in force until the new one is applied)",
-            config.bpffs.display(),
-            datapath.maps().config()?.generation
-        ));
-    }
-    log(&conntrack.describe(&config.bpffs));
-    let ring = datapath.take_events()?;
-    let plans: Plans = Arc::new(Mutex::new((BTreeMap::new(), HashMap::new())));
-    // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
-    // whose pods are gone are removed after it.
-    let previous = datapath::pinned_link_interfaces(&config.bpffs);
-    let mut state = State {
-        datapath,
-        attached: BTreeSet::new(),
-        plans: Arc::clone(&plans),
-        live: None,
-        endpoints: BTreeMap::new(),
-    };
-    state.apply(config, ir, inventory)?;
-    for gone in previous.iter().filter(|i| !state.attached.contains(*i)) {
-        if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
-            log(&format!("cannot detach from {gone}: {e}"));
-        }
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let printer = {
-        let plans = Arc::clone(&plans);
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || print_events(ring, &plans, &stop))
-    };
 
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
@@ -483,19 +565,23 @@ pub fn run(config: &RunConfig) -> Result<(), DaemonError> {
         while rx.try_recv().is_ok() {}
         match read_inputs(&config.ir, &config.inventory) {
             Ok((ir, inventory)) => {
-                if let Err(e) = state.apply(config, ir, inventory) {
+                if let Err(e) = running.apply(config, ir, inventory, "file") {
                     log(&format!("reload failed, the previous state stays in force: {e}"));
                 }
             }
             Err(e) => log(&format!("rejected the new input, the previous state stays in force: {e}")),
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = printer.join();
+    running.stop();
     Ok(())
 }
 
-fn print_events(mut ring: aya::maps::RingBuf<aya::maps::MapData>, plans: &Plans, stop: &AtomicBool) {
+fn print_events(
+    mut ring: aya::maps::RingBuf<aya::maps::MapData>,
+    plans: &Plans,
+    stop: &AtomicBool,
+    metrics: Option<&Metrics>,
+) {
     let clock = Clock::now();
     let fd = ring.as_raw_fd();
     let stdout = std::io::stdout();
@@ -509,7 +595,11 @@ fn print_events(mut ring: aya::maps::RingBuf<aya::maps::MapData>, plans: &Plans,
             while let Some(item) = ring.next() {
                 if let Some(event) = abi::Event::from_bytes(&item) {
                     let interface = guard.1.get(&event.ifindex).cloned().or_else(|| ifname(event.ifindex));
-                    lines.push(events::to_json_line(&event, &clock, &guard.0, interface.as_deref()));
+                    let line = events::line(&event, &clock, &guard.0, interface.as_deref());
+                    if let Some(metrics) = metrics {
+                        metrics.record_verdict(&event, &line);
+                    }
+                    lines.push(serde_json::to_string(&line).unwrap_or_default());
                 }
             }
         }

@@ -342,6 +342,41 @@ impl Maps {
     /// # Errors
     /// A map error.
     pub fn counts(&self) -> Result<Vec<(&'static str, usize)>, DatapathError> {
+        let mut counts = self.table_counts()?;
+        counts.push((abi::MAP_CONNTRACK, {
+            let slots: Array<&MapData, CtSlot> =
+                Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+            slots.iter().filter(|slot| slot.as_ref().is_ok_and(|s| s.key.family != 0)).count()
+        }));
+        Ok(counts)
+    }
+
+    /// Conntrack slots in use, counted on at most `sample` slots spread evenly over the table and
+    /// scaled to all of it (a flow's set is chosen by hash, so an even spread is a fair sample;
+    /// exact when `sample` covers the table), and the table's size. One syscall per slot read:
+    /// this is how `/metrics` stays cheap on a large conntrack.
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn conntrack_used_sampled(&self, sample: u32) -> Result<(u64, u32), DatapathError> {
+        let slots: Array<&MapData, CtSlot> =
+            Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
+        let total = slots.len();
+        let step = total.div_ceil(sample.max(1)).max(1);
+        let (mut read, mut used) = (0u64, 0u64);
+        for index in (0..total).step_by(step as usize) {
+            let slot = slots.get(&index, 0).map_err(map_err(abi::MAP_CONNTRACK))?;
+            read += 1;
+            used += u64::from(slot.key.family != 0);
+        }
+        Ok(((used * u64::from(total)).checked_div(read).unwrap_or(0), total))
+    }
+
+    /// Entries per map, the conntrack left out (see [`Maps::counts`]).
+    ///
+    /// # Errors
+    /// A map error.
+    pub fn table_counts(&self) -> Result<Vec<(&'static str, usize)>, DatapathError> {
         fn count<K: aya::Pod, V: aya::Pod>(map: &Map, name: &'static str) -> Result<usize, DatapathError> {
             let m: HashMap<&MapData, K, V> = HashMap::try_from(map).map_err(map_err(name))?;
             Ok(m.keys().count())
@@ -362,11 +397,6 @@ impl Maps {
                 abi::MAP_PORT_RANGES,
                 count_lpm::<RangeKeyData, PolicyValue>(&self.ranges, abi::MAP_PORT_RANGES)?,
             ),
-            (abi::MAP_CONNTRACK, {
-                let slots: Array<&MapData, CtSlot> =
-                    Array::try_from(&self.conntrack).map_err(map_err(abi::MAP_CONNTRACK))?;
-                slots.iter().filter(|slot| slot.as_ref().is_ok_and(|s| s.key.family != 0)).count()
-            }),
         ])
     }
 

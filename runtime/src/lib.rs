@@ -9,6 +9,9 @@
 //! - [`events`]: verdict events as JSON lines.
 //! - [`netif`]: interface names, indexes and routes.
 //! - [`daemon`]: `netcd run`: load, attach, stream, watch and reload.
+//! - [`kube`]: `netcd run --kubernetes`: the API server's namespaces, pods and policy ConfigMap,
+//!   watched, fed to the daemon.
+//! - [`metrics`]: the Prometheus `/metrics` and the `/healthz` and `/readyz` probes.
 //!
 //! See `docs/runtime.md` for the design and a walk-through.
 
@@ -16,6 +19,8 @@ pub mod abi;
 pub mod daemon;
 pub mod datapath;
 pub mod events;
+pub mod kube;
+pub mod metrics;
 pub mod netif;
 pub mod packet;
 pub mod plan;

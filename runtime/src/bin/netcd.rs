@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! netcd run --ir policies.ir.json --inventory cluster.yaml [--mode audit] [--bpffs DIR]
-//!           [--conntrack-entries N]
+//!           [--conntrack-entries N] [--metrics-addr ADDR] [--log-format text|json]
+//! netcd run --kubernetes [--kubeconfig FILE] [--policy-configmap NS/NAME] [--node NAME] ...
 //! netcd status
 //! netcd detach
 //! ```
@@ -14,6 +15,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use netc_runtime::abi;
 use netc_runtime::daemon::{self, RunConfig};
 use netc_runtime::datapath::{self, AttachMode, DEFAULT_BPFFS_DIR, Maps};
+use netc_runtime::kube::cluster::PolicyConfigMap;
+use netc_runtime::kube::{KubeOptions, PolicySource};
+use netc_runtime::metrics::{self, Metrics};
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(name = "netcd", version, about = "Enforce a netc IR on this node's pods with eBPF")]
@@ -38,17 +43,79 @@ enum Attach {
     Netlink,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// One readable line per message.
+    Text,
+    /// One JSON object per line (tracing's JSON format), for log collectors.
+    Json,
+}
+
+fn parse_configmap(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("`{text}` is not NAMESPACE/NAME (for example netc-system/netc-ir)")),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETCD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("netcd=info,error"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.without_time().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Cmd {
     /// Load the IR, attach to the local pods' host-side veths, print verdicts as JSON lines,
     /// reload when the IR or inventory file changes. Enforcement stays after netcd exits.
     Run {
         /// The IR JSON (`netc build --emit ir`).
-        #[arg(long, value_name = "FILE")]
-        ir: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "kubernetes",
+            conflicts_with = "kubernetes"
+        )]
+        ir: Option<PathBuf>,
         /// The pods and namespaces (`kubectl get ns,pods -A -o yaml`, YAML or JSON).
-        #[arg(long, value_name = "FILE")]
-        inventory: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "kubernetes",
+            conflicts_with = "kubernetes"
+        )]
+        inventory: Option<PathBuf>,
+        /// Watch the API server instead of reading files: namespaces, pods and the policy
+        /// ConfigMap (in-cluster config, or --kubeconfig / $KUBECONFIG).
+        #[arg(long)]
+        kubernetes: bool,
+        /// The kubeconfig to reach the API server with (default: in-cluster, then $KUBECONFIG,
+        /// then ~/.kube/config).
+        #[arg(long, value_name = "FILE", requires = "kubernetes")]
+        kubeconfig: Option<PathBuf>,
+        /// The ConfigMap holding the IR (`netc build --emit configmap`), as NAMESPACE/NAME.
+        #[arg(long, value_name = "NAMESPACE/NAME", default_value = "netc-system/netc-ir", value_parser = parse_configmap)]
+        policy_configmap: (String, String),
+        /// The key of the ConfigMap's data holding the IR JSON.
+        #[arg(long, value_name = "KEY", default_value = "policies.ir.json")]
+        policy_key: String,
+        /// Serve Prometheus metrics on /metrics and the probes /healthz and /readyz here
+        /// (e.g. 0.0.0.0:9464); off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
         /// Enforce, or only report would-be drops.
         #[arg(long, value_enum, default_value = "enforce")]
         mode: Mode,
@@ -105,7 +172,23 @@ fn kernel_has_tcx() -> bool {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run { ir, inventory, mode, bpffs, node, attach, quiet_allowed, conntrack_entries } => {
+        Cmd::Run {
+            ir,
+            inventory,
+            kubernetes,
+            kubeconfig,
+            policy_configmap,
+            policy_key,
+            metrics_addr,
+            log_format,
+            mode,
+            bpffs,
+            node,
+            attach,
+            quiet_allowed,
+            conntrack_entries,
+        } => {
+            init_logging(log_format);
             let attach = match attach {
                 Some(Attach::Tcx) => AttachMode::Tcx,
                 Some(Attach::Netlink) => AttachMode::Netlink,
@@ -113,8 +196,9 @@ fn main() -> ExitCode {
                 None => AttachMode::Netlink,
             };
             let config = RunConfig {
-                ir,
-                inventory,
+                // Unused with --kubernetes (clap requires both otherwise).
+                ir: ir.unwrap_or_default(),
+                inventory: inventory.unwrap_or_default(),
                 audit: matches!(mode, Mode::Audit),
                 bpffs,
                 node,
@@ -122,7 +206,28 @@ fn main() -> ExitCode {
                 report_allowed: !quiet_allowed,
                 conntrack_entries: conntrack_entries.unwrap_or_else(daemon::default_conntrack_entries),
             };
-            daemon::run(&config).map_err(|e| e.to_string())
+            let metrics = Metrics::new(config.bpffs.clone());
+            if let Some(addr) = metrics_addr {
+                match metrics::serve(addr, Arc::clone(&metrics)) {
+                    Ok(bound) => {
+                        tracing::info!(target: "netcd", "metrics on http://{bound}/metrics, probes on /healthz and /readyz");
+                    }
+                    Err(e) => {
+                        eprintln!("netcd: error: cannot serve metrics on {addr}: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            if kubernetes {
+                let (namespace, name) = policy_configmap;
+                let options = KubeOptions {
+                    kubeconfig,
+                    policy: PolicySource::ConfigMap(PolicyConfigMap { namespace, name, key: policy_key }),
+                };
+                netc_runtime::kube::run(&config, &options, &metrics).map_err(|e| e.to_string())
+            } else {
+                daemon::run(&config, Some(&metrics)).map_err(|e| e.to_string())
+            }
         }
         Cmd::Status { bpffs } => status(&bpffs),
         Cmd::Detach { bpffs } => match datapath::detach_all(&bpffs) {

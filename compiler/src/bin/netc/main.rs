@@ -102,6 +102,12 @@ struct BuildArgs {
     /// What to produce.
     #[arg(long, value_enum, default_value_t = Emit::Yaml)]
     emit: Emit,
+    /// The ConfigMap's name (`--emit configmap`).
+    #[arg(long, value_name = "NAME", default_value = "netc-ir", value_parser = configmap_name)]
+    configmap_name: String,
+    /// The ConfigMap's namespace (`--emit configmap`).
+    #[arg(long, value_name = "NAMESPACE", default_value = "netc-system", value_parser = configmap_namespace)]
+    configmap_namespace: String,
     /// Judge the YAML with an independent NetworkPolicy evaluator against the IR on a cluster
     /// first; write nothing (exit 1) if they differ on any flow.
     #[arg(long)]
@@ -138,6 +144,26 @@ enum Emit {
     Yaml,
     /// The IR as JSON, for netcd.
     Ir,
+    /// The IR as JSON in a ConfigMap, for `netcd run --kubernetes` (see docs/kubernetes.md).
+    Configmap,
+}
+
+fn configmap_name(name: &str) -> Result<String, String> {
+    netc::check::dns1123_subdomain(name).map(|()| name.to_owned()).map_err(|rule| {
+        format!(
+            "`{name}` {}: a ConfigMap name is a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`, at most 253 characters)",
+            diagnostics::name_rule_words(rule)
+        )
+    })
+}
+
+fn configmap_namespace(name: &str) -> Result<String, String> {
+    netc::check::dns1123_label(name).map(|()| name.to_owned()).map_err(|rule| {
+        format!(
+            "`{name}` {}: a namespace name is a DNS-1123 label (lower-case letters, digits and `-`, at most 63 characters)",
+            diagnostics::name_rule_words(rule)
+        )
+    })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,8 +337,17 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
         analyze::verify(&ir, &sources, args.cluster.as_deref(), to_dir)?;
     }
     match args.emit {
-        Emit::Ir => {
-            let json = ir.to_json();
+        Emit::Ir | Emit::Configmap => {
+            let json = if args.emit == Emit::Ir {
+                ir.to_json()
+            } else {
+                netc::yaml::configmap(
+                    &ir.to_json(),
+                    &args.configmap_name,
+                    &args.configmap_namespace,
+                    &ir.sources,
+                )
+            };
             match &args.output {
                 None => write_stdout(&json),
                 Some(path) if args.check => output::check_file(path, &json),
