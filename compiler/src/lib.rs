@@ -146,7 +146,13 @@ fn finish(ir: Option<netc_ir::Ir>, mut diagnostics: Vec<Diagnostic>) -> Compilat
 struct Locator<'a> {
     sources: &'a [SourceFile],
     line_starts: Vec<Vec<usize>>,
+    /// Per file, the character index of every [`CHAR_CHECKPOINT`]-th byte (rounded down to a
+    /// character boundary): a column is then counted over at most that many bytes, so that 600k
+    /// spans on one line cost linear time rather than a count from the line start each.
+    char_checkpoints: Vec<Vec<(usize, usize)>>,
 }
+
+const CHAR_CHECKPOINT: usize = 1024;
 
 impl<'a> Locator<'a> {
     fn new(sources: &'a [SourceFile]) -> Locator<'a> {
@@ -154,7 +160,33 @@ impl<'a> Locator<'a> {
             .iter()
             .map(|s| std::iter::once(0).chain(s.text.match_indices('\n').map(|(i, _)| i + 1)).collect())
             .collect();
-        Locator { sources, line_starts }
+        let char_checkpoints = sources
+            .iter()
+            .map(|s| {
+                let text = &s.text;
+                let mut points = Vec::with_capacity(text.len() / CHAR_CHECKPOINT + 1);
+                let (mut at, mut chars) = (0, 0);
+                for k in 0..=text.len() / CHAR_CHECKPOINT {
+                    let mut pos = (k * CHAR_CHECKPOINT).min(text.len());
+                    while !text.is_char_boundary(pos) {
+                        pos -= 1;
+                    }
+                    chars += text[at..pos].chars().count();
+                    at = pos;
+                    points.push((pos, chars));
+                }
+                points
+            })
+            .collect();
+        Locator { sources, line_starts, char_checkpoints }
+    }
+
+    /// The number of characters before byte `offset` of file `file` (a character boundary).
+    fn char_index(&self, file: usize, offset: usize) -> usize {
+        let text = &self.sources[file].text;
+        let points = &self.char_checkpoints[file];
+        let (pos, chars) = points[(offset / CHAR_CHECKPOINT).min(points.len() - 1)];
+        chars + text.get(pos..offset).map_or(0, |t| t.chars().count())
     }
 }
 
@@ -165,7 +197,11 @@ impl lower::Locate for Locator<'_> {
         let line = starts.partition_point(|&s| s <= offset).max(1);
         let text = &self.sources[loc.file].text;
         let line_start = starts[line - 1];
-        let column = text.get(line_start..offset).map_or(1, |t| t.chars().count() + 1);
+        let column = if text.is_char_boundary(offset) && offset >= line_start {
+            self.char_index(loc.file, offset) - self.char_index(loc.file, line_start) + 1
+        } else {
+            1
+        };
         netc_ir::Span {
             file: self.sources[loc.file].name.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),

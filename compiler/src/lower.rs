@@ -504,12 +504,15 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
             let e = &mut doors.entities[t];
             e.touch(f.target_at);
             let mut peers = Vec::new();
+            // First occurrences in order, found in a set: an arrow with 20k sources is linear.
+            let mut seen = std::collections::HashSet::new();
             let mut anyone = false;
             for (s, _) in f.sources.iter() {
                 match peers_of(s, ns) {
                     Some(ps) => {
                         for p in ps {
-                            if !peers.contains(&p) {
+                            if !seen.contains(&p) {
+                                seen.insert(p.clone());
                                 peers.push(p);
                             }
                         }

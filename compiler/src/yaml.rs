@@ -246,6 +246,9 @@ impl std::error::Error for ParseError {}
 /// [`ParseError`] naming the document that is not valid YAML, not a NetworkPolicy, or not a valid
 /// one.
 pub fn parse_network_policies(text: &str) -> Result<Vec<NetworkPolicy>, ParseError> {
+    let text = netc_ir::yaml_bounds::strip_bom(text);
+    netc_ir::yaml_bounds::check_nesting(text)
+        .map_err(|e| ParseError { document: 1, message: e.to_string() })?;
     let mut out = Vec::new();
     for (index, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = index + 1;

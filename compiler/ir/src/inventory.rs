@@ -131,6 +131,8 @@ impl Inventory {
     /// [`InventoryError`] naming the document or object that is malformed.
     #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Inventory, InventoryError> {
+        let text = crate::yaml_bounds::strip_bom(text);
+        crate::yaml_bounds::check_nesting(text).map_err(|e| err("inventory", e.to_string()))?;
         let mut docs = Vec::new();
         for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let doc = Value::deserialize(de)

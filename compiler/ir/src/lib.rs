@@ -21,6 +21,7 @@
 pub mod eval;
 pub mod inventory;
 pub mod selector;
+pub mod yaml_bounds;
 
 use std::collections::BTreeSet;
 use std::fmt;
