@@ -584,3 +584,103 @@ fn a_byte_order_mark_before_yaml_is_not_part_of_the_first_key() {
     let run = s.netc(&["graph", "policies.np", "--cluster", "cluster.yaml"]);
     assert_code(&run, 0);
 }
+
+// ---------- hostile input, generated: parser, importer, inventory reader (property tests) ----------
+
+mod generated {
+    use proptest::prelude::*;
+
+    /// Pieces an attacker or a careless editor puts in files: control and bidi characters, line
+    /// breaks of every kind, byte-order marks, deep and unbalanced nesting, quotes, aliases.
+    const PIECES: &[&str] = &[
+        "\u{1b}[2J",
+        "\u{202e}",
+        "\u{2066}",
+        "\r",
+        "\r\n",
+        "\n",
+        "\t",
+        "\u{feff}",
+        "\u{0}",
+        "\u{85}",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "#",
+        "## ",
+        "- ",
+        ": ",
+        ", ",
+        "&a ",
+        "*a",
+        "---\n",
+        "...\n",
+        "->",
+        ":80",
+        "isolated",
+        "namespace ",
+        "{app=x}",
+        "anywhere",
+        "*",
+        "kind: NetworkPolicy\n",
+        "kind: Pod\n",
+        "kind: List\nitems:\n",
+        "apiVersion: networking.k8s.io/v1\n",
+        "metadata: {name: ",
+        "namespace: shop",
+        "spec:\n  podSelector: {}\n",
+        "  ingress: [{from: [{podSelector: {}}]}]\n",
+        "netc.dev/intent: ",
+        "p\\nanywhere -> *\\n##",
+        "web",
+    ];
+
+    fn soup(picks: &[(usize, u8)]) -> String {
+        let mut out = String::new();
+        for &(i, repeat) in picks {
+            out.push_str(&PIECES[i % PIECES.len()].repeat(usize::from(repeat % 4) + 1));
+        }
+        out
+    }
+
+    /// Whether `text` holds a character a terminal would act on rather than show.
+    fn raw_control(text: &str) -> bool {
+        text.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || netc::syntax::is_bidi_control(c))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sources_of_hostile_pieces_compile_without_panic_and_render_safely(
+            picks in prop::collection::vec((0usize..64, any::<u8>()), 0..60)
+        ) {
+            let text = soup(&picks);
+            let sources = vec![netc::SourceFile::new("a\u{1b}.np", text.as_str())];
+            let out = netc::compile(&sources);
+            prop_assert_eq!(out.ir.is_some(), !out.has_errors());
+            let human = netc::diagnostics::render(&out.diagnostics, &sources, false);
+            prop_assert!(!raw_control(&human), "raw control characters in:\n{:?}", human);
+            let _ = netc::diagnostics::render_json(&out.diagnostics, &sources);
+        }
+
+        #[test]
+        fn yaml_of_hostile_pieces_never_panics_and_imports_only_what_compiles(
+            picks in prop::collection::vec((0usize..64, any::<u8>()), 0..60),
+            depth in 0usize..400,
+        ) {
+            let text = format!("{}{}{}", soup(&picks), "{a: ".repeat(depth), "}".repeat(depth));
+            if let Ok(policies) = netc::yaml::parse_network_policies(&text)
+                && let Ok(source) = netc::import::import(&policies)
+            {
+                let out = netc::compile(&[netc::SourceFile::new("imported.np", source.as_str())]);
+                prop_assert!(!out.has_errors(), "{}", source);
+                prop_assert!(!raw_control(&source), "{:?}", source);
+            }
+            let _ = netc_ir::Inventory::from_yaml(&text);
+        }
+    }
+}
