@@ -31,6 +31,8 @@ pub struct Analysis {
     phases: Phases,
     /// Names and ports.
     pub index: Index,
+    /// The names, for completion, gathered on first use.
+    names: std::sync::OnceLock<Names>,
 }
 
 /// Keywords offered by completion, with what each starts.
@@ -60,7 +62,7 @@ impl Analysis {
         let (compilation, phases) = crate::compile_keeping_phases(&sources);
         let index = Index::new(&phases.files);
         let lines = sources.iter().map(|s| LineIndex::new(&s.text)).collect();
-        Analysis { sources, uris, lines, compilation, phases, index }
+        Analysis { sources, uris, lines, compilation, phases, index, names: std::sync::OnceLock::new() }
     }
 
     /// The index of the file of `uri` in this unit.
@@ -546,7 +548,11 @@ impl Analysis {
     /// The names this unit knows, for completion. A file that does not parse (the line being
     /// typed) is parsed again with the offending lines blanked, so that its other names count.
     #[must_use]
-    pub fn names(&self) -> Names {
+    pub fn names(&self) -> &Names {
+        self.names.get_or_init(|| self.gather_names())
+    }
+
+    fn gather_names(&self) -> Names {
         let recovered: Vec<Option<crate::ast::File>> = self
             .phases
             .files

@@ -285,11 +285,14 @@ impl Server {
         if stale {
             let (sources, uris) = self.sources(uri);
             let analysis = Analysis::new(sources, uris);
-            if analysis.parsed() {
-                self.names.insert(key.clone(), analysis.names());
-            }
+            let parsed = analysis.parsed();
             // Freeing a large program's trees takes a while: not on the editor's time.
             if let Some(previous) = self.units.insert(key.clone(), analysis) {
+                // The text stops parsing (a line half typed): keep the names it had, for
+                // completion. Only then, so that a keystroke that parses pays nothing for it.
+                if !parsed && previous.parsed() {
+                    self.names.insert(key.clone(), previous.names().clone());
+                }
                 crate::drop_later(previous);
             }
             self.dirty.remove(&key);
@@ -339,7 +342,7 @@ impl Server {
         }
         let analysis = &self.units[&key];
         let names = || {
-            let mut names = analysis.names();
+            let mut names = analysis.names().clone();
             if !analysis.parsed()
                 && let Some(last) = self.names.get(&key)
             {
