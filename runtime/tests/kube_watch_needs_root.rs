@@ -273,19 +273,18 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     // The metrics, parsed, against the traffic.
     std::thread::sleep(Duration::from_millis(500));
     let scrape = scrape(metrics);
-    assert_eq!(
-        value(
-            &scrape,
-            "netcd_verdicts_total",
-            &[
-                ("direction", "ingress"),
-                ("verdict", "allow"),
-                ("rule", "allow-client"),
-                ("reason", "new-flow")
-            ]
-        ),
-        f64::from(allowed_by_client_rule.get()),
-        "one allow verdict by allow-client per connection the test made"
+    // One allow verdict by allow-client per connection opened; a SYN allowed just before a
+    // policy change whose connection the client then saw fail (its SYN-ACK judged by the new
+    // state) adds one, so a few more are tolerated, never fewer.
+    let allowed = value(
+        &scrape,
+        "netcd_verdicts_total",
+        &[("direction", "ingress"), ("verdict", "allow"), ("rule", "allow-client"), ("reason", "new-flow")],
+    );
+    let opened = f64::from(allowed_by_client_rule.get());
+    assert!(
+        (opened..=opened + 2.0).contains(&allowed),
+        "allow verdicts by allow-client ({allowed}) against connections opened ({opened})"
     );
     let denied = value(
         &scrape,
@@ -313,6 +312,12 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     assert!(value(&scrape, "netcd_map_entries", &[("map", "netc_ipcache")]) >= 3.0);
     assert!(value(&scrape, "netcd_map_capacity", &[("map", "netc_conntrack")]) >= 1024.0);
     assert!(value(&scrape, "netcd_apply_seconds_count", &[("source", "watch")]) >= 10.0);
+    // The figure docs/kubernetes.md quotes: from a watch event's arrival to its state in the maps.
+    let (sum, count) = (
+        value(&scrape, "netcd_event_to_enforced_seconds_sum", &[]),
+        value(&scrape, "netcd_event_to_enforced_seconds_count", &[]),
+    );
+    eprintln!("event to enforced: {count} applies, mean {:.3} ms", sum / count.max(1.0) * 1e3);
     drop(netcd);
     let _ = std::fs::remove_dir_all(&dir);
 }

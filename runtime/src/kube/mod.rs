@@ -254,7 +254,6 @@ async fn watch(
                     Ok(r) => {
                         running = Some(r);
                         metrics.set_ready();
-                        metrics.event_to_enforced_seconds.observe(arrived.elapsed().as_secs_f64());
                         log("first sync with the API server applied: ready");
                     }
                     Err(e) => return Err(e.into()),
