@@ -141,6 +141,14 @@ pub enum StatementKind {
     Arrow(Arrow),
     /// `priority 10`: not expressible, kept to explain why.
     Priority(Span),
+    /// `assert frontend -> backend:8080`, `assert */* !-> payments/vault`, `assert hermit
+    /// isolated`: a property proved for every possible pod.
+    Assert {
+        /// The word `assert`.
+        keyword: Span,
+        /// What is claimed: an [`StatementKind::Arrow`] or a [`StatementKind::Door`].
+        claim: Box<StatementKind>,
+    },
 }
 
 /// `deny` or `allow` in a `default` statement.

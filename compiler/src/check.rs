@@ -386,9 +386,43 @@ pub struct NamedWorkload {
     pub docs: Vec<String>,
 }
 
+/// What an `assert` statement claims, resolved; one per (source, target) of an arrow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertClaim {
+    /// `assert a -> b:80` (`never`: `assert a !-> b:80`).
+    Flow {
+        /// The source.
+        source: End,
+        /// The target.
+        target: End,
+        /// Ports; empty means all.
+        ports: Vec<Port>,
+        /// `!->`: no such flow is ever allowed.
+        never: bool,
+    },
+    /// `assert a isolated`, `assert a egress guarded`, `assert a ingress open`.
+    Door {
+        /// Whose doors.
+        subject: End,
+        /// What is said of them.
+        words: DoorWords,
+    },
+}
+
+/// An `assert` statement, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertDecl {
+    /// The claim.
+    pub claim: AssertClaim,
+    /// The whole statement.
+    pub at: Loc,
+}
+
 /// Everything the door model needs, names resolved and values checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Model {
+    /// `assert` statements, in source order; proved on the IR after lowering.
+    pub assertions: Vec<AssertDecl>,
     /// Named workloads (declared or implied by use), in order of first appearance.
     pub workloads: Vec<NamedWorkload>,
     /// Door statements, in source order (`default` included).
@@ -589,6 +623,7 @@ impl Checker {
         let docs: Vec<String> = s.docs.iter().map(|d| d.node.clone()).collect();
         match &s.kind {
             StatementKind::Workload { .. } | StatementKind::External { .. } => {}
+            StatementKind::Assert { claim, .. } => self.assertion(file, ns, claim, at),
             StatementKind::Priority(span) => self.errors.push(CheckError::Unsupported {
                 at: Loc { file, span: *span },
                 feature: Unsupported::Priority,
@@ -717,6 +752,52 @@ impl Checker {
                     });
                 }
             }
+        }
+    }
+
+    /// An `assert` statement: ends and ports checked like an arrow's, `!->` allowed.
+    fn assertion(&mut self, file: usize, ns: &str, claim: &StatementKind, at: Loc) {
+        match claim {
+            StatementKind::Arrow(arrow) => {
+                let sources: Vec<End> =
+                    arrow.sources.iter().filter_map(|s| self.endpoint(file, ns, s)).collect();
+                for t in &arrow.targets {
+                    if let Some(l7) = t.l7 {
+                        self.errors.push(CheckError::Unsupported {
+                            at: Loc { file, span: l7 },
+                            feature: Unsupported::L7,
+                        });
+                    }
+                    let ports = match &t.ports {
+                        Some(p) => self.ports(file, &p.node),
+                        None => Vec::new(),
+                    };
+                    let Some(target) = self.endpoint(file, ns, &t.endpoint) else { continue };
+                    for source in &sources {
+                        self.model.assertions.push(AssertDecl {
+                            claim: AssertClaim::Flow {
+                                source: source.clone(),
+                                target: target.clone(),
+                                ports: ports.clone(),
+                                never: arrow.op.node,
+                            },
+                            at,
+                        });
+                    }
+                }
+            }
+            StatementKind::Door { subject, door } => {
+                let Some(end) = self.endpoint(file, ns, subject) else { return };
+                if !matches!(end, End::Pods { .. }) {
+                    self.errors
+                        .push(CheckError::NoDoorsOutsideCluster { at: Loc { file, span: subject.span } });
+                    return;
+                }
+                self.model
+                    .assertions
+                    .push(AssertDecl { claim: AssertClaim::Door { subject: end, words: door.node }, at });
+            }
+            _ => {}
         }
     }
 

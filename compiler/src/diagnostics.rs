@@ -582,6 +582,44 @@ pub fn from_allow(e: &AllowError) -> Diagnostic {
     }
 }
 
+/// An assertion that does not hold, with its counterexample.
+#[must_use]
+pub fn from_assert(e: &crate::prove::assertions::AssertError) -> Diagnostic {
+    let cx = &e.counterexample;
+    let (label, because_label, flow) = match e.door {
+        None => {
+            let flow = format!("from {} to {} on {} {}", cx.src, cx.dst, cx.protocol, cx.port);
+            if e.because.is_empty() || e.claim.starts_with("no ") || e.claim.contains("isolated") {
+                ("this flow is allowed", "this rule allows it", flow)
+            } else {
+                ("this flow is refused", "this guards the door that refuses it", flow)
+            }
+        }
+        Some(direction) => {
+            let pod = match direction {
+                netc_ir::Direction::Ingress => &cx.dst,
+                netc_ir::Direction::Egress => &cx.src,
+            };
+            ("not for this pod", "this guards it", format!("{pod}"))
+        }
+    };
+    let mut d =
+        Diagnostic::error("E0501", format!("assertion does not hold: {}", e.claim)).primary(e.at, label);
+    for b in &e.because {
+        d = d.secondary(*b, because_label);
+    }
+    d = d.note(format!("counterexample: {flow}"));
+    if e.because.is_empty() && e.door.is_none() {
+        d = d.note("no policy guards a door this flow passes: both are open");
+    }
+    if !e.confirmed {
+        d = d.note("netc's evaluator does not confirm this counterexample: this is a bug in netc's prover, please report it");
+    }
+    d.help(
+        "change the program so that it keeps the promise, or the assertion if the program is what you mean",
+    )
+}
+
 /// The code-to-text file set codespan needs.
 fn files(sources: &[SourceFile]) -> SimpleFiles<&str, &str> {
     let mut files = SimpleFiles::new();
@@ -716,7 +754,7 @@ pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
     "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
     "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
-    "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205", "W0206",
+    "E0501", "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205", "W0206",
 ];
 
 #[cfg(test)]

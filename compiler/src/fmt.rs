@@ -309,6 +309,11 @@ fn render_statement(s: &Statement, text: &str) -> String {
             format!("{side}{} {} {}", sources.join(", "), &text[a.op.span.range()], targets.join(", "))
         }
         StatementKind::Priority(span) => text[span.range()].split_whitespace().collect::<Vec<_>>().join(" "),
+        StatementKind::Assert { claim, .. } => {
+            let inner =
+                Statement { docs: Vec::new(), allows: Vec::new(), kind: (**claim).clone(), span: s.span };
+            format!("assert {}", render_statement(&inner, text))
+        }
     }
 }
 

@@ -37,7 +37,8 @@
 //!
 //! Doors are written only where the arrows do not already say it: `X ingress guarded` for a
 //! guarded ingress with no rules, `X egress guarded` for a guarded egress (arrows never guard
-//! egress), `X isolated` when both are guarded with no rules and no arrow names `X`, `default deny`
+//! egress), `X isolated` when both are guarded with no rules, no arrow names `X` and no rule of
+//! another policy can apply to its pods (their selectors overlap), `default deny`
 //! / `default allow` for `podSelector: {}`. A door that a wider door (`default deny`, say) already
 //! guards, and that has no rule or whose rules arrows write anyway, is left out: it changes
 //! nothing. Atoms that a wider atom of the same door allows are dropped (`*/tcp` covers `80`).
@@ -482,6 +483,27 @@ impl Model {
         self.guards(ns, sel, d).next().is_some()
     }
 
+    /// Whether some entity of `ns` guards door `d` of some of the pods `sel` selects: netc's door
+    /// model then writes an arrow's egress rule for the pods they share.
+    fn overlapped(&self, ns: &str, sel: &LabelSelector, d: usize) -> bool {
+        let pods = crate::prove::Conj::of(sel);
+        self.entities
+            .iter()
+            .any(|e| e.ns == ns && e.doors[d].is_some() && crate::prove::Conj::of(&e.sel).overlaps(&pods))
+    }
+
+    /// Whether another entity of `e`'s namespace whose pods can be `e`'s has rules: then those
+    /// rules apply to some of `e`'s pods, and `e` is guarded, not isolated.
+    fn rules_overlap(&self, e: &Entity) -> bool {
+        let pods = crate::prove::Conj::of(&e.sel);
+        self.entities.iter().any(|o| {
+            o.ns == e.ns
+                && o.sel != e.sel
+                && o.doors.iter().flatten().any(|atoms| !atoms.is_empty())
+                && crate::prove::Conj::of(&o.sel).overlaps(&pods)
+        })
+    }
+
     /// Whether a wider set of pods than entity `e` guards its door `d`.
     fn covered_by_other(&self, e: &Entity, d: usize) -> bool {
         self.guards(&e.ns, &e.sel, d).any(|g| g.sel != e.sel)
@@ -496,11 +518,12 @@ impl Model {
     }
 }
 
-/// Whether `wide` selects every pod `narrow` selects, provably from the selectors alone: the
-/// same test netc's door model uses, so that import predicts which arrows write egress rules.
+/// Whether `wide` selects every pod `narrow` selects, for every possible pod: the same test
+/// netc's door model uses, so that import predicts which arrows write egress rules.
 fn subsumes(wide: &LabelSelector, narrow: &LabelSelector) -> bool {
-    wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
-        && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r))
+    let syntactic = wide.match_labels.iter().all(|(k, v)| narrow.match_labels.get(k) == Some(v))
+        && wide.match_expressions.iter().all(|r| narrow.match_expressions.contains(r));
+    syntactic || crate::prove::Conj::of(narrow).is_subset(&crate::prove::Conj::of(wide))
 }
 
 fn peer_contains(wide: &PeerC, narrow: &PeerC) -> bool {
@@ -1093,6 +1116,11 @@ impl<'m> Planner<'m> {
                         one_sided = Some(OneSided::IngressOnly);
                         EndRef::Pods { ns: sns.clone(), sel: pods.clone(), doors: false }
                     }
+                } else if m.overlapped(sns, pods, 1) {
+                    // Some of the source's pods have a guarded egress, which would get the flow
+                    // for the pods they share with the source: the YAML does not say so here.
+                    one_sided = Some(OneSided::IngressOnly);
+                    EndRef::Pods { ns: sns.clone(), sel: pods.clone(), doors: false }
                 } else {
                     EndRef::Pods { ns: sns.clone(), sel: pods.clone(), doors: door_form }
                 }
@@ -1224,7 +1252,11 @@ impl<'m> Planner<'m> {
         let explicit_out = e.doors[1].is_some() && !m.covered_by_other(e, 1);
         let subject = self.pods(e, true);
         let words = match (explicit_in, explicit_out) {
-            (true, true) if egress_atoms == 0 && !named.contains(&(e.ns.clone(), e.sel.clone())) => {
+            (true, true)
+                if egress_atoms == 0
+                    && !named.contains(&(e.ns.clone(), e.sel.clone()))
+                    && !m.rules_overlap(e) =>
+            {
                 Words::Isolated
             }
             (true, true) => Words::Guarded(None),

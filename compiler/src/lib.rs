@@ -119,7 +119,14 @@ pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
     // (a missing DNS flow, say) could be wrong; its errors still hold and are reported too.
     diagnostics
         .extend(lower_errors.iter().filter(|e| check_ok || !e.is_warning()).map(diagnostics::from_lower));
-    let ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
+    let mut ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
+    if ok && !model.assertions.is_empty() {
+        // Proved on the IR, which is what the YAML and netcd are made of.
+        let file_of = |name: &str| sources.iter().position(|s| s.name == name);
+        let failures = prove::assertions::check(&model.assertions, &ir, &file_of);
+        ok = failures.is_empty();
+        diagnostics.extend(failures.iter().map(diagnostics::from_assert));
+    }
     // Acknowledged warnings go; an acknowledgement is stale only if every warning was computed.
     let allow_errors = allow::apply(&parsed, &mut diagnostics, ok);
     diagnostics.extend(allow_errors.iter().map(diagnostics::from_allow));

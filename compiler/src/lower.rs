@@ -439,13 +439,6 @@ fn is_named(end: &End) -> bool {
 }
 
 fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
-    // A target's ingress rule is written on a policy that selects all of its pods: were some of
-    // them isolated, the rule would open their door. (Isolated pods among an arrow's sources
-    // stay shut by their own egress door, unless the rule is written on a policy that selects
-    // them: see `egress_side`.)
-    if !doors.isolated.is_empty() {
-        overlapping_isolation(doors, &f.target, f.target_at, errors);
-    }
     // Ingress side.
     let mut target_side = Side::NoDoor;
     if let Some((ns, sel, key)) = f.target.single_namespace() {
@@ -501,6 +494,13 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
         } else if let Some(open) = doors.entities[t].ingress.open {
             target_side = Side::DeclaredOpen(open);
         } else {
+            // The ingress rule is written on a policy that selects all of the target's pods: were
+            // some of them isolated, it would open their door. (Isolated pods among an arrow's
+            // sources stay shut by their own egress door, unless the rule is written on a policy
+            // that selects them: see `egress_side`.)
+            if !doors.isolated.is_empty() {
+                overlapping_isolation(doors, &f.target, f.target_at, errors);
+            }
             let e = &mut doors.entities[t];
             e.touch(f.target_at);
             let mut peers = Vec::new();

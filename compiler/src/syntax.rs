@@ -333,6 +333,7 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
         Rule::name => "a workload",
         Rule::targets | Rule::target => "a target",
         Rule::priority_stmt => "`priority`",
+        Rule::assert_stmt | Rule::assert_kw => "`assert`",
         Rule::l7_clause | Rule::l7_path => return None,
         Rule::anywhere => "`anywhere`",
         Rule::dns => "`dns`",
@@ -441,7 +442,12 @@ fn statement(pair: Pair<'_, Rule>) -> Statement {
     }
     let body = body.expect("grammar: a statement has a body");
     let stmt_span = span(&body);
-    let kind = match body.as_rule() {
+    Statement { docs, allows, kind: statement_kind(body), span: stmt_span }
+}
+
+fn statement_kind(body: Pair<'_, Rule>) -> StatementKind {
+    let stmt_span = span(&body);
+    match body.as_rule() {
         Rule::workload_decl => {
             let mut inner = body.into_inner();
             let name = spanned_str(&inner.next().expect("grammar: workload name"));
@@ -494,9 +500,14 @@ fn statement(pair: Pair<'_, Rule>) -> Statement {
         }
         Rule::arrow => StatementKind::Arrow(arrow(body)),
         Rule::priority_stmt => StatementKind::Priority(stmt_span),
+        Rule::assert_stmt => {
+            let mut inner = body.into_inner();
+            let keyword = span(&inner.next().expect("grammar: `assert`"));
+            let claim = statement_kind(inner.next().expect("grammar: what is asserted"));
+            StatementKind::Assert { keyword, claim: Box::new(claim) }
+        }
         other => unreachable!("grammar: unexpected {other:?} as statement"),
-    };
-    Statement { docs, allows, kind, span: stmt_span }
+    }
 }
 
 fn direction(pair: &Pair<'_, Rule>) -> Direction {

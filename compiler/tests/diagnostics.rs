@@ -112,6 +112,14 @@ diagnostic_cases! {
         "namespace shop {\n  default deny egress\n  * -> dns\n  web -> api:80\n  ## a later arrow into api says nothing more\n  cart -> api:80\n}\n";
     one_sided_arrow_from_an_open_egress_is_w0201: "W0201" => "egress backend -> database:5432\n";
 
+    // E05xx: assertions, proved for every possible pod
+    assertion_that_a_widened_source_breaks_is_e0501: "E0501" =>
+        "namespace payments {\n  checkout -> vault:443\n}\n*/{tier=web} -> payments/vault:443\nassert */{app=web} !-> payments/vault\n";
+    assertion_that_a_missing_port_breaks_is_e0501: "E0501" =>
+        "frontend -> backend:8080\nassert frontend -> backend:[8080, 8443]\n";
+    isolation_asserted_of_a_reachable_workload_is_e0501: "E0501" => "web -> db:5432\nassert db isolated\n";
+    guard_asserted_of_an_open_door_is_e0501: "E0501" => "web egress guarded\nweb -> dns\nassert {tier=web} egress guarded\n";
+
     // W01xx: names
     name_used_once_that_resembles_another_is_w0101: "W0101" =>
         "frontend -> backend:80\nfrontend -> backend:443/udp\nweb -> backnd:80\n";

@@ -135,6 +135,12 @@ impl Index {
                     }
                 }
             }
+            StatementKind::Assert { claim, .. } => {
+                // The names an assertion uses are occurrences like any other.
+                let inner =
+                    Statement { docs: Vec::new(), allows: Vec::new(), kind: (**claim).clone(), span: s.span };
+                self.statement(file, ns, &inner, externals);
+            }
             StatementKind::Default { .. } | StatementKind::Priority(_) => {}
         }
     }

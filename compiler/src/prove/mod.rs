@@ -18,6 +18,9 @@
 //! a product of a namespace part and a pod part ([`pods::PodSet`]). Intersection, emptiness and
 //! inclusion of products are decided key by key, exactly, over the infinite space of label maps.
 
+pub mod assertions;
+pub mod cube;
+pub mod flows;
 pub mod labels;
 pub mod pods;
 

@@ -130,6 +130,9 @@ test("each construct gets its scope", async () => {
     ["backend egress guarded", "egress", "keyword.other.direction.netc"],
     ["workload p = {purpose=production}/*", "purpose", "meta.selector.netc entity.other.attribute-name.label-key.netc"],
     ["workload p = shop/{app=cart}", "shop", "entity.name.namespace.netc"],
+    ["assert */* !-> payments/vault", "assert", "keyword.control.assert.netc"],
+    ["assert */* !-> payments/vault", "!->", "keyword.operator.arrow.deny.netc"],
+    ["assert -> web", "assert", "variable.other.workload.netc"],
   ];
   for (const [line, piece, want] of cases) {
     assert.equal(await scopesOf(line, piece), want, `${JSON.stringify(piece)} in ${JSON.stringify(line)}`);

@@ -1,0 +1,390 @@
+//! The prover against brute force: random small programs and random claims, decided by
+//! `netc::prove` for every possible pod and by `netc_ir::eval` over every pod the program can tell
+//! apart (every combination of the label values it mentions, another value and absence, in every
+//! namespace it mentions and another one, at an address inside and outside its blocks, with and
+//! without its named port, on every port class). They must agree on every case, and every
+//! counterexample must be confirmed by `netc_ir::eval`.
+//!
+//! To cover a new construct: add it to `STATEMENTS` (the program generator) or to `end_set` /
+//! `claim` (the claim generator), and, if it mentions a new label value, namespace, address or
+//! port, to the universe in `universe` and `PROBES`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use netc::check::NsScope;
+use netc::prove::PodSet;
+use netc::prove::flows::{Claim, EndSet, Prover};
+use netc_ir::eval::{Endpoint, Evaluator, Flow};
+use netc_ir::inventory::NAMESPACE_NAME_LABEL;
+use netc_ir::{
+    Direction, Inventory, Ir, LabelSelector, NamedPort, Namespace, Pod, Port, PortValue, Protocol,
+};
+use proptest::prelude::*;
+
+/// Statements the programs are made of: overlapping selectors, namespaces by name and labels,
+/// address blocks, named ports, every door form.
+const STATEMENTS: &[&str] = &[
+    "{app=a} -> {app=b}:80",
+    "*/{app=a} -> shop/{app=b}",
+    "shop/* -> {app=a}:[80, 443/udp]",
+    "{team=x}/* -> {app=b}:http",
+    "10.244.0.0/16 -> {app=a}:443",
+    "{app=a} egress guarded",
+    "{app=a} -> 10.244.0.0/16:80",
+    "{app=a} -> dns",
+    "default deny ingress",
+    "{app in (a, b)} ingress guarded",
+    "anywhere -> {app=b}:53/udp",
+    "{app=b} -> shop/{app=a}:80",
+    "namespace shop\n{app!=a} -> {app=a}:443",
+    "namespace shop\ndefault deny egress\n* -> dns",
+    "{tier=x} egress guarded",
+    "{app=b, tier=x} -> {app=a}:[80, 53]",
+    "{!app} isolated",
+];
+
+const PROBES: &[(Protocol, u16)] = &[
+    (Protocol::Tcp, 80),
+    (Protocol::Tcp, 443),
+    (Protocol::Tcp, 53),
+    (Protocol::Tcp, 9999),
+    (Protocol::Udp, 80),
+    (Protocol::Udp, 443),
+    (Protocol::Udp, 53),
+    (Protocol::Udp, 9999),
+    (Protocol::Sctp, 80),
+    (Protocol::Sctp, 9999),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    Pod(usize),
+    External(std::net::IpAddr),
+}
+
+/// Every pod (and outside address) the programs can tell apart, in a cluster where namespace
+/// number `i` carries `team=x` when bit `i` of `teams` is set. A namespace has one set of labels,
+/// so the clusters of [`TEAMS`] together give every pair of namespaces every combination.
+fn universe(teams: u8) -> (Inventory, Vec<End>) {
+    let mut inv = Inventory::default();
+    let mut ends = Vec::new();
+    let mut i = 0;
+    for (n, ns) in ["default", "kube-system", "other", "shop"].into_iter().enumerate() {
+        let mut labels = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())]);
+        if teams & (1 << n) != 0 {
+            labels.insert("team".into(), "x".into());
+        }
+        inv.namespaces.push(Namespace { name: ns.into(), labels });
+        for app in [Some("a"), Some("b"), Some("z"), None] {
+            for tier in [Some("x"), None] {
+                let dns: &[bool] = if ns == "kube-system" { &[true, false] } else { &[false] };
+                for (addr, named, dns) in
+                    [("10.244.1.", false), ("192.168.1.", true), ("10.244.1.", true), ("192.168.1.", false)]
+                        .into_iter()
+                        .flat_map(|(a, n)| dns.iter().map(move |d| (a, n, *d)))
+                {
+                    let mut labels = BTreeMap::new();
+                    if let Some(a) = app {
+                        labels.insert("app".to_owned(), a.to_owned());
+                    }
+                    if let Some(t) = tier {
+                        labels.insert("tier".to_owned(), t.to_owned());
+                    }
+                    if dns {
+                        labels.insert("k8s-app".into(), "kube-dns".into());
+                    }
+                    i += 1;
+                    let ports = if named {
+                        PROBES
+                            .iter()
+                            .map(|(p, n)| NamedPort { name: "http".into(), port: *n, protocol: *p })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    inv.pods.push(Pod {
+                        namespace: ns.into(),
+                        name: format!("p{i:03}"),
+                        labels,
+                        ips: vec![format!("{addr}{i}").parse().expect("an address")],
+                        ports,
+                        node: None,
+                        host_interface: None,
+                        host_network: false,
+                    });
+                }
+            }
+        }
+    }
+    ends.extend((0..inv.pods.len()).map(End::Pod));
+    ends.push(End::External("10.244.200.1".parse().expect("an address")));
+    ends.push(End::External("203.0.113.1".parse().expect("an address")));
+    (inv, ends)
+}
+
+/// Namespace label patterns: every pair of the four namespaces meets every combination.
+const TEAMS: [u8; 6] = [0b0000, 0b1111, 0b0101, 0b1010, 0b0011, 0b1100];
+
+fn sel(pairs: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector::labels(pairs.iter().copied())
+}
+
+/// The ends claims talk about.
+fn end_set(i: usize) -> EndSet {
+    let named = |ns: &str, s: LabelSelector| EndSet::Pods(PodSet::of_scope(&NsScope::Named(ns.into()), &s));
+    match i % 9 {
+        0 => named("default", sel(&[("app", "a")])),
+        1 => named("default", sel(&[("app", "b")])),
+        2 => named("shop", sel(&[("app", "a")])),
+        3 => EndSet::Pods(PodSet::of_scope(
+            &NsScope::Selector(LabelSelector::everything()),
+            &LabelSelector::everything(),
+        )),
+        4 => EndSet::Pods(PodSet::of_scope(&NsScope::Selector(sel(&[("team", "x")])), &sel(&[("app", "b")]))),
+        5 => EndSet::Anywhere,
+        6 => EndSet::Addrs(vec![("10.244.0.0/16".parse().expect("a block"), Vec::new())]),
+        7 => named("default", sel(&[("app", "b"), ("tier", "x")])),
+        _ => named("shop", LabelSelector::everything()),
+    }
+}
+
+fn ports(i: usize) -> Vec<Port> {
+    let n = |protocol, p| Port { protocol, port: Some(PortValue::Number(p)), end_port: None };
+    match i % 4 {
+        0 => Vec::new(),
+        1 => vec![n(Protocol::Tcp, 80)],
+        2 => vec![n(Protocol::Udp, 53), n(Protocol::Tcp, 443)],
+        _ => {
+            vec![Port { protocol: Protocol::Tcp, port: Some(PortValue::Name("http".into())), end_port: None }]
+        }
+    }
+}
+
+fn claim(kind: usize, a: usize, b: usize, p: usize) -> Claim {
+    let pods = |i| match end_set(i) {
+        EndSet::Pods(p) => p,
+        _ => PodSet::of_scope(&NsScope::Named("default".into()), &sel(&[("app", "a")])),
+    };
+    let direction = if b.is_multiple_of(2) { Direction::Ingress } else { Direction::Egress };
+    match kind % 6 {
+        0 | 1 => Claim::Reach { from: end_set(a), to: end_set(b), ports: ports(p) },
+        2 | 3 => Claim::Never { from: end_set(a), to: end_set(b), ports: ports(p) },
+        4 => Claim::Guarded { pods: pods(a), direction },
+        _ => Claim::Open { pods: pods(a), direction },
+    }
+}
+
+fn in_set(set: &EndSet, end: &End, inv: &Inventory) -> bool {
+    match (set, end) {
+        (EndSet::Anywhere, _) => true,
+        (EndSet::Pods(p), End::Pod(i)) => {
+            let pod = &inv.pods[*i];
+            let ns = inv.namespace(&pod.namespace).expect("listed");
+            p.namespaces.matches(&ns.labels) && p.pods.matches(&pod.labels)
+        }
+        (EndSet::Pods(_), End::External(_)) => false,
+        (EndSet::Addrs(blocks), e) => {
+            let ip = match e {
+                End::Pod(i) => inv.pods[*i].ips[0],
+                End::External(a) => *a,
+            };
+            blocks.iter().any(|(n, ex)| n.contains(&ip) && !ex.iter().any(|x| x.contains(&ip)))
+        }
+    }
+}
+
+fn port_in(ports: &[Port], protocol: Protocol, port: u16, dst: &End, inv: &Inventory) -> bool {
+    let named: &[NamedPort] = match dst {
+        End::Pod(i) => &inv.pods[*i].ports,
+        End::External(_) => &[],
+    };
+    ports.is_empty() || ports.iter().any(|p| p.matches(protocol, port, named))
+}
+
+/// Whether the claim holds on every end of the universe.
+fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End]) -> bool {
+    let ev = Evaluator::new(ir, inv);
+    let endpoint = |e: &End| match e {
+        End::Pod(i) => Endpoint::Pod(&inv.pods[*i]),
+        End::External(a) => Endpoint::External(*a),
+    };
+    match claim {
+        Claim::Reach { from, to, ports } | Claim::Never { from, to, ports } => {
+            let never = matches!(claim, Claim::Never { .. });
+            for s in ends.iter().filter(|e| in_set(from, e, inv)) {
+                for d in ends.iter().filter(|e| in_set(to, e, inv)) {
+                    if s == d {
+                        continue;
+                    }
+                    for (protocol, port) in PROBES {
+                        if !port_in(ports, *protocol, *port, d, inv) {
+                            continue;
+                        }
+                        let flow =
+                            Flow { src: endpoint(s), dst: endpoint(d), protocol: *protocol, port: *port };
+                        if ev.evaluate(&flow).allowed == never {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        }
+        Claim::Guarded { pods, direction } | Claim::Open { pods, direction } => {
+            let set = EndSet::Pods(pods.clone());
+            ends.iter().filter(|e| in_set(&set, e, inv)).all(|e| {
+                let End::Pod(i) = e else { return true };
+                ev.guarding_policies(&inv.pods[*i], *direction).is_empty()
+                    == matches!(claim, Claim::Open { .. })
+            })
+        }
+    }
+}
+
+fn program(picks: &[usize]) -> String {
+    let mut blocks = Vec::new();
+    let mut default_ns = Vec::new();
+    for &p in picks {
+        let s = STATEMENTS[p % STATEMENTS.len()];
+        if s.starts_with("namespace") {
+            blocks.push(s.to_owned());
+        } else {
+            default_ns.push(s.to_owned());
+        }
+    }
+    // Namespace headers last, so that the statements before them stay in `default`.
+    let mut out = default_ns.join("\n");
+    for b in blocks {
+        out.push('\n');
+        out.push_str(&b);
+    }
+    out.push('\n');
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    #[test]
+    fn prover_agrees_with_brute_force_over_every_pod_the_program_can_tell_apart(
+        picks in prop::collection::vec(0usize..64, 1..7),
+        claims in prop::collection::vec((0usize..12, 0usize..9, 0usize..9, 0usize..4), 1..5),
+    ) {
+        let text = program(&picks);
+        let out = netc::compile(&[netc::SourceFile::new("p.np", text.as_str())]);
+        prop_assume!(!out.has_errors());
+        let ir = out.ir.expect("no errors");
+        let universes: Vec<_> = TEAMS.iter().map(|t| universe(*t)).collect();
+        let claims: Vec<Claim> = claims.iter().map(|(k, a, b, p)| claim(*k, *a, *b, *p)).collect();
+        let prover = Prover::new(&ir, &claims);
+        for c in &claims {
+            let proved = prover.decide(c);
+            let holds = universes.iter().all(|(inv, ends)| brute_force(&ir, c, inv, ends));
+            prop_assert_eq!(proved.is_none(), holds, "program:\n{}\nclaim: {:?}\ncounterexample: {:?}", text, c, proved);
+            if let Some(cx) = proved {
+                match c {
+                    Claim::Reach { .. } => prop_assert!(!cx.allowed_by(&ir), "{text}\n{c:?}\n{cx:?}"),
+                    Claim::Never { .. } => prop_assert!(cx.allowed_by(&ir), "{text}\n{c:?}\n{cx:?}"),
+                    Claim::Guarded { .. } | Claim::Open { .. } => {}
+                }
+            }
+        }
+    }
+}
+
+/// Issue 13's four lines, as written, on a program that keeps them; and the same lines failing on
+/// mutations of it (a widened selector, a removed door).
+#[test]
+fn the_four_assertions_of_the_issue_work_as_written() {
+    let program = "frontend -> backend:8080\nhermit isolated\nnamespace payments {\n  default deny ingress\n}\n\
+                   namespace shop {\n  default deny ingress\n  {team=monitoring}/prometheus -> *:metrics\n}\n";
+    let lines = "assert frontend -> backend:8080\nassert */* !-> payments/vault\n\
+                 assert {team=monitoring}/prometheus -> shop/*:metrics\nassert hermit isolated\n";
+    let (_, out) = common::compile(&format!("{program}{lines}"));
+    assert!(out.diagnostics.is_empty(), "{:#?}", out.diagnostics);
+    for (mutated, failing_line) in [
+        (program.replace("frontend -> backend:8080", "frontend -> backend:8081"), 1),
+        (program.replace("  default deny ingress\n}", "  default deny ingress\n  */* -> vault:443\n}"), 2),
+        (program.replace("default deny ingress\n  {team", "default deny\n  {team"), 3),
+        (program.replace("hermit isolated", "hermit ingress guarded"), 4),
+    ] {
+        let text = format!("{mutated}{lines}");
+        let (sources, out) = common::compile(&text);
+        let errors: Vec<_> =
+            out.diagnostics.iter().filter(|d| d.code.starts_with('E')).map(|d| d.code).collect();
+        assert_eq!(errors, ["E0501"], "{}", common::source_and_diagnostics(&sources, &out));
+        let line =
+            text[..out.diagnostics[0].location().expect("located").span.start as usize].lines().count() + 1;
+        let expected = mutated.lines().count() + failing_line;
+        assert_eq!(line, expected, "{}", common::source_and_diagnostics(&sources, &out));
+    }
+}
+
+/// A mutation of each example that carries assertions (a widened selector, a removed door) breaks
+/// the assertion that guards against it, with a counterexample: one snapshot per mutation, in
+/// `snapshots/mutation_*.snap`.
+#[test]
+fn mutations_of_the_examples_break_the_right_assertion() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "mutation_shop_widened_fraud_check_caller",
+            "examples/shop.np",
+            "payment-gateway -> fraud-check:9000",
+            "*/* -> fraud-check:9000",
+        ),
+        (
+            "mutation_shop_web_without_default_deny",
+            "examples/shop.np",
+            "  ## The web tier is closed except for the flows below.\n  default deny\n",
+            "",
+        ),
+        (
+            "mutation_allow_frontend_widened_source",
+            "examples/seed/allow-frontend.np",
+            "\nfrontend -> backend\n",
+            "\n*/* -> backend\n",
+        ),
+        (
+            "mutation_complete_isolation_without_egress_door",
+            "examples/seed/complete-isolation.np",
+            "\nhermit isolated\n",
+            "\nhermit ingress guarded\n",
+        ),
+        (
+            "mutation_restrict_egress_without_egress_door",
+            "examples/seed/restrict-egress.np",
+            "\nbackend egress guarded\n",
+            "\n",
+        ),
+        (
+            "mutation_allow_monitoring_widened_source",
+            "examples/seed/allow-monitoring.np",
+            "{team=monitoring}/* -> web",
+            "*/* -> web",
+        ),
+    ];
+    for (name, path, from, to) in cases {
+        let original = std::fs::read_to_string(root.join(path)).expect("an example");
+        assert!(original.contains(from), "{name}: `{from}` is not in {path}");
+        let mutated = original.replacen(from, to, 1);
+        let sources = vec![netc::SourceFile::new(*path, mutated.as_str())];
+        let out = netc::compile(&sources);
+        let failed: Vec<_> = out.diagnostics.iter().filter(|d| d.code == "E0501").cloned().collect();
+        assert!(!failed.is_empty(), "{name}: no assertion fails");
+        assert!(
+            out.diagnostics.iter().all(|d| d.code == "E0501" || !d.code.starts_with('E')),
+            "{name}: {:#?}",
+            out.diagnostics
+        );
+        let text = format!(
+            "--- mutation of {path}\n- {}\n+ {}\n--- diagnostics\n{}",
+            from.trim(),
+            to.trim(),
+            netc::diagnostics::render(&failed, &sources, false)
+        );
+        common::snapshot_settings().bind(|| insta::assert_snapshot!(*name, text));
+    }
+}
