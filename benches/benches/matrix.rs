@@ -25,6 +25,7 @@
 //! pip install network-config-analyzer==2.1.0
 //! cargo bench -p netc-benches --bench matrix
 //! NETC_BENCH_NCA_SIZES=80,160,320 NETC_BENCH_NCA_TIMEOUT=600 cargo bench -p netc-benches --bench matrix
+//! cargo bench -p netc-benches --bench matrix -- --write-input /tmp/m   # the 2,000-pod input, for the CLI
 //! ```
 
 use std::fmt::Write as _;
@@ -259,6 +260,18 @@ fn env_sizes(name: &str, default: &[usize]) -> Vec<usize> {
 }
 
 fn main() {
+    // `-- --write-input DIR`: write the 2,000-pod input (program and cluster) for measuring the
+    // `netc` command itself (docs/performance.md), and stop.
+    if let Some(dir) = std::env::args().skip_while(|a| a != "--write-input").nth(1) {
+        let input = input(TARGET_PODS);
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("the input directory");
+        std::fs::write(dir.join("bench.np"), &input.source).expect("write bench.np");
+        let cluster = format!("{}---\n{}", input.ns_yaml, input.pods_yaml);
+        std::fs::write(dir.join("cluster.yaml"), cluster).expect("write cluster.yaml");
+        println!("wrote {}/bench.np and {}/cluster.yaml ({} pods)", dir.display(), dir.display(), input.pods);
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument that is not ours means "not me".
     if std::env::args().skip(1).any(|a| !a.starts_with('-') && !"matrix".contains(a.as_str())) {
         return;

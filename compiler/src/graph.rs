@@ -1111,18 +1111,18 @@ fn example_rules(
         EndpointKind::External(e) => Endpoint::External(inventory.externals[e].address),
     };
     let probe = matrix.probes[probe];
-    let verdict = evaluator.evaluate(&Flow {
-        src: endpoint(src),
-        dst: endpoint(dst),
-        protocol: probe.protocol,
-        port: probe.port,
-    });
+    let (src, dst) = (endpoint(src), endpoint(dst));
     let mut ids = BTreeSet::new();
-    for door in [&verdict.egress, &verdict.ingress] {
-        if let DoorVerdict::Allowed { rules } = door {
-            for r in rules {
-                if let Some((_, rule)) = r.resolve(evaluator.ir()) {
-                    ids.insert(rule.id.clone());
+    // The rules of every family the pair can use (a dual-stack pair may pass by different rules).
+    for family in Flow::families(&src, &dst) {
+        let verdict =
+            evaluator.evaluate(&Flow { src, dst, protocol: probe.protocol, port: probe.port, family });
+        for door in [&verdict.egress, &verdict.ingress] {
+            if let DoorVerdict::Allowed { rules } = door {
+                for r in rules {
+                    if let Some((_, rule)) = r.resolve(evaluator.ir()) {
+                        ids.insert(rule.id.clone());
+                    }
                 }
             }
         }

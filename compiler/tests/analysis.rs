@@ -289,12 +289,54 @@ fn matrix_csv_and_json_of_allow_frontend() {
     let m = Matrix::compute(&ir, &inventory, &Matrix::default_probes(&ir, &inventory));
     let csv = m.render_csv();
     snapshot("matrix_csv_allow_frontend", &csv);
-    assert!(csv.contains("\ndefault/frontend,default/backend,1\n"), "{csv}");
-    assert!(csv.contains("\ndefault/database,default/backend,0\n"), "{csv}");
+    assert!(csv.contains("\ndefault/frontend,default/backend,1,1,1\n"), "{csv}");
+    assert!(csv.contains("\ndefault/database,default/backend,0,0,0\n"), "{csv}");
     let json: serde_json::Value = serde_json::from_str(&m.render_json()).expect("JSON");
     let pairs = json["allowed"].as_array().expect("allowed pairs");
     assert!(pairs.iter().any(|p| p["from"] == "default/frontend-canary" && p["to"] == "default/backend"));
     assert!(!pairs.iter().any(|p| p["from"] == "default/role-frontend" && p["to"] == "default/backend"));
+}
+
+/// Two dual-stack pods; the client may reach only the server's IPv6 address.
+const DUAL_STACK: &str = "\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: default}}
+- {apiVersion: v1, kind: Pod, metadata: {name: client, namespace: default, labels: {app: client}}, status: {podIP: 10.244.1.1, podIPs: [{ip: 10.244.1.1}, {ip: \"fd00:10:244:1::1\"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: server, namespace: default, labels: {app: server}}, status: {podIP: 10.244.2.2, podIPs: [{ip: 10.244.2.2}, {ip: \"fd00:10:244:2::2\"}]}}
+";
+
+/// Corner 14: an egress rule to the server's IPv6 address does not let an IPv4 connection
+/// through, in the matrix or in explain (both allowed it: any address of the pod matched).
+#[test]
+fn a_dual_stack_pod_is_judged_by_the_address_the_flow_uses() {
+    let sources = [SourceFile::new("p.np", "client egress guarded\nclient -> fd00:10:244:2::2/128:80\n")];
+    let ir = compile(&sources);
+    let inventory = Inventory::from_yaml(DUAL_STACK).expect("cluster");
+    let m = Matrix::compute(&ir, &inventory, &Matrix::default_probes(&ir, &inventory));
+    let (client, server) = (
+        m.endpoint_index("default/client").expect("client"),
+        m.endpoint_index("default/server").expect("server"),
+    );
+    assert_eq!(
+        m.allowed(client, server).count(),
+        0,
+        "IPv4 is denied, so the pair is not allowed on both families"
+    );
+    assert_eq!(m.split_by_family, 1);
+    let v4 = explain(&sources, &ir, &inventory, "default/client", "10.244.2.2:80").expect("explained");
+    assert!(!v4.allowed, "{}", v4.render());
+    let v6 =
+        explain(&sources, &ir, &inventory, "default/client", "[fd00:10:244:2::2]:80").expect("explained");
+    assert!(v6.allowed, "{}", v6.render());
+    let by_name =
+        explain(&sources, &ir, &inventory, "default/client", "default/server:80").expect("explained");
+    assert!(!by_name.allowed);
+    assert!(by_name.render().contains("over IPv6 the flow is ALLOWED"), "{}", by_name.render());
+    let mixed =
+        explain(&sources, &ir, &inventory, "10.244.1.1", "[fd00:10:244:2::2]:80").expect_err("two families");
+    assert!(mixed.to_string().contains("different address families"), "{mixed}");
 }
 
 // ---------- diff ----------
@@ -405,7 +447,48 @@ fn diff_of_a_program_with_itself_reordered_is_empty() {
     assert!(d.is_empty());
 }
 
+/// `:*` is every TCP port; a bare arrow is every port of every protocol: the change drops UDP and
+/// SCTP, and diff says so (it said "no connectivity change", since no rule mentions UDP).
+#[test]
+fn diff_sees_a_change_of_protocol_no_rule_mentions() {
+    let tcp = SourceFile::new("old.np", "frontend -> backend:*\n");
+    let all = SourceFile::new("new.np", "frontend -> backend\n");
+    let seed = cluster("seed-cluster.yaml");
+    for inventory in [None, Some(&seed)] {
+        let d = diff(
+            &compile(std::slice::from_ref(&tcp)),
+            &compile(std::slice::from_ref(&all)),
+            inventory.map_or(&synthesize(&[&compile(std::slice::from_ref(&tcp))]), |i| i),
+        );
+        assert!(!d.is_empty(), "{}", d.render());
+        assert_eq!(d.removed, 0);
+        let added: Vec<String> =
+            d.groups.iter().flat_map(|g| &g.pairs).flat_map(|p| &p.added).map(ToString::to_string).collect();
+        assert!(
+            added.contains(&"UDP/other".to_owned()) && added.contains(&"SCTP/other".to_owned()),
+            "{added:?}"
+        );
+        assert!(!added.iter().any(|p| p.starts_with("TCP")), "{added:?}");
+    }
+}
+
 // ---------- verify ----------
+
+/// A code generator that narrows "every port" to TCP is caught, though no rule mentions UDP.
+#[test]
+fn verify_catches_yaml_that_drops_udp_and_sctp() {
+    let ir = compile(&[SourceFile::new("t.np", "frontend -> backend\n")]);
+    let text = yaml::render_stream(&codegen::network_policies(&ir), &ir.sources);
+    let tcp_only = text
+        .replace("          app: frontend\n", "          app: frontend\n    ports:\n    - protocol: TCP\n");
+    assert_ne!(text, tcp_only, "the YAML has the frontend peer:\n{text}");
+    let inventory = synthesize(&[&ir]);
+    assert!(matches!(verify(&ir, &[&text], &inventory), Ok(Verification::Agree { .. })));
+    match verify(&ir, &[&tcp_only], &inventory).expect("parses") {
+        Verification::Differ(m) => assert_ne!(m.probe.protocol, netc_ir::Protocol::Tcp, "{m}"),
+        Verification::Agree { .. } => panic!("TCP-only YAML passed for a rule on every protocol"),
+    }
+}
 
 #[test]
 fn the_yaml_of_every_example_means_what_its_source_says() {

@@ -339,3 +339,84 @@ fn build_verify_checks_the_yaml_before_writing_it() {
     // --cluster is for --verify only.
     expect(&d.netc(&["build", "--cluster", "cluster.yaml", "shop.np"]), 2);
 }
+
+/// A cluster of `pods` pods in namespace shop (apps a0 to a9) and a program over it.
+fn large_cluster(pods: usize) -> Dir {
+    use std::fmt::Write as _;
+    let d = Dir::new();
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}\n",
+    );
+    for i in 0..pods {
+        let _ = writeln!(
+            yaml,
+            "- {{apiVersion: v1, kind: Pod, metadata: {{name: p{i}, namespace: shop, labels: {{app: a{}}}}}, status: {{podIP: 10.0.{}.{}}}}}",
+            i % 10,
+            i / 200,
+            i % 200 + 1
+        );
+    }
+    d.write("cluster.yaml", &yaml);
+    d.write("shop.np", "namespace shop {\n  a1 -> a2:[80-90, 443]\n}\n");
+    d
+}
+
+/// Run netc under `ulimit -v KB` (address space), stdout to `out` in the directory.
+fn netc_limited(d: &Dir, kb: u32, args: &str) -> Run {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {kb} && exec \"$NETC\" {args} > out"))
+        .env("NETC", env!("CARGO_BIN_EXE_netc"))
+        .current_dir(d.path())
+        .output()
+        .expect("sh runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `--format csv|json` is written pair by pair: output far larger than the memory allowed (the
+/// whole output was built in memory first, and aborted with exit 134 under the same limit).
+#[test]
+fn matrix_csv_and_json_stream_in_bounded_memory() {
+    let d = large_cluster(600);
+    let ports: Vec<String> = (1..=100).map(|p| p.to_string()).collect();
+    let csv = netc_limited(
+        &d,
+        60_000,
+        &format!("matrix shop.np --cluster cluster.yaml --format csv --ports {}", ports.join(",")),
+    );
+    expect(&csv, 0);
+    let written = std::fs::read_to_string(d.path().join("out")).expect("out");
+    assert_eq!(written.lines().count(), 1 + 600 * 600, "a header and every pair");
+    assert!(written.len() > 60_000 * 1024, "more output ({} bytes) than the memory allowed", written.len());
+    assert!(written.contains("\nshop/p1,shop/p2,"), "pairs are written");
+    // JSON lists the allowed pairs with their probes: 90,000 pairs of 20 probes held as strings
+    // took more than the limit.
+    let d = large_cluster(300);
+    let json = netc_limited(
+        &d,
+        60_000,
+        &format!("matrix shop.np --cluster cluster.yaml --format json --ports {}", ports[..20].join(",")),
+    );
+    expect(&json, 0);
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("out")).expect("out"))
+            .expect("valid JSON");
+    assert_eq!(value["endpoints"].as_array().map(Vec::len), Some(300));
+    assert!(
+        value["allowed"].as_array().is_some_and(|a| a.len() > 80_000),
+        "every pair but those into a2 is allowed"
+    );
+}
+
+/// Out of memory is exit 2 with a message, never Rust's abort (exit 134).
+#[test]
+fn running_out_of_memory_exits_2_with_a_message() {
+    let d = large_cluster(3_000);
+    let run = netc_limited(&d, 60_000, "matrix shop.np --cluster cluster.yaml --format csv");
+    expect(&run, 2);
+    assert!(run.stderr.contains("error: out of memory"), "{}", run.stderr);
+}

@@ -265,8 +265,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// IR evaluator == NetworkPolicy evaluator on codegen's YAML, read back from text, for every
-    /// flow between pods and external addresses on a spread of ports and all protocols; down to
-    /// which rules allowed and which policies guarded each door.
+    /// flow between pods (dual-stack ones over both families) and external addresses on every
+    /// port of every protocol (the exact default probes, plus a spread); down to which rules
+    /// allowed and which policies guarded each door.
     #[test]
     fn ir_evaluator_agrees_with_networkpolicy_evaluator_on_generated_yaml(ir in ir(), inventory in inventory()) {
         prop_assert_eq!(ir.validate(), Ok(()));
@@ -275,11 +276,18 @@ proptest! {
         let k8s = K8sEvaluator::new(&objects, &inventory).expect("generated policies are valid");
         let reference = Evaluator::new(&ir, &inventory);
         let ends = endpoints(&inventory);
+        // Every port of every protocol, exactly: the default probes stand for every port (one
+        // per set of ports the rules treat alike), plus a spread of our own.
+        let mut tried: Vec<(Protocol, u16)> =
+            Matrix::default_probes(&ir, &inventory).iter().map(|p| (p.protocol, p.port)).collect();
+        tried.extend(Protocol::ALL.iter().flat_map(|&protocol| PORTS.map(|port| (protocol, port))));
         for &src in &ends {
             for &dst in &ends {
-                for protocol in Protocol::ALL {
-                    for port in PORTS {
-                        let flow = Flow { src, dst, protocol, port };
+                // A dual-stack pair over each family it can use: an ipBlock matches a pod by the
+                // address of the flow's family only.
+                for family in Flow::families(&src, &dst) {
+                    for &(protocol, port) in &tried {
+                        let flow = Flow { src, dst, protocol, port, family };
                         let want = reference.evaluate(&flow);
                         let got = k8s.evaluate(&flow);
                         prop_assert_eq!(want.allowed, got.allowed, "{} -> {} {}/{}\n{}", src, dst, protocol, port, text);
@@ -288,6 +296,40 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+
+    /// The default probes are exact: any port of any protocol is judged, on every flow, like
+    /// one of the probes (so a matrix, a diff or a verify on them misses no port).
+    #[test]
+    fn every_port_is_judged_like_one_of_the_default_probes(
+        ir in ir(),
+        inventory in inventory(),
+        tries in prop::collection::vec((prop::sample::select(Protocol::ALL.to_vec()), 1u16..=u16::MAX), 4),
+    ) {
+        let probes = Matrix::default_probes(&ir, &inventory);
+        let reference = Evaluator::new(&ir, &inventory);
+        let ends = endpoints(&inventory);
+        let verdicts = |protocol: Protocol, port: u16| -> Vec<bool> {
+            let mut out = Vec::new();
+            for &src in &ends {
+                for &dst in &ends {
+                    for family in Flow::families(&src, &dst) {
+                        out.push(reference.evaluate(&Flow { src, dst, protocol, port, family }).allowed);
+                    }
+                }
+            }
+            out
+        };
+        // A port 1 above and below every probe too: the edges of the intervals.
+        let mut ports = tries;
+        ports.extend(probes.iter().flat_map(|p| [(p.protocol, p.port.saturating_sub(1).max(1)), (p.protocol, p.port.saturating_add(1))]));
+        for (protocol, port) in ports {
+            let want = verdicts(protocol, port);
+            prop_assert!(
+                probes.iter().any(|p| p.protocol == protocol && verdicts(p.protocol, p.port) == want),
+                "{}/{} is judged like none of the probes {:?}", protocol, port, probes.iter().map(ToString::to_string).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -304,8 +346,11 @@ proptest! {
         for (s, &src) in ends.iter().enumerate() {
             for (d, &dst) in ends.iter().enumerate() {
                 for (p, probe) in probes.iter().enumerate() {
-                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port };
-                    prop_assert_eq!(matrix.is_allowed(s, d, p), reference.evaluate(&flow).allowed, "{} -> {} {}", src, dst, probe);
+                    // A cell holds what every family the pair can use allows.
+                    let want = Flow::families(&src, &dst).into_iter().all(|family| {
+                        reference.evaluate(&Flow { src, dst, protocol: probe.protocol, port: probe.port, family }).allowed
+                    });
+                    prop_assert_eq!(matrix.is_allowed(s, d, p), want, "{} -> {} {}", src, dst, probe);
                 }
             }
         }

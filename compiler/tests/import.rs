@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use netc::analysis::k8s_eval::K8sEvaluator;
 use netc::import::{Construct, ImportError, import};
 use netc::{SourceFile, yaml};
-use netc_ir::eval::{Endpoint, Evaluator, Flow};
+use netc_ir::eval::{Endpoint, Evaluator, Family, Flow};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{ExternalAddress, Inventory, NamedPort, Namespace, Pod, Protocol};
 use proptest::prelude::*;
@@ -92,7 +92,7 @@ fn assert_same_meaning(
         for &dst in &ends {
             for protocol in Protocol::ALL {
                 for port in PORTS {
-                    let flow = Flow { src, dst, protocol, port };
+                    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
                     let want = k8s.evaluate(&flow);
                     let got = reference.evaluate(&flow);
                     if want.egress.permits() != got.egress.permits()
@@ -525,7 +525,7 @@ fn assert_lowered_ir_means(policies: &[NetworkPolicy], inventory: &Inventory) ->
         for &dst in &ends {
             for protocol in Protocol::ALL {
                 for port in PORTS {
-                    let flow = Flow { src, dst, protocol, port };
+                    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
                     let want = k8s.evaluate(&flow);
                     let got = reference.evaluate(&flow);
                     let same_rules = k8s_rules(&want.egress) == ir_rules(&got.egress)
@@ -640,6 +640,7 @@ fn exists_and_notin_on_one_key_is_imported_and_means_the_same() {
             dst: Endpoint::Pod(&inventory.pods[0]),
             protocol: Protocol::Tcp,
             port: 80,
+            family: Family::V4,
         })
         .allowed
     };

@@ -35,7 +35,8 @@ fn ir_of(text: &str) -> Ir {
 fn allowed(ir: &Ir, pods: &[Pod], from: &str, to: &str, protocol: Protocol, port: u16) -> bool {
     let inventory = Inventory { pods: pods.to_vec(), ..Inventory::default() };
     let find = |name: &str| inventory.pods.iter().find(|p| p.name == name).expect("a pod of the case");
-    let flow = Flow { src: Endpoint::Pod(find(from)), dst: Endpoint::Pod(find(to)), protocol, port };
+    let (src, dst) = (Endpoint::Pod(find(from)), Endpoint::Pod(find(to)));
+    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
     Evaluator::new(ir, &inventory).evaluate(&flow).allowed
 }
 

@@ -222,7 +222,8 @@ impl Case {
         for (src_name, src) in &endpoints {
             for (dst_name, dst) in &endpoints {
                 for (protocol, port) in PROBES {
-                    let flow = Flow { src: *src, dst: *dst, protocol, port };
+                    let flow =
+                        Flow { src: *src, dst: *dst, protocol, port, family: Flow::families(src, dst)[0] };
                     let a: Judgement = (&article.evaluate(&flow)).into();
                     let i: Judgement = (&ir.evaluate(&flow)).into();
                     let g: Judgement = (&generated.evaluate(&flow)).into();
@@ -263,7 +264,8 @@ impl Case {
     /// Whether `src` may open a connection to `dst` on `protocol`/`port`, after checking that the
     /// three judges agree on it.
     fn allows(&self, src: &str, dst: &str, protocol: Protocol, port: u16) -> bool {
-        let flow = Flow { src: self.endpoint(src), dst: self.endpoint(dst), protocol, port };
+        let (s, d) = (self.endpoint(src), self.endpoint(dst));
+        let flow = Flow { src: s, dst: d, protocol, port, family: Flow::families(&s, &d)[0] };
         let [article, ir, generated, article_ir] = self.judge(&flow);
         assert!(
             article == ir && article == generated && article == article_ir,
@@ -279,11 +281,13 @@ impl Case {
     /// The door verdicts of one flow (the judges agree, as checked by [`Case::allows`]).
     fn doors(&self, src: &str, dst: &str, port: u16) -> (Door, Door) {
         self.tcp(src, dst, port);
+        let (s, d) = (self.endpoint(src), self.endpoint(dst));
         let [article, ..] = self.judge(&Flow {
-            src: self.endpoint(src),
-            dst: self.endpoint(dst),
+            src: s,
+            dst: d,
             protocol: Protocol::Tcp,
             port,
+            family: Flow::families(&s, &d)[0],
         });
         (article.egress, article.ingress)
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use common::*;
-use netc_ir::eval::{Endpoint, Evaluator, Flow};
+use netc_ir::eval::{Endpoint, Evaluator, Family, Flow};
 use netc_ir::{
     Inventory, Ir, LabelSelector, NamedPort, Namespace, Operator, Peer, Pod, Policy, Port, PortValue,
     Protocol, Requirement,
@@ -294,7 +294,9 @@ fn expected(
     protocol: Protocol,
 ) -> (bool, bool, bool) {
     let end = |ip: IpAddr| pod_at(inventory, ip).map_or(Endpoint::External(ip), Endpoint::Pod);
-    let flow = Flow { src: end(packet.src), dst: end(packet.dst), protocol, port: packet.dport };
+    // The packet's addresses fix the family (a dual-stack pod is matched by the one it uses).
+    let family = Family::of(packet.src);
+    let flow = Flow { src: end(packet.src), dst: end(packet.dst), protocol, port: packet.dport, family };
     let verdict = evaluator.evaluate(&flow);
     (verdict.egress.permits(), verdict.ingress.permits(), verdict.allowed)
 }

@@ -20,9 +20,11 @@
 //!   that label. A pod peer never matches an external address.
 //! - [`Peer::IpBlock`] matches an external address in `cidr` and in none of the `except`
 //!   prefixes, IPv4 and IPv6 alike. It also matches **pods** by address (as Calico and Antrea do
-//!   and the upstream e2e tests expect; Cilium does not): a pod matches when *any* of its
-//!   addresses does (a flow does not say which of a dual-stack pod's addresses it uses). A pod
-//!   with no address never matches an ipBlock.
+//!   and the upstream e2e tests expect; Cilium does not), by the address the flow uses: a packet
+//!   carries one source and one destination address, of one [`Family`] ([`Flow::family`]), so a
+//!   dual-stack pod's IPv4 flow is judged by its IPv4 addresses only (DESIGN.md corner 14) and an
+//!   IPv6 block never lets an IPv4 connection through. A pod with no address of the flow's family
+//!   never matches an ipBlock. [`Flow::families`] says which families two ends can use.
 //! - Ports are destination ports. A named port resolves on the **destination** pod, for ingress
 //!   and egress rules alike (`Port::matches` with the destination's named ports); an external
 //!   destination has no named ports, so a named port never matches it.
@@ -44,7 +46,7 @@
 //!   some CNIs let it pass anyway because it never leaves the pod).
 //!
 //! ```
-//! use netc_ir::eval::{Endpoint, Evaluator, Flow};
+//! use netc_ir::eval::{Endpoint, Evaluator, Family, Flow};
 //! use netc_ir::{Inventory, Ir, Protocol};
 //!
 //! let ir = Ir::empty();
@@ -55,6 +57,7 @@
 //!     dst: Endpoint::External("192.0.2.2".parse().expect("an address")),
 //!     protocol: Protocol::Tcp,
 //!     port: 443,
+//!     family: Family::V4,
 //! };
 //! assert!(evaluator.evaluate(&flow).allowed);
 //! ```
@@ -98,8 +101,38 @@ impl fmt::Display for Endpoint<'_> {
     }
 }
 
+/// An address family: a packet's two addresses are both IPv4 or both IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of `ip`.
+    #[must_use]
+    pub fn of(ip: IpAddr) -> Family {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+}
+
+impl fmt::Display for Family {
+    /// `IPv4` or `IPv6`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
 /// One connection attempt: `src` opens a connection to `dst` on `protocol`/`port` (the
-/// destination port; replies are not modelled, they follow the connection).
+/// destination port; replies are not modelled, they follow the connection), over `family`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow<'a> {
     /// Who sends: its egress door is judged.
@@ -110,6 +143,44 @@ pub struct Flow<'a> {
     pub protocol: Protocol,
     /// The destination port.
     pub port: u16,
+    /// The address family the packets use: a pod end is matched by ipBlocks on its addresses of
+    /// this family only. An external end is its own address (whose family this should be; see
+    /// [`Flow::families`]).
+    pub family: Family,
+}
+
+impl Flow<'_> {
+    /// The families a flow between `src` and `dst` can use, IPv4 first: those both ends have an
+    /// address of (a pod without addresses could have either; an external end has its own).
+    /// Ends with no family in common cannot talk at all; they are judged on the family of the
+    /// external end if there is one, else on the sender's, so that a verdict exists for every
+    /// pair.
+    #[must_use]
+    pub fn families(src: &Endpoint<'_>, dst: &Endpoint<'_>) -> Vec<Family> {
+        let of = |end: &Endpoint<'_>| -> [bool; 2] {
+            match end {
+                Endpoint::External(ip) => [ip.is_ipv4(), ip.is_ipv6()],
+                Endpoint::Pod(pod) if pod.ips.is_empty() => [true, true],
+                Endpoint::Pod(pod) => {
+                    [pod.ips.iter().any(IpAddr::is_ipv4), pod.ips.iter().any(IpAddr::is_ipv6)]
+                }
+            }
+        };
+        let (a, b) = (of(src), of(dst));
+        let shared: Vec<Family> = Family::BOTH
+            .into_iter()
+            .zip(a.iter().zip(&b))
+            .filter(|(_, (x, y))| **x && **y)
+            .map(|(f, _)| f)
+            .collect();
+        if !shared.is_empty() {
+            return shared;
+        }
+        match (src, dst) {
+            (_, Endpoint::External(ip)) | (Endpoint::External(ip), _) => vec![Family::of(*ip)],
+            _ => Family::BOTH.into_iter().zip(a).filter(|(_, has)| *has).map(|(f, _)| f).take(1).collect(),
+        }
+    }
 }
 
 /// A policy of the IR, by its index in [`Ir::policies`].
@@ -290,7 +361,8 @@ impl<'a> Evaluator<'a> {
             Endpoint::External(_) => &[],
         };
         Some(RuleMatch {
-            peer: r.peers.is_empty() || r.peers.iter().any(|p| self.peer_matches(policy, p, peer)),
+            peer: r.peers.is_empty()
+                || r.peers.iter().any(|p| self.peer_matches(policy, p, peer, flow.family)),
             port: r.ports.is_empty() || r.ports.iter().any(|p| p.matches(flow.protocol, flow.port, named)),
         })
     }
@@ -313,8 +385,8 @@ impl<'a> Evaluator<'a> {
         for policy_ref in &guarded_by {
             let policy = &self.ir.policies[policy_ref.policy];
             for (index, rule) in policy.door(direction).rules.iter().enumerate() {
-                let peer_ok =
-                    rule.peers.is_empty() || rule.peers.iter().any(|p| self.peer_matches(policy, p, peer));
+                let peer_ok = rule.peers.is_empty()
+                    || rule.peers.iter().any(|p| self.peer_matches(policy, p, peer, flow.family));
                 let port_ok = rule.ports.is_empty()
                     || rule.ports.iter().any(|p| p.matches(flow.protocol, flow.port, named));
                 if peer_ok && port_ok {
@@ -326,7 +398,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Whether `peer` (written in `policy`) names the endpoint `who`.
-    fn peer_matches(&self, policy: &Policy, peer: &Peer, who: &Endpoint<'_>) -> bool {
+    fn peer_matches(&self, policy: &Policy, peer: &Peer, who: &Endpoint<'_>, family: Family) -> bool {
         match peer {
             Peer::Pods { namespaces, pods } => {
                 let Endpoint::Pod(pod) = who else { return false };
@@ -341,7 +413,11 @@ impl<'a> Evaluator<'a> {
             }
             Peer::IpBlock { cidr, except } => match who {
                 Endpoint::External(ip) => ip_block_matches(cidr, except, *ip),
-                Endpoint::Pod(pod) => pod.ips.iter().any(|ip| ip_block_matches(cidr, except, *ip)),
+                Endpoint::Pod(pod) => pod
+                    .ips
+                    .iter()
+                    .filter(|ip| Family::of(**ip) == family)
+                    .any(|ip| ip_block_matches(cidr, except, *ip)),
             },
         }
     }
@@ -474,7 +550,8 @@ mod tests {
         protocol: Protocol,
         port: u16,
     ) -> Verdict {
-        Evaluator::new(ir, inv).evaluate(&Flow { src, dst, protocol, port })
+        let family = Flow::families(&src, &dst)[0];
+        Evaluator::new(ir, inv).evaluate(&Flow { src, dst, protocol, port, family })
     }
 
     fn allowed(ir: &Ir, inv: &Inventory, src: Endpoint<'_>, dst: Endpoint<'_>, port: u16) -> bool {
@@ -531,7 +608,13 @@ mod tests {
         assert_eq!(RuleRef { policy: 9, direction: Direction::Ingress, rule: 0 }.describe(&ir), None);
         // Why a rule did not let dev/web in: its peer does not match, its port does.
         let evaluator = Evaluator::new(&ir, &inv);
-        let flow = Flow { src: p(&inv, "dev", "web"), dst: db, protocol: Protocol::Tcp, port: 5432 };
+        let flow = Flow {
+            src: p(&inv, "dev", "web"),
+            dst: db,
+            protocol: Protocol::Tcp,
+            port: 5432,
+            family: Family::V4,
+        };
         let why = evaluator.rule_match(RuleRef { policy: 1, direction: Direction::Ingress, rule: 0 }, &flow);
         assert_eq!(why, Some(RuleMatch { peer: false, port: true }));
         let flow = Flow { port: 80, src: p(&inv, "prod", "web"), ..flow };
@@ -724,6 +807,37 @@ mod tests {
         assert!(!allowed(&ir, &inv, ext("fd01::1"), db, 1));
         assert!(allowed(&ir, &inv, p(&inv, "prod", "v6"), db, 1), "IPv6 pod by address");
         assert!(!allowed(&ir, &inv, ext("::ffff:10.0.9.9"), db, 1), "a v4-mapped v6 address is IPv6");
+    }
+
+    /// Corner 14: a packet carries one address per end, so an IPv6 block lets a dual-stack pod's
+    /// IPv6 flow through and not its IPv4 flow (any address of the pod matched before).
+    #[test]
+    fn corner14_a_dual_stack_pod_is_matched_by_the_address_the_flow_uses() {
+        let mut inv = cluster();
+        let mut dual = pod("prod", "dual", "dual", "10.0.9.2");
+        dual.ips.push("fd00:10:244:2::2".parse().expect("ip"));
+        inv.pods.push(dual);
+        inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for pod in inv.pods.iter_mut().filter(|p| p.name == "web" && p.namespace == "prod") {
+            pod.ips.push("fd00:10:244:1::1".parse().expect("ip"));
+        }
+        let block6 = Peer::IpBlock { cidr: "fd00:10:244:2::2/128".parse().expect("cidr"), except: vec![] };
+        let ir = ir(vec![policy(
+            "prod",
+            "web",
+            app("web"),
+            Door::open(),
+            guarded(vec![rule("v6", vec![block6], vec![])]),
+        )]);
+        let (web, dual) = (p(&inv, "prod", "web"), p(&inv, "prod", "dual"));
+        assert_eq!(Flow::families(&web, &dual), Family::BOTH);
+        let evaluator = Evaluator::new(&ir, &inv);
+        let flow = |family| Flow { src: web, dst: dual, protocol: Protocol::Tcp, port: 80, family };
+        assert!(evaluator.evaluate(&flow(Family::V6)).allowed, "the IPv6 flow is the block's");
+        assert!(!evaluator.evaluate(&flow(Family::V4)).allowed, "the IPv4 flow is not");
+        // An IPv4-only pod and an IPv6 address share no family: judged on the address's.
+        assert_eq!(Flow::families(&p(&inv, "prod", "db"), &ext("fd00::1")), [Family::V6]);
+        assert_eq!(Flow::families(&ext("192.0.2.1"), &dual), [Family::V4]);
     }
 
     #[test]

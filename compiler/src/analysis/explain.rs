@@ -21,7 +21,7 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow, PolicyRef, RuleRef};
+use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Family, Flow, PolicyRef, RuleRef};
 use netc_ir::{Direction, Inventory, Ir, Peer, Port, PortValue, Protocol, Span};
 
 use super::diff::diff;
@@ -91,6 +91,13 @@ pub enum ExplainError {
         /// The pod's named ports, `name (PROTO/number)`.
         available: Vec<String>,
     },
+    /// The two ends were given as addresses of different families: no packet carries both.
+    MixedFamilies {
+        /// The source address.
+        from: IpAddr,
+        /// The destination address.
+        to: IpAddr,
+    },
 }
 
 impl fmt::Display for ExplainError {
@@ -133,6 +140,10 @@ impl fmt::Display for ExplainError {
                     write!(f, "; it has {}", available.join(", "))
                 }
             }
+            ExplainError::MixedFamilies { from, to } => write!(
+                f,
+                "{from} and {to} are of different address families: no packet carries both; give two IPv4 or two IPv6 addresses (or a pod's name, to use the address of the other end's family)"
+            ),
         }
     }
 }
@@ -166,6 +177,8 @@ fn close_to<'c>(wanted: &str, candidates: impl IntoIterator<Item = &'c str>) -> 
 #[derive(Debug, Clone, Copy)]
 struct Resolved<'a> {
     endpoint: Endpoint<'a>,
+    /// The address it was named by, which fixes the flow's family.
+    address: Option<IpAddr>,
 }
 
 fn resolve<'a>(
@@ -176,16 +189,16 @@ fn resolve<'a>(
     if let Ok(ip) = text.parse::<IpAddr>() {
         if let Some(pod) = inventory.pods.iter().find(|p| p.ips.contains(&ip)) {
             notes.push(format!("{ip} is the address of pod {}/{}", pod.namespace, pod.name));
-            return Ok(Resolved { endpoint: Endpoint::Pod(pod) });
+            return Ok(Resolved { endpoint: Endpoint::Pod(pod), address: Some(ip) });
         }
         if let Some(e) = inventory.externals.iter().find(|e| e.address == ip) {
             notes.push(format!("{ip} is the external address `{}`", e.name));
         }
-        return Ok(Resolved { endpoint: Endpoint::External(ip) });
+        return Ok(Resolved { endpoint: Endpoint::External(ip), address: Some(ip) });
     }
     if let Some(e) = inventory.externals.iter().find(|e| e.name == text) {
         notes.push(format!("`{}` is the external address {}", e.name, e.address));
-        return Ok(Resolved { endpoint: Endpoint::External(e.address) });
+        return Ok(Resolved { endpoint: Endpoint::External(e.address), address: Some(e.address) });
     }
     let Some((namespace, name)) = text.split_once('/') else {
         let names: Vec<String> = inventory
@@ -222,7 +235,7 @@ fn resolve<'a>(
         });
     }
     match inventory.pod(namespace, name) {
-        Some(pod) => Ok(Resolved { endpoint: Endpoint::Pod(pod) }),
+        Some(pod) => Ok(Resolved { endpoint: Endpoint::Pod(pod), address: None }),
         None => {
             let local: Vec<&str> =
                 inventory.pods.iter().filter(|p| p.namespace == namespace).map(|p| p.name.as_str()).collect();
@@ -379,9 +392,30 @@ pub fn explain(
         }
         Err(_) => return Err(ExplainError::BadPort { text: port_text.to_owned() }),
     };
-    let flow = Flow { src: src.endpoint, dst: dst.endpoint, protocol, port };
+    // The family: the one of an address given, else each the two ends can use (IPv4 first).
+    let families = match (src.address, dst.address) {
+        (Some(a), Some(b)) if Family::of(a) != Family::of(b) => {
+            return Err(ExplainError::MixedFamilies { from: a, to: b });
+        }
+        (Some(ip), _) | (_, Some(ip)) => vec![Family::of(ip)],
+        (None, None) => Flow::families(&src.endpoint, &dst.endpoint),
+    };
+    let flow = Flow { src: src.endpoint, dst: dst.endpoint, protocol, port, family: families[0] };
     let evaluator = Evaluator::new(ir, inventory);
     let verdict = evaluator.evaluate(&flow);
+    if let [first, second] = families.as_slice() {
+        let other = evaluator.evaluate(&Flow { family: *second, ..flow });
+        notes.push(if other.allowed == verdict.allowed {
+            format!("both ends are dual-stack: explained over {first}; over {second} the verdict is the same")
+        } else {
+            format!(
+                "both ends are dual-stack: explained over {first}; over {second} the flow is {} (an address \
+                 block matches one of the pod's addresses and not the other): give an {second} address \
+                 to explain it",
+                if other.allowed { "ALLOWED" } else { "DENIED" }
+            )
+        });
+    }
     let doors = vec![
         door_report(&evaluator, sources, &flow, Direction::Egress, &verdict.egress),
         door_report(&evaluator, sources, &flow, Direction::Ingress, &verdict.ingress),

@@ -14,7 +14,7 @@
 //! - `from`/`to`/`ports` missing or `[]`: any peer / any port.
 //! - Peers: `podSelector` alone (the policy's namespace), `namespaceSelector` alone (all pods of
 //!   those namespaces), both (AND), `ipBlock` with `except` (IPv4 and IPv6; pods matched by
-//!   address, any of their addresses).
+//!   address: the address of the flow's family, DESIGN.md corner 14).
 //! - Ports: protocol defaults to TCP; numbers, `endPort` ranges, named ports resolved on the
 //!   destination pod; a port entry without `port` is every port of its protocol.
 //! - `matchLabels` and `matchExpressions` (`In`, `NotIn`, `Exists`, `DoesNotExist`).
@@ -39,7 +39,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use netc_ir::eval::{Endpoint, Flow};
+use netc_ir::eval::{Endpoint, Family, Flow};
 use netc_ir::{Direction, Inventory, Pod, Protocol};
 
 /// The label Kubernetes puts on every namespace with its own name.
@@ -270,7 +270,7 @@ impl<'a> K8sEvaluator<'a> {
             guarded_by.push(index);
             for (rule_index, rule) in rules.iter().enumerate() {
                 let peer_ok = rule.peers.is_empty()
-                    || rule.peers.iter().any(|p| self.peer_matches(&policy.namespace, p, other));
+                    || rule.peers.iter().any(|p| self.peer_matches(&policy.namespace, p, other, flow.family));
                 let port_ok = rule.ports.is_empty() || rule.ports.iter().any(|p| port_matches(p, flow));
                 if peer_ok && port_ok {
                     allowed.push(K8sRuleRef { policy: index, direction, rule: rule_index });
@@ -292,13 +292,20 @@ impl<'a> K8sEvaluator<'a> {
         }
     }
 
-    fn peer_matches(&self, policy_namespace: &str, peer: &CompiledPeer, who: Endpoint<'_>) -> bool {
+    fn peer_matches(
+        &self,
+        policy_namespace: &str,
+        peer: &CompiledPeer,
+        who: Endpoint<'_>,
+        family: Family,
+    ) -> bool {
         match peer {
             CompiledPeer::Block { cidr, except } => {
                 let hit = |ip: &IpAddr| cidr.contains(ip) && except.iter().all(|e| !e.contains(ip));
                 match who {
                     Endpoint::External(ip) => hit(&ip),
-                    Endpoint::Pod(pod) => pod.ips.iter().any(hit),
+                    // The packet carries the pod's address of the flow's family, no other.
+                    Endpoint::Pod(pod) => pod.ips.iter().filter(|ip| Family::of(**ip) == family).any(hit),
                 }
             }
             CompiledPeer::Pods { namespaces, pods } => {
@@ -522,11 +529,13 @@ mod tests {
         port: u16,
     ) -> K8sVerdict {
         let policies = parse_network_policies(yaml).expect("test YAML parses");
+        let family = Flow::families(&src, &dst)[0];
         K8sEvaluator::new(&policies, inv).expect("valid policies").evaluate(&Flow {
             src,
             dst,
             protocol,
             port,
+            family,
         })
     }
 

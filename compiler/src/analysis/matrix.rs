@@ -9,8 +9,10 @@
 //! against `evaluate()` flow by flow.
 //!
 //! The semantics are exactly the evaluator's (see [`netc_ir::eval`]): hostNetwork pods have open
-//! doors and are matched by ipBlock only, and let into every pod of their own node; pods are matched by ipBlocks on any of their addresses;
-//! named ports resolve on the destination pod. A pair of two external addresses has no door of
+//! doors and are matched by ipBlock only, and let into every pod of their own node; pods are matched by ipBlocks on their address of the
+//! flow's family (a pair of dual-stack pods is judged over IPv4 and over IPv6, and its cell holds
+//! what both allow: [`Matrix::split_by_family`] counts the pairs where they differ); named ports
+//! resolve on the destination pod. A pair of two external addresses has no door of
 //! ours and is allowed, like in the evaluator; the renderings leave such pairs out.
 //!
 //! ```
@@ -19,13 +21,16 @@
 //! let probes = Matrix::default_probes(&ir, &inventory);
 //! let matrix = Matrix::compute(&ir, &inventory, &probes);
 //! assert!(matrix.endpoints.is_empty());
-//! assert_eq!(probes.len(), 1, "just `TCP/other`");
+//! assert_eq!(probes.len(), 3, "`TCP/other`, `UDP/other`, `SCTP/other`: every protocol, always");
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
+use std::io::{self, Write};
 
-use netc_ir::eval::ip_block_matches;
+use std::net::IpAddr;
+
+use netc_ir::eval::{Family, ip_block_matches};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Direction, Inventory, Ir, LabelSelector, NamedPort, Peer, Policy, PortValue, Protocol, Rule};
 use serde::Serialize;
@@ -92,6 +97,10 @@ pub struct Matrix {
     sets: Vec<Box<[u64]>>,
     /// `cells[src * n + dst]` indexes `sets`.
     cells: Vec<u32>,
+    /// Pairs of dual-stack ends whose IPv4 and IPv6 flows are judged differently (an address
+    /// block matches one of a pod's addresses and not the other): their cells hold what both
+    /// families allow, so the matrix never shows a flow allowed that one family denies.
+    pub split_by_family: usize,
 }
 
 /// A growable bitset over endpoints or probes.
@@ -175,6 +184,143 @@ impl Prepared<'_> {
     }
 }
 
+/// The cells of one pass of [`Matrix::compute`]: ipBlocks match pods by their addresses of
+/// `family` (any address when `None`, for clusters of one family).
+fn compute_cells(
+    ir: &Ir,
+    inventory: &Inventory,
+    probes: &[Probe],
+    family: Option<Family>,
+    probe_index: &HashMap<(Protocol, u16), Vec<usize>>,
+    interner: &mut Interner,
+) -> Vec<u32> {
+    let pods = &inventory.pods;
+    let n = pods.len() + inventory.externals.len();
+    let probe_words = probes.len().div_ceil(64).max(1);
+    let mut selectors = Selectors::new(inventory, n, family);
+
+    // Rules, prepared.
+    let rules: Vec<[Vec<PreparedRule>; 2]> = ir
+        .policies
+        .iter()
+        .map(|policy| {
+            Direction::BOTH.map(|d| {
+                policy.door(d).rules.iter().map(|r| prepare_rule(policy, r, probes, &mut selectors)).collect()
+            })
+        })
+        .collect();
+    let prepared = Prepared { inventory, n, probe_words, probe_index: probe_index.clone(), rules };
+
+    // Which policies guard each pod's doors.
+    let mut guarding: [Vec<Vec<usize>>; 2] = [vec![Vec::new(); pods.len()], vec![Vec::new(); pods.len()]];
+    for (index, policy) in ir.policies.iter().enumerate() {
+        let selected = selectors.own_namespace(&policy.namespace).and(&selectors.pods(&policy.selector));
+        for pod in selected.ones_iter() {
+            for d in Direction::BOTH {
+                if policy.door(d).is_guarded() {
+                    guarding[dir_index(d)][pod].push(index);
+                }
+            }
+        }
+    }
+
+    // Egress rows: per distinct set of guarding policies, the probes each destination gets.
+    let (egress_class, egress_rows) = egress_rows(&prepared, &guarding[1]);
+    // Ingress columns: per distinct (guarding policies, named ports if they matter), the
+    // probes each source gets in.
+    let (ingress_class, ingress_cols) = ingress_cols(&prepared, &guarding[0]);
+
+    // Assemble: cell = egress(src)[dst] & ingress(dst)[src].
+    let mut cells = vec![0u32; n * n];
+    let mut scratch = vec![0u64; probe_words];
+    // A pod's own node (its hostNetwork pods) always gets in (DESIGN.md corner 12).
+    let node_of = |i: usize| pods.get(i).and_then(|p| p.node.as_deref());
+    for src in 0..n {
+        let erow = egress_class.get(src).copied().flatten().map(|c| &egress_rows[c]);
+        let src_node = node_of(src).filter(|_| pods[src].host_network);
+        for dst in 0..n {
+            let from_own_node = src_node.is_some() && src_node == node_of(dst);
+            let icol = ingress_class
+                .get(dst)
+                .copied()
+                .flatten()
+                .filter(|_| !from_own_node)
+                .map(|c| &ingress_cols[c]);
+            for (w, out) in scratch.iter_mut().enumerate() {
+                let e = erow.map_or(u64::MAX, |row| row[dst * probe_words + w]);
+                let i = icol.map_or(u64::MAX, |col| col[src * probe_words + w]);
+                *out = e & i;
+            }
+            cells[src * n + dst] = interner.intern(&mut scratch);
+        }
+    }
+
+    cells
+}
+
+/// Which families a pair is judged on, as [`netc_ir::eval::Flow::families`] decides from the
+/// families each end has (`[IPv4, IPv6]`; a pod without addresses has both).
+fn pair_families(src: [bool; 2], dst: [bool; 2], src_external: bool, dst_external: bool) -> [bool; 2] {
+    let shared = [src[0] && dst[0], src[1] && dst[1]];
+    if shared != [false, false] {
+        shared
+    } else if dst_external {
+        dst
+    } else if src_external {
+        src
+    } else if src[0] {
+        [true, false]
+    } else {
+        [false, true]
+    }
+}
+
+/// The ports of one protocol that every port spec treats alike.
+struct PortClass {
+    /// Its ports, as disjoint intervals in order.
+    ports: Vec<(u16, u16)>,
+    /// How many specs cover it (0: the ports no rule mentions).
+    covered_by: usize,
+}
+
+/// Ports 1..=65535 split by `specs` (inclusive intervals) into classes of ports covered by
+/// exactly the same specs: a sweep over the specs' boundaries, never over the 65,535 ports.
+fn port_classes(specs: &[(u16, u16)]) -> Vec<PortClass> {
+    let mut starts: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut ends: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut cuts: BTreeSet<u32> = BTreeSet::from([1, 65_536]);
+    for (i, &(a, b)) in specs.iter().enumerate() {
+        let (a, b) = (u32::from(a).max(1), u32::from(b) + 1);
+        if a >= b {
+            continue;
+        }
+        starts.entry(a).or_default().push(i);
+        ends.entry(b).or_default().push(i);
+        cuts.insert(a);
+        cuts.insert(b);
+    }
+    let cuts: Vec<u32> = cuts.into_iter().collect();
+    let mut active: BTreeSet<usize> = BTreeSet::new();
+    let mut classes: Vec<PortClass> = Vec::new();
+    let mut by_signature: HashMap<Vec<usize>, usize> = HashMap::new();
+    for pair in cuts.windows(2) {
+        for i in ends.get(&pair[0]).into_iter().flatten() {
+            active.remove(i);
+        }
+        active.extend(starts.get(&pair[0]).into_iter().flatten());
+        let (Ok(lo), Ok(hi)) = (u16::try_from(pair[0]), u16::try_from(pair[1] - 1)) else { continue };
+        let signature: Vec<usize> = active.iter().copied().collect();
+        let covered_by = signature.len();
+        let next = classes.len();
+        let class = *by_signature.entry(signature).or_insert(next);
+        if class == next {
+            classes.push(PortClass { ports: Vec::new(), covered_by });
+        }
+        classes[class].ports.push((lo, hi));
+    }
+    classes
+}
+
 fn dir_index(d: Direction) -> usize {
     match d {
         Direction::Ingress => 0,
@@ -183,51 +329,70 @@ fn dir_index(d: Direction) -> usize {
 }
 
 impl Matrix {
-    /// The default probes: every port number the IR's rules mention (ports and range ends, per
-    /// protocol), the numbers named ports resolve to on the inventory's pods, and one `other`
-    /// probe per protocol the rules use (TCP always) at a port nothing mentions or covers.
+    /// The default probes, exact for `ir` on `inventory`: for each of TCP, UDP and SCTP (always,
+    /// whether or not a rule mentions them), every port number the rules mention (ports and range
+    /// ends), the numbers named ports resolve to on the inventory's pods, and then one probe for
+    /// every set of ports the rules treat alike that none of those lands in. Ports are split into
+    /// intervals at every boundary a rule draws, and two intervals are alike when exactly the same
+    /// port specs cover them; so every port of every protocol is judged like one of the probes,
+    /// and a matrix over these probes is the exact connectivity, not a sample. The ports no rule
+    /// covers are the `other` probe of their protocol (absent when a range covers every port).
     /// Sorted by protocol, then port, `other` last.
     #[must_use]
     pub fn default_probes(ir: &Ir, inventory: &Inventory) -> Vec<Probe> {
+        let mut specs: BTreeSet<(Protocol, u16, u16)> = BTreeSet::new();
         let mut numbers: BTreeSet<(Protocol, u16)> = BTreeSet::new();
-        let mut ranges: Vec<(Protocol, u16, u16)> = Vec::new();
-        let mut protocols: BTreeSet<Protocol> = BTreeSet::from([Protocol::Tcp]);
+        let mut names: BTreeSet<(&str, Protocol)> = BTreeSet::new();
         for (_, _, rule) in ir.rules() {
             for port in &rule.ports {
-                protocols.insert(port.protocol);
                 match &port.port {
                     None => {}
                     Some(PortValue::Number(p)) => {
+                        let end = port.end_port.unwrap_or(*p).max(*p);
                         numbers.insert((port.protocol, *p));
-                        if let Some(end) = port.end_port {
-                            numbers.insert((port.protocol, end));
-                            ranges.push((port.protocol, *p, end));
-                        }
+                        numbers.insert((port.protocol, end));
+                        specs.insert((port.protocol, *p, end));
                     }
                     Some(PortValue::Name(name)) => {
-                        for pod in &inventory.pods {
-                            for np in
-                                pod.ports.iter().filter(|np| np.name == *name && np.protocol == port.protocol)
-                            {
-                                numbers.insert((np.protocol, np.port));
-                            }
-                        }
+                        names.insert((name.as_str(), port.protocol));
                     }
                 }
+            }
+        }
+        // A named port matches exactly the number it resolves to on a destination: a class of
+        // its own, one per number.
+        for pod in &inventory.pods {
+            for np in pod.ports.iter().filter(|np| names.contains(&(np.name.as_str(), np.protocol))) {
+                numbers.insert((np.protocol, np.port));
+                specs.insert((np.protocol, np.port, np.port));
             }
         }
         let named_numbers: BTreeSet<(Protocol, u16)> =
             inventory.pods.iter().flat_map(|p| p.ports.iter().map(|np| (np.protocol, np.port))).collect();
         let mut probes: Vec<Probe> =
             numbers.iter().map(|&(protocol, port)| Probe::new(protocol, port)).collect();
-        for protocol in protocols {
-            let free = (1..=u16::MAX).find(|&port| {
-                !numbers.contains(&(protocol, port))
-                    && !named_numbers.contains(&(protocol, port))
-                    && !ranges.iter().any(|&(p, a, b)| p == protocol && a <= port && port <= b)
-            });
-            if let Some(port) = free {
-                probes.push(Probe { protocol, port, other: true });
+        for protocol in Protocol::ALL {
+            let intervals: Vec<(u16, u16)> =
+                specs.iter().filter(|s| s.0 == protocol).map(|&(_, a, b)| (a, b)).collect();
+            for class in port_classes(&intervals) {
+                if class
+                    .ports
+                    .iter()
+                    .any(|&(a, b)| numbers.range((protocol, a)..=(protocol, b)).next().is_some())
+                {
+                    continue;
+                }
+                // One port of the class, one that is no pod's named port where there is a choice
+                // (easier to read: it is not mistaken for that port).
+                let mut candidates = class.ports.iter().flat_map(|&(a, b)| a..=b);
+                let port = candidates
+                    .clone()
+                    .take(4096)
+                    .find(|&p| !named_numbers.contains(&(protocol, p)))
+                    .or_else(|| candidates.next());
+                if let Some(port) = port {
+                    probes.push(Probe { protocol, port, other: class.covered_by == 0 });
+                }
             }
         }
         probes.sort_by_key(|p| (p.protocol, p.other, p.port));
@@ -244,69 +409,51 @@ impl Matrix {
         for (i, p) in probes.iter().enumerate() {
             probe_index.entry((p.protocol, p.port)).or_default().push(i);
         }
-        let mut selectors = Selectors::new(inventory, n);
-
-        // Rules, prepared.
-        let rules: Vec<[Vec<PreparedRule>; 2]> = ir
-            .policies
-            .iter()
-            .map(|policy| {
-                Direction::BOTH.map(|d| {
-                    policy
-                        .door(d)
-                        .rules
-                        .iter()
-                        .map(|r| prepare_rule(policy, r, probes, &mut selectors))
-                        .collect()
-                })
-            })
-            .collect();
-        let prepared = Prepared { inventory, n, probe_words, probe_index, rules };
-
-        // Which policies guard each pod's doors.
-        let mut guarding: [Vec<Vec<usize>>; 2] = [vec![Vec::new(); pods.len()], vec![Vec::new(); pods.len()]];
-        for (index, policy) in ir.policies.iter().enumerate() {
-            let selected = selectors.own_namespace(&policy.namespace).and(&selectors.pods(&policy.selector));
-            for pod in selected.ones_iter() {
-                for d in Direction::BOTH {
-                    if policy.door(d).is_guarded() {
-                        guarding[dir_index(d)][pod].push(index);
-                    }
-                }
-            }
-        }
-
-        // Egress rows: per distinct set of guarding policies, the probes each destination gets.
-        let (egress_class, egress_rows) = egress_rows(&prepared, &guarding[1]);
-        // Ingress columns: per distinct (guarding policies, named ports if they matter), the
-        // probes each source gets in.
-        let (ingress_class, ingress_cols) = ingress_cols(&prepared, &guarding[0]);
-
-        // Assemble: cell = egress(src)[dst] & ingress(dst)[src].
+        // A dual-stack pod is matched by an ipBlock on its address of the flow's family
+        // (DESIGN.md corner 14): with pods of both families, each family is a pass of its own and
+        // a cell is what every family the pair can use allows (see `pair_families`).
+        let has =
+            |pod: &netc_ir::Pod| [pod.ips.iter().any(IpAddr::is_ipv4), pod.ips.iter().any(IpAddr::is_ipv6)];
+        let mixed = pods.iter().any(|p| has(p)[0]) && pods.iter().any(|p| has(p)[1]);
+        let passes: Vec<Option<Family>> =
+            if mixed { Family::BOTH.into_iter().map(Some).collect() } else { vec![None] };
         let mut interner = Interner::new(probes.len(), probe_words);
-        let mut cells = vec![0u32; n * n];
-        let mut scratch = vec![0u64; probe_words];
-        // A pod's own node (its hostNetwork pods) always gets in (DESIGN.md corner 12).
-        let node_of = |i: usize| pods.get(i).and_then(|p| p.node.as_deref());
-        for src in 0..n {
-            let erow = egress_class.get(src).copied().flatten().map(|c| &egress_rows[c]);
-            let src_node = node_of(src).filter(|_| pods[src].host_network);
-            for dst in 0..n {
-                let from_own_node = src_node.is_some() && src_node == node_of(dst);
-                let icol = ingress_class
-                    .get(dst)
-                    .copied()
-                    .flatten()
-                    .filter(|_| !from_own_node)
-                    .map(|c| &ingress_cols[c]);
-                for (w, out) in scratch.iter_mut().enumerate() {
-                    let e = erow.map_or(u64::MAX, |row| row[dst * probe_words + w]);
-                    let i = icol.map_or(u64::MAX, |col| col[src * probe_words + w]);
-                    *out = e & i;
-                }
-                cells[src * n + dst] = interner.intern(&mut scratch);
-            }
+        let mut per_pass: Vec<Vec<u32>> = Vec::new();
+        for family in passes {
+            per_pass.push(compute_cells(ir, inventory, probes, family, &probe_index, &mut interner));
         }
+        let mut split_by_family = 0;
+        let cells = if let [v4, v6] = per_pass.as_slice() {
+            let families: Vec<[bool; 2]> = pods
+                .iter()
+                .map(|p| if p.ips.is_empty() { [true, true] } else { has(p) })
+                .chain(inventory.externals.iter().map(|e| [e.address.is_ipv4(), e.address.is_ipv6()]))
+                .collect();
+            let mut cells = vec![0u32; n * n];
+            let mut scratch = vec![0u64; probe_words];
+            for src in 0..n {
+                for dst in 0..n {
+                    let k = src * n + dst;
+                    let external = |i: usize| i >= pods.len();
+                    cells[k] = match pair_families(families[src], families[dst], external(src), external(dst))
+                    {
+                        [true, false] => v4[k],
+                        [false, true] => v6[k],
+                        _ if v4[k] == v6[k] => v4[k],
+                        _ => {
+                            split_by_family += 1;
+                            for (w, out) in scratch.iter_mut().enumerate() {
+                                *out = interner.sets[v4[k] as usize][w] & interner.sets[v6[k] as usize][w];
+                            }
+                            interner.intern(&mut scratch)
+                        }
+                    };
+                }
+            }
+            cells
+        } else {
+            per_pass.pop().unwrap_or_default()
+        };
 
         let endpoints =
             pods.iter()
@@ -322,7 +469,7 @@ impl Matrix {
                     }),
                 )
                 .collect();
-        Matrix { probes: probes.to_vec(), endpoints, sets: interner.sets, cells }
+        Matrix { probes: probes.to_vec(), endpoints, sets: interner.sets, cells, split_by_family }
     }
 
     /// Whether `src` may open a connection to `dst` on `probes[probe]` (indices into
@@ -429,38 +576,71 @@ impl Matrix {
     }
 
     /// CSV: `from,to,<probe>...` then one row per pair (pairs of two externals left out), `1` for
-    /// allowed and `0` for denied.
+    /// allowed and `0` for denied. Built in memory: for large clusters use [`Matrix::write_csv`].
     #[must_use]
     pub fn render_csv(&self) -> String {
+        let mut out = Vec::new();
+        self.write_csv(&mut out).expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("names and probes are UTF-8")
+    }
+
+    /// [`Matrix::render_csv`] written to `out` pair by pair: the memory used is one row's, whatever
+    /// the size of the cluster (4 million rows for 2,000 pods). Give it a buffered writer.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn write_csv(&self, out: &mut impl Write) -> io::Result<()> {
         let n = self.endpoints.len();
-        let mut out = String::from("from,to");
+        let names: Vec<String> = self.endpoints.iter().map(|e| csv_field(&e.name)).collect();
+        let mut header = String::from("from,to");
         for p in &self.probes {
-            out.push(',');
-            out.push_str(&csv_field(&p.to_string()));
+            header.push(',');
+            header.push_str(&csv_field(&p.to_string()));
         }
-        out.push('\n');
+        header.push('\n');
+        out.write_all(header.as_bytes())?;
+        // Each distinct probe set's cells, rendered once.
+        let cells: Vec<String> = self
+            .sets
+            .iter()
+            .map(|set| {
+                (0..self.probes.len())
+                    .map(|k| if set[k / 64] & (1 << (k % 64)) != 0 { ",1" } else { ",0" })
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
         for src in 0..n {
             for dst in 0..n {
                 if self.both_external(src, dst) {
                     continue;
                 }
-                out.push_str(&csv_field(&self.endpoints[src].name));
-                out.push(',');
-                out.push_str(&csv_field(&self.endpoints[dst].name));
-                for probe in 0..self.probes.len() {
-                    out.push_str(if self.is_allowed(src, dst, probe) { ",1" } else { ",0" });
-                }
-                out.push('\n');
+                out.write_all(names[src].as_bytes())?;
+                out.write_all(b",")?;
+                out.write_all(names[dst].as_bytes())?;
+                out.write_all(cells[self.cells[src * n + dst] as usize].as_bytes())?;
             }
         }
-        out
+        Ok(())
     }
 
     /// JSON: `{"probes": [...], "endpoints": [...], "allowed": [{"from", "to", "probes"}]}`,
     /// listing every pair with at least one allowed probe (pairs of two externals left out);
-    /// every other pair is denied on every probe.
+    /// every other pair is denied on every probe. Built in memory: for large clusters use
+    /// [`Matrix::write_json`].
     #[must_use]
     pub fn render_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out).expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// [`Matrix::render_json`] written to `out` pair by pair (the same bytes): the `allowed` list
+    /// is serialized as it is walked, never held, so memory stays that of the matrix itself.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         #[derive(Serialize)]
         struct JsonProbe {
             label: String,
@@ -471,37 +651,57 @@ impl Matrix {
         struct JsonPair<'a> {
             from: &'a str,
             to: &'a str,
-            probes: Vec<String>,
+            probes: &'a [String],
+        }
+        /// The allowed pairs, serialized one by one as the cells are walked.
+        struct Allowed<'a>(&'a Matrix);
+        impl Serialize for Allowed<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeSeq;
+                let m = self.0;
+                let n = m.endpoints.len();
+                let sets: Vec<Vec<String>> = m
+                    .sets
+                    .iter()
+                    .map(|set| {
+                        m.probes
+                            .iter()
+                            .enumerate()
+                            .filter(|(k, _)| set[k / 64] & (1 << (k % 64)) != 0)
+                            .map(|(_, p)| p.to_string())
+                            .collect()
+                    })
+                    .collect();
+                let mut seq = serializer.serialize_seq(None)?;
+                for src in 0..n {
+                    for dst in 0..n {
+                        let set = m.cells[src * n + dst] as usize;
+                        if m.both_external(src, dst) || set == 0 {
+                            continue;
+                        }
+                        seq.serialize_element(&JsonPair {
+                            from: &m.endpoints[src].name,
+                            to: &m.endpoints[dst].name,
+                            probes: &sets[set],
+                        })?;
+                    }
+                }
+                seq.end()
+            }
         }
         #[derive(Serialize)]
         struct Json<'a> {
             probes: Vec<JsonProbe>,
             endpoints: &'a [MatrixEndpoint],
-            allowed: Vec<JsonPair<'a>>,
-        }
-        let n = self.endpoints.len();
-        let mut allowed = Vec::new();
-        for src in 0..n {
-            for dst in 0..n {
-                if self.both_external(src, dst) || self.cells[src * n + dst] == 0 {
-                    continue;
-                }
-                allowed.push(JsonPair {
-                    from: &self.endpoints[src].name,
-                    to: &self.endpoints[dst].name,
-                    probes: self.allowed(src, dst).map(ToString::to_string).collect(),
-                });
-            }
+            allowed: Allowed<'a>,
         }
         let json = Json {
             probes: self.probes.iter().map(|p| JsonProbe { label: p.to_string(), probe: *p }).collect(),
             endpoints: &self.endpoints,
-            allowed,
+            allowed: Allowed(self),
         };
-        let mut s =
-            serde_json::to_string_pretty(&json).expect("plain data with string keys always serializes");
-        s.push('\n');
-        s
+        serde_json::to_writer_pretty(&mut *out, &json).map_err(io::Error::other)?;
+        out.write_all(b"\n")
     }
 
     /// How many distinct probe sets the cells use (for tests of the interning).
@@ -558,6 +758,8 @@ impl Interner {
 struct Selectors<'a> {
     inventory: &'a Inventory,
     n: usize,
+    /// ipBlocks match pods by their addresses of this family (any, when `None`).
+    family: Option<Family>,
     /// Per namespace name: its pods.
     namespace_pods: HashMap<&'a str, Bits>,
     pod_cache: HashMap<LabelSelector, Bits>,
@@ -566,7 +768,7 @@ struct Selectors<'a> {
 }
 
 impl<'a> Selectors<'a> {
-    fn new(inventory: &'a Inventory, n: usize) -> Selectors<'a> {
+    fn new(inventory: &'a Inventory, n: usize, family: Option<Family>) -> Selectors<'a> {
         let mut namespace_pods: HashMap<&str, Bits> = HashMap::new();
         for (i, pod) in inventory.pods.iter().enumerate() {
             if !pod.host_network {
@@ -576,6 +778,7 @@ impl<'a> Selectors<'a> {
         Selectors {
             inventory,
             n,
+            family,
             namespace_pods,
             pod_cache: HashMap::new(),
             namespace_cache: HashMap::new(),
@@ -623,7 +826,8 @@ impl<'a> Selectors<'a> {
         bits
     }
 
-    /// Endpoints an ipBlock peer matches: pods (any address, hostNetwork included) and externals.
+    /// Endpoints an ipBlock peer matches: pods (by their addresses of the pass's family,
+    /// hostNetwork included) and externals.
     fn block(&mut self, peer: &Peer) -> Bits {
         let Peer::IpBlock { cidr, except } = peer else { return Bits::zeros(self.n) };
         if let Some(b) = self.block_cache.get(peer) {
@@ -631,7 +835,12 @@ impl<'a> Selectors<'a> {
         }
         let mut bits = Bits::zeros(self.n);
         for (i, pod) in self.inventory.pods.iter().enumerate() {
-            if pod.ips.iter().any(|ip| ip_block_matches(cidr, except, *ip)) {
+            if pod
+                .ips
+                .iter()
+                .filter(|ip| self.family.is_none_or(|f| Family::of(**ip) == f))
+                .any(|ip| ip_block_matches(cidr, except, *ip))
+            {
                 bits.set(i);
             }
         }
@@ -857,8 +1066,94 @@ mod tests {
     fn default_probes_cover_mentioned_and_named_ports_and_one_other_port() {
         let probes = Matrix::default_probes(&shop(), &cluster());
         let labels: Vec<String> = probes.iter().map(ToString::to_string).collect();
-        assert_eq!(labels, ["TCP/443", "TCP/5432", "TCP/other"]);
+        assert_eq!(labels, ["TCP/443", "TCP/5432", "TCP/other", "UDP/other", "SCTP/other"]);
         assert_eq!(probes[2].port, 1, "the first port nothing mentions");
+    }
+
+    /// A program with rules `ports` on one door (`api`'s ingress from anyone).
+    fn ranges(ports: Vec<Port>) -> Ir {
+        let mut ir = Ir::empty();
+        ir.policies = vec![Policy {
+            name: "api".into(),
+            namespace: "shop".into(),
+            workload: "api".into(),
+            selector: LabelSelector::labels([("app", "api")]),
+            doc: None,
+            ingress: Door {
+                state: DoorState::Guarded,
+                guarded_by: vec![],
+                rules: vec![Rule { id: "r".into(), peers: vec![], ports, span: span() }],
+            },
+            egress: Door::open(),
+            span: span(),
+        }];
+        ir
+    }
+
+    fn range(protocol: Protocol, from: u16, to: u16) -> Port {
+        Port { protocol, port: Some(PortValue::Number(from)), end_port: Some(to) }
+    }
+
+    /// Every port of every protocol is judged like one of the default probes: checked port by
+    /// port against the evaluator's rule (`Port::matches`) for overlapping ranges whose middle
+    /// no range end lands in (sampling range ends missed ports 11-89 here).
+    #[test]
+    fn default_probes_are_exact_for_every_port_of_every_protocol() {
+        let ports = vec![
+            range(Protocol::Tcp, 1, 100),
+            range(Protocol::Tcp, 1, 10),
+            range(Protocol::Tcp, 90, 100),
+            range(Protocol::Udp, 1, 65535),
+        ];
+        let ir = ranges(ports.clone());
+        let probes = Matrix::default_probes(&ir, &cluster());
+        let labels: Vec<String> = probes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            labels,
+            [
+                "TCP/1",
+                "TCP/10",
+                "TCP/11",
+                "TCP/90",
+                "TCP/100",
+                "TCP/other",
+                "UDP/1",
+                "UDP/65535",
+                "SCTP/other"
+            ]
+        );
+        let signature = |protocol: Protocol, port: u16| -> Vec<bool> {
+            ports.iter().map(|p| p.matches(protocol, port, &[])).collect()
+        };
+        for protocol in Protocol::ALL {
+            for port in 1..=u16::MAX {
+                let want = signature(protocol, port);
+                assert!(
+                    probes.iter().any(|p| p.protocol == protocol && signature(p.protocol, p.port) == want),
+                    "{protocol}/{port} is like no probe"
+                );
+            }
+        }
+        // `other` stands only for ports no spec covers.
+        for p in probes.iter().filter(|p| p.other) {
+            assert!(signature(p.protocol, p.port).iter().all(|m| !m), "{p}");
+        }
+    }
+
+    /// A TCP-only rule does not make a pair `all`: UDP and SCTP are probed though no rule
+    /// mentions them (the matrix showed `all` for a TCP-only pair).
+    #[test]
+    fn a_tcp_only_door_is_not_all_ports() {
+        let tcp_any = Port { protocol: Protocol::Tcp, port: None, end_port: None };
+        let ir = ranges(vec![tcp_any]);
+        let inv = cluster();
+        let m = Matrix::compute(&ir, &inv, &Matrix::default_probes(&ir, &inv));
+        let (web, api) =
+            (m.endpoint_index("shop/web").expect("web"), m.endpoint_index("shop/api").expect("api"));
+        let allowed: Vec<String> = m.allowed(web, api).map(ToString::to_string).collect();
+        assert_eq!(allowed, ["TCP/other"]);
+        assert_eq!(m.cell_text(web, api), "TCP/other");
+        assert_eq!(m.cell_text(api, web), "all", "api's egress is open, web's ingress too");
     }
 
     #[test]
@@ -873,13 +1168,13 @@ mod tests {
         assert_eq!(allowed(web, db), Vec::<String>::new());
         assert_eq!(allowed(api, web), Vec::<String>::new(), "api's egress does not reach web");
         assert_eq!(allowed(api, pay), ["TCP/443"]);
-        assert_eq!(allowed(web, api).len(), 3, "both doors open");
+        assert_eq!(allowed(web, api).len(), 5, "both doors open");
         assert_eq!(allowed(pay, db), Vec::<String>::new());
-        assert_eq!(allowed(db, web).len(), 3);
+        assert_eq!(allowed(db, web).len(), 5);
         assert!(m.distinct_sets() >= 3);
-        // api: db 1 + payments 1; db: api, web, payments 3 each; web: api, web, payments 3 each;
-        // payments: api, web 3 each.
-        assert_eq!(m.allowed_count(), 2 + 9 + 9 + 6);
+        // api: db 1 + payments 1; db: api, web, payments 5 each; web: api, web, payments 5 each;
+        // payments: api, web 5 each.
+        assert_eq!(m.allowed_count(), 2 + 15 + 15 + 10);
     }
 
     #[test]
@@ -904,8 +1199,8 @@ mod tests {
             ["[1]", "shop/api", "-", "TCP/5432", "-", "TCP/443"]
         );
         let csv = m.render_csv();
-        assert!(csv.starts_with("from,to,TCP/443,TCP/5432,TCP/other\n"));
-        assert!(csv.contains("\nshop/api,shop/db,0,1,0\n"), "{csv}");
+        assert!(csv.starts_with("from,to,TCP/443,TCP/5432,TCP/other,UDP/other,SCTP/other\n"));
+        assert!(csv.contains("\nshop/api,shop/db,0,1,0,0,0\n"), "{csv}");
         assert!(!csv.contains("payments,payments"));
         let json: serde_json::Value = serde_json::from_str(&m.render_json()).expect("valid JSON");
         let pairs = json["allowed"].as_array().expect("pairs");

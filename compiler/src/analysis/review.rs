@@ -64,8 +64,10 @@ pub fn markdown(diff: &ConnectivityDiff, old: &Ir, new: &Ir, inventory: &Invento
             let mut because = BTreeSet::new();
             for p in pairs.iter().take(PAIRS_JUDGED) {
                 let (Some(src), Some(dst)) = (ends.get(&p.src), ends.get(&p.dst)) else { continue };
-                for probe in if added { &p.added } else { &p.removed } {
-                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port };
+                let families = Flow::families(&src, &dst);
+                let probes = if added { &p.added } else { &p.removed };
+                for (probe, &family) in probes.iter().flat_map(|pr| families.iter().map(move |f| (pr, f))) {
+                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port, family };
                     let (before, after) = (old_eval.evaluate(&flow), new_eval.evaluate(&flow));
                     if added {
                         reasons_allowed(&after.egress, new, "allowed by", &mut because);

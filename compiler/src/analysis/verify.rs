@@ -3,10 +3,11 @@
 //! one cluster, flow by flow and door by door, and report the first difference.
 //!
 //! The flows are every ordered pair of the cluster's endpoints (pods and external addresses, but
-//! not two addresses) on every default probe of the matrix ([`Matrix::default_probes`]: each port
-//! the rules mention, named ports as the cluster's pods resolve them, and one port nothing
-//! mentions per protocol). Pods that both evaluators cannot tell apart (same namespace, labels,
-//! named ports and hostNetwork flag, and inside the same ipBlocks) are judged once, as a class,
+//! not two addresses) on every default probe of the matrix ([`Matrix::default_probes`]: exact,
+//! every port of TCP, UDP and SCTP is judged like one of them), over every address family the
+//! pair can use ([`Flow::families`]: a dual-stack pair is judged on IPv4 and IPv6). Pods that
+//! both evaluators cannot tell apart (same namespace, labels, named ports and hostNetwork flag,
+//! address families, and inside the same ipBlocks per family) are judged once, as a class,
 //! for all of them: work grows as classes² × probes (replicas cost nothing), and the flows
 //! reported are all the pairs the classes stand for.
 
@@ -16,7 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow};
+use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Family, Flow};
 use netc_ir::{Inventory, Ir, Peer};
 
 use super::k8s_eval::{K8sDoorVerdict, K8sEvaluator, K8sPolicyError};
@@ -48,6 +49,8 @@ pub struct Mismatch {
     pub dst: String,
     /// The protocol and port.
     pub probe: Probe,
+    /// The address family of the flow (a dual-stack pair is judged on each).
+    pub family: Family,
     /// What the IR evaluator says, door by door.
     pub ir: String,
     /// What the NetworkPolicy evaluator says of the YAML, door by door.
@@ -58,8 +61,8 @@ impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "first differing flow: {} -> {} {}/{}",
-            self.src, self.dst, self.probe.protocol, self.probe.port
+            "first differing flow: {} -> {} {}/{} over {}",
+            self.src, self.dst, self.probe.protocol, self.probe.port, self.family
         )?;
         writeln!(f, "  IR (netc's meaning):       {}", self.ir)?;
         write!(f, "  generated NetworkPolicies: {}", self.yaml)
@@ -110,7 +113,9 @@ pub fn verify(ir: &Ir, documents: &[&str], inventory: &Inventory) -> Result<Veri
             if src_class.external && dst_class.external {
                 continue;
             }
-            flows += src_class.members * dst_class.members * probes.len();
+            // Every family the pair can use: a dual-stack pair is two sets of flows.
+            let families = Flow::families(&src_class.first, &dst_class.first);
+            flows += src_class.members * dst_class.members * probes.len() * families.len();
             // A class to itself: a pod to itself, and to another pod of its class.
             let mut pairs = vec![(src_class.first, dst_class.first)];
             if a == b
@@ -119,8 +124,8 @@ pub fn verify(ir: &Ir, documents: &[&str], inventory: &Inventory) -> Result<Veri
                 pairs.push((src_class.first, other));
             }
             for (src, dst) in pairs {
-                for probe in &probes {
-                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port };
+                for (probe, &family) in probes.iter().flat_map(|p| families.iter().map(move |f| (p, f))) {
+                    let flow = Flow { src, dst, protocol: probe.protocol, port: probe.port, family };
                     let want = reference.evaluate(&flow);
                     let got = k8s.evaluate(&flow);
                     if want.allowed != got.allowed
@@ -131,6 +136,7 @@ pub fn verify(ir: &Ir, documents: &[&str], inventory: &Inventory) -> Result<Veri
                             src: src.to_string(),
                             dst: dst.to_string(),
                             probe: *probe,
+                            family,
                             ir: format!(
                                 "{} (egress {}, ingress {})",
                                 verdict(want.allowed),
@@ -184,9 +190,16 @@ fn classes<'a>(ir: &Ir, policies: &[NetworkPolicy], inventory: &'a Inventory) ->
             out.push(Class { first: Endpoint::Pod(pod), second: None, members: 1, external: false });
             continue;
         };
-        let inside: Vec<bool> = blocks
+        // Per family (a flow matches the pod by its address of the flow's family), and which
+        // families the pod has at all (they decide the families of its flows).
+        let inside: Vec<bool> = Family::BOTH
             .iter()
-            .map(|(cidr, except)| pod.ips.iter().any(|ip| in_block(cidr, except, *ip)))
+            .map(|f| pod.ips.iter().any(|ip| Family::of(*ip) == *f))
+            .chain(blocks.iter().flat_map(|(cidr, except)| {
+                Family::BOTH.map(|f| {
+                    pod.ips.iter().filter(|ip| Family::of(**ip) == f).any(|ip| in_block(cidr, except, *ip))
+                })
+            }))
             .collect();
         let key = (pod.namespace.as_str(), &pod.labels, &pod.ports, pod.host_network, inside);
         match index.get(&key) {

@@ -18,7 +18,7 @@ use netc::analysis::verify::{Verification, verify as verify_yaml};
 use netc::diagnostics;
 use netc_ir::{Inventory, Ir, Protocol};
 
-use crate::{DiagnosticArgs, Failure, input, output, write_stdout};
+use crate::{DiagnosticArgs, Failure, input, output, stream_stdout, write_stdout};
 
 pub const EXPLAIN_EXAMPLES: &str = "\
 Examples:
@@ -224,15 +224,23 @@ pub fn matrix(args: &MatrixArgs, colour: bool) -> Result<(), Failure> {
     }
     let probes = probes.unwrap_or_else(|| Matrix::default_probes(&ir, &inventory));
     let matrix = Matrix::compute(&ir, &inventory, &probes);
+    if matrix.split_by_family > 0 {
+        eprintln!(
+            "note: {} pairs of dual-stack ends are judged differently over IPv4 and over IPv6 (an address block \
+             matches one of a pod's addresses and not the other); their cells show what both families allow; \
+             `netc explain --to ADDRESS:PORT` judges one family",
+            matrix.split_by_family
+        );
+    }
     let width =
         args.width.or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())).unwrap_or(120);
-    let text = match args.format {
-        MatrixFormat::Table => render_table(&matrix, &inventory, &[&ir], width),
-        MatrixFormat::Grid => matrix.render_text(),
-        MatrixFormat::Csv => matrix.render_csv(),
-        MatrixFormat::Json => matrix.render_json(),
-    };
-    write_stdout(&text)
+    // CSV and JSON are for machines and large clusters: streamed pair by pair, never held.
+    match args.format {
+        MatrixFormat::Table => write_stdout(&render_table(&matrix, &inventory, &[&ir], width)),
+        MatrixFormat::Grid => write_stdout(&matrix.render_text()),
+        MatrixFormat::Csv => stream_stdout(|out| matrix.write_csv(out)),
+        MatrixFormat::Json => stream_stdout(|out| matrix.write_json(out)),
+    }
 }
 
 /// One side of a diff: its sources, read from the working tree or from git.

@@ -7,6 +7,7 @@ mod analyze;
 mod graph;
 mod import;
 mod input;
+mod memory;
 mod output;
 mod report;
 
@@ -17,6 +18,10 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use netc::SourceFile;
 use netc::diagnostics::{self, Diagnostic, Severity};
+
+/// Out of memory: exit 2 with a message, not an abort (see `memory`).
+#[global_allocator]
+static ALLOCATOR: memory::ExitOnExhaustion = memory::ExitOnExhaustion;
 
 const EXAMPLES: &str = "\
 Examples:
