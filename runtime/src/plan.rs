@@ -40,6 +40,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use netc_ir::eval::Family;
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Direction, Inventory, Ir, LabelSelector, Peer, Pod, PortValue, Protocol, Rule};
 
@@ -425,7 +426,10 @@ impl Delta {
 }
 
 impl Index {
-    fn signature_of(&self, pod: &Pod, ns_labels: &BTreeMap<String, String>) -> Signature {
+    /// The signature of `pod`'s addresses of `family`: a packet carries one address, so a
+    /// dual-stack pod is matched by an ipBlock on the address of the packet's family only
+    /// (DESIGN.md corner 14), and its two families may need two identities.
+    fn signature_of(&self, pod: &Pod, family: Family, ns_labels: &BTreeMap<String, String>) -> Signature {
         // hostNetwork pods are not selected by pod selectors (NetworkPolicy does not apply to
         // them), only by address.
         let mut pods: Vec<usize> = Vec::new();
@@ -444,7 +448,9 @@ impl Index {
             .blocks
             .iter()
             .enumerate()
-            .filter(|(_, (c, e))| pod.ips.iter().any(|ip| block_contains(c, e, *ip)))
+            .filter(|(_, (c, e))| {
+                pod.ips.iter().filter(|ip| Family::of(**ip) == family).any(|ip| block_contains(c, e, *ip))
+            })
             .map(|(i, _)| i)
             .collect();
         let named = self.peers.egress_names.iter().map(|(n, p)| resolve_named(pod, n, *p)).collect();
@@ -858,6 +864,11 @@ fn with_labels<T>(
     }
 }
 
+/// The address families `pod` has addresses of, IPv4 first.
+fn families_of(pod: &Pod) -> Vec<Family> {
+    Family::BOTH.into_iter().filter(|f| pod.ips.iter().any(|ip| Family::of(*ip) == *f)).collect()
+}
+
 fn is_local(pod: &Pod, options: &PlanOptions) -> bool {
     !pod.host_network
         && !pod.ips.is_empty()
@@ -881,11 +892,13 @@ impl Plan {
 
         let mut ipcache = BTreeMap::new();
         for pod in inventory.pods.iter().filter(|p| !p.ips.is_empty()) {
-            let sig = with_labels(&ns_labels, &pod.namespace, |l| index.signature_of(pod, l));
-            let id = index.intern(sig);
-            for ip in &pod.ips {
-                // hostNetwork pods share their node's address: the first one's identity wins.
-                ipcache.entry(*ip).or_insert(id);
+            for family in families_of(pod) {
+                let sig = with_labels(&ns_labels, &pod.namespace, |l| index.signature_of(pod, family, l));
+                let id = index.intern(sig);
+                for ip in pod.ips.iter().filter(|ip| Family::of(**ip) == family) {
+                    // hostNetwork pods share their node's address: the first one's identity wins.
+                    ipcache.entry(*ip).or_insert(id);
+                }
             }
         }
 
@@ -1087,12 +1100,14 @@ impl Plan {
         // Identities of the pods with new content; signatures nobody has yet become identities.
         let ns_labels = namespace_labels(new);
         let mut fresh: Vec<Signature> = Vec::new();
-        let mut identity: HashMap<(&str, &str), u32> = HashMap::new();
-        for pod in diff.added.iter().chain(diff.changed.iter().map(|(_, now)| now)) {
-            if pod.ips.is_empty() {
-                continue;
-            }
-            let sig = with_labels(&ns_labels, &pod.namespace, |l| self.index.signature_of(pod, l));
+        let mut identity: HashMap<(&str, &str, Family), u32> = HashMap::new();
+        for (pod, family) in diff
+            .added
+            .iter()
+            .chain(diff.changed.iter().map(|(_, now)| now))
+            .flat_map(|pod| families_of(pod).into_iter().map(move |f| (pod, f)))
+        {
+            let sig = with_labels(&ns_labels, &pod.namespace, |l| self.index.signature_of(pod, family, l));
             let id = match self.index.ids.get(&sig) {
                 Some(id) => *id,
                 None => match fresh.iter().position(|f| *f == sig) {
@@ -1104,7 +1119,7 @@ impl Plan {
                     }
                 },
             };
-            identity.insert((pod.namespace.as_str(), pod.name.as_str()), id);
+            identity.insert((pod.namespace.as_str(), pod.name.as_str(), family), id);
         }
         let first_new = self.index.identity_count();
         let mut delta = Delta {
@@ -1116,7 +1131,7 @@ impl Plan {
 
         // Addresses.
         for (ip, pod) in &claimed {
-            let id = identity[&(pod.namespace.as_str(), pod.name.as_str())];
+            let id = identity[&(pod.namespace.as_str(), pod.name.as_str(), Family::of(*ip))];
             match self.ipcache.insert(*ip, id) {
                 Some(was) if was == id => {}
                 Some(_) => {
@@ -1473,6 +1488,32 @@ mod tests {
             protocol: 6,
             port: 80
         }));
+    }
+
+    /// Corner 14: a dual-stack client matched by an IPv6 block gets in over IPv6 only: its IPv4
+    /// address carries an identity the block's rule does not name (one identity for both
+    /// addresses let its IPv4 packets through).
+    #[test]
+    fn a_dual_stack_pod_is_matched_by_the_address_of_the_packets_family() {
+        let block = Peer::IpBlock { cidr: "fd00:1::/64".parse().expect("cidr"), except: vec![] };
+        let ir = ir(vec![policy(
+            "default",
+            "web",
+            guarded(vec![rule("r1", vec![block], vec![tcp(80)])]),
+            Door::open(),
+        )]);
+        let mut client = pod("default", "c", "client", "10.1.2.3");
+        client.ips.push("fd00:1::3".parse().expect("ip"));
+        let inv = inventory(vec![pod("default", "w", "web", "10.0.0.1"), client]);
+        let plan = Plan::build(&ir, &inv, &PlanOptions::default());
+        let v4 = plan.ipcache[&"10.1.2.3".parse::<IpAddr>().expect("ip")];
+        let v6 = plan.ipcache[&"fd00:1::3".parse::<IpAddr>().expect("ip")];
+        assert_ne!(v4, v6, "the two addresses are told apart");
+        let web = plan.endpoints.iter().find(|e| e.name == "w").expect("web");
+        let entry =
+            |identity| PolicyEntry { set: web.set, direction: abi::INGRESS, identity, protocol: 6, port: 80 };
+        assert!(plan.policy.contains_key(&entry(v6)), "IPv6 packets are the block's");
+        assert!(!plan.policy.contains_key(&entry(v4)), "IPv4 packets are not");
     }
 
     #[test]
