@@ -39,8 +39,8 @@ fn ir_of(text: &str) -> Ir {
 /// evaluator on the generated objects, which must agree.
 fn allowed(ir: &Ir, inventory: &Inventory, from: &str, to: &str, port: u16) -> bool {
     let find = |name: &str| inventory.pods.iter().find(|p| p.name == name).expect("a pod of the case");
-    let flow =
-        Flow { src: Endpoint::Pod(find(from)), dst: Endpoint::Pod(find(to)), protocol: Protocol::Tcp, port };
+    let (src, dst) = (Endpoint::Pod(find(from)), Endpoint::Pod(find(to)));
+    let flow = Flow { src, dst, protocol: Protocol::Tcp, port, family: Flow::families(&src, &dst)[0] };
     let by_ir = Evaluator::new(ir, inventory).evaluate(&flow).allowed;
     let objects = codegen::network_policies(ir);
     let by_yaml = K8sEvaluator::new(&objects, inventory).expect("valid objects").evaluate(&flow).allowed;
