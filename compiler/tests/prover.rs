@@ -222,8 +222,9 @@ fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End]) -> bool {
                         if !port_in(ports, *protocol, *port, d, inv) {
                             continue;
                         }
-                        let flow =
-                            Flow { src: endpoint(s), dst: endpoint(d), protocol: *protocol, port: *port };
+                        let (src, dst) = (endpoint(s), endpoint(d));
+                        let family = Flow::families(&src, &dst)[0];
+                        let flow = Flow { src, dst, protocol: *protocol, port: *port, family };
                         if ev.evaluate(&flow).allowed == never {
                             return false;
                         }

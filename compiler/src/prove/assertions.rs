@@ -191,7 +191,14 @@ fn judge(
     let mut because = Vec::new();
     let confirmed = match claim {
         Claim::Reach { .. } | Claim::Never { .. } => {
-            let flow = Flow { src: end(&cx.src), dst: end(&cx.dst), protocol: cx.protocol, port: cx.port };
+            let (src, dst) = (end(&cx.src), end(&cx.dst));
+            let flow = Flow {
+                src,
+                dst,
+                protocol: cx.protocol,
+                port: cx.port,
+                family: Flow::families(&src, &dst)[0],
+            };
             let v = evaluator.evaluate(&flow);
             for (door, dir) in [(&v.egress, Direction::Egress), (&v.ingress, Direction::Ingress)] {
                 match door {

@@ -129,8 +129,14 @@ impl Counterexample {
             }
             Witness::External(a) => Endpoint::External(*a),
         };
-        let flow =
-            Flow { src: pick(&self.src), dst: pick(&self.dst), protocol: self.protocol, port: self.port };
+        let (src, dst) = (pick(&self.src), pick(&self.dst));
+        let flow = Flow {
+            src,
+            dst,
+            protocol: self.protocol,
+            port: self.port,
+            family: Flow::families(&src, &dst)[0],
+        };
         Evaluator::new(ir, &inv).evaluate(&flow).allowed
     }
 }
