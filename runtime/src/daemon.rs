@@ -15,7 +15,7 @@ use crate::abi;
 use crate::datapath::{self, AttachMode, Datapath, DatapathError};
 use crate::events::{self, Clock};
 use crate::metrics::Metrics;
-use crate::netif::{ifindex, ifname, route_interface};
+use crate::netif::{NoPodRoute, ifindex, ifname, route_interface};
 use crate::plan::{Plan, PlanOptions, PlannedEndpoint};
 
 /// What `netcd run` was asked to do.
@@ -228,8 +228,26 @@ pub fn resolve_interfaces(endpoints: &[PlannedEndpoint]) -> (BTreeMap<u32, (Stri
     let mut found = BTreeMap::new();
     let mut warnings = Vec::new();
     for ep in endpoints {
-        let name = ep.interface.clone().or_else(|| ep.ips.iter().find_map(|ip| route_interface(*ip)));
-        match name.as_deref().and_then(|n| ifindex(n).map(|i| (n.to_owned(), i))) {
+        // An explicit annotation is the operator's word; a route is taken only to a pod's own veth.
+        let name = match &ep.interface {
+            Some(name) => Ok(name.clone()),
+            None => {
+                let mut refusal = NoPodRoute::NoRoute;
+                let mut routed = None;
+                for ip in &ep.ips {
+                    match route_interface(*ip) {
+                        Ok(dev) => {
+                            routed = Some(dev);
+                            break;
+                        }
+                        Err(why @ NoPodRoute::NotAPodInterface { .. }) => refusal = why,
+                        Err(NoPodRoute::NoRoute) => {}
+                    }
+                }
+                routed.ok_or(refusal)
+            }
+        };
+        match name.as_deref().ok().and_then(|n| ifindex(n).map(|i| (n.to_owned(), i))) {
             Some(hit) => {
                 found.insert(ep.id, hit);
             }
@@ -238,8 +256,10 @@ pub fn resolve_interfaces(endpoints: &[PlannedEndpoint]) -> (BTreeMap<u32, (Stri
                 ep.namespace,
                 ep.name,
                 match &name {
-                    Some(n) => format!("interface `{n}` does not exist"),
-                    None => "no `netc.dev/host-interface` annotation and no route to its addresses".into(),
+                    Ok(n) => format!("interface `{n}` does not exist"),
+                    Err(why) => format!(
+                        "no `netc.dev/host-interface` annotation and {why}; annotate the pod with its host-side interface"
+                    ),
                 }
             )),
         }
