@@ -410,6 +410,7 @@ fn allow_attribute_needs_a_statement_after_it() {
         positives: vec![
             Rule::doc,
             Rule::allow,
+            Rule::assert_kw,
             Rule::workload_decl,
             Rule::external_decl,
             Rule::default_stmt,

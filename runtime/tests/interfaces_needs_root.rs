@@ -50,26 +50,26 @@ fn a_route_is_taken_only_to_a_pods_veth_needs_root() {
     // looked up, no packet is sent.
     let tag = std::process::id() % 100_000;
     let octet = tag % 250 + 1;
-    let (veth, peer, dummy, bridge) =
-        (format!("nrv{tag}"), format!("nrp{tag}"), format!("nrd{tag}"), format!("nrb{tag}"));
-    let links = Links(vec![veth.clone(), dummy.clone(), bridge.clone()]);
+    let (veth, peer, ifb_dev, bridge) =
+        (format!("nrv{tag}"), format!("nrp{tag}"), format!("nri{tag}"), format!("nrb{tag}"));
+    let links = Links(vec![veth.clone(), ifb_dev.clone(), bridge.clone()]);
     ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
-    ip(&["link", "add", &dummy, "type", "dummy"]);
+    ip(&["link", "add", &ifb_dev, "type", "ifb"]);
     ip(&["link", "add", &bridge, "type", "bridge"]);
-    for link in [&veth, &peer, &dummy, &bridge] {
+    for link in [&veth, &peer, &ifb_dev, &bridge] {
         ip(&["link", "set", link, "up"]);
     }
     let pod_on_veth: IpAddr = format!("198.18.{octet}.7").parse().expect("address");
-    let behind_dummy: IpAddr = format!("198.19.{octet}.7").parse().expect("address");
+    let behind_ifb: IpAddr = format!("198.19.{octet}.7").parse().expect("address");
     let behind_bridge: IpAddr = format!("198.19.{}.9", (octet + 1) % 250).parse().expect("address");
     ip(&["route", "add", &format!("{pod_on_veth}/32"), "dev", &veth]);
-    ip(&["route", "add", &format!("{behind_dummy}/32"), "dev", &dummy]);
+    ip(&["route", "add", &format!("{behind_ifb}/32"), "dev", &ifb_dev]);
     ip(&["route", "add", &format!("{behind_bridge}/32"), "dev", &bridge]);
 
     assert_eq!(route_interface(pod_on_veth), Ok(veth.clone()));
     assert_eq!(
-        route_interface(behind_dummy),
-        Err(NoPodRoute::NotAPodInterface { dev: dummy.clone(), kind: "dummy".into() })
+        route_interface(behind_ifb),
+        Err(NoPodRoute::NotAPodInterface { dev: ifb_dev.clone(), kind: "ifb".into() })
     );
     assert_eq!(
         route_interface(behind_bridge),
@@ -77,15 +77,12 @@ fn a_route_is_taken_only_to_a_pods_veth_needs_root() {
     );
 
     // The daemon's resolution: the veth pod is attached, the others are reported and left alone.
-    let (found, warnings) = resolve_interfaces(&[
-        endpoint(1, pod_on_veth),
-        endpoint(2, behind_dummy),
-        endpoint(3, behind_bridge),
-    ]);
+    let (found, warnings) =
+        resolve_interfaces(&[endpoint(1, pod_on_veth), endpoint(2, behind_ifb), endpoint(3, behind_bridge)]);
     assert_eq!(found.keys().copied().collect::<Vec<_>>(), vec![1], "{warnings:?}");
     assert_eq!(found[&1].0, veth);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].contains(&format!("leads to `{dummy}`")), "{warnings:?}");
+    assert!(warnings[0].contains(&format!("leads to `{ifb_dev}`")), "{warnings:?}");
     assert!(warnings[1].contains(&format!("leads to `{bridge}`")), "{warnings:?}");
     drop(links);
 }
