@@ -45,6 +45,26 @@ impl Dir {
         }
     }
 
+    fn netc_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("netc runs");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("netc ends");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     fn git(&self, args: &[&str]) {
         let status = Command::new("git")
             .args(args)
@@ -132,7 +152,7 @@ fn explain_errors_exit_2_with_did_you_mean() {
     );
     let ns = run("sohp/web-1", "shop/db-0:5432");
     expect(&ns, 2);
-    assert!(ns.stderr.contains("did you mean `shop`?"), "{}", ns.stderr);
+    assert!(ns.stderr.contains("did you mean `shop/web-1`?"), "{}", ns.stderr);
     let port = run("shop/web-1", "shop/db-0");
     expect(&port, 2);
     assert!(port.stderr.contains("has no port"), "{}", port.stderr);
@@ -143,7 +163,8 @@ fn explain_errors_exit_2_with_did_you_mean() {
     assert!(no_flow.stderr.contains("--from"), "{}", no_flow.stderr);
     d.write("bad.yaml", "kind: Pod\nmetadata: {name: p}\nstatus: {podIP: nope}\n");
     let inv = d.netc(&["explain", "shop.np", "--cluster", "bad.yaml", "--from", "a/b", "--to", "a/b:1"]);
-    expect(&inv, 2);
+    // A cluster that does not read is a problem of the input (exit 1), as for every command.
+    expect(&inv, 1);
     assert!(inv.stderr.contains("pod default/p"), "the object is named: {}", inv.stderr);
     d.write("broken.np", "web -> api:99999\n");
     let broken = d.netc(&[
@@ -167,6 +188,171 @@ fn explain_without_a_cluster_uses_one_synthesized_from_the_program() {
     expect(&run, 0);
     assert!(run.stdout.starts_with("shop/web -> shop/db on TCP/5432: DENIED"), "{}", run.stdout);
     assert!(run.stderr.contains("synthesized"), "{}", run.stderr);
+}
+
+#[test]
+fn explain_points_from_a_workload_name_to_its_pods() {
+    // Issue 9: synthesized pods are named after their `app` label, so the workload name
+    // (`storefront`) or a left-out namespace (`default/...`) is no pod: say which pods are meant.
+    let d = Dir::new();
+    d.write("p.np", "namespace shop {\n  workload storefront = {app=web}\n  storefront -> api:8080\n}\n");
+    let run = d.netc(&["explain", "p.np", "--from", "shop/storefront", "--to", "shop/api:8080"]);
+    expect(&run, 2);
+    assert!(
+        run.stderr.contains("namespace `shop` has no pod `storefront`; did you mean `shop/web`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("the pods of workload `storefront` (`app=web`)"), "{}", run.stderr);
+    let run = d.netc(&["explain", "p.np", "--from", "shop/web", "--to", "default/api:8080"]);
+    expect(&run, 2);
+    assert!(
+        run.stderr.contains("the cluster has no namespace `default`; did you mean `shop/api`?"),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---------- --cluster: several inputs, directories, standard input ----------
+
+/// [`CLUSTER`] in two parts (a directory of YAML and JSON), and a file describing `web-1` again
+/// with other labels and address.
+fn split_cluster(d: &Dir) {
+    d.write(
+        "parts/a-shop.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web}}\nstatus: {podIP: 10.0.0.1}\n",
+    );
+    d.write(
+        "parts/b-pods.json",
+        r#"{"apiVersion":"v1","kind":"List","items":[
+  {"apiVersion":"v1","kind":"Pod","metadata":{"name":"api-1","namespace":"shop","labels":{"app":"api"}},"status":{"podIP":"10.0.0.2"}},
+  {"apiVersion":"v1","kind":"Pod","metadata":{"name":"db-0","namespace":"shop","labels":{"app":"db"}},"status":{"podIP":"10.0.0.3"}},
+  {"apiVersion":"netc.dev/v1","kind":"ExternalAddress","metadata":{"name":"payments"},"address":"203.0.113.5"}]}"#,
+    );
+    d.write("parts/notes.txt", "not a cluster file: a directory is read for .yaml, .yml and .json only\n");
+    d.write(
+        "relabel.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: other}}\nstatus: {podIP: 10.0.0.9}\n",
+    );
+}
+
+#[test]
+fn a_cluster_in_several_files_means_the_same_as_in_one() {
+    let d = shop_dir();
+    split_cluster(&d);
+    let csv = |cluster: &[&str]| {
+        let mut args = vec!["matrix", "shop.np", "--format", "csv"];
+        args.extend_from_slice(cluster);
+        let run = d.netc(&args);
+        expect(&run, 0);
+        run
+    };
+    let whole = csv(&["--cluster", "cluster.yaml"]);
+    assert!(whole.stdout.contains("\nshop/web-1,shop/api-1,"), "{}", whole.stdout);
+    let commas = csv(&["--cluster", "parts/a-shop.yaml,parts/b-pods.json"]);
+    let repeated = csv(&["--cluster", "parts/a-shop.yaml", "--cluster", "parts/b-pods.json"]);
+    let directory = csv(&["--cluster", "parts"]);
+    for run in [&commas, &repeated, &directory] {
+        assert_eq!(run.stdout, whole.stdout, "{}", run.stderr);
+        assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    }
+    let stdin = d.netc_stdin(
+        &["matrix", "shop.np", "--format", "csv", "--cluster", "parts/a-shop.yaml,-"],
+        &std::fs::read_to_string(d.path().join("parts/b-pods.json")).expect("read"),
+    );
+    expect(&stdin, 0);
+    assert_eq!(stdin.stdout, whole.stdout, "{}", stdin.stderr);
+    // The same object twice: the later wins, with a warning naming both places.
+    let relabelled = csv(&["--cluster", "parts,relabel.yaml"]);
+    assert!(
+        relabelled.stderr.contains(
+            "warning: pod shop/web-1 is described twice (parts/a-shop.yaml: document 2, then relabel.yaml: \
+             document 1); the later description is used, as kubectl would"
+        ),
+        "{}",
+        relabelled.stderr
+    );
+    assert!(
+        !relabelled.stdout.contains("shop/web-1,shop/api-1,1"),
+        "web-1 is no web pod now: {}",
+        relabelled.stdout
+    );
+    // Errors name the file: an object that does not read, a directory with nothing to read.
+    d.write("bad/x.yml", "kind: Pod\nmetadata: {name: p}\nstatus: {podIP: nope}\n");
+    let bad = d.netc(&["matrix", "shop.np", "--cluster", "parts,bad"]);
+    expect(&bad, 1);
+    assert!(bad.stderr.contains("error: bad/x.yml: pod default/p: `nope`"), "{}", bad.stderr);
+    std::fs::create_dir_all(d.path().join("empty")).expect("mkdir");
+    let empty = d.netc(&["matrix", "shop.np", "--cluster", "empty"]);
+    expect(&empty, 2);
+    assert!(empty.stderr.contains("no .yaml, .yml or .json files"), "{}", empty.stderr);
+    // A directory is read as netc reads every directory: no link leading out of it.
+    std::fs::create_dir_all(d.path().join("linked")).expect("mkdir");
+    std::os::unix::fs::symlink("/etc/hostname", d.path().join("linked/host.yaml")).expect("symlink");
+    let linked = d.netc(&["matrix", "shop.np", "--cluster", "linked"]);
+    expect(&linked, 2);
+    assert!(linked.stderr.contains("is a symbolic link that leads outside"), "{}", linked.stderr);
+    let twice = d.netc_stdin(&["check", "-", "--cluster", "-"], SHOP);
+    expect(&twice, 2);
+    assert!(twice.stderr.contains("standard input is already read"), "{}", twice.stderr);
+}
+
+#[test]
+fn every_command_that_takes_a_cluster_takes_several_inputs() {
+    let d = shop_dir();
+    split_cluster(&d);
+    d.write(
+        "netpol.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: api, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n",
+    );
+    let cluster = "parts,relabel.yaml";
+    let commands: [&[&str]; 8] = [
+        &["check", "shop.np", "--cluster", cluster],
+        &["matrix", "shop.np", "--cluster", cluster],
+        &["explain", "shop.np", "--cluster", cluster, "--from", "shop/api-1", "--to", "shop/db-0:5432"],
+        &["diff", "shop.np", "shop.np", "--cluster", cluster],
+        &["graph", "shop.np", "--cluster", cluster],
+        &["report", "shop.np", "--cluster", cluster, "-o", "r.html"],
+        &["build", "--verify", "shop.np", "--cluster", cluster],
+        &["import", "--verify", "netpol.yaml", "--cluster", cluster],
+    ];
+    for args in commands {
+        let run = d.netc(args);
+        expect(&run, 0);
+        assert!(run.stderr.contains("pod shop/web-1 is described twice"), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn namespaces_missing_from_the_cluster_are_one_warning() {
+    // Issue 9: a cluster exported from one namespace (`kubectl get pods -n shop`) lacks the
+    // namespaces the program also uses; say so once, listing them, not once per selector.
+    let d = shop_dir();
+    d.write(
+        "wide.np",
+        "namespace shop {\n  web -> api:8080\n  db ingress guarded\n  api egress guarded\n  api -> db:5432, dns\n  egress api -> payments/gateway:443\n  {team=ops}/* -> api:9090\n}\n",
+    );
+    for command in ["check", "matrix"] {
+        let run = d.netc(&[command, "wide.np", "--cluster", "cluster.yaml"]);
+        expect(&run, 0);
+        assert_eq!(run.stderr.matches("warning: ").count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("warning: the cluster (cluster.yaml) lacks 3 namespaces the program uses"),
+            "{}",
+            run.stderr
+        );
+        for line in [
+            "  - namespace `kube-system` (first used at wide.np:5:3)",
+            "  - namespace `payments` (first used at wide.np:6:3)",
+            "  - a namespace labelled `team=ops` (first used at wide.np:7:3)",
+        ] {
+            assert!(run.stderr.contains(line), "{line}\n{}", run.stderr);
+        }
+    }
+    let strict = d.netc(&["check", "--deny-warnings", "wide.np", "--cluster", "cluster.yaml"]);
+    expect(&strict, 1);
+    assert!(strict.stderr.contains("warnings about the cluster are denied"), "{}", strict.stderr);
+    expect(&d.netc(&["check", "--deny-warnings", "shop.np", "--cluster", "cluster.yaml"]), 0);
 }
 
 // ---------- matrix ----------

@@ -131,82 +131,35 @@ impl Inventory {
     /// [`InventoryError`] naming the document or object that is malformed.
     #[cfg(feature = "yaml")]
     pub fn from_yaml(text: &str) -> Result<Inventory, InventoryError> {
-        let text = crate::yaml_bounds::strip_bom(text);
-        crate::yaml_bounds::check_nesting(text).map_err(|e| err("inventory", e.to_string()))?;
-        let mut docs = Vec::new();
-        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let doc = Value::deserialize(de)
-                .map_err(|e| err(format!("document {}", i + 1), format!("not valid YAML: {e}")))?;
-            docs.push(doc);
-        }
-        Inventory::from_documents(docs)
+        Inventory::from_documents(yaml_documents(text)?)
     }
 
-    /// Build an inventory from already-parsed documents.
+    /// Parse several inputs (`(name, text)`: files, standard input) as one cluster, in order, as
+    /// `kubectl apply -f a.yaml -f b.yaml` would: an object described again (same kind, namespace
+    /// and name) replaces the earlier description, and is listed in the second value so that the
+    /// caller can warn about it.
+    ///
+    /// # Errors
+    /// [`InventoryError`] whose object starts with the input's name (`b.yaml: pod shop/web-1`).
+    #[cfg(feature = "yaml")]
+    pub fn from_yaml_files(files: &[(String, String)]) -> Result<(Inventory, Vec<Replaced>), InventoryError> {
+        let mut all = Vec::new();
+        for (name, text) in files {
+            let in_file = |e: InventoryError| err(format!("{name}: {}", e.object), e.message);
+            let objects = collect_objects(yaml_documents(text).map_err(in_file)?).map_err(in_file)?;
+            all.extend(objects.into_iter().map(|(origin, object)| (format!("{name}: {origin}"), object)));
+        }
+        let mut replaced = Vec::new();
+        let inventory = assemble(all, Some(&mut replaced))?;
+        Ok((inventory, replaced))
+    }
+
+    /// Build an inventory from already-parsed documents; an object described twice is an error.
     ///
     /// # Errors
     /// [`InventoryError`] naming the object that is malformed.
     pub fn from_documents(docs: Vec<Value>) -> Result<Inventory, InventoryError> {
-        let mut inv = Inventory::default();
-        let mut seen_ns = BTreeSet::new();
-        let mut seen_pods = BTreeSet::new();
-        let mut queue: Vec<(String, Value)> =
-            docs.into_iter().enumerate().map(|(i, d)| (format!("document {}", i + 1), d)).rev().collect();
-        while let Some((origin, doc)) = queue.pop() {
-            if doc.is_null() {
-                continue;
-            }
-            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
-            match kind {
-                "List" | "NamespaceList" | "PodList" => {
-                    let items = doc
-                        .get("items")
-                        .and_then(Value::as_array)
-                        .ok_or_else(|| err(&origin, format!("a {kind} needs an `items` array")))?;
-                    for (i, item) in items.iter().enumerate().rev() {
-                        queue.push((format!("{origin}, item {}", i + 1), item.clone()));
-                    }
-                }
-                "Namespace" => {
-                    let ns = parse_namespace(&origin, &doc)?;
-                    if !seen_ns.insert(ns.name.clone()) {
-                        return Err(err(format!("namespace {}", ns.name), "is described twice"));
-                    }
-                    inv.namespaces.push(ns);
-                }
-                "Pod" => {
-                    let pod = parse_pod(&origin, &doc)?;
-                    if !seen_pods.insert((pod.namespace.clone(), pod.name.clone())) {
-                        return Err(err(format!("pod {}/{}", pod.namespace, pod.name), "is described twice"));
-                    }
-                    inv.pods.push(pod);
-                }
-                "ExternalAddress" => inv.externals.push(parse_external(&origin, &doc)?),
-                "" => {
-                    return Err(err(
-                        origin,
-                        "has no `kind`; expected Namespace, Pod, List or ExternalAddress",
-                    ));
-                }
-                // Other objects (Services, Deployments, ...) are common in `kubectl get all`
-                // output and carry nothing the evaluation needs.
-                _ => {}
-            }
-        }
-        for pod in &inv.pods {
-            if seen_ns.insert(pod.namespace.clone()) {
-                inv.implied_namespaces.push(pod.namespace.clone());
-                inv.namespaces.push(Namespace {
-                    name: pod.namespace.clone(),
-                    labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), pod.namespace.clone())]),
-                });
-            }
-        }
-        inv.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
-        inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        inv.externals.sort_by(|a, b| a.name.cmp(&b.name));
-        inv.implied_namespaces.sort();
-        Ok(inv)
+        assemble(collect_objects(docs)?, None)
     }
 
     /// The namespace called `name`.
@@ -223,6 +176,137 @@ impl Inventory {
             .ok()
             .map(|i| &self.pods[i])
     }
+}
+
+/// An object described again by a later document or input, which replaced the earlier
+/// description (see [`Inventory::from_yaml_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// `pod shop/web-1`, `namespace shop`, `external address payments`.
+    pub object: String,
+    /// Where it was described first: `a.yaml: document 2`.
+    pub first: String,
+    /// Where it was described again, the description used: `b.yaml: document 1, item 3`.
+    pub again: String,
+}
+
+/// The documents of a YAML (or JSON) text, bounded in nesting before parsing.
+#[cfg(feature = "yaml")]
+fn yaml_documents(text: &str) -> Result<Vec<Value>, InventoryError> {
+    let text = crate::yaml_bounds::strip_bom(text);
+    crate::yaml_bounds::check_nesting(text).map_err(|e| err("inventory", e.to_string()))?;
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let doc = Value::deserialize(de)
+            .map_err(|e| err(format!("document {}", i + 1), format!("not valid YAML: {e}")))?;
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// One object of an inventory, as read.
+enum Object {
+    Namespace(Namespace),
+    Pod(Pod),
+    External(ExternalAddress),
+}
+
+impl Object {
+    /// The kind and name that identify it (`pod shop/web-1`).
+    fn identity(&self) -> String {
+        match self {
+            Object::Namespace(ns) => format!("namespace {}", ns.name),
+            Object::Pod(pod) => format!("pod {}/{}", pod.namespace, pod.name),
+            Object::External(e) => format!("external address {}", e.name),
+        }
+    }
+}
+
+/// The objects of `docs`, lists unfolded, in order, each with where it was read (`document 2,
+/// item 3`).
+fn collect_objects(docs: Vec<Value>) -> Result<Vec<(String, Object)>, InventoryError> {
+    let mut objects = Vec::new();
+    let mut queue: Vec<(String, Value)> =
+        docs.into_iter().enumerate().map(|(i, d)| (format!("document {}", i + 1), d)).rev().collect();
+    while let Some((origin, doc)) = queue.pop() {
+        if doc.is_null() {
+            continue;
+        }
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        let object = match kind {
+            "List" | "NamespaceList" | "PodList" => {
+                let items = doc
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| err(&origin, format!("a {kind} needs an `items` array")))?;
+                for (i, item) in items.iter().enumerate().rev() {
+                    queue.push((format!("{origin}, item {}", i + 1), item.clone()));
+                }
+                continue;
+            }
+            "Namespace" => Object::Namespace(parse_namespace(&origin, &doc)?),
+            "Pod" => Object::Pod(parse_pod(&origin, &doc)?),
+            "ExternalAddress" => Object::External(parse_external(&origin, &doc)?),
+            "" => {
+                return Err(err(origin, "has no `kind`; expected Namespace, Pod, List or ExternalAddress"));
+            }
+            // Other objects (Services, Deployments, ...) are common in `kubectl get all`
+            // output and carry nothing the evaluation needs.
+            _ => continue,
+        };
+        objects.push((origin, object));
+    }
+    Ok(objects)
+}
+
+/// The inventory of `objects`. An object described twice is an error, or with `replaced`, the
+/// later description wins and the replacement is recorded there.
+fn assemble(
+    objects: Vec<(String, Object)>,
+    mut replaced: Option<&mut Vec<Replaced>>,
+) -> Result<Inventory, InventoryError> {
+    // Each identity's index in `kept`; a later description takes the slot of the earlier one.
+    let mut slot: BTreeMap<String, usize> = BTreeMap::new();
+    let mut kept: Vec<(String, Object)> = Vec::new();
+    for (origin, object) in objects {
+        let identity = object.identity();
+        match slot.get(&identity) {
+            None => {
+                slot.insert(identity, kept.len());
+                kept.push((origin, object));
+            }
+            Some(&i) => {
+                let Some(replaced) = replaced.as_deref_mut() else {
+                    return Err(err(identity, "is described twice"));
+                };
+                replaced.push(Replaced { object: identity, first: kept[i].0.clone(), again: origin.clone() });
+                kept[i] = (origin, object);
+            }
+        }
+    }
+    let mut inv = Inventory::default();
+    for (_, object) in kept {
+        match object {
+            Object::Namespace(ns) => inv.namespaces.push(ns),
+            Object::Pod(pod) => inv.pods.push(pod),
+            Object::External(e) => inv.externals.push(e),
+        }
+    }
+    let mut seen_ns: BTreeSet<String> = inv.namespaces.iter().map(|n| n.name.clone()).collect();
+    for pod in &inv.pods {
+        if seen_ns.insert(pod.namespace.clone()) {
+            inv.implied_namespaces.push(pod.namespace.clone());
+            inv.namespaces.push(Namespace {
+                name: pod.namespace.clone(),
+                labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), pod.namespace.clone())]),
+            });
+        }
+    }
+    inv.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+    inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.externals.sort_by(|a, b| a.name.cmp(&b.name));
+    inv.implied_namespaces.sort();
+    Ok(inv)
 }
 
 fn metadata<'a>(origin: &str, doc: &'a Value, kind: &str) -> Result<(&'a Value, String), InventoryError> {
@@ -381,6 +465,41 @@ mod tests {
         assert_eq!(web.ports, vec![NamedPort { name: "http".into(), port: 8080, protocol: Protocol::Tcp }]);
         assert_eq!(web.host_interface.as_deref(), Some("veth1"));
         assert_eq!(inv.externals[0].address, "203.0.113.1".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[cfg(feature = "yaml")]
+    #[test]
+    fn several_inputs_make_one_cluster_and_the_last_description_wins() {
+        let files = [
+            (
+                "a.yaml".to_owned(),
+                "kind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web}}\nstatus: {podIP: 10.0.0.1}\n"
+                    .to_owned(),
+            ),
+            (
+                "b.json".to_owned(),
+                r#"{"kind":"List","items":[{"kind":"Namespace","metadata":{"name":"shop","labels":{"team":"x"}}},
+                   {"kind":"Pod","metadata":{"name":"web-1","namespace":"shop","labels":{"app":"new"}},"status":{"podIP":"10.0.0.9"}}]}"#
+                    .to_owned(),
+            ),
+        ];
+        let (inv, replaced) = Inventory::from_yaml_files(&files).expect("valid inputs");
+        assert_eq!(inv.pods.len(), 1);
+        assert_eq!(inv.pods[0].labels.get("app").map(String::as_str), Some("new"));
+        assert!(inv.implied_namespaces.is_empty(), "the namespace is described by b.json");
+        assert_eq!(
+            replaced,
+            [Replaced {
+                object: "pod shop/web-1".into(),
+                first: "a.yaml: document 1".into(),
+                again: "b.json: document 1, item 2".into()
+            }]
+        );
+        // One input alone still refuses a second description, and errors name the input.
+        assert!(Inventory::from_yaml(&format!("{}---\n{}", files[0].1, files[0].1)).is_err());
+        let bad = [("c.yaml".to_owned(), "kind: Pod\nmetadata: {namespace: x}\n".to_owned())];
+        let e = Inventory::from_yaml_files(&bad).expect_err("no name");
+        assert_eq!(e.to_string(), "c.yaml: document 1: Pod has no `metadata.name`");
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum ExplainError {
         namespace: String,
         /// The pod asked for.
         pod: String,
+        /// What the name means as a workload, in words, when pods of the namespace are that
+        /// workload (they come first among the suggestions).
+        workload: Option<String>,
         /// Close names: `ns/pod` of pods that exist.
         suggestions: Vec<String>,
     },
@@ -107,9 +110,17 @@ impl fmt::Display for ExplainError {
                 write!(f, "the cluster has no namespace `{namespace}`")?;
                 did_you_mean(f, suggestions)
             }
-            ExplainError::UnknownPod { namespace, pod, suggestions } => {
+            ExplainError::UnknownPod { namespace, pod, workload, suggestions } => {
                 write!(f, "namespace `{namespace}` has no pod `{pod}`")?;
-                did_you_mean(f, suggestions)
+                did_you_mean(f, suggestions)?;
+                match workload {
+                    Some(words) => write!(
+                        f,
+                        " (`{pod}` as a workload is {words}: pods are named by their controller, or in a \
+                         cluster synthesized from the program after their `app` label)"
+                    ),
+                    None => Ok(()),
+                }
             }
             ExplainError::UnknownEndpoint { text, suggestions } => {
                 write!(
@@ -182,6 +193,7 @@ struct Resolved<'a> {
 }
 
 fn resolve<'a>(
+    ir: &Ir,
     inventory: &'a Inventory,
     text: &str,
     notes: &mut Vec<String>,
@@ -229,33 +241,89 @@ fn resolve<'a>(
             .map(|n| n.name.as_str())
             .chain(inventory.pods.iter().map(|p| p.namespace.as_str()))
             .collect();
-        return Err(ExplainError::UnknownNamespace {
-            namespace: namespace.to_owned(),
-            suggestions: close_to(namespace, names),
-        });
+        // A close namespace, with the pod when it has one of that name (`shop/web-1` for
+        // `sohp/web-1`); then `default/catalog` for a pod `catalog` (or the pods of a workload
+        // `catalog`) of another namespace.
+        let mut suggestions: Vec<String> = close_to(namespace, names)
+            .into_iter()
+            .map(|ns| if inventory.pod(&ns, name).is_some() { format!("{ns}/{name}") } else { ns })
+            .collect();
+        suggestions.extend(pods_elsewhere(ir, inventory, namespace, name));
+        let mut seen = std::collections::BTreeSet::new();
+        suggestions.retain(|s| seen.insert(s.clone()));
+        suggestions.truncate(SUGGESTIONS);
+        return Err(ExplainError::UnknownNamespace { namespace: namespace.to_owned(), suggestions });
     }
     match inventory.pod(namespace, name) {
         Some(pod) => Ok(Resolved { endpoint: Endpoint::Pod(pod), address: None }),
         None => {
+            // The pods the name means as a workload come first: a synthesized cluster names its
+            // pods after their `app` label, a real one after the controller and a hash.
+            let (workload, mut suggestions) = pods_of_workload(ir, inventory, namespace, name);
             let local: Vec<&str> =
                 inventory.pods.iter().filter(|p| p.namespace == namespace).map(|p| p.name.as_str()).collect();
-            let mut suggestions: Vec<String> =
-                close_to(name, local).into_iter().map(|p| format!("{namespace}/{p}")).collect();
+            suggestions.extend(close_to(name, local).into_iter().map(|p| format!("{namespace}/{p}")));
             // The same pod name in another namespace is a likely slip too.
-            suggestions.extend(
-                inventory
-                    .pods
-                    .iter()
-                    .filter(|p| p.name == name && p.namespace != namespace)
-                    .map(|p| format!("{}/{}", p.namespace, p.name)),
-            );
+            suggestions.extend(pods_elsewhere(ir, inventory, namespace, name));
+            let mut seen = std::collections::BTreeSet::new();
+            suggestions.retain(|s| seen.insert(s.clone()));
+            suggestions.truncate(SUGGESTIONS);
             Err(ExplainError::UnknownPod {
                 namespace: namespace.to_owned(),
                 pod: name.to_owned(),
+                workload,
                 suggestions,
             })
         }
     }
+}
+
+/// How many names an unknown end's "did you mean" lists at most.
+const SUGGESTIONS: usize = 5;
+
+/// The pods of `namespace` that `name` means as a workload of the program (its declared selector,
+/// else the label `app=<name>`), as `ns/pod`; and the workload's selector in words when there are
+/// such pods.
+fn pods_of_workload(
+    ir: &Ir,
+    inventory: &Inventory,
+    namespace: &str,
+    name: &str,
+) -> (Option<String>, Vec<String>) {
+    let declared = ir.workloads.iter().find(|w| w.namespace == namespace && w.name == name);
+    let app = netc_ir::LabelSelector::labels([("app", name)]);
+    let selector = declared.map_or(&app, |w| &w.selector);
+    let pods: Vec<String> = inventory
+        .pods
+        .iter()
+        .filter(|p| p.namespace == namespace && selector.matches(&p.labels))
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    let words = if pods.is_empty() {
+        None
+    } else if declared.is_some() {
+        Some(format!("the pods of workload `{name}` (`{selector}`)"))
+    } else {
+        Some(format!("the pods labelled `{selector}`"))
+    };
+    (words, pods)
+}
+
+/// Pods of namespaces other than `namespace` named `name`, or that `name` means as a workload
+/// there, as `ns/pod`.
+fn pods_elsewhere(ir: &Ir, inventory: &Inventory, namespace: &str, name: &str) -> Vec<String> {
+    let mut found: Vec<String> = inventory
+        .pods
+        .iter()
+        .filter(|p| p.name == name && p.namespace != namespace)
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    for w in ir.workloads.iter().filter(|w| w.name == name && w.namespace != namespace) {
+        found.extend(pods_of_workload(ir, inventory, &w.namespace, name).1);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|s| seen.insert(s.clone()));
+    found
 }
 
 /// `dst:port[/proto]` split into the endpoint, the port text and the protocol (if given).
@@ -352,9 +420,9 @@ pub fn explain(
     to: &str,
 ) -> Result<Explanation, ExplainError> {
     let mut notes = Vec::new();
-    let src = resolve(inventory, from, &mut notes)?;
+    let src = resolve(ir, inventory, from, &mut notes)?;
     let (dst_text, port_text, protocol) = split_destination(to)?;
-    let dst = resolve(inventory, dst_text, &mut notes)?;
+    let dst = resolve(ir, inventory, dst_text, &mut notes)?;
     let (port, protocol) = match port_text.parse::<u16>() {
         Ok(0) => return Err(ExplainError::BadPort { text: port_text.to_owned() }),
         Ok(n) => (n, protocol.unwrap_or(Protocol::Tcp)),
@@ -939,6 +1007,10 @@ mod tests {
         );
         assert_eq!(
             err("shpo/web-1", "shop/db-0:1"),
+            "the cluster has no namespace `shpo`; did you mean `shop/web-1`?"
+        );
+        assert_eq!(
+            err("shpo/web-9", "shop/db-0:1"),
             "the cluster has no namespace `shpo`; did you mean `shop`?"
         );
         assert_eq!(
@@ -953,5 +1025,41 @@ mod tests {
         assert!(err("shop/web-1", "payments:http").contains("no named ports"));
         assert!(err("shop/web-1", "fd00::1").contains("[ADDR]:PORT"));
         assert!(explain(&sources, &ir, &inv, "shop/web-1", "[fd00::1]:443").is_ok());
+    }
+
+    #[test]
+    fn a_workload_name_given_as_a_pod_gets_the_pods_it_means() {
+        // Issue 9: pods are not named after workloads (a synthesized cluster names them after
+        // their `app` label), so `--from shop/frontend` must point at the frontend's pods.
+        let sources = vec![SourceFile::new(
+            "shop.np",
+            "namespace shop {\n  workload frontend = {app=web}\n  frontend -> api:8080\n}\n",
+        )];
+        let ir = crate::compile(&sources).ir.expect("compiles");
+        let inv = cluster();
+        let err =
+            |from: &str, to: &str| explain(&sources, &ir, &inv, from, to).expect_err("an error").to_string();
+        assert_eq!(
+            err("shop/frontend", "shop/api-1:8080"),
+            "namespace `shop` has no pod `frontend`; did you mean `shop/web-1`? (`frontend` as a workload is \
+             the pods of workload `frontend` (`app=web`): pods are named by their controller, or in a cluster \
+             synthesized from the program after their `app` label)"
+        );
+        // An undeclared name means `app=<name>`; the destination gets the same help.
+        assert!(
+            err("shop/web-1", "shop/db:5432")
+                .starts_with("namespace `shop` has no pod `db`; did you mean `shop/db-0`?"),
+            "{}",
+            err("shop/web-1", "shop/db:5432")
+        );
+        // The namespace left out (`default`): the pod or workload of that name elsewhere.
+        assert_eq!(
+            err("default/web-1", "shop/api-1:8080"),
+            "the cluster has no namespace `default`; did you mean `shop/web-1`?"
+        );
+        assert_eq!(
+            err("shop/web-1", "default/frontend:8080"),
+            "the cluster has no namespace `default`; did you mean `shop/web-1`?"
+        );
     }
 }

@@ -8,9 +8,7 @@ use std::process::Command;
 use clap::{Args, ValueEnum};
 use netc::SourceFile;
 use netc::analysis::diff::diff as connectivity_diff;
-use netc::analysis::empty_selectors;
 use netc::analysis::explain::explain as explain_flow;
-use netc::analysis::ip_blocks::{blocks_covering_pods, render_warnings};
 use netc::analysis::matrix::{Matrix, Probe};
 use netc::analysis::synth::synthesize;
 use netc::analysis::table::render_table;
@@ -18,6 +16,7 @@ use netc::analysis::verify::{Verification, verify as verify_yaml};
 use netc::diagnostics;
 use netc_ir::{Inventory, Ir, Protocol};
 
+use crate::cluster::{self, ClusterArgs};
 use crate::{DiagnosticArgs, Failure, input, output, stream_stdout, write_stdout};
 
 pub const EXPLAIN_EXAMPLES: &str = "\
@@ -46,10 +45,8 @@ pub struct ExplainArgs {
     /// A diagnostic code (E0202), or the source files of the flow to explain.
     #[arg(required = true, value_name = "CODE|FILE")]
     items: Vec<String>,
-    /// The cluster (`kubectl get ns,pods -A -o yaml`, plus ExternalAddress objects); without it,
-    /// a cluster synthesized from the program (one pod per workload, see docs/analysis.md).
-    #[arg(long, value_name = "INV")]
-    cluster: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Who opens the connection: NS/POD, an IP address, or an ExternalAddress name.
     #[arg(long, value_name = "NS/POD|ADDRESS")]
     from: Option<String>,
@@ -66,9 +63,8 @@ pub struct MatrixArgs {
     /// Source files, compiled together in this order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The cluster; without it, a cluster synthesized from the program.
-    #[arg(long, value_name = "INV")]
-    cluster: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// How to print the matrix.
     #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
     format: MatrixFormat,
@@ -101,9 +97,8 @@ pub struct DiffArgs {
     old: String,
     /// The program after, in the same forms.
     new: String,
-    /// The cluster; without it, one synthesized from both programs.
-    #[arg(long, value_name = "INV")]
-    cluster: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// `text` for a terminal; `markdown` for a pull-request comment (a table of the connectivity
     /// added and removed, with the source lines responsible).
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
@@ -119,31 +114,23 @@ pub enum DiffFormat {
     Markdown,
 }
 
-/// Read a cluster inventory; a bad one is an error naming the object.
-fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text =
-        input::read_text(path).map_err(|e| Failure::Io(format!("{}: {}", path.display(), e.message())))?;
-    Inventory::from_yaml(&text).map_err(|e| Failure::Io(format!("{}: {e}", path.display())))
+/// Whether a source is read from standard input.
+pub fn reads_stdin(files: &[PathBuf]) -> bool {
+    files.iter().any(|f| f == Path::new("-"))
 }
 
-/// The given cluster (with the ipBlock-covers-pods warnings on stderr), or one synthesized from
-/// `ir` (no warnings: its pod addresses avoid every block).
-fn cluster_for(path: Option<&Path>, irs: &[&Ir], sources: &[SourceFile]) -> Result<Inventory, Failure> {
-    match path {
-        Some(path) => {
-            let inventory = read_inventory(path)?;
-            for ns in &inventory.implied_namespaces {
-                eprintln!(
-                    "warning: {}: namespace `{ns}` has pods but is not described; it is taken to carry only its name label",
-                    path.display()
-                );
-            }
-            for ir in irs {
-                eprint!("{}", render_warnings(&blocks_covering_pods(ir, &inventory), ir, sources));
-                let empty = empty_selectors::selectors_matching_nothing(ir, &inventory);
-                eprint!("{}", empty_selectors::render_warnings(&empty, sources));
-            }
-            Ok(inventory)
+/// The given cluster (with its warnings on stderr: see `cluster::warn`), or one synthesized from
+/// `irs` (no warnings: its pods are what the program names, at addresses no block covers).
+fn cluster_for(
+    paths: &[PathBuf],
+    stdin_taken: bool,
+    irs: &[&Ir],
+    sources: &[SourceFile],
+) -> Result<Inventory, Failure> {
+    match cluster::read(paths, stdin_taken)? {
+        Some(given) => {
+            cluster::warn(&given, irs, sources);
+            Ok(given.inventory)
         }
         None => Ok(synthesize(irs)),
     }
@@ -154,7 +141,7 @@ fn looks_like_code(s: &str) -> bool {
 }
 
 pub fn explain(args: &ExplainArgs, colour: bool) -> Result<(), Failure> {
-    if args.from.is_none() && args.to.is_none() && args.cluster.is_none() {
+    if args.from.is_none() && args.to.is_none() && !args.cluster.given() {
         return match args.items.as_slice() {
             [code] if looks_like_code(code) || !Path::new(code).exists() => crate::explain(code),
             _ => Err(Failure::Io(
@@ -169,8 +156,8 @@ pub fn explain(args: &ExplainArgs, colour: bool) -> Result<(), Failure> {
     };
     let files: Vec<PathBuf> = args.items.iter().map(PathBuf::from).collect();
     let (sources, ir) = crate::compile(&files, &args.diagnostics, colour)?;
-    let inventory = cluster_for(args.cluster.as_deref(), &[&ir], &sources)?;
-    if args.cluster.is_none() {
+    let inventory = cluster_for(&args.cluster.paths, reads_stdin(&files), &[&ir], &sources)?;
+    if !args.cluster.given() {
         eprintln!(
             "note: no --cluster: explaining on a cluster synthesized from the program ({} pods; `netc matrix` lists them)",
             inventory.pods.len()
@@ -216,8 +203,8 @@ fn parse_ports(text: &str) -> Result<Vec<Probe>, Failure> {
 pub fn matrix(args: &MatrixArgs, colour: bool) -> Result<(), Failure> {
     let probes = args.ports.as_deref().map(parse_ports).transpose()?;
     let (sources, ir) = crate::compile(&args.files, &args.diagnostics, colour)?;
-    let inventory = cluster_for(args.cluster.as_deref(), &[&ir], &sources)?;
-    if args.cluster.is_none() {
+    let inventory = cluster_for(&args.cluster.paths, reads_stdin(&args.files), &[&ir], &sources)?;
+    if !args.cluster.given() {
         eprintln!(
             "note: no --cluster: the matrix of a cluster synthesized from the program (one pod per workload)"
         );
@@ -346,8 +333,12 @@ pub fn diff(args: &DiffArgs, colour: bool) -> Result<(), Failure> {
     let (new_sources, new) = compile_side("NEW", &args.new, colour)?;
     let mut sources = old_sources;
     sources.extend(new_sources);
-    let inventory = match &args.cluster {
-        Some(path) => cluster_for(Some(path), &[&new], &sources)?,
+    let stdin_taken = args.old == "-" || args.new == "-";
+    let inventory = match cluster::read(&args.cluster.paths, stdin_taken)? {
+        Some(given) => {
+            cluster::warn(&given, &[&new], &sources);
+            given.inventory
+        }
         None => {
             let inventory = synthesize(&[&old, &new]);
             eprintln!(
@@ -370,8 +361,14 @@ pub fn diff(args: &DiffArgs, colour: bool) -> Result<(), Failure> {
 /// `netc build --verify`: judge the YAML `build` is about to write against the IR; print the
 /// first differing flow and fail (exit 1) on any difference. `to_dir`: the YAML goes to an output
 /// directory (one document per file) rather than one stream.
-pub fn verify(ir: &Ir, sources: &[SourceFile], cluster: Option<&Path>, to_dir: bool) -> Result<(), Failure> {
-    let inventory = cluster_for(cluster, &[ir], sources)?;
+pub fn verify(
+    ir: &Ir,
+    sources: &[SourceFile],
+    cluster: &[PathBuf],
+    stdin_taken: bool,
+    to_dir: bool,
+) -> Result<(), Failure> {
+    let inventory = cluster_for(cluster, stdin_taken, &[ir], sources)?;
     let policies = netc::codegen::network_policies(ir);
     let documents: Vec<String> = if to_dir {
         output::yaml_files(&policies, &ir.sources)
@@ -383,7 +380,7 @@ pub fn verify(ir: &Ir, sources: &[SourceFile], cluster: Option<&Path>, to_dir: b
         vec![netc::yaml::render_stream(&policies, &ir.sources)]
     };
     let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
-    let on = if cluster.is_some() { "the given cluster" } else { "a cluster synthesized from the program" };
+    let on = if !cluster.is_empty() { "the given cluster" } else { "a cluster synthesized from the program" };
     match verify_yaml(ir, &texts, &inventory) {
         Ok(Verification::Agree { flows, endpoints, probes }) => {
             eprintln!(

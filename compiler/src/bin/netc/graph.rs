@@ -1,13 +1,12 @@
 //! `netc graph`: who may talk to whom, as Graphviz DOT or Mermaid.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use netc::analysis::matrix::Matrix;
 use netc::graph::{ExternalNames, Graph};
-use netc_ir::Inventory;
 
-use crate::{DiagnosticArgs, Failure, input, output, write_stdout};
+use crate::{DiagnosticArgs, Failure, cluster, output, write_stdout};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -22,10 +21,11 @@ pub struct GraphArgs {
     /// Source files, compiled together in this order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// A cluster (`kubectl get ns,pods -A -o yaml`, YAML or JSON): draw its pods, grouped by
-    /// workload, and the flows allowed between them.
-    #[arg(long, value_name = "INV")]
-    cluster: Option<PathBuf>,
+    /// A cluster (`kubectl get ns,pods -A -o yaml`, YAML or JSON; files, directories or -,
+    /// repeated or separated by commas): draw its pods, grouped by workload, and the flows
+    /// allowed between them.
+    #[arg(long, value_name = "INV", value_delimiter = ',')]
+    cluster: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,
@@ -44,30 +44,13 @@ enum GraphFormat {
     Mermaid,
 }
 
-/// Read a cluster inventory; a bad one is an input error naming the object.
-pub fn read_inventory(path: &Path) -> Result<Inventory, Failure> {
-    let text = match input::read_text(path) {
-        Ok(text) => text,
-        Err(input::ReadError::Io(e)) => {
-            return Err(Failure::Io(format!("cannot read {}: {e}", path.display())));
-        }
-        Err(e) => {
-            eprintln!("error: {}: {}", path.display(), e.message());
-            return Err(Failure::Input);
-        }
-    };
-    Inventory::from_yaml(&text).map_err(|e| {
-        eprintln!("error: {}: {e}", path.display());
-        Failure::Input
-    })
-}
-
 pub fn run(args: &GraphArgs, colour: bool) -> Result<(), Failure> {
     let (sources, ir) = crate::compile(&args.files, &args.diagnostics, colour)?;
-    let graph = match &args.cluster {
+    let graph = match cluster::read(&args.cluster, crate::analyze::reads_stdin(&args.files))? {
         None => Graph::from_ir(&ir, &ExternalNames::from_sources(&sources)),
-        Some(path) => {
-            let inventory = read_inventory(path)?;
+        Some(given) => {
+            cluster::warn(&given, &[&ir], &sources);
+            let inventory = given.inventory;
             let matrix = Matrix::compute(&ir, &inventory, &Matrix::default_probes(&ir, &inventory));
             Graph::from_cluster(&ir, &inventory, &matrix)
         }

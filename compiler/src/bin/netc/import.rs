@@ -7,7 +7,8 @@ use netc::SourceFile;
 use netc::analysis::synth::synthesize;
 use netc::analysis::verify::{Verification, verify};
 
-use crate::{Failure, graph, input, output, write_stdout};
+use crate::cluster::{self, Cluster};
+use crate::{Failure, input, output, write_stdout};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -45,9 +46,10 @@ pub struct ImportArgs {
     /// YAML and with the IR evaluator on the source; write nothing if they differ.
     #[arg(long)]
     verify: bool,
-    /// The cluster for --verify (`kubectl get ns,pods -A -o yaml`).
-    #[arg(long, value_name = "INV", requires = "verify")]
-    cluster: Option<PathBuf>,
+    /// The cluster for --verify (`kubectl get ns,pods -A -o yaml`): files, directories or -;
+    /// repeat the option or separate with commas.
+    #[arg(long, value_name = "INV", requires = "verify", value_delimiter = ',')]
+    cluster: Vec<PathBuf>,
     /// `source` (netc source) or `ir` (the objects one to one as IR JSON, for netcd).
     #[arg(long, value_enum, default_value = "source")]
     emit: ImportEmit,
@@ -112,7 +114,7 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
             }
         };
         if args.verify {
-            verify_ir(&ir, &texts, args.cluster.as_deref())?;
+            verify_ir(&ir, &texts, given_cluster(args)?)?;
         }
         let json = ir.to_json();
         return match &args.output {
@@ -148,7 +150,7 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     );
     let source = if source.is_empty() { header } else { format!("{header}{source}") };
     if args.verify {
-        verify_import(&source, &texts, args.cluster.as_deref())?;
+        verify_import(&source, &texts, given_cluster(args)?)?;
     }
     match &args.output {
         None => write_stdout(&source),
@@ -156,11 +158,16 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
     }
 }
 
+/// The cluster `--cluster` names, read (standard input may hold the YAML already).
+fn given_cluster(args: &ImportArgs) -> Result<Option<Cluster>, Failure> {
+    cluster::read(&args.cluster, args.files.iter().any(|f| f == Path::new("-")))
+}
+
 /// `--emit ir --verify`: the lowered IR judged by the IR evaluator against the YAML judged by
 /// the NetworkPolicy evaluator, on every flow of the cluster.
-fn verify_ir(ir: &netc_ir::Ir, texts: &[(String, String)], cluster: Option<&Path>) -> Result<(), Failure> {
+fn verify_ir(ir: &netc_ir::Ir, texts: &[(String, String)], cluster: Option<Cluster>) -> Result<(), Failure> {
     let inventory = match cluster {
-        Some(path) => graph::read_inventory(path)?,
+        Some(given) => given.inventory,
         None => synthesize(&[ir]),
     };
     let documents: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
@@ -184,18 +191,18 @@ fn verify_ir(ir: &netc_ir::Ir, texts: &[(String, String)], cluster: Option<&Path
 
 /// Judge every flow of the cluster both ways: the original YAML with the NetworkPolicy
 /// evaluator, the imported source with the IR evaluator.
-fn verify_import(source: &str, texts: &[(String, String)], cluster: Option<&Path>) -> Result<(), Failure> {
+fn verify_import(source: &str, texts: &[(String, String)], cluster: Option<Cluster>) -> Result<(), Failure> {
     let out = netc::compile(&[SourceFile::new("imported.np", source)]);
     let Some(ir) = out.ir else {
         eprintln!("error: --verify: the imported source does not compile; this is a bug in netc import");
         return Err(Failure::Input);
     };
+    let on = if cluster.is_some() { "the given cluster" } else { "a cluster synthesized from the source" };
     let inventory = match cluster {
-        Some(path) => graph::read_inventory(path)?,
+        Some(given) => given.inventory,
         None => synthesize(&[&ir]),
     };
     let documents: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
-    let on = if cluster.is_some() { "the given cluster" } else { "a cluster synthesized from the source" };
     match verify(&ir, &documents, &inventory) {
         Ok(Verification::Agree { flows, endpoints, probes }) => {
             let ports = if probes == 1 { "port" } else { "ports" };

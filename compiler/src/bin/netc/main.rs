@@ -4,6 +4,7 @@
 //! 2 usage or IO errors.
 
 mod analyze;
+mod cluster;
 mod graph;
 mod import;
 mod input;
@@ -117,9 +118,10 @@ struct BuildArgs {
     /// first; write nothing (exit 1) if they differ on any flow.
     #[arg(long)]
     verify: bool,
-    /// The cluster for --verify (default: one synthesized from the program).
-    #[arg(long, value_name = "INV", requires = "verify")]
-    cluster: Option<PathBuf>,
+    /// The cluster for --verify (default: one synthesized from the program): files, directories
+    /// (their .yaml/.yml/.json files) or - for standard input; repeat or separate with commas.
+    #[arg(long, value_name = "INV", requires = "verify", value_delimiter = ',')]
+    cluster: Vec<PathBuf>,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
@@ -129,6 +131,11 @@ struct CheckArgs {
     /// Source files, checked together in this order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Also check the program against a cluster: namespaces it uses that the cluster lacks,
+    /// selectors matching none of its pods, address blocks covering its pods (warnings; with
+    /// --deny-warnings they fail the check).
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
@@ -339,7 +346,7 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
     let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
     if args.verify {
         let to_dir = args.output.is_some() && args.emit == Emit::Yaml;
-        analyze::verify(&ir, &sources, args.cluster.as_deref(), to_dir)?;
+        analyze::verify(&ir, &sources, &args.cluster, analyze::reads_stdin(&args.files), to_dir)?;
     }
     match args.emit {
         Emit::Ir | Emit::Configmap => {
@@ -381,7 +388,16 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
 }
 
 fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
-    compile(&args.files, &args.diagnostics, colour).map(|_| ())
+    let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
+    let Some(given) = cluster::read(&args.cluster.paths, analyze::reads_stdin(&args.files))? else {
+        return Ok(());
+    };
+    let warnings = cluster::warn(&given, &[&ir], &sources);
+    if args.diagnostics.deny_warnings && warnings > 0 {
+        eprintln!("error: warnings about the cluster are denied (--deny-warnings)");
+        return Err(Failure::Input);
+    }
+    Ok(())
 }
 
 fn fmt(args: &FmtArgs, colour: bool) -> Result<(), Failure> {

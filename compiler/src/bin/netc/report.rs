@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use netc::report::ReportInput;
 
-use crate::{DiagnosticArgs, Failure, output};
+use crate::{DiagnosticArgs, Failure, cluster, output};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -18,9 +18,10 @@ pub struct ReportArgs {
     /// Source files, compiled together in this order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// A cluster (`kubectl get ns,pods -A -o yaml`, YAML or JSON) to show the effect on.
-    #[arg(long, value_name = "INV")]
-    cluster: Option<PathBuf>,
+    /// A cluster (`kubectl get ns,pods -A -o yaml`, YAML or JSON; files, directories or -,
+    /// repeated or separated by commas) to show the effect on.
+    #[arg(long, value_name = "INV", value_delimiter = ',')]
+    cluster: Vec<PathBuf>,
     /// The HTML file to write (atomically).
     #[arg(short, long, required = true)]
     output: PathBuf,
@@ -34,9 +35,11 @@ pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
     // Warnings are printed as usual, and shown in the page too.
     crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour)?;
     let ir = compiled.ir.as_ref().ok_or(Failure::Input)?;
-    let inventory = args.cluster.as_deref().map(crate::graph::read_inventory).transpose()?;
-    let cluster_name = args.cluster.as_ref().map(|p| p.display().to_string());
-    let cluster = cluster_name.as_deref().zip(inventory.as_ref());
+    let given = cluster::read(&args.cluster, crate::analyze::reads_stdin(&args.files))?;
+    if let Some(given) = &given {
+        cluster::warn(given, &[ir], &sources);
+    }
+    let cluster = given.as_ref().map(|g| (g.name.as_str(), &g.inventory));
     let input = ReportInput { sources: &sources, ir, diagnostics: &compiled.diagnostics, cluster };
     let html = netc::report::render(&input).map_err(|e| Failure::Io(e.to_string()))?;
     output::write_atomic(&args.output, html.as_bytes())?;
