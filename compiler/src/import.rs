@@ -67,6 +67,9 @@ use crate::check::{self, DEFAULT_NAMESPACE};
 use crate::codegen::INTENT_ANNOTATION;
 use crate::{SourceFile, fmt as netc_fmt, syntax};
 
+mod minimize;
+use minimize::minimize;
+
 /// Why a NetworkPolicy set could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportError {
@@ -298,6 +301,9 @@ struct Entity {
     doors: [Option<Vec<Atom>>; 2],
     /// Per direction: the policies that guard that door.
     door_origins: [BTreeSet<usize>; 2],
+    /// Per direction: where each (peer, port) stands in the door, so that merging the atoms of
+    /// many rules and policies costs one lookup each.
+    atom_at: [HashMap<(PeerC, PortC), usize>; 2],
 }
 
 /// One input policy, for doc comments.
@@ -335,6 +341,7 @@ impl Model {
             model.read_policy(i, p)?;
         }
         for e in &mut model.entities {
+            e.atom_at = Default::default();
             for door in e.doors.iter_mut().flatten() {
                 minimize(door);
             }
@@ -433,10 +440,14 @@ impl Model {
             }
             e.door_origins[d].insert(index);
             let door = e.doors[d].get_or_insert_with(Vec::new);
+            let at = &mut e.atom_at[d];
             for a in std::mem::take(&mut atoms[d]) {
-                match door.iter_mut().find(|x| x.peer == a.peer && x.port == a.port) {
-                    Some(x) => x.origins.extend(a.origins),
-                    None => door.push(a),
+                match at.get(&(a.peer.clone(), a.port.clone())) {
+                    Some(&x) => door[x].origins.extend(a.origins),
+                    None => {
+                        at.insert((a.peer.clone(), a.port.clone()), door.len());
+                        door.push(a);
+                    }
                 }
             }
         }
@@ -454,6 +465,7 @@ impl Model {
                     sel: sel.clone(),
                     doors: [None, None],
                     door_origins: [BTreeSet::new(), BTreeSet::new()],
+                    atom_at: [HashMap::new(), HashMap::new()],
                 });
                 self.index.insert(key, i);
                 i
@@ -568,31 +580,6 @@ fn port_contains(wide: &PortC, narrow: &PortC) -> bool {
                 (Some(PortValue::Name(a)), Some(PortValue::Name(b))) => a == b,
                 _ => false,
             }
-        }
-    }
-}
-
-/// Drop the atoms that a wider atom of the same door already lets through (the union stays the
-/// same), handing their origins to it.
-fn minimize(door: &mut Vec<Atom>) {
-    let mut i = 0;
-    while i < door.len() {
-        let container = (0..door.len()).find(|&j| {
-            j != i
-                && peer_contains(&door[j].peer, &door[i].peer)
-                && port_contains(&door[j].port, &door[i].port)
-                && (!(peer_contains(&door[i].peer, &door[j].peer)
-                    && port_contains(&door[i].port, &door[j].port))
-                    || j < i)
-        });
-        match container {
-            Some(j) => {
-                let gone = door.remove(i);
-                let j = if j > i { j - 1 } else { j };
-                door[j].origins.extend(gone.origins);
-                i = 0;
-            }
-            None => i += 1,
         }
     }
 }
