@@ -200,6 +200,58 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
     }
 }
 
+/// Warnings about the bidirectional formatting characters of file `file` (W0001): one per run,
+/// the first [`crate::syntax::BIDI_REPORTED`] of `total` runs.
+#[must_use]
+pub fn from_bidi(file: usize, runs: &[crate::syntax::BidiControl], total: usize) -> Vec<Diagnostic> {
+    use crate::syntax::{BidiPlace, bidi_control_name};
+    let mut out: Vec<Diagnostic> = runs
+        .iter()
+        .map(|run| {
+            let place = match run.place {
+                BidiPlace::DocComment => "a doc comment",
+                BidiPlace::Comment => "a comment",
+                BidiPlace::String => "a quoted value",
+                BidiPlace::Code => "the source",
+            };
+            let names: Vec<String> = run
+                .chars
+                .iter()
+                .map(|c| format!("U+{:04X} {}", u32::from(*c), bidi_control_name(*c)))
+                .collect();
+            let escaped: String = run.chars.iter().map(|c| c.escape_unicode().to_string()).collect();
+            let what = if run.chars.len() == 1 { "character" } else { "characters" };
+            let d = Diagnostic::warning("W0001", format!("invisible bidirectional control {what} in {place}"))
+                .primary(
+                    Loc { file, span: run.span },
+                    format!("{}: the text around it may show in another order than netc reads it", names.join(", ")),
+                )
+                .note(
+                    "bidirectional control characters make text display differently from what it means (\"Trojan Source\", CVE-2021-42574); netc's messages show them escaped",
+                );
+            let d = if run.place == BidiPlace::DocComment {
+                d.note(
+                    "a `##` doc comment becomes the `netc.dev/intent` annotation of the generated NetworkPolicies, where reviewers read it",
+                )
+            } else {
+                d
+            };
+            d.help(format!(
+                "delete {}: most editors do not show it (search for `{escaped}`); right-to-left text needs no control characters",
+                if run.chars.len() == 1 { "it" } else { "them" }
+            ))
+            .suggest(Loc { file, span: run.span }, "Delete the invisible characters", Edit::Replace(String::new()))
+        })
+        .collect();
+    if let Some(last) = out.last_mut().filter(|_| total > runs.len()) {
+        last.notes.push(format!(
+            "{} more runs of such characters in this file are not reported",
+            total - runs.len()
+        ));
+    }
+    out
+}
+
 fn words_list(items: &[&str]) -> String {
     match items {
         [] => "something else".to_owned(),
@@ -754,7 +806,8 @@ pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
     "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
     "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
-    "E0501", "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205", "W0206",
+    "E0501", "W0001", "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205",
+    "W0206",
 ];
 
 #[cfg(test)]

@@ -96,6 +96,8 @@ pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     for (i, s) in sources.iter().enumerate() {
+        let (runs, total) = syntax::bidi_controls(&s.text);
+        diagnostics.extend(diagnostics::from_bidi(i, &runs, total));
         match syntax::parse(&s.text) {
             Ok(f) => files.push(Some(f)),
             Err(e) => {
@@ -104,7 +106,7 @@ pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
             }
         }
     }
-    if !diagnostics.is_empty() {
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         // Names in a file that does not parse are unknown, so checking the others would report
         // errors that are not there.
         return (finish(None, diagnostics), Phases { files, model: None });

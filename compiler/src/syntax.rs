@@ -48,6 +48,101 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
 }
 
+/// The Unicode name of a bidirectional formatting character, for messages.
+#[must_use]
+pub fn bidi_control_name(c: char) -> &'static str {
+    match c {
+        '\u{202a}' => "LEFT-TO-RIGHT EMBEDDING",
+        '\u{202b}' => "RIGHT-TO-LEFT EMBEDDING",
+        '\u{202c}' => "POP DIRECTIONAL FORMATTING",
+        '\u{202d}' => "LEFT-TO-RIGHT OVERRIDE",
+        '\u{202e}' => "RIGHT-TO-LEFT OVERRIDE",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
+        '\u{2068}' => "FIRST STRONG ISOLATE",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
+        '\u{200e}' => "LEFT-TO-RIGHT MARK",
+        '\u{200f}' => "RIGHT-TO-LEFT MARK",
+        '\u{061c}' => "ARABIC LETTER MARK",
+        _ => "bidirectional formatting character",
+    }
+}
+
+/// Where in a line a bidirectional formatting character stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BidiPlace {
+    /// A `##` doc comment, which becomes the `netc.dev/intent` annotation.
+    DocComment,
+    /// A `#` comment.
+    Comment,
+    /// A quoted label value.
+    String,
+    /// Anywhere else: a name, a selector, between tokens.
+    Code,
+}
+
+/// A run of bidirectional formatting characters in a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BidiControl {
+    /// The run's bytes.
+    pub span: Span,
+    /// Its characters, in order.
+    pub chars: Vec<char>,
+    /// What it stands in.
+    pub place: BidiPlace,
+}
+
+/// At most this many runs are reported per file (a file made of them would otherwise give one
+/// warning per character).
+pub const BIDI_REPORTED: usize = 16;
+
+/// The runs of bidirectional formatting characters in `text` (at most [`BIDI_REPORTED`]), and how
+/// many runs there are in all. One pass over the text; comments and quoted strings are told
+/// apart the way the grammar reads them (a string ends at its quote or at the end of the line).
+#[must_use]
+pub fn bidi_controls(text: &str) -> (Vec<BidiControl>, usize) {
+    let mut found: Vec<BidiControl> = Vec::new();
+    let mut total = 0;
+    let mut place = BidiPlace::Code;
+    let mut last_end = usize::MAX;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match (place, c) {
+            (_, '\n') => place = BidiPlace::Code,
+            (BidiPlace::Code, '#') => {
+                place = if chars.peek().is_some_and(|(_, n)| *n == '#') {
+                    BidiPlace::DocComment
+                } else {
+                    BidiPlace::Comment
+                };
+            }
+            (BidiPlace::Code, '"') => place = BidiPlace::String,
+            (BidiPlace::String, '"') => place = BidiPlace::Code,
+            (_, c) if is_bidi_control(c) => {
+                let end = at + c.len_utf8();
+                if u32::try_from(end).is_err() {
+                    break; // spans are 32-bit; such a file is refused as too large anyway
+                }
+                if last_end == at {
+                    // The run goes on (if it is one of those reported).
+                    if let Some(run) = found.last_mut().filter(|r| r.span.end as usize == at) {
+                        run.span = Span::new(run.span.start as usize, end);
+                        run.chars.push(c);
+                    }
+                } else {
+                    total += 1;
+                    if found.len() < BIDI_REPORTED {
+                        found.push(BidiControl { span: Span::new(at, end), chars: vec![c], place });
+                    }
+                }
+                last_end = end;
+            }
+            _ => {}
+        }
+    }
+    (found, total)
+}
+
 /// A file that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyntaxError {

@@ -535,6 +535,112 @@ fn an_excerpt_escapes_terminal_control_and_bidi_characters() {
     );
 }
 
+// ---------- bidirectional control characters: "Trojan Source" (smaller point) ----------
+
+/// The arrow reads `frontend -> backend:80 # to 443` in an editor that applies the override, but
+/// the comment starts at `#`: the program allows port 80 only.
+const TROJAN: &str =
+    "frontend -> backend:80 # \u{202e}344 ot\u{202c}\n## \u{2067}only the API\u{2069}\nweb -> api:443\n";
+
+#[test]
+fn bidi_controls_in_comments_are_w0001_at_their_place_and_json() {
+    let s = Sandbox::new();
+    s.write("trojan.np", TROJAN);
+    let run = s.netc(&["check", "trojan.np"]);
+    assert_code(&run, 0);
+    assert!(!run.stderr.contains('\u{202e}'), "characters are escaped: {:?}", run.stderr);
+    assert!(
+        run.stderr.contains("warning[W0001]: invisible bidirectional control character in a comment"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("trojan.np:1:26"), "{}", run.stderr);
+    assert!(run.stderr.contains("U+202E RIGHT-TO-LEFT OVERRIDE"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning[W0001]: invisible bidirectional control character in a doc comment"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("`netc.dev/intent` annotation"), "{}", run.stderr);
+    assert!(run.stderr.contains("4 warnings emitted"), "{}", run.stderr);
+    // JSON: one line per run of characters, at the character (1-based, counted in characters).
+    let run = s.netc(&["check", "--message-format", "json", "trojan.np"]);
+    let lines: Vec<serde_json::Value> =
+        run.stderr.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let at: Vec<_> = lines
+        .iter()
+        .map(|l| (l["code"].as_str(), l["line"].as_u64(), l["column"].as_u64(), l["end_column"].as_u64()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (Some("W0001"), Some(1), Some(26), Some(27)),
+            (Some("W0001"), Some(1), Some(33), Some(34)),
+            (Some("W0001"), Some(2), Some(4), Some(5)),
+            (Some("W0001"), Some(2), Some(17), Some(18))
+        ],
+        "{}",
+        run.stderr
+    );
+    // A warning: the build goes on, and CI can deny it.
+    assert_code(&s.netc(&["build", "trojan.np"]), 0);
+    assert_code(&s.netc(&["check", "--deny-warnings", "trojan.np"]), 1);
+}
+
+#[test]
+fn the_documented_w0001_example_prints_what_the_page_shows() {
+    let section = netc::diagnostics::explain("W0001").expect("W0001 is documented");
+    let block = section.split("```text\n").nth(1).and_then(|b| b.split("```").next()).expect("an example");
+    let (command, shown) = block.split_once('\n').expect("a command line");
+    assert_eq!(command, "$ netc check trojan.np");
+    let s = Sandbox::new();
+    s.write("trojan.np", "frontend -> backend:80 # \u{202e}344 ot\u{202c}\n");
+    let run = s.netc(&["check", "trojan.np"]);
+    assert_code(&run, 0);
+    let printed: Vec<&str> = run.stderr.trim_end().lines().map(str::trim_end).collect();
+    assert_eq!(
+        printed.join("\n"),
+        shown.trim_end(),
+        "docs/diagnostics.md W0001: paste this:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bidi_controls_in_a_quoted_value_or_a_name_are_w0001_beside_the_error() {
+    let s = Sandbox::new();
+    s.write("value.np", "workload api = {app=\"a\u{202e}b\"}\nfrontend -> api:80\n");
+    let run = s.netc(&["check", "value.np"]);
+    assert!(
+        run.stderr.contains("warning[W0001]: invisible bidirectional control character in a quoted value"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("value.np:1:23"), "{}", run.stderr);
+    // In a name it is also a syntax error; the warning says what the invisible character is.
+    s.write("name.np", "front\u{2066}end -> backend:80\n");
+    let run = s.netc(&["check", "name.np"]);
+    assert_code(&run, 1);
+    assert!(run.stderr.contains("error[E0001]"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning[W0001]: invisible bidirectional control character in the source"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("U+2066 LEFT-TO-RIGHT ISOLATE"), "{}", run.stderr);
+}
+
+#[test]
+fn a_file_full_of_bidi_controls_gives_a_bounded_number_of_warnings() {
+    let s = Sandbox::new();
+    s.write("many.np", format!("{GOOD}{}", "# \u{202e}x\n".repeat(10_000)));
+    let run = s.netc(&["check", "--message-format", "json", "many.np"]);
+    assert_code(&run, 0);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), netc::syntax::BIDI_REPORTED, "{}", run.stderr.len());
+    assert!(lines.last().is_some_and(|l| l.contains("9984 more runs")), "{:?}", lines.last());
+}
+
 #[test]
 fn an_excerpt_of_a_very_long_line_is_cut_around_the_label() {
     let s = Sandbox::new();
