@@ -147,6 +147,14 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
                 s if s.trim().is_empty() => "space".to_owned(),
                 s => format!("`{s}`"),
             };
+            if let Some(SyntaxHint::DirectionEndsDefault { read_as, arrow }) = hint {
+                return Diagnostic::error("E0001", format!("`{found}` here ends `{read_as}`, not the arrow after it"))
+                    .primary(Loc { file, span: *span }, format!("read as part of `{read_as}` on the line above"))
+                    .note(format!("line breaks are white space: a statement ends where its last part ends, so this reads as `{read_as}` followed by the two-sided arrow `{arrow}`"))
+                    .help(format!(
+                        "for `{read_as}` write it on one line; for a one-sided arrow (`{found} {arrow}`), write it before the `default` statement"
+                    ));
+            }
             let wanted = words_list(expected);
             let d = Diagnostic::error("E0001", format!("unexpected {what}"))
                 .primary(Loc { file, span: *span }, format!("expected {wanted}"));
@@ -161,6 +169,7 @@ pub fn from_syntax(file: usize, e: &SyntaxError) -> Diagnostic {
                     SyntaxHint::IsolatedWithDirection(subject) => format!(
                         "`isolated` guards both doors and takes no direction: write `{subject} isolated`, or `{subject} ingress guarded` to guard one door"
                     ),
+                    SyntaxHint::DirectionEndsDefault { .. } => unreachable!("returned above"),
                 })
             } else if found.starts_with(':') && expected.contains(&"`=`") {
                 d.help("labels are written `key=value` in netc, not `key: value`: `{app=api}`")

@@ -266,6 +266,31 @@ impl Doors {
         self.by_key.get(key as usize).copied().flatten()
     }
 
+    /// The entity of the pods guard `g` shares with another selector (`both`, their
+    /// intersection): `g` itself when it lies inside, else one made for it (once per selector).
+    fn shared_pods(&mut self, ns: &str, g: usize, both: LabelSelector) -> usize {
+        if both == self.entities[g].selector {
+            return g;
+        }
+        if let Some(&i) = self.intersections.get(&(ns.to_owned(), both.clone())) {
+            return i;
+        }
+        let i = self.entities.len();
+        self.entities.push(Entity {
+            namespace: ns.to_owned(),
+            display: format!("{{{both}}}"),
+            selector: both.clone(),
+            named: false,
+            isolated: None,
+            ingress: DoorInfo::default(),
+            egress: DoorInfo::default(),
+            docs: Vec::new(),
+            first: None,
+        });
+        self.intersections.insert((ns.to_owned(), both), i);
+        i
+    }
+
     /// Whether the arrow whose target is at `target_at` is the first thing to guard the ingress
     /// of `selector`'s pods in `ns`: no door statement guards it (through a workload that provably
     /// covers it), and no earlier arrow targets it.
@@ -441,6 +466,7 @@ fn is_named(end: &End) -> bool {
 fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
     // Ingress side.
     let mut target_side = Side::NoDoor;
+    let mut wrote_ingress = false;
     if let Some((ns, sel, key)) = f.target.single_namespace() {
         let t = doors.find(key);
         // A one-sided arrow writes an ingress rule only where something else guards the door.
@@ -477,6 +503,9 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
             });
         }
         if unguarded {
+            // Guards of some of the target's pods (a subset, an overlapping selector) take the
+            // flow for the pods they share with it.
+            wrote_ingress = ingress_for_shared_pods(doors, f, ns, sel, errors);
             target_side = Side::Open;
         } else if let Some(iso) = doors.entities[t].isolated {
             let e = &doors.entities[t];
@@ -537,6 +566,9 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
         if let Some(source_side) = egress_side(doors, f, s, *sat, errors) {
             idle.push((s, *sat, source_side));
         }
+    }
+    if wrote_ingress {
+        return;
     }
     match target_side {
         // Into a door declared open, nothing at all was written: say so once, at the target.
@@ -651,7 +683,11 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
     if doors.covering_guard(ns, sel, Direction::Egress).is_none() {
         // No guard covers all of the source; guards of some of its pods (a subset, an
         // overlapping selector) get the flow for the pods they share with it.
-        return if egress_for_shared_pods(doors, f, ns, sel, sat) { None } else { Some(Side::Open) };
+        return if egress_for_shared_pods(doors, f, s, (ns, sel), sat, errors) {
+            None
+        } else {
+            Some(Side::Open)
+        };
     }
     // The rule goes on a policy selecting every pod of the source: isolated pods among them
     // would be let out.
@@ -677,13 +713,20 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
 /// For each egress guard of namespace `ns` that overlaps the source `sel` without covering it,
 /// write the egress rule on a policy selecting exactly the pods they share (the guard's own when
 /// it lies inside the source). Returns whether any rule was written.
-fn egress_for_shared_pods(doors: &mut Doors, f: &Flow, ns: &str, sel: &LabelSelector, sat: Loc) -> bool {
+fn egress_for_shared_pods(
+    doors: &mut Doors,
+    f: &Flow,
+    end: &End,
+    (ns, sel): (&str, &LabelSelector),
+    sat: Loc,
+    errors: &mut Vec<LowerError>,
+) -> bool {
     let Some(guards) = doors.egress_guards.get(ns) else { return false };
     let source = Conj::of(sel);
     let mut shared = Vec::new();
     for &g in guards {
         let e = &doors.entities[g];
-        // An isolated workload takes no rules: an arrow overlapping it is refused already.
+        // An isolated workload takes no rules (an overlap with its pods is refused below).
         if e.isolated.is_some() || e.egress.open.is_some() || !source.overlaps(&Conj::of(&e.selector)) {
             continue;
         }
@@ -694,32 +737,20 @@ fn egress_for_shared_pods(doors: &mut Doors, f: &Flow, ns: &str, sel: &LabelSele
     if shared.is_empty() {
         return false;
     }
+    // The rules go on policies selecting the shared pods: isolated pods among them would be let
+    // out (the same refusal as for a rule on the source's own policy).
+    if !doors.isolated.is_empty() {
+        for (_, both) in &shared {
+            shared_isolation(doors, ns, both, Some(end), sat, errors);
+        }
+    }
     let mut ports = f.ports.clone();
     if f.target == End::Dns && ports.is_empty() {
         ports = dns_ports();
     }
     let peers = peers_of(&f.target, ns).unwrap_or_default();
     for (g, both) in shared {
-        let i = if both == doors.entities[g].selector {
-            g
-        } else if let Some(&i) = doors.intersections.get(&(ns.to_owned(), both.clone())) {
-            i
-        } else {
-            let i = doors.entities.len();
-            doors.entities.push(Entity {
-                namespace: ns.to_owned(),
-                display: format!("{{{both}}}"),
-                selector: both.clone(),
-                named: false,
-                isolated: None,
-                ingress: DoorInfo::default(),
-                egress: DoorInfo::default(),
-                docs: Vec::new(),
-                first: None,
-            });
-            doors.intersections.insert((ns.to_owned(), both), i);
-            i
-        };
+        let i = doors.shared_pods(ns, g, both);
         let e = &mut doors.entities[i];
         e.touch(sat);
         e.add_docs(f.at, &f.docs);
@@ -728,6 +759,95 @@ fn egress_for_shared_pods(doors: &mut Doors, f: &Flow, ns: &str, sel: &LabelSele
         add_rule(&mut e.egress, RuleDraft::new(peers.clone(), ports.clone(), f.at), &mut Vec::new());
     }
     true
+}
+
+/// A one-sided arrow into `sel` (namespace `ns`) whose ingress no guard covers whole: for each
+/// ingress guard (a door statement, `default deny`, another arrow's target) that overlaps it,
+/// write the ingress rule on a policy selecting exactly the pods they share, so that the flow the
+/// arrow declares passes into every pod of the target whose ingress is guarded. Returns whether
+/// any rule was written.
+fn ingress_for_shared_pods(
+    doors: &mut Doors,
+    f: &Flow,
+    ns: &str,
+    sel: &LabelSelector,
+    errors: &mut Vec<LowerError>,
+) -> bool {
+    let Some(guards) = doors.ingress_guards.get(ns) else { return false };
+    let target = Conj::of(sel);
+    let mut shared = Vec::new();
+    for &g in guards {
+        let e = &doors.entities[g];
+        // Isolated pods take no rules (an overlap with them is refused below).
+        if e.isolated.is_some() || e.ingress.open.is_some() || !target.overlaps(&Conj::of(&e.selector)) {
+            continue;
+        }
+        if let Some(both) = intersect_selectors(&e.selector, sel) {
+            shared.push((g, both));
+        }
+    }
+    if shared.is_empty() {
+        return false;
+    }
+    if !doors.isolated.is_empty() {
+        for (_, both) in &shared {
+            shared_isolation(doors, ns, both, Some(&f.target), f.target_at, errors);
+        }
+    }
+    let mut peers = Vec::new();
+    let mut anyone = false;
+    for (s, _) in f.sources.iter() {
+        match peers_of(s, ns) {
+            Some(ps) => {
+                for p in ps {
+                    if !peers.contains(&p) {
+                        peers.push(p);
+                    }
+                }
+            }
+            None => anyone = true,
+        }
+    }
+    if anyone {
+        peers.clear();
+    }
+    for (g, both) in shared {
+        let i = doors.shared_pods(ns, g, both);
+        let e = &mut doors.entities[i];
+        e.touch(f.target_at);
+        e.add_docs(f.at, &f.docs);
+        add_rule(&mut e.ingress, RuleDraft::new(peers.clone(), f.ports.clone(), f.at), &mut Vec::new());
+    }
+    true
+}
+
+/// E0301 when the pods `both` of namespace `ns`, which a rule is about to be written for, can
+/// include isolated pods: the rule would open their door.
+fn shared_isolation(
+    doors: &Doors,
+    ns: &str,
+    both: &LabelSelector,
+    end: Option<&End>,
+    at: Loc,
+    errors: &mut Vec<LowerError>,
+) {
+    let set = PodSet::in_namespace(ns, both);
+    for &i in doors.isolated.get(ns).into_iter().flatten() {
+        let iso = &doors.entities[i];
+        if set.overlaps(&PodSet::in_namespace(&iso.namespace, &iso.selector)) {
+            let end_text = end.map_or_else(|| format!("{{{both}}}"), |e| e.display().to_owned());
+            let error = LowerError::OverlapsIsolated {
+                at,
+                isolated: iso.isolated.expect("listed as isolated"),
+                end: end_text,
+                name: iso.display.clone(),
+                narrower: None,
+            };
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+    }
 }
 
 fn add_rule(door: &mut DoorInfo, rule: RuleDraft, errors: &mut Vec<LowerError>) {

@@ -190,6 +190,15 @@ pub enum SyntaxHint {
     OtherArrow,
     /// `web ingress isolated`: `isolated` takes no direction; carries the subject.
     IsolatedWithDirection(String),
+    /// `default deny` on one line and `egress a -> b` on the next: line breaks are white space,
+    /// so the direction ends the `default` statement and the arrow loses it; carries the
+    /// `default` statement as read (`default deny egress`) and the arrow after it.
+    DirectionEndsDefault {
+        /// The `default` statement as the parser read it.
+        read_as: String,
+        /// The rest of the line after the direction: the arrow it was written with.
+        arrow: String,
+    },
 }
 
 /// Parse one file.
@@ -262,6 +271,9 @@ fn split_points(text: &str, threads: usize) -> Vec<usize> {
 thread_local! {
     /// Where the piece being converted starts in its file; added to every span.
     static BASE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The first `default` statement whose direction was written on the line of the statement
+    /// after it (see [`SyntaxHint::DirectionEndsDefault`]), found while converting a piece.
+    static AMBIGUOUS: std::cell::RefCell<Option<SyntaxError>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Parse a piece of a file that starts at byte `base` of it.
@@ -296,7 +308,41 @@ fn parse_items(text: &str, base: usize) -> Result<Vec<Item>, SyntaxError> {
         }
     }
     BASE.with(|b| b.set(0));
+    if let Some(e) = AMBIGUOUS.with(|a| a.borrow_mut().take()) {
+        return Err(e);
+    }
     Ok(items)
+}
+
+/// `default deny` at the end of one line and `egress a -> b` on the next read as `default deny
+/// egress` and `a -> b`: a statement ends where its last part ends, whatever the line breaks. A
+/// `default` statement whose direction is on a later line than its action, followed on that line
+/// by more of the program, was almost surely meant the other way (a one-sided arrow after
+/// `default deny`), and read this way the namespace's other door stays open: refused, with both
+/// ways to write it.
+fn direction_on_the_next_statements_line(action: &Pair<'_, Rule>, direction: &Pair<'_, Rule>) {
+    let text = action.get_input();
+    let between = &text[action.as_span().end()..direction.as_span().start()];
+    let rest_of_line = text[direction.as_span().end()..].split('\n').next().unwrap_or("").trim();
+    if !between.contains('\n') || rest_of_line.is_empty() || rest_of_line.starts_with('#') {
+        return;
+    }
+    let at = span(direction);
+    let error = SyntaxError::Unexpected {
+        span: at,
+        expected: Vec::new(),
+        found: direction.as_str().to_owned(),
+        hint: Some(SyntaxHint::DirectionEndsDefault {
+            read_as: format!("default {} {}", action.as_str(), direction.as_str()),
+            arrow: rest_of_line.chars().take(60).collect(),
+        }),
+    };
+    AMBIGUOUS.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.is_none() {
+            *a = Some(error);
+        }
+    });
 }
 
 fn convert_error(e: &pest::error::Error<Rule>, text: &str) -> SyntaxError {
@@ -583,7 +629,10 @@ fn statement_kind(body: Pair<'_, Rule>) -> StatementKind {
                 span: span(&action_pair),
                 node: if action_pair.as_str() == "deny" { DefaultAction::Deny } else { DefaultAction::Allow },
             };
-            let direction = inner.next().map(|d| Spanned { span: span(&d), node: direction(&d) });
+            let direction = inner.next().map(|d| {
+                direction_on_the_next_statements_line(&action_pair, &d);
+                Spanned { span: span(&d), node: direction(&d) }
+            });
             StatementKind::Default { action, direction }
         }
         Rule::door_stmt => {

@@ -38,6 +38,8 @@ diagnostic_cases! {
     parse_error_at_a_line_break_is_e0001_at_the_end_of_the_line: "E0001" => "a -> b:80-\nc -> d\n";
     several_ports_without_brackets_is_e0001_giving_the_list: "E0001" => "frontend -> backend:80, 443, 53/udp\n";
     isolated_with_a_direction_is_e0001_giving_both_fixes: "E0001" => "web ingress isolated\n";
+    one_sided_arrow_after_default_deny_is_e0001_not_a_silent_default_deny_egress: "E0001" =>
+        "namespace shop {\n  default deny\n  egress backend -> database:5432\n}\n";
 
     // E01xx: names, labels, ports
     misspelt_protocol_is_e0101_with_a_suggestion: "E0101" => "frontend -> backend:53/udpp\n";

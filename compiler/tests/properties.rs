@@ -286,6 +286,8 @@ fn valid_program(bytes: &[u8]) -> String {
         externals.push(name);
     }
     let sections = 1 + g.below(3);
+    // The statement written last, unless a namespace line or block end followed it.
+    let mut last = String::new();
     for s in 0..sections {
         if g.done() && s > 0 {
             break;
@@ -301,6 +303,9 @@ fn valid_program(bytes: &[u8]) -> String {
             1 => out.push_str(&format!("namespace {ns}{}{{\n", g.space())),
             2 => out.push_str(&format!("namespace {ns}\n")),
             _ => {}
+        }
+        if form != 0 {
+            last.clear();
         }
         let mut scope = Scope { declared: Vec::new(), externals: externals.clone() };
         for d in 0..g.below(3) {
@@ -328,7 +333,15 @@ fn valid_program(bytes: &[u8]) -> String {
                 }
                 _ => {}
             }
-            let stmt = statement(&mut g, &scope, &mut hermits);
+            let mut stmt = statement(&mut g, &scope, &mut hermits);
+            // `default deny` and then `egress a -> b` read as `default deny egress` and `a -> b`,
+            // which netc refuses (E0001): write the arrow two-sided there.
+            if matches!(last.as_str(), "default deny" | "default allow")
+                && let Some(arrow) = stmt.strip_prefix("egress ")
+            {
+                stmt = arrow.to_owned();
+            }
+            last.clone_from(&stmt);
             out.push_str(indent);
             out.push_str(&stmt);
             if g.chance(1, 5) {
@@ -339,6 +352,7 @@ fn valid_program(bytes: &[u8]) -> String {
         }
         if form == 1 {
             out.push_str("}\n");
+            last.clear();
         }
     }
     out

@@ -180,3 +180,46 @@ fn an_allowed_warning_leaves_the_policy_as_it_was() {
     let (_, out) = compile("@allow(W0203)\nbackend egress guarded\nbackend -> database\n");
     assert_eq!(codes(&out), ["W0205"]);
 }
+
+#[test]
+fn a_one_sided_arrow_into_a_partly_guarded_target_lets_its_flow_into_the_guarded_pods() {
+    // Found by tests/meaning.rs: `{app=web}` is guarded by an arrow, the one-sided arrow's
+    // target `{tier}` overlaps it without being inside it. The web pods with a tier must get the
+    // flow too ("where something else guards a target's ingress, the flow is added to that
+    // ingress"); before, no guard covered the whole target and nothing was written.
+    let text = "namespace a {\n  egress {app=client} -> {tier}:8000-8100\n  {app=admin} -> web\n}\n";
+    let (_, out) = compile(text);
+    assert!(out.ir.is_some(), "{:#?}", out.diagnostics);
+    let ir = ir_of(text);
+    let inv = cluster(
+        &[
+            pod("a", "client", &[("app", "client")], "10.0.0.1"),
+            pod("a", "web-tier", &[("app", "web"), ("tier", "p")], "10.0.0.2"),
+            pod("a", "web", &[("app", "web")], "10.0.0.3"),
+            pod("a", "db-tier", &[("app", "db"), ("tier", "q")], "10.0.0.4"),
+            pod("a", "admin", &[("app", "admin")], "10.0.0.5"),
+        ],
+        &[("a", &[])],
+    );
+    assert!(allowed(&ir, &inv, "client", "web-tier", 8000), "a guarded pod of the target");
+    assert!(!allowed(&ir, &inv, "client", "web-tier", 80), "on the declared ports only");
+    assert!(allowed(&ir, &inv, "client", "db-tier", 8000), "an open pod of the target");
+    assert!(!allowed(&ir, &inv, "client", "web", 8000), "a guarded pod outside the target");
+    assert!(allowed(&ir, &inv, "admin", "web-tier", 80), "the arrow that guards it still holds");
+}
+
+#[test]
+fn a_rule_on_the_pods_a_guard_shares_with_an_arrow_never_opens_isolated_pods() {
+    // The egress rule for `web -> db` goes on a policy selecting the pods `web` shares with the
+    // canary guard, `{app=web, tier=canary}`: exactly the isolated hermit's pods. Writing it
+    // would let the hermit out; it is refused (E0301) as a rule on the source's own policy is.
+    let text = "workload hermit = {app=web, tier=canary}\nhermit isolated\n{tier=canary} egress guarded\n\
+                {tier=canary} -> dns\nweb -> db:5432\n";
+    let (_, out) = compile(text);
+    assert!(codes(&out).contains(&"E0301"), "{:#?}", out.diagnostics);
+    // Likewise an ingress rule of a one-sided arrow on pods an ingress guard shares with it.
+    let text = "workload hermit = {app=web, tier=canary}\nhermit isolated\n{tier=canary} ingress guarded\n\
+                egress client -> web:80\nclient egress guarded\nclient -> dns\n";
+    let (_, out) = compile(text);
+    assert!(codes(&out).contains(&"E0301"), "{:#?}", out.diagnostics);
+}
