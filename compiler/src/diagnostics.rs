@@ -555,15 +555,22 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
         .help(format!(
             "remove the open statement and allow `{name}`'s flows with arrows, or guard fewer pods than `{wider}`"
         )),
-        LowerError::NoEffect { at, source, target, target_side, source_side } => {
-            let mut d = Diagnostic::warning("W0201", format!("`{source} -> {target}` has no effect"))
+        LowerError::NoEffect { at, source, target, target_side, source_side, one_sided } => {
+            let arrow = if *one_sided { format!("egress {source} -> {target}") } else { format!("{source} -> {target}") };
+            let mut d = Diagnostic::warning("W0201", format!("`{arrow}` has no effect"))
                 .primary(*at, "this flow is allowed anyway");
+            let both_no_door = source == target && *source_side == Side::NoDoor && *target_side == Side::NoDoor;
             d = match target_side {
+                Side::NoDoor if both_no_door => d.note(format!("`{target}`, at both ends, is outside the cluster or spans namespaces: netc guards no door of it")),
                 Side::NoDoor => d.note(format!("`{target}` is outside the cluster or spans namespaces: netc guards no door of it")),
+                Side::Open if *one_sided => d.note(format!(
+                    "a one-sided arrow does not guard its target's ingress, and nothing else guards the ingress of `{target}`: it is open"
+                )),
                 Side::Open => d.note(format!("the ingress of `{target}` is open")),
                 Side::DeclaredOpen(l) => d.secondary(*l, format!("the ingress of `{target}` is declared open here")),
             };
             d = match source_side {
+                Side::NoDoor if both_no_door => d,
                 Side::NoDoor => d.note(format!("`{source}` is outside the cluster or spans namespaces: netc guards no door of it")),
                 Side::Open => d.note(format!("the egress of `{source}` is open (egress is guarded only when asked)")),
                 Side::DeclaredOpen(l) => d.secondary(*l, format!("the egress of `{source}` is declared open here")),
@@ -610,6 +617,20 @@ pub fn from_lower(e: &LowerError) -> Diagnostic {
         .help(format!(
             "to restrict only what `{source}` sends, write the one-sided arrow `egress {source} -> {target}`; to guard `{target}` on purpose, say so: `{target} ingress guarded`"
         )),
+        LowerError::LabelSourceEgress { at, source, target, fix, doors } => {
+            let mut d = Diagnostic::warning(
+                "W0207",
+                format!("pods of `{source}` whose egress is guarded cannot send this flow"),
+            )
+            .primary(*at, format!("no egress rule is written for these pods' flow to `{target}`"));
+            for (door, guard) in doors.iter().take(3) {
+                d = d.secondary(*guard, format!("the egress of `{door}` is guarded here"));
+            }
+            d.note("an egress rule is written on a policy of the sending pods' own namespace, and NetworkPolicy cannot make it depend on that namespace's labels: an arrow from pods of namespaces chosen by labels (`{team=x}/*`, `*/*`) is written as ingress rules only")
+                .help(format!(
+                    "if those pods should send it, add the one-sided arrow `{fix}` (one per namespace concerned); if not, acknowledge it with `@allow(W0207)`"
+                ))
+        }
         LowerError::DuplicateFlow { at, first } => Diagnostic::warning("W0204", "this flow is already allowed")
             .primary(*at, "same peers and ports as an earlier arrow")
             .secondary(*first, "first allowed here")
@@ -816,7 +837,7 @@ pub const ALL_CODES: &[&str] = &[
     "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
     "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
     "E0501", "W0001", "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205",
-    "W0206",
+    "W0206", "W0207",
 ];
 
 #[cfg(test)]

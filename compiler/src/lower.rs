@@ -64,6 +64,8 @@ pub enum LowerError {
         target_side: Side,
         /// Why the source's egress takes no rule.
         source_side: Side,
+        /// A one-sided arrow (`egress a -> b`), which never guards its target.
+        one_sided: bool,
     },
     /// An arrow into a workload whose ingress was declared open, from sources whose egress is
     /// open too: the arrow writes nothing.
@@ -118,6 +120,21 @@ pub enum LowerError {
         source: String,
         /// The statement guarding that source's egress.
         egress_guard: Loc,
+    },
+    /// An arrow from pods of namespaces chosen by labels (`{team=x}/*`, `*/*`) some of whose pods
+    /// have a guarded egress that takes no rule for the flow: NetworkPolicy cannot make an egress
+    /// rule depend on the namespace's labels, so those pods cannot send what the arrow declares.
+    LabelSourceEgress {
+        /// The source.
+        at: Loc,
+        /// The source as written.
+        source: String,
+        /// The target as written (of the first flow concerned).
+        target: String,
+        /// A one-sided arrow from the pods of one namespace that would carry the flow.
+        fix: String,
+        /// The guarded doors concerned: (`ns/workload`, the statement guarding it).
+        doors: Vec<(String, Loc)>,
     },
     /// The same flow twice on one door.
     DuplicateFlow {
@@ -435,6 +452,8 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
             doors.entities[i].add_docs(w.at, &w.docs);
         }
     }
+    // 4b. Sources of namespaces chosen by labels get no egress rules: say where that drops flows.
+    label_sources_egress(model, &doors, &mut errors);
     // 5. DNS for guarded egress.
     for (i, e) in doors.entities.iter().enumerate() {
         if e.isolated.is_some() || e.egress.guards.is_empty() || e.egress.open.is_some() {
@@ -584,9 +603,110 @@ fn flow_rules(doors: &mut Doors, f: &Flow, errors: &mut Vec<LowerError>) {
                     target: f.target.display().to_owned(),
                     target_side,
                     source_side,
+                    one_sided: f.egress_only,
                 });
             }
         }
+    }
+}
+
+/// Arrows whose sources are pods of namespaces chosen by labels (`{team=x}/*`, `*/{app=p}`) are
+/// written as ingress rules only (language.md, "Overlapping workloads"): an egress rule is written
+/// on a policy of the sending pod's namespace, and none can depend on that namespace's labels.
+/// Where a guarded egress door of the program may hold some of those pods (decided on the
+/// selectors, the namespace's name included) and no rule of a policy covering that door carries
+/// the flow, those pods cannot send what the arrow declares: warning W0207, once per source, with
+/// the one-sided arrow that carries the flow from that namespace.
+fn label_sources_egress(model: &Model, doors: &Doors, errors: &mut Vec<LowerError>) {
+    if doors.egress_guards.is_empty() {
+        return;
+    }
+    let mut guarded: Vec<(&String, &Vec<usize>)> = doors.egress_guards.iter().collect();
+    guarded.sort();
+    let mut found: Vec<LowerError> = Vec::new();
+    for f in &model.flows {
+        for (s, sat) in f.sources.iter() {
+            let End::Pods { ns: scope @ NsScope::Selector(_), pods, .. } = s else { continue };
+            let set = PodSet::of_scope(scope, pods);
+            let mut ports = f.ports.clone();
+            if f.target == End::Dns && ports.is_empty() {
+                ports = dns_ports();
+            }
+            for &(ns, list) in &guarded {
+                let needed = RuleDraft::new(peers_of(&f.target, ns).unwrap_or_default(), ports.clone(), f.at);
+                for &g in list {
+                    let e = &doors.entities[g];
+                    if e.isolated.is_some()
+                        || e.egress.open.is_some()
+                        || !set.overlaps(&PodSet::in_namespace(ns, &e.selector))
+                    {
+                        continue;
+                    }
+                    let carried = doors.entities.iter().any(|c| {
+                        c.namespace == *ns
+                            && covers(&c.selector, &e.selector)
+                            && c.egress.rules.iter().any(|r| rule_covers(ns, r, &needed))
+                    });
+                    if carried {
+                        continue;
+                    }
+                    let door =
+                        (format!("{ns}/{}", e.display), *e.egress.guards.iter().min().expect("a guard"));
+                    match found
+                        .iter_mut()
+                        .find(|w| matches!(w, LowerError::LabelSourceEgress { at, .. } if at == sat))
+                    {
+                        Some(LowerError::LabelSourceEgress { doors, .. }) => {
+                            if !doors.contains(&door) {
+                                doors.push(door);
+                            }
+                        }
+                        _ => {
+                            let pods_text =
+                                if pods.is_empty() { "*".to_owned() } else { format!("{{{pods}}}") };
+                            found.push(LowerError::LabelSourceEgress {
+                                at: *sat,
+                                source: s.display().to_owned(),
+                                target: f.target.display().to_owned(),
+                                fix: format!(
+                                    "egress {ns}/{pods_text} -> {}{}",
+                                    f.target.display(),
+                                    if f.target == End::Dns { String::new() } else { ports_source(&f.ports) }
+                                ),
+                                doors: vec![door],
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    errors.extend(found);
+}
+
+/// Ports in netc notation, with the colon: `:80`, `:[80, 53/udp]`, `:8000-8100`, `:*/udp`;
+/// nothing for every port.
+fn ports_source(ports: &[Port]) -> String {
+    let items: Vec<String> = ports
+        .iter()
+        .map(|p| {
+            let port = match (&p.port, p.end_port) {
+                (None, _) => "*".to_owned(),
+                (Some(PortValue::Number(n)), Some(end)) => format!("{n}-{end}"),
+                (Some(PortValue::Number(n)), None) => n.to_string(),
+                (Some(PortValue::Name(name)), _) => name.clone(),
+            };
+            match p.protocol {
+                Protocol::Tcp => port,
+                Protocol::Udp => format!("{port}/udp"),
+                Protocol::Sctp => format!("{port}/sctp"),
+            }
+        })
+        .collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => format!(":{one}"),
+        _ => format!(":[{}]", items.join(", ")),
     }
 }
 

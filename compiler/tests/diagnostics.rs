@@ -102,6 +102,9 @@ diagnostic_cases! {
     arrow_from_open_egress_to_anywhere_is_w0201: "W0201" => "frontend -> anywhere:443\n";
     arrow_between_address_blocks_is_w0201: "W0201" => "10.0.0.0/8 -> 192.168.0.0/16\n";
     arrow_from_pods_of_every_namespace_to_anywhere_is_w0201: "W0201" => "*/* -> anywhere:443\n";
+    arrow_between_every_namespace_and_itself_is_w0201_saying_why_once: "W0201" => "*/* -> */*:80\n";
+    label_chosen_source_with_guarded_egress_pods_is_w0207: "W0207" =>
+        "namespace shop {\n  default deny egress\n  * -> dns\n}\nnamespace web {\n  {team=shop}/* -> api:80\n}\n";
     arrow_into_a_door_declared_open_is_w0202: "W0202" => "api ingress open\nfrontend -> api:80\n";
     guarded_egress_without_dns_is_w0203: "W0203" => "web egress guarded\nweb -> 203.0.113.0/24:443\n";
     default_deny_egress_without_dns_is_w0203: "W0203" =>

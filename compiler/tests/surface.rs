@@ -223,3 +223,39 @@ fn a_rule_on_the_pods_a_guard_shares_with_an_arrow_never_opens_isolated_pods() {
     let (_, out) = compile(text);
     assert!(codes(&out).contains(&"E0301"), "{:#?}", out.diagnostics);
 }
+
+#[test]
+fn guarded_pods_of_a_label_chosen_source_are_warned_about_and_the_suggested_arrow_carries_the_flow() {
+    // Issue 9: `{team=shop}/* -> api` means every pod of the namespaces labelled team=shop may
+    // reach api; shop's own `default deny egress` drops it, and NetworkPolicy cannot write an
+    // egress rule that depends on shop's labels. W0207 says so, and its help line carries it.
+    let text = "namespace shop {\n  default deny egress\n  * -> dns\n}\nnamespace web {\n  {team=shop}/* -> api:80\n}\n";
+    let (_, out) = compile(text);
+    assert_eq!(codes(&out), ["W0207"]);
+    let help = out.diagnostics[0].help.clone().unwrap_or_default();
+    assert!(help.contains("`egress shop/* -> api:80`"), "{help}");
+    let inv = cluster(
+        &[
+            pod("shop", "cart", &[("app", "cart")], "10.0.0.1"),
+            pod("web", "api", &[("app", "api")], "10.0.1.1"),
+        ],
+        &[("shop", &[("team", "shop")]), ("web", &[])],
+    );
+    assert!(!allowed(&out.ir.expect("a warning only"), &inv, "cart", "api", 80), "dropped, as warned");
+    let fixed =
+        text.replace("  {team=shop}/* -> api:80\n", "  {team=shop}/* -> api:80\n  egress shop/* -> api:80\n");
+    let (_, out) = compile(&fixed);
+    assert!(codes(&out).is_empty(), "{:#?}", out.diagnostics);
+    let ir = out.ir.expect("compiles");
+    assert!(allowed(&ir, &inv, "cart", "api", 80));
+    assert!(!allowed(&ir, &inv, "cart", "api", 443), "on the arrow's port only");
+    // A selector that rules the guarded namespace out by name, or pods that cannot overlap the
+    // guarded ones, warn about nothing.
+    for quiet in [
+        "namespace shop {\n  default deny egress\n  * -> dns\n}\nnamespace web {\n  {kubernetes.io/metadata.name=other}/* -> api:80\n}\n",
+        "namespace shop {\n  db egress guarded\n  db -> dns\n}\nnamespace web {\n  */{app=prom} -> api:80\n}\n",
+    ] {
+        let (_, out) = compile(quiet);
+        assert!(codes(&out).is_empty(), "{quiet}: {:#?}", out.diagnostics);
+    }
+}
