@@ -573,7 +573,7 @@ fn main() {
     });
     let (client, server) = (topology.client(), topology.server());
     let srv = Server::start(server);
-    let options = PlanOptions { node: None, audit: false };
+    let options = PlanOptions { node: None, audit: false, services: false };
     let (ir, inventory) = case(client, server, true);
     let plan = Plan::build(&ir, &inventory, &options);
     let (ir, inventory) = case(client, server, false);

@@ -203,6 +203,7 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                     })
                     .collect(),
                 implied_namespaces: Vec::new(),
+                services: Vec::new(),
             }
         })
 }

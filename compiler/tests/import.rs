@@ -466,6 +466,7 @@ fn cluster() -> impl Strategy<Value = Inventory> {
                     })
                     .collect(),
                 implied_namespaces: Vec::new(),
+                services: Vec::new(),
             }
         })
 }

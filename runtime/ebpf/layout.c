@@ -13,6 +13,10 @@ int main(void)
 {
 	SIZE(netc_config); OFF(netc_config, generation); OFF(netc_config, flags);
 	OFF(netc_config, epoch); OFF(netc_config, ct_sets); OFF(netc_config, ct_seed);
+	OFF(netc_config, service_mark); OFF(netc_config, pad);
+	SIZE(netc_frontend_key); OFF(netc_frontend_key, generation); OFF(netc_frontend_key, family);
+	OFF(netc_frontend_key, protocol); OFF(netc_frontend_key, port); OFF(netc_frontend_key, addr);
+	SIZE(netc_frontend); OFF(netc_frontend, service); OFF(netc_frontend, pad);
 	SIZE(netc_endpoint_key); OFF(netc_endpoint_key, generation); OFF(netc_endpoint_key, ifindex);
 	SIZE(netc_endpoint); OFF(netc_endpoint, id); OFF(netc_endpoint, flags); OFF(netc_endpoint, door);
 	OFF(netc_endpoint, set);
@@ -38,6 +42,7 @@ int main(void)
 	OFF(netc_event, daddr); OFF(netc_event, sport); OFF(netc_event, dport);
 	OFF(netc_event, family); OFF(netc_event, protocol); OFF(netc_event, direction);
 	OFF(netc_event, verdict); OFF(netc_event, reason); OFF(netc_event, pad);
+	OFF(netc_event, frontend_port); OFF(netc_event, service); OFF(netc_event, frontend);
 	/* The hash of a key whose byte i is i + 1, with seed 0x0123456789abcdef. */
 	struct netc_ct_key key;
 	for (size_t i = 0; i < sizeof(key); i++)

@@ -20,6 +20,21 @@
  * the node's own network stack made: at the host-side veth's tc egress its ingress_ifindex is 0,
  * while anything forwarded (from another pod's veth, another node, a NodePort from outside,
  * masqueraded or not) carries the interface it came in on.
+ *
+ * Services (kube-proxy, iptables or nftables mode) are translated by the node's netfilter after
+ * the client's egress door and before the backend's ingress door. A pod whose egress is guarded
+ * calling a Service frontend (netc_frontends: a ClusterIP and port, a NodePort) is therefore not
+ * judged at its veth: the packet passes with the Service mark bit (netc_config.service_mark) and
+ * the flow is remembered there (rule NETC_RULE_SERVICE) so that its replies, translated back by
+ * netfilter, pass. The client's egress door is judged at the first tc egress hook after the
+ * translation, on the backend and targetPort kube-proxy chose:
+ *
+ *   netc_to_pod    the backend's veth (a backend on this node), before the backend's ingress door
+ *   netc_uplink    tc egress of the node's uplink(s) (a backend on another node)
+ *
+ * There the client is the endpoint of the packet's ingress interface (a forwarded packet keeps
+ * the interface it came in on; masquerade changes its source address, not that), and the flow is
+ * remembered under the translated tuple at the client's interface and egress door.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -93,6 +108,42 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } netc_port_ranges SEC(".maps");
 
+/* netc_frontends (hash): (generation, family, protocol, port, address) -> Service, the frontends
+ * whose calls are judged after kube-proxy's translation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct netc_frontend_key);
+	__type(value, struct netc_frontend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} netc_frontends SEC(".maps");
+
+/* A Service call as the client's veth saw it, so that the verdict after the translation can name
+ * the Service, its frontend and the client's own address (masquerade may have replaced it). Keyed
+ * by what the translation keeps: the client's interface, source port, family and protocol. */
+struct netc_call_key {
+	__u32 ifindex;
+	__u16 sport; /* network byte order */
+	__u8 family;
+	__u8 protocol;
+};
+
+struct netc_call {
+	__u32 service;
+	__u16 port; /* the frontend's port, network byte order */
+	__u16 pad;
+	__u8 client[16];
+	__u8 frontend[16];
+};
+
+/* netc_service_calls (LRU hash): recent Service calls, read only to report a verdict. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct netc_call_key);
+	__type(value, struct netc_call);
+} netc_service_calls SEC(".maps");
+
 /* netc_conntrack (array of struct netc_ct_slot, in sets of NETC_CT_WAYS; conntrack.h): flows
  * judged at a door -> the verdict and the generation and epoch that judged it. Shared by every
  * CPU; a full set replaces the flow it saw least recently. netcd sizes it (--conntrack-entries,
@@ -137,6 +188,7 @@ struct flow {
 	__u8 protocol;
 	__u8 tcp_syn; /* a TCP SYN without ACK: opens a connection, never a reply */
 	__u8 from_node; /* made by the node's own stack, seen at the pod's ingress door */
+	__u8 translated; /* a Service call after kube-proxy's translation, at the client's egress door */
 };
 
 enum parse_result {
@@ -311,6 +363,25 @@ static __always_inline __u32 lookup_rule(struct netc_policy_key *key, __u16 door
 	return NETC_RULE_NONE;
 }
 
+/* The Service whose frontend the flow calls, or NETC_SERVICE_NONE: its destination address and
+ * port, else a NodePort (any address). */
+static __always_inline __u32 frontend_of(__u32 generation, const struct flow *f)
+{
+	struct netc_frontend_key key = {
+		.generation = generation,
+		.family = f->family,
+		.protocol = f->protocol,
+		.port = f->dport,
+	};
+	__builtin_memcpy(key.addr, f->daddr, 16);
+	struct netc_frontend *fe = bpf_map_lookup_elem(&netc_frontends, &key);
+	if (fe)
+		return fe->service;
+	__builtin_memset(key.addr, 0, 16);
+	fe = bpf_map_lookup_elem(&netc_frontends, &key);
+	return fe ? fe->service : NETC_SERVICE_NONE;
+}
+
 /* Which rule lets this flow through a door; NETC_RULE_OPEN when the door is not guarded. */
 static __always_inline __u32 decide(__u32 generation, const struct netc_endpoint *ep,
 				    __u8 direction, const struct flow *original)
@@ -355,7 +426,22 @@ static __always_inline void report(__u32 generation, __u32 rule, const struct ne
 	ev->direction = direction;
 	ev->verdict = verdict;
 	ev->reason = reason;
-	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->pad = 0;
+	ev->frontend_port = 0;
+	ev->service = NETC_SERVICE_NONE;
+	__builtin_memset(ev->frontend, 0, 16);
+	if (f->translated) {
+		struct netc_call_key ck = {
+			.ifindex = ifindex, .sport = f->sport, .family = f->family, .protocol = f->protocol,
+		};
+		struct netc_call *call = bpf_map_lookup_elem(&netc_service_calls, &ck);
+		if (call) {
+			ev->service = call->service;
+			ev->frontend_port = bpf_ntohs(call->port);
+			__builtin_memcpy(ev->frontend, call->frontend, 16);
+			__builtin_memcpy(ev->saddr, call->client, 16);
+		}
+	}
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -367,6 +453,7 @@ struct judgement {
 	__u32 rule;
 	__u8 direction;
 	__u8 verdict; /* NETC_VERDICT_* */
+	__u32 service; /* with NETC_RULE_SERVICE: the Service called */
 };
 
 /* Judge a flow at a door of interface `ifindex`: `original` is the flow in the direction of its
@@ -388,12 +475,33 @@ static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, 
 		j->rule = NETC_RULE_NODE;
 	else if (j->ep->flags & NETC_EP_FAIL_CLOSED)
 		j->rule = NETC_RULE_FAIL_CLOSED;
+	else if (direction == NETC_EGRESS && !original->translated &&
+		 (cfg->flags & NETC_CONFIG_SERVICES) && (j->ep->door[NETC_EGRESS] & NETC_DOOR_GUARDED) &&
+		 (j->service = frontend_of(j->generation, original)) != NETC_SERVICE_NONE)
+		/* A Service call: judged after the translation (netc_to_pod, netc_uplink). */
+		j->rule = NETC_RULE_SERVICE;
 	else
 		j->rule = decide(j->generation, j->ep, direction, original);
 	j->verdict = NETC_VERDICT_ALLOW;
 	if (j->rule == NETC_RULE_NONE || j->rule == NETC_RULE_FAIL_CLOSED)
 		j->verdict = (j->ep->flags & NETC_EP_AUDIT) ? NETC_VERDICT_AUDIT : NETC_VERDICT_DENY;
 	return 1;
+}
+
+/* What the classifiers' inner functions return for a Service call to let through at the client's
+ * veth: TC_ACT_OK, with the Service mark bit set (classify does that). */
+#define NETC_PASS_SERVICE 0x100
+
+/* Remember a Service call's frontend and client for the verdict after the translation. */
+static __always_inline void note_call(__u32 ifindex, const struct flow *f, __u32 service)
+{
+	struct netc_call_key ck = {
+		.ifindex = ifindex, .sport = f->sport, .family = f->family, .protocol = f->protocol,
+	};
+	struct netc_call call = { .service = service, .port = f->dport };
+	__builtin_memcpy(call.client, f->saddr, 16);
+	__builtin_memcpy(call.frontend, f->daddr, 16);
+	bpf_map_update_elem(&netc_service_calls, &ck, &call, BPF_ANY);
 }
 
 /* Count and report a judgement (the conntrack side is done) and say what to do with the packet. */
@@ -410,8 +518,13 @@ static __always_inline int settle(__u32 ifindex, const struct netc_config *cfg,
 		report(j->generation, j->rule, j->ep, ifindex, j->direction, original, j->verdict, reason);
 		return TC_ACT_OK;
 	}
-	count(NETC_STAT_PASSED_NEW);
 	__u32 rule = j->rule;
+	if (rule == NETC_RULE_SERVICE) {
+		/* Counted and reported where it is judged, after the translation. */
+		note_call(ifindex, original, j->service);
+		return NETC_PASS_SERVICE;
+	}
+	count(NETC_STAT_PASSED_NEW);
 	if (rule < NETC_MAX_RULES) {
 		__u64 *n = bpf_map_lookup_elem(&netc_rule_counters, &rule);
 		if (n)
@@ -551,7 +664,9 @@ static __always_inline int remembered(__u32 ifindex, const struct netc_config *c
 		__u16 now = ct_now();
 		if (value->stamp != now)
 			slot->value.stamp = now; /* a hint for eviction, read by no judgement */
-		return TC_ACT_OK;
+		/* A Service call's packets are judged again after the translation (a reply of one
+		 * passes: classify marks packets leaving the pod only). */
+		return value->rule == NETC_RULE_SERVICE ? NETC_PASS_SERVICE : TC_ACT_OK;
 	}
 	return judge(ifindex, cfg, original, ct, slot);
 }
@@ -594,6 +709,28 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 	return judge(ifindex, cfg, f, &ct, NULL);
 }
 
+/*
+ * A packet after kube-proxy's translation, at a tc egress hook: when it carries the Service mark,
+ * judge its client's egress door (the endpoint of the interface it came in on) on the translated
+ * destination, and clear the mark (a tunnel's outer packet is not the call). TC_ACT_SHOT when that
+ * door denies it.
+ */
+static __always_inline int judge_translated(struct __sk_buff *skb, struct flow *f)
+{
+	__u32 zero = 0;
+	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
+	if (!cfg || !cfg->service_mark || !(skb->mark & cfg->service_mark))
+		return TC_ACT_OK;
+	skb->mark &= ~cfg->service_mark;
+	__u32 client = skb->ingress_ifindex;
+	if (client == 0)
+		return TC_ACT_OK;
+	f->translated = 1;
+	int verdict = classify_flow(client, NETC_EGRESS, f);
+	f->translated = 0;
+	return verdict == TC_ACT_SHOT ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
 static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 {
 	struct flow f = {};
@@ -603,10 +740,20 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 			count(NETC_STAT_NOT_IP);
 		return TC_ACT_OK;
 	}
+	if (hook == NETC_INGRESS && judge_translated(skb, &f) == TC_ACT_SHOT)
+		return TC_ACT_SHOT;
 	/* ingress_ifindex is 0 only for packets the node's own stack made (never set at tc ingress,
 	 * where it is this interface). */
 	f.from_node = hook == NETC_INGRESS && skb->ingress_ifindex == 0;
-	return classify_flow(skb->ifindex, hook, &f);
+	int verdict = classify_flow(skb->ifindex, hook, &f);
+	if (verdict == NETC_PASS_SERVICE) {
+		__u32 zero = 0;
+		struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
+		if (cfg && hook == NETC_EGRESS)
+			skb->mark |= cfg->service_mark;
+		return TC_ACT_OK;
+	}
+	return verdict;
 }
 
 SEC("classifier/from_pod")
@@ -619,4 +766,15 @@ SEC("classifier/to_pod")
 int netc_to_pod(struct __sk_buff *skb)
 {
 	return classify(skb, NETC_INGRESS);
+}
+
+SEC("classifier/uplink")
+int netc_uplink(struct __sk_buff *skb)
+{
+	if (!skb->mark) /* most packets: no Service call (and no mark at all) */
+		return TC_ACT_OK;
+	struct flow f = {};
+	if (parse(skb, &f) != PARSE_IP)
+		return TC_ACT_OK;
+	return judge_translated(skb, &f);
 }

@@ -49,6 +49,16 @@
  * pods): always let into the pod, as Kubernetes requires ("pods cannot block access from their
  * resident node"). Remembered like a rule, so the replies pass the pod's egress door. */
 #define NETC_RULE_NODE 0xfffffffcu
+/* A call to a Service frontend (a ClusterIP or a NodePort) at the client's egress door: not judged
+ * there but after kube-proxy's translation, at the first tc egress hook the translated packet
+ * reaches (the backend's veth or an uplink), on the backend and its targetPort. Remembered at the
+ * client's veth under the untranslated tuple, so that the replies (which netfilter translates
+ * back before they reach the veth) pass. */
+#define NETC_RULE_SERVICE 0xfffffffbu
+
+/* struct netc_event.service when the flow did not go through a Service (or its frontend is not
+ * known any more). */
+#define NETC_SERVICE_NONE 0xffffffffu
 
 /* struct netc_endpoint.door[] bits: what kinds of policy entries exist for the door, so the
  * classifier only looks up the kinds that can match. */
@@ -90,10 +100,15 @@ struct netc_config {
 	__u32 epoch;
 	__u32 ct_sets; /* sets of netc_conntrack: its slots / NETC_CT_WAYS, a power of two */
 	__u64 ct_seed; /* the conntrack hash's secret seed, chosen once when the maps are made */
+	__u32 service_mark; /* the skb->mark bit of Service calls to judge after translation (0: none) */
+	__u32 pad;
 };
 
 /* Report allowed new flows as events too (denied and audited flows are always reported). */
 #define NETC_CONFIG_REPORT_ALLOWED (1u << 0)
+/* netc_frontends holds this generation's Service frontends: calls to them are judged after
+ * kube-proxy's translation (set only when netcd has a classifier on the node's uplinks). */
+#define NETC_CONFIG_SERVICES (1u << 1)
 
 /* netc_endpoints key: one local pod's host-side interface in one generation. */
 struct netc_endpoint_key {
@@ -146,6 +161,23 @@ struct netc_range_key {
 	__u8 direction;
 	__u8 protocol;
 	__u16 port; /* network byte order, so its high bits come first */
+};
+
+/* netc_frontends key (hash): a Service frontend kube-proxy translates, in one generation: a
+ * ClusterIP (or external IP) and Service port, or a NodePort on every address of the node
+ * (`addr` all zero). */
+struct netc_frontend_key {
+	__u32 generation;
+	__u8 family;   /* NETC_FAMILY_* */
+	__u8 protocol; /* IPPROTO_* */
+	__u16 port;    /* network byte order */
+	__u8 addr[16]; /* IPv4 in the first 4 bytes; all zero: a NodePort on any node address */
+};
+
+/* Value of netc_frontends. */
+struct netc_frontend {
+	__u32 service; /* netcd's index of the Service in this generation (events name it) */
+	__u32 pad;
 };
 
 /* Value of netc_policy and netc_port_ranges: which rule allows it. */
@@ -225,7 +257,10 @@ struct netc_event {
 	__u8 direction;
 	__u8 verdict;
 	__u8 reason;
-	__u8 pad[7];
+	__u8 pad;
+	__u16 frontend_port; /* host byte order: the Service port called, when `service` is one */
+	__u32 service;       /* the Service the flow went through, or NETC_SERVICE_NONE */
+	__u8 frontend[16];   /* the frontend address called (the ClusterIP, the node's address) */
 };
 
 #endif

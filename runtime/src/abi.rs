@@ -18,6 +18,9 @@ pub const LAYOUT_PRINTER: &str = concat!(env!("OUT_DIR"), "/netc-abi-layout");
 /// Program names, as in the C source.
 pub const PROG_FROM_POD: &str = "netc_from_pod";
 pub const PROG_TO_POD: &str = "netc_to_pod";
+/// On the tc egress of the node's uplinks: judges Service calls translated to a backend on
+/// another node.
+pub const PROG_UPLINK: &str = "netc_uplink";
 pub const PROG_EMPTY: &str = "netc_empty";
 pub const PROG_BENCH_NEW_FLOWS: &str = "netc_bench_new_flows";
 /// Inserts `BENCH_FLOWS_PER_RUN` fresh keys into the conntrack map per run, nothing else.
@@ -40,8 +43,10 @@ pub const MAP_CONNTRACK: &str = "netc_conntrack";
 pub const MAP_EVENTS: &str = "netc_events";
 pub const MAP_RULE_COUNTERS: &str = "netc_rule_counters";
 pub const MAP_STATS: &str = "netc_stats";
+pub const MAP_FRONTENDS: &str = "netc_frontends";
+pub const MAP_SERVICE_CALLS: &str = "netc_service_calls";
 /// Every map, for pinning and removal.
-pub const ALL_MAPS: [&str; 10] = [
+pub const ALL_MAPS: [&str; 12] = [
     MAP_CONFIG,
     MAP_ENDPOINTS,
     MAP_IPCACHE,
@@ -52,6 +57,8 @@ pub const ALL_MAPS: [&str; 10] = [
     MAP_EVENTS,
     MAP_RULE_COUNTERS,
     MAP_STATS,
+    MAP_FRONTENDS,
+    MAP_SERVICE_CALLS,
 ];
 
 pub const FAMILY_V4: u32 = 4;
@@ -68,6 +75,10 @@ pub const RULE_OPEN: u32 = 0xffff_fffe;
 pub const RULE_FAIL_CLOSED: u32 = 0xffff_fffd;
 /// From the pod's own node: always let in (Kubernetes); remembered so that replies pass.
 pub const RULE_NODE: u32 = 0xffff_fffc;
+/// A Service call at the client's veth: judged after kube-proxy's translation.
+pub const RULE_SERVICE: u32 = 0xffff_fffb;
+
+pub const SERVICE_NONE: u32 = 0xffff_ffff;
 
 pub const DOOR_GUARDED: u16 = 1 << 0;
 pub const DOOR_ANY_PEER: u16 = 1 << 1;
@@ -96,6 +107,11 @@ pub const STAT_CT_EVICTED: u32 = 6;
 pub const STAT_COUNT: u32 = 8;
 
 pub const CONFIG_REPORT_ALLOWED: u32 = 1 << 0;
+pub const CONFIG_SERVICES: u32 = 1 << 1;
+
+/// The Service mark bit unless told otherwise: the bit above kube-proxy's 0x4000 (masquerade)
+/// and 0x8000 (drop).
+pub const DEFAULT_SERVICE_MARK: u32 = 0x1_0000;
 
 /// Bits of `netc_range_key` before the port (prefix lengths count from `generation`).
 pub const RANGE_KEY_FIXED_BITS: u32 = 8 * 14;
@@ -112,6 +128,26 @@ pub struct Config {
     pub ct_sets: u32,
     /// The conntrack hash's seed.
     pub ct_seed: u64,
+    pub service_mark: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FrontendKey {
+    pub generation: u32,
+    pub family: u8,
+    pub protocol: u8,
+    /// Network byte order.
+    pub port: u16,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frontend {
+    pub service: u32,
+    pub pad: u32,
 }
 
 #[repr(C)]
@@ -267,7 +303,11 @@ pub struct Event {
     pub direction: u8,
     pub verdict: u8,
     pub reason: u8,
-    pub pad: [u8; 7],
+    pub pad: u8,
+    /// Host byte order.
+    pub frontend_port: u16,
+    pub service: u32,
+    pub frontend: [u8; 16],
 }
 
 // SAFETY: each type is #[repr(C)], made only of integers and integer arrays, with every byte
@@ -295,6 +335,10 @@ unsafe impl aya::Pod for CtValue {}
 unsafe impl aya::Pod for CtSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Event {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FrontendKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Frontend {}
 
 impl Event {
     /// Decode an event from ring buffer bytes; `None` when the record is too short.

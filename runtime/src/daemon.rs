@@ -38,6 +38,19 @@ pub struct RunConfig {
     /// The conntrack's capacity in entries ([`default_conntrack_entries`] unless told otherwise);
     /// from [`MIN_CONNTRACK_ENTRIES`] to [`MAX_CONNTRACK_ENTRIES`].
     pub conntrack_entries: u32,
+    /// The interfaces by which pod traffic leaves the node (`--uplink`). With at least one, calls
+    /// to the inventory's Services are judged after kube-proxy's translation (docs/runtime.md,
+    /// "Services"); without, on their frontend at the client's veth.
+    pub uplinks: Vec<String>,
+    /// The skb mark bit of Service calls (`--service-mark`, [`abi::DEFAULT_SERVICE_MARK`]).
+    pub service_mark: u32,
+}
+
+impl RunConfig {
+    /// The plan options of this configuration.
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions { node: self.node.clone(), audit: self.audit, services: !self.uplinks.is_empty() }
+    }
 }
 
 /// Conntrack entries per online CPU unless told otherwise: kube-proxy's figure for the kernel's
@@ -295,7 +308,7 @@ impl State {
         inventory: Inventory,
     ) -> Result<Option<(Ir, Inventory)>, DaemonError> {
         let start = std::time::Instant::now();
-        let options = PlanOptions { node: config.node.clone(), audit: config.audit };
+        let options = config.plan_options();
         let Some((live_ir, live_inventory, generation)) = &self.live else {
             return Ok(Some((ir, inventory)));
         };
@@ -374,8 +387,7 @@ impl State {
     /// except possibly new attachments (which pass traffic until their entries exist).
     fn apply(&mut self, config: &RunConfig, ir: Ir, inventory: Inventory) -> Result<(), DaemonError> {
         let Some((ir, inventory)) = self.update_in_place(config, ir, inventory)? else { return Ok(()) };
-        let plan =
-            Plan::build(&ir, &inventory, &PlanOptions { node: config.node.clone(), audit: config.audit });
+        let plan = Plan::build(&ir, &inventory, &config.plan_options());
         let (interfaces, warnings) = resolve_interfaces(&plan.endpoints);
         for w in &warnings {
             log(w);
@@ -468,6 +480,19 @@ impl Running {
             ));
         }
         log(&conntrack.describe(&config.bpffs));
+        // The Service path only with a classifier on every way out of the node: attached before
+        // the first generation names any frontend.
+        datapath.set_service_mark(if config.uplinks.is_empty() { 0 } else { config.service_mark });
+        for uplink in &config.uplinks {
+            datapath.attach_uplink(uplink, config.attach)?;
+        }
+        if !config.uplinks.is_empty() {
+            log(&format!(
+                "Services: calls to the inventory's frontends are judged after kube-proxy's translation (mark {:#x}; uplinks {})",
+                config.service_mark,
+                config.uplinks.join(", ")
+            ));
+        }
         let ring = datapath.take_events()?;
         let plans: Plans = Arc::new(Mutex::new((BTreeMap::new(), HashMap::new())));
         // Links pinned by an earlier run are replaced in place by the first apply (no gap); those
@@ -483,7 +508,9 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let mut running = Running { state, stop: Arc::clone(&stop), printer: None, metrics: metrics.clone() };
         running.apply(config, ir, inventory, "start")?;
-        for gone in previous.iter().filter(|i| !running.state.attached.contains(*i)) {
+        for gone in
+            previous.iter().filter(|i| !running.state.attached.contains(*i) && !config.uplinks.contains(i))
+        {
             if let Err(e) = datapath::detach_interface(&config.bpffs, gone) {
                 log(&format!("cannot detach from {gone}: {e}"));
             }

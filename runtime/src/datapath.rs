@@ -14,8 +14,8 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType, Test
 use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{
-    self, CidrKeyData, Config, CtKey, CtSlot, CtValue, Endpoint, EndpointKey, IpKey, PolicyKey, PolicyValue,
-    RangeKeyData,
+    self, CidrKeyData, Config, CtKey, CtSlot, CtValue, Endpoint, EndpointKey, Frontend, FrontendKey, IpKey,
+    PolicyKey, PolicyValue, RangeKeyData,
 };
 use std::net::IpAddr;
 
@@ -253,6 +253,7 @@ pub struct Maps {
     conntrack: Map,
     rule_counters: Map,
     stats: Map,
+    frontends: Map,
 }
 
 impl Maps {
@@ -274,6 +275,7 @@ impl Maps {
                 conntrack: take(abi::MAP_CONNTRACK)?,
                 rule_counters: take(abi::MAP_RULE_COUNTERS)?,
                 stats: take(abi::MAP_STATS)?,
+                frontends: take(abi::MAP_FRONTENDS)?,
             },
             take(abi::MAP_EVENTS)?,
         ))
@@ -301,6 +303,7 @@ impl Maps {
             conntrack: open(abi::MAP_CONNTRACK)?,
             rule_counters: open(abi::MAP_RULE_COUNTERS)?,
             stats: open(abi::MAP_STATS)?,
+            frontends: open(abi::MAP_FRONTENDS)?,
         })
     }
 
@@ -479,6 +482,7 @@ struct Written {
     cidrs: Vec<Key<CidrKeyData>>,
     policy: Vec<PolicyKey>,
     ranges: Vec<Key<RangeKeyData>>,
+    frontends: Vec<FrontendKey>,
     /// Endpoint id -> the ifindex its entry is keyed by, for changes in place.
     interfaces: BTreeMap<u32, u32>,
     /// Endpoint id -> its policy set, for the endpoints with an interface.
@@ -508,6 +512,7 @@ impl std::fmt::Debug for Written {
             .field("cidrs", &self.cidrs.len())
             .field("policy", &self.policy.len())
             .field("ranges", &self.ranges.len())
+            .field("frontends", &self.frontends.len())
             .finish()
     }
 }
@@ -542,6 +547,9 @@ pub struct Datapath {
     live: Option<Written>,
     /// Links kept alive by this process when nothing is pinned (tests).
     unpinned_links: Vec<SchedClassifierLink>,
+    /// The skb mark bit of Service calls (`netc_config.service_mark`); 0: Services are judged
+    /// on their frontend.
+    service_mark: u32,
 }
 
 impl Datapath {
@@ -566,7 +574,7 @@ impl Datapath {
     ) -> Result<Datapath, DatapathError> {
         Datapath::load_object(
             abi::DATAPATH_OBJECT,
-            &[abi::PROG_FROM_POD, abi::PROG_TO_POD],
+            &[abi::PROG_FROM_POD, abi::PROG_TO_POD, abi::PROG_UPLINK],
             pin_dir,
             capacities,
         )
@@ -642,6 +650,7 @@ impl Datapath {
             pin_dir: pin_dir.map(Path::to_owned),
             live: None,
             unpinned_links: Vec::new(),
+            service_mark: abi::DEFAULT_SERVICE_MARK,
         })
     }
 
@@ -688,14 +697,18 @@ impl Datapath {
                 return Err(e);
             }
         };
-        let flags = if report_allowed { abi::CONFIG_REPORT_ALLOWED } else { 0 };
-        self.maps.set_config(Config { generation, flags, ..config })?;
+        let mut flags = if report_allowed { abi::CONFIG_REPORT_ALLOWED } else { 0 };
+        if !written.frontends.is_empty() {
+            flags |= abi::CONFIG_SERVICES;
+        }
+        self.maps.set_config(Config { generation, flags, service_mark: self.service_mark, ..config })?;
         let to_flip = start.elapsed();
         let entries = written.endpoints.len()
             + written.ipcache.len()
             + written.cidrs.len()
             + written.policy.len()
-            + written.ranges.len();
+            + written.ranges.len()
+            + written.frontends.len();
         match self.live.take() {
             Some(previous) if previous.generation == old => self.delete(&previous),
             _ => self.delete_other_generations(generation)?,
@@ -977,6 +990,28 @@ impl Datapath {
             .filter(|ep| interfaces.contains_key(&ep.id))
             .map(|ep| (ep.id, ep.set))
             .collect();
+        if self.service_mark != 0 {
+            let mut frontends: HashMap<&mut MapData, FrontendKey, Frontend> =
+                HashMap::try_from(&mut self.maps.frontends).map_err(map_err(abi::MAP_FRONTENDS))?;
+            for (entry, service) in &plan.frontends {
+                let (family, addr) = abi::addr_bytes(entry.address);
+                let key = FrontendKey {
+                    generation,
+                    family: u8::try_from(family).unwrap_or(0),
+                    protocol: entry.protocol,
+                    port: entry.port.to_be(),
+                    addr,
+                };
+                frontends.insert(key, Frontend { service: *service, pad: 0 }, 0).map_err(|e| {
+                    if is_full(&e) {
+                        DatapathError::Full { map: abi::MAP_FRONTENDS, entries: plan.frontends.len() }
+                    } else {
+                        map_err(abi::MAP_FRONTENDS)(e)
+                    }
+                })?;
+                written.frontends.push(key);
+            }
+        }
         let mut failed = BTreeSet::new();
         self.write_policy(plan.policy.iter(), written, &mut failed)?;
         self.write_ranges(plan.ranges.iter(), written, &mut failed)?;
@@ -1032,6 +1067,12 @@ impl Datapath {
                 let _ = m.remove(k);
             }
         }
+        if let Ok(mut m) = HashMap::<&mut MapData, FrontendKey, Frontend>::try_from(&mut self.maps.frontends)
+        {
+            for k in &written.frontends {
+                let _ = m.remove(k);
+            }
+        }
     }
 
     /// Remove every key not of `generation` (after a restart, when the old keys are unknown).
@@ -1064,6 +1105,12 @@ impl Datapath {
                 LpmTrie::try_from(&self.maps.ranges).map_err(map_err(abi::MAP_PORT_RANGES))?;
             stale.ranges =
                 m.keys().filter_map(Result::ok).filter(|k| k.data().generation != generation).collect();
+        }
+        {
+            let m: HashMap<&MapData, FrontendKey, Frontend> =
+                HashMap::try_from(&self.maps.frontends).map_err(map_err(abi::MAP_FRONTENDS))?;
+            stale.frontends =
+                m.keys().filter_map(Result::ok).filter(|k| k.generation != generation).collect();
         }
         self.delete(&stale);
         Ok(())
@@ -1107,6 +1154,19 @@ impl Datapath {
     /// # Errors
     /// [`DatapathError::Interface`] naming the interface.
     pub fn attach(&mut self, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {
+        self.attach_programs(
+            interface,
+            mode,
+            &[(abi::PROG_FROM_POD, TcAttachType::Ingress), (abi::PROG_TO_POD, TcAttachType::Egress)],
+        )
+    }
+
+    fn attach_programs(
+        &mut self,
+        interface: &str,
+        mode: AttachMode,
+        programs: &[(&'static str, TcAttachType)],
+    ) -> Result<(), DatapathError> {
         let ierr = |message: String| DatapathError::Interface { interface: interface.to_owned(), message };
         if mode == AttachMode::Netlink
             && let Err(e) = tc::qdisc_add_clsact(interface)
@@ -1118,9 +1178,7 @@ impl Datapath {
             }
         }
         let pin_dir = self.pin_dir.clone();
-        for (name, hook) in
-            [(abi::PROG_FROM_POD, TcAttachType::Ingress), (abi::PROG_TO_POD, TcAttachType::Egress)]
-        {
+        for &(name, hook) in programs {
             let program = self.classifier(name)?;
             match mode {
                 AttachMode::Tcx => {
@@ -1195,6 +1253,24 @@ impl Datapath {
         Ok(())
     }
 
+    /// The skb mark bit of Service calls, from the next [`Datapath::apply`] on; 0 turns the
+    /// Service path off (a Service call is then judged on its frontend at the client's veth).
+    /// [`abi::DEFAULT_SERVICE_MARK`] unless set.
+    pub fn set_service_mark(&mut self, mark: u32) {
+        self.service_mark = mark;
+    }
+
+    /// Attach `netc_uplink` to the tc egress of `interface`, an interface by which pod traffic
+    /// leaves the node (the uplink; a tunnel device with an overlay): it judges Service calls
+    /// that kube-proxy translated to a backend on another node. Replaced in place like
+    /// [`Datapath::attach`].
+    ///
+    /// # Errors
+    /// [`DatapathError::Interface`] naming the interface.
+    pub fn attach_uplink(&mut self, interface: &str, mode: AttachMode) -> Result<(), DatapathError> {
+        self.attach_programs(interface, mode, &[(abi::PROG_UPLINK, TcAttachType::Egress)])
+    }
+
     /// Run `program` (`abi::PROG_FROM_POD` or `abi::PROG_TO_POD`) on one packet, `repeat` times,
     /// with BPF_PROG_TEST_RUN. The packet arrives on the loopback device (ifindex 1): bind that
     /// ifindex to an endpoint with [`Datapath::bind`]. It is a forwarded packet (came in on
@@ -1226,6 +1302,25 @@ impl Datapath {
     ) -> Result<(i32, Duration), DatapathError> {
         test_run_arriving(&self.ebpf, program, packet, repeat, 0)
     }
+
+    /// [`Datapath::test_run`] (once) on a packet that came in on `ingress_ifindex` and carries
+    /// skb mark `mark`: a Service call after kube-proxy's translation, at `abi::PROG_TO_POD` or
+    /// `abi::PROG_UPLINK`, carries the Service mark and its client's veth. Returns the tc verdict
+    /// and the packet's mark after the program (`abi::PROG_FROM_POD` sets the Service mark on a
+    /// Service call).
+    ///
+    /// # Errors
+    /// A program error.
+    pub fn test_run_marked(
+        &self,
+        program: &'static str,
+        packet: &[u8],
+        ingress_ifindex: u32,
+        mark: u32,
+    ) -> Result<(i32, u32), DatapathError> {
+        let (verdict, _, mark) = test_run_skb(&self.ebpf, program, packet, 1, ingress_ifindex, mark)?;
+        Ok((verdict, mark))
+    }
 }
 
 /// The ingress ifindex of the packets [`Datapath::test_run`] runs: any interface but none (0 is
@@ -1245,6 +1340,8 @@ pub fn test_run_program(
     test_run_arriving(ebpf, program, packet, repeat, FORWARDED_FROM)
 }
 
+/// Byte offset of `mark` in `struct __sk_buff` (the 3rd `__u32`; UAPI, stable).
+const SKB_MARK: usize = 8;
 /// Byte offset of `ingress_ifindex` in `struct __sk_buff` (the 10th `__u32`; UAPI, stable).
 const SKB_INGRESS_IFINDEX: usize = 36;
 
@@ -1255,25 +1352,43 @@ fn test_run_arriving(
     repeat: u32,
     ingress_ifindex: u32,
 ) -> Result<(i32, Duration), DatapathError> {
+    let (verdict, duration, _) = test_run_skb(ebpf, program, packet, repeat, ingress_ifindex, 0)?;
+    Ok((verdict, duration))
+}
+
+fn test_run_skb(
+    ebpf: &Ebpf,
+    program: &'static str,
+    packet: &[u8],
+    repeat: u32,
+    ingress_ifindex: u32,
+    mark: u32,
+) -> Result<(i32, Duration, u32), DatapathError> {
     let prog: &SchedClassifier = ebpf
         .program(program)
         .ok_or_else(|| prog_err(program)(ProgramError::NotLoaded))?
         .try_into()
         .map_err(prog_err(program))?;
     let mut out = vec![0u8; packet.len() + 256];
-    // The __sk_buff up to ifindex: all zero (the kernel refuses other fields) but the ingress
-    // ifindex, which BPF_PROG_TEST_RUN copies into the skb.
+    // The __sk_buff up to ifindex: all zero (the kernel refuses other fields) but the mark and
+    // the ingress ifindex, which BPF_PROG_TEST_RUN copies into the skb (and the mark back out).
     let mut ctx = [0u8; SKB_INGRESS_IFINDEX + 8];
+    ctx[SKB_MARK..SKB_MARK + 4].copy_from_slice(&mark.to_ne_bytes());
     ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    // The kernel writes the whole __sk_buff back (192 bytes on Linux 6.x) and refuses a shorter
+    // buffer (ENOSPC).
+    let mut ctx_out = [0u8; 256];
     let opts = TestRunOptions {
         data_in: Some(packet),
         data_out: Some(&mut out),
         ctx_in: Some(&ctx),
+        ctx_out: Some(&mut ctx_out),
         repeat,
         ..TestRunOptions::default()
     };
     let result = prog.test_run(opts).map_err(prog_err(program))?;
-    Ok((result.return_value.cast_signed(), result.duration))
+    let mark_out = u32::from_ne_bytes(ctx_out[SKB_MARK..SKB_MARK + 4].try_into().expect("4 bytes"));
+    Ok((result.return_value.cast_signed(), result.duration, mark_out))
 }
 
 /// The empty classifier (benchmark baseline), loaded.

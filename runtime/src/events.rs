@@ -89,6 +89,18 @@ pub struct RuleRef {
     pub policy: Option<String>,
 }
 
+/// The Service a flow went through: the client called `frontend`, kube-proxy translated it to
+/// `backend` (the line's `dst` and `dport`), and the client's egress door was judged on that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceRef {
+    /// `namespace/name` of the Service (`null` when judged by a generation this netcd never knew).
+    pub name: Option<String>,
+    /// The address and port the client called (`10.96.0.10:80`, `[fd00:96::10]:80`).
+    pub frontend: String,
+    /// The backend and targetPort kube-proxy chose.
+    pub backend: String,
+}
+
 /// One verdict as printed: fields in reading order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerdictLine {
@@ -115,6 +127,10 @@ pub struct VerdictLine {
     pub protocol: String,
     /// The rule that allowed it (`null` for denials and audits).
     pub rule: Option<RuleRef>,
+    /// The Service the flow went through, when the client called one (its egress door judged
+    /// after kube-proxy's translation: `dst` and `dport` are the backend's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
     /// `new-flow`, or `policy-changed` for a flow judged again after a reload.
     pub reason: &'static str,
     /// The policy generation that judged it.
@@ -183,6 +199,17 @@ pub fn line(
         )),
         _ => None,
     };
+    // A Service port is never 0: the datapath leaves it 0 for flows that called none.
+    let service = (event.frontend_port != 0).then(|| {
+        let frontend: IpAddr = abi::addr_from_bytes(event.family, event.frontend);
+        ServiceRef {
+            name: plan
+                .and_then(|p| p.services.get(usize::try_from(event.service).unwrap_or(usize::MAX)))
+                .cloned(),
+            frontend: std::net::SocketAddr::new(frontend, event.frontend_port).to_string(),
+            backend: std::net::SocketAddr::new(dst, event.dport).to_string(),
+        }
+    });
     VerdictLine {
         time: clock.rfc3339(event.time_ns),
         verdict,
@@ -195,6 +222,7 @@ pub fn line(
         dport: event.dport,
         protocol: protocol_name(event.protocol),
         rule,
+        service,
         reason: if event.reason == abi::REASON_REJUDGE { "policy-changed" } else { "new-flow" },
         generation: event.generation,
         note,
@@ -331,5 +359,39 @@ mod tests {
         let line = to_json(&node, &clock, &plans, Some("veth0"));
         assert!(line["rule"].is_null(), "{line}");
         assert!(line["note"].as_str().is_some_and(|n| n.contains("own node")), "{line}");
+    }
+
+    #[test]
+    fn a_service_call_names_the_service_its_frontend_and_backend() {
+        let mut plan = Plan::default();
+        plan.services = vec!["data/db".into()];
+        let (_, saddr) = abi::addr_bytes("fd00::1".parse().expect("ip"));
+        let (_, daddr) = abi::addr_bytes("fd00::2".parse().expect("ip"));
+        let (_, frontend) = abi::addr_bytes("fd00:96::10".parse().expect("ip"));
+        let event = Event {
+            generation: 1,
+            rule: abi::RULE_NONE,
+            saddr,
+            daddr,
+            dport: 5432,
+            family: 6,
+            protocol: 6,
+            direction: abi::EGRESS,
+            verdict: abi::VERDICT_DENY,
+            reason: abi::REASON_NEW,
+            service: 0,
+            frontend_port: 80,
+            frontend,
+            ..Event::default()
+        };
+        let plans = BTreeMap::from([(1, &plan)]);
+        let clock = Clock { boot_epoch_ns: 0 };
+        let v = to_json(&event, &clock, &plans, None);
+        assert_eq!(v["service"]["name"], "data/db", "{v}");
+        assert_eq!(v["service"]["frontend"], "[fd00:96::10]:80", "{v}");
+        assert_eq!(v["service"]["backend"], "[fd00::2]:5432", "{v}");
+        // A flow that called no Service has no `service` key.
+        let direct = to_json(&Event { frontend_port: 0, ..event }, &clock, &plans, None);
+        assert!(direct.get("service").is_none(), "{direct}");
     }
 }

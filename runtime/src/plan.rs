@@ -53,6 +53,22 @@ pub struct PlanOptions {
     pub node: Option<String>,
     /// Would-be drops pass and are reported as audit verdicts.
     pub audit: bool,
+    /// Judge calls to the inventory's Services after kube-proxy's translation ([`Plan::frontends`]).
+    /// Only when netcd has a classifier on every interface a translated call can leave the node
+    /// by (`--uplink`); without, a Service call is judged on its frontend at the client's veth.
+    pub services: bool,
+}
+
+/// A Service frontend that kube-proxy translates to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FrontendEntry {
+    /// The address called: a ClusterIP, external or load-balancer IP; for a NodePort, the
+    /// family's unspecified address (every address of the node).
+    pub address: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// The port called (host order).
+    pub port: u16,
 }
 
 /// One rule of the IR, as events and counters name it.
@@ -178,6 +194,11 @@ pub struct Plan {
     pub policy: BTreeMap<PolicyEntry, u32>,
     /// Port range blocks -> rule index.
     pub ranges: BTreeMap<RangeEntry, u32>,
+    /// `namespace/name` of the Services, by index (the value of [`Plan::frontends`]; events name
+    /// the Service a flow went through by it).
+    pub services: Vec<String>,
+    /// Service frontends -> Service index ([`PlanOptions::services`]; empty without).
+    pub frontends: BTreeMap<FrontendEntry, u32>,
     /// What changing pods in place needs.
     index: Index,
     /// The next endpoint id to give: ids are never reused within a generation.
@@ -875,6 +896,33 @@ fn is_local(pod: &Pod, options: &PlanOptions) -> bool {
         && options.node.as_ref().is_none_or(|n| pod.node.as_ref() == Some(n))
 }
 
+/// The Services' names and frontends: each address x port, and each node port on every address
+/// of the node (both families' unspecified addresses). A frontend two Services claim (the API
+/// server refuses that) keeps the first.
+fn frontends(inventory: &Inventory) -> (Vec<String>, BTreeMap<FrontendEntry, u32>) {
+    let mut names = Vec::new();
+    let mut frontends = BTreeMap::new();
+    for service in &inventory.services {
+        let index = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        names.push(format!("{}/{}", service.namespace, service.name));
+        let any: [IpAddr; 2] = [IpAddr::from([0u8; 4]), IpAddr::from([0u8; 16])];
+        for port in &service.ports {
+            let protocol = ip_protocol(port.protocol);
+            for address in &service.addresses {
+                frontends
+                    .entry(FrontendEntry { address: *address, protocol, port: port.port })
+                    .or_insert(index);
+            }
+            if let Some(node_port) = port.node_port {
+                for address in any {
+                    frontends.entry(FrontendEntry { address, protocol, port: node_port }).or_insert(index);
+                }
+            }
+        }
+    }
+    (names, frontends)
+}
+
 impl Plan {
     /// Build the plan of `ir` over `inventory`.
     #[must_use]
@@ -964,6 +1012,9 @@ impl Plan {
             next_set: 1,
             ..Plan::default()
         };
+        if options.services {
+            (plan.services, plan.frontends) = frontends(inventory);
+        }
         for pod in inventory.pods.iter().filter(|p| is_local(p, options)) {
             let endpoint = plan.new_endpoint(ir, pod, options, None);
             plan.endpoints.push(endpoint);
@@ -1065,7 +1116,7 @@ impl Plan {
         new: &Inventory,
         options: &PlanOptions,
     ) -> Option<Delta> {
-        if old.namespaces != new.namespaces {
+        if old.namespaces != new.namespaces || old.services != new.services {
             return None;
         }
         let diff = PodDiff::of(old, new)?;
@@ -1820,10 +1871,45 @@ mod tests {
         let mut other = pod("default", "x", "web", "10.0.0.9");
         other.node = Some("n2".into());
         let inv = inventory(vec![pod("default", "w", "web", "10.0.0.1"), other]);
-        let options = PlanOptions { node: Some("n1".into()), audit: true };
+        let options = PlanOptions { node: Some("n1".into()), audit: true, services: false };
         let plan = Plan::build(&Ir::empty(), &inv, &options);
         assert_eq!(plan.endpoints.len(), 1);
         assert_eq!(plan.endpoints[0].flags, abi::EP_AUDIT);
         assert_eq!(plan.endpoints[0].doors, [0, 0]);
+    }
+
+    #[test]
+    fn services_give_frontends_only_when_asked_and_a_change_builds_a_generation() {
+        let inv = Inventory::from_json(
+            r#"{"kind":"List","items":[
+              {"kind":"Service","metadata":{"name":"db","namespace":"data"},"spec":{"clusterIPs":["10.96.0.10","fd00:96::10"],
+                "ports":[{"port":80,"targetPort":8080,"nodePort":30080},{"protocol":"UDP","port":53}]}},
+              {"kind":"Service","metadata":{"name":"headless","namespace":"data"},"spec":{"clusterIP":"None","ports":[{"port":5432}]}}]}"#,
+        )
+        .expect("inventory");
+        let with = PlanOptions { services: true, ..PlanOptions::default() };
+        let plan = Plan::build(&Ir::empty(), &inv, &with);
+        assert_eq!(plan.services, ["data/db", "data/headless"]);
+        let frontend = |a: &str, protocol: u8, port: u16| FrontendEntry {
+            address: a.parse().expect("ip"),
+            protocol,
+            port,
+        };
+        let wanted: BTreeMap<FrontendEntry, u32> = [
+            frontend("10.96.0.10", 6, 80),
+            frontend("fd00:96::10", 6, 80),
+            frontend("0.0.0.0", 6, 30080),
+            frontend("::", 6, 30080),
+            frontend("10.96.0.10", 17, 53),
+            frontend("fd00:96::10", 17, 53),
+        ]
+        .into_iter()
+        .map(|f| (f, 0))
+        .collect();
+        assert_eq!(plan.frontends, wanted);
+        assert!(Plan::build(&Ir::empty(), &inv, &PlanOptions::default()).frontends.is_empty());
+        let mut changed = inv.clone();
+        changed.services[0].ports.pop();
+        assert!(plan.clone().update_in_place(&Ir::empty(), &inv, &changed, &with).is_none());
     }
 }

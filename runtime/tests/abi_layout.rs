@@ -33,7 +33,14 @@ macro_rules! rust_layout {
 #[test]
 fn shared_structs_have_the_c_layout() {
     let mut rust = BTreeMap::new();
-    rust_layout!(rust, "netc_config", Config, [generation, flags, epoch, ct_sets, ct_seed]);
+    rust_layout!(
+        rust,
+        "netc_config",
+        Config,
+        [generation, flags, epoch, ct_sets, ct_seed, service_mark, pad]
+    );
+    rust_layout!(rust, "netc_frontend_key", FrontendKey, [generation, family, protocol, port, addr]);
+    rust_layout!(rust, "netc_frontend", Frontend, [service, pad]);
     rust_layout!(rust, "netc_endpoint_key", EndpointKey, [generation, ifindex]);
     rust_layout!(rust, "netc_endpoint", Endpoint, [id, flags, door, set]);
     rust_layout!(rust, "netc_ip_key", IpKey, [generation, family, addr]);
@@ -52,8 +59,24 @@ fn shared_structs_have_the_c_layout() {
         "netc_event",
         Event,
         [
-            time_ns, generation, rule, endpoint, ifindex, saddr, daddr, sport, dport, family, protocol,
-            direction, verdict, reason, pad
+            time_ns,
+            generation,
+            rule,
+            endpoint,
+            ifindex,
+            saddr,
+            daddr,
+            sport,
+            dport,
+            family,
+            protocol,
+            direction,
+            verdict,
+            reason,
+            pad,
+            frontend_port,
+            service,
+            frontend
         ]
     );
     // The LPM keys are aya's Key<prefixlen: u32, data>: the data starts 4 bytes in.

@@ -740,3 +740,164 @@ fn a_replica_joins_a_policy_set_whose_first_pod_has_no_interface_needs_root() {
     let other = p(DB, "10.0.0.12", TCP, 52001, 8080);
     assert_eq!(datapath.test_run(abi::PROG_TO_POD, &other.frame(), 1).expect("run").0, DROP);
 }
+
+/// The article's restrict-egress with Services in front of the pods: backend may call database
+/// on 5432 and anything in 10.96.0.0/12 on port 80 (the Service CIDR: an ipBlock a user may write
+/// to "allow Services"). With the Service path on (netcd --uplink), a call to a Service frontend
+/// passes the client's veth with the Service mark and is judged after kube-proxy's translation,
+/// on the backend and targetPort: the database's Service (80 -> 5432) is allowed, the frontend's
+/// (80 -> 8080) denied although the ipBlock covers its ClusterIP and port.
+#[test]
+fn service_calls_are_judged_after_the_translation_needs_root() {
+    if !can_run_as_root("service_calls_are_judged_after_the_translation_needs_root") {
+        return;
+    }
+    let (_, mut inv) = seed();
+    let ir = ir(vec![
+        policy(
+            "default",
+            "backend",
+            guarded(vec![rule("fe-be", 10, vec![app("frontend")], vec![tcp(8080)])]),
+            guarded(vec![
+                rule("be-db", 11, vec![app("database")], vec![tcp(5432)]),
+                rule(
+                    "be-svc",
+                    12,
+                    vec![block("10.96.0.0/12", &[]), block("fd00:96::/108", &[])],
+                    vec![tcp(80)],
+                ),
+            ]),
+        ),
+        policy(
+            "default",
+            "database",
+            guarded(vec![rule("be-db-in", 11, vec![app("backend")], vec![tcp(5432)])]),
+            open(),
+        ),
+    ]);
+    inv.pods.push(pod("default", "database6", "database", &["fd00::3"]));
+    inv.services = vec![
+        service("default", "database", &["10.96.0.10", "fd00:96::10"], 80, 5432, Some(30432)),
+        service("default", "frontend", &["10.96.0.20", "fd00:96::20"], 80, 8080, None),
+    ];
+    let mark = abi::DEFAULT_SERVICE_MARK;
+    let mut h = Harness::with_services(&ir, &inv, false);
+
+    // The client's veth: a Service call passes, marked; anything else is judged there as before.
+    let call = p(BE, "10.96.0.10", TCP, 41000, 80);
+    assert_eq!(h.egress_marked("backend", &call.frame()), (PASS, mark), "a Service call is marked");
+    assert_eq!(
+        h.egress_marked("backend", &packet::frame(&call, ACK, 0)),
+        (PASS, mark),
+        "and so is every later packet of it"
+    );
+    assert_eq!(
+        h.egress_marked("backend", &p(BE, "10.96.0.10", TCP, 41001, 81).frame()),
+        (DROP, 0),
+        "not a frontend"
+    );
+    assert_eq!(
+        h.egress_marked("backend", &p(BE, "10.96.0.99", TCP, 41002, 80).frame()),
+        (PASS, 0),
+        "no Service there: the ipBlock allows it, judged at the veth"
+    );
+    assert_eq!(
+        h.egress_marked("frontend", &p(FE, "10.96.0.10", TCP, 41003, 80).frame()),
+        (PASS, 0),
+        "an open egress door takes no Service path"
+    );
+    // The reply, translated back by netfilter, passes the client's ingress door.
+    assert_eq!(h.ingress_frame("backend", &packet::frame(&call.reply(), SYN | ACK, 0)), PASS, "the reply");
+
+    // After the translation: judged on the backend and targetPort, the mark cleared.
+    let to_db = p(BE, DB, TCP, 41000, 5432);
+    assert_eq!(
+        h.translated("backend", Some("database"), &to_db.frame(), mark),
+        (PASS, 0),
+        "database's Service"
+    );
+    assert_eq!(
+        h.translated("backend", None, &p(BE, DB, TCP, 41010, 5432).frame(), mark),
+        (PASS, 0),
+        "remote"
+    );
+    let to_fe = p(BE, FE, TCP, 41011, 8080);
+    assert_eq!(
+        h.service_call("backend", p(BE, "10.96.0.20", TCP, 41011, 80), Some("frontend"), to_fe),
+        DROP,
+        "frontend's Service: its targetPort is not allowed, whatever the ipBlock says"
+    );
+    assert_eq!(
+        h.service_call("backend", p(BE, "10.96.0.20", TCP, 41012, 80), None, p(BE, FE, TCP, 41012, 8080)),
+        DROP,
+        "the same with the backend on another node (the uplink)"
+    );
+    // Masquerade changes the source, not the interface the call came in on.
+    assert_eq!(
+        h.translated("backend", None, &p("192.0.2.1", FE, TCP, 41013, 8080).frame(), mark).0,
+        DROP,
+        "masqueraded: still backend's call"
+    );
+    // Unmarked packets at the uplink are not Service calls: they were judged at their veth.
+    assert_eq!(h.translated("backend", None, &to_fe.frame(), 0), (PASS, 0), "no mark, no judgement");
+    // NodePort, on any address of the node, and IPv6.
+    assert_eq!(
+        h.service_call(
+            "backend",
+            p(BE, "192.0.2.10", TCP, 41020, 30432),
+            Some("database"),
+            p(BE, DB, TCP, 41020, 5432)
+        ),
+        PASS,
+        "NodePort to database"
+    );
+    assert_eq!(
+        h.service_call(
+            "backend",
+            p(BE6, "fd00:96::10", TCP, 41030, 80),
+            Some("database6"),
+            p(BE6, "fd00::3", TCP, 41030, 5432)
+        ),
+        PASS,
+        "IPv6 database Service"
+    );
+    assert_eq!(
+        h.service_call(
+            "backend",
+            p(BE6, "fd00:96::20", TCP, 41031, 80),
+            Some("frontend"),
+            p(BE6, FE6, TCP, 41031, 8080)
+        ),
+        DROP,
+        "IPv6 frontend Service"
+    );
+    // The backend's own ingress door is still judged at its veth after the client's egress.
+    assert_eq!(
+        h.service_call(
+            "frontend",
+            p(FE, "10.96.0.10", TCP, 41040, 80),
+            Some("database"),
+            p(FE, DB, TCP, 41040, 5432)
+        ),
+        DROP,
+        "database lets only backend in"
+    );
+
+    // Audit: the would-be drop passes.
+    let mut audit = Harness::with_services(&ir, &inv, true);
+    assert_eq!(
+        audit.service_call(
+            "backend",
+            p(BE, "10.96.0.20", TCP, 41050, 80),
+            Some("frontend"),
+            p(BE, FE, TCP, 41050, 8080)
+        ),
+        PASS,
+        "audit mode"
+    );
+
+    // Without the Service path (no --uplink) a Service call is judged on its frontend: the ipBlock
+    // lets frontend's Service through (what the Service path corrects).
+    let mut before = Harness::new(&ir, &inv, false);
+    assert_eq!(before.egress_marked("backend", &p(BE, "10.96.0.20", TCP, 41060, 80).frame()), (PASS, 0));
+}

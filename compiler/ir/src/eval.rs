@@ -531,6 +531,7 @@ mod tests {
             ],
             externals: Vec::new(),
             implied_namespaces: Vec::new(),
+            services: Vec::new(),
         }
     }
 

@@ -11,6 +11,10 @@
 //! address: 203.0.113.10
 //! ```
 //!
+//! Services (`kubectl get svc -A -o yaml`) are read for netcd, which judges a call to a Service
+//! frontend (ClusterIP, external IP, load-balancer IP, NodePort) after kube-proxy translates it;
+//! the evaluators judge pod flows and never need them.
+//!
 //! Pods may carry the annotation `netc.dev/host-interface: <ifname>` naming their host-side veth,
 //! for netcd. Only the fields netc needs are read; everything else is ignored.
 
@@ -21,7 +25,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Protocol;
+use crate::{PortValue, Protocol};
 
 /// The label every namespace carries with its own name (Kubernetes >= 1.21).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -41,6 +45,37 @@ pub struct Inventory {
     /// Namespaces that pods live in but that the input did not describe; they were added with
     /// only their name label, and label-based namespace selectors may judge them wrongly.
     pub implied_namespaces: Vec<String>,
+    /// Services with a cluster IP or node ports, sorted by (namespace, name).
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// A Service's frontends: what kube-proxy translates to a backend pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+    /// `spec.clusterIPs` (or `spec.clusterIP`), `spec.externalIPs` and
+    /// `status.loadBalancer.ingress[].ip`: every address kube-proxy translates for it. Empty for
+    /// a headless Service (`clusterIP: None`), which has no frontend of its own.
+    pub addresses: Vec<IpAddr>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+}
+
+/// One port of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePort {
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// The Service port, on its addresses.
+    pub port: u16,
+    /// The port of the backend pods it leads to (a number or a container port's name).
+    pub target_port: PortValue,
+    /// The node port (NodePort and LoadBalancer Services), on every address of every node.
+    pub node_port: Option<u16>,
 }
 
 /// A namespace and its labels (always including [`NAMESPACE_NAME_LABEL`]).
@@ -209,6 +244,7 @@ enum Object {
     Namespace(Namespace),
     Pod(Pod),
     External(ExternalAddress),
+    Service(Service),
 }
 
 impl Object {
@@ -218,6 +254,7 @@ impl Object {
             Object::Namespace(ns) => format!("namespace {}", ns.name),
             Object::Pod(pod) => format!("pod {}/{}", pod.namespace, pod.name),
             Object::External(e) => format!("external address {}", e.name),
+            Object::Service(s) => format!("service {}/{}", s.namespace, s.name),
         }
     }
 }
@@ -234,7 +271,7 @@ fn collect_objects(docs: Vec<Value>) -> Result<Vec<(String, Object)>, InventoryE
         }
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
         let object = match kind {
-            "List" | "NamespaceList" | "PodList" => {
+            "List" | "NamespaceList" | "PodList" | "ServiceList" => {
                 let items = doc
                     .get("items")
                     .and_then(Value::as_array)
@@ -247,10 +284,11 @@ fn collect_objects(docs: Vec<Value>) -> Result<Vec<(String, Object)>, InventoryE
             "Namespace" => Object::Namespace(parse_namespace(&origin, &doc)?),
             "Pod" => Object::Pod(parse_pod(&origin, &doc)?),
             "ExternalAddress" => Object::External(parse_external(&origin, &doc)?),
+            "Service" => Object::Service(parse_service(&origin, &doc)?),
             "" => {
                 return Err(err(origin, "has no `kind`; expected Namespace, Pod, List or ExternalAddress"));
             }
-            // Other objects (Services, Deployments, ...) are common in `kubectl get all`
+            // Other objects (Deployments, EndpointSlices, ...) are common in `kubectl get all`
             // output and carry nothing the evaluation needs.
             _ => continue,
         };
@@ -290,6 +328,7 @@ fn assemble(
             Object::Namespace(ns) => inv.namespaces.push(ns),
             Object::Pod(pod) => inv.pods.push(pod),
             Object::External(e) => inv.externals.push(e),
+            Object::Service(s) => inv.services.push(s),
         }
     }
     let mut seen_ns: BTreeSet<String> = inv.namespaces.iter().map(|n| n.name.clone()).collect();
@@ -305,6 +344,7 @@ fn assemble(
     inv.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     inv.externals.sort_by(|a, b| a.name.cmp(&b.name));
+    inv.services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     inv.implied_namespaces.sort();
     Ok(inv)
 }
@@ -395,19 +435,8 @@ fn parse_pod(origin: &str, doc: &Value) -> Result<Pod, InventoryError> {
                             format!("container port `{port_name}` needs a containerPort in 1..65535"),
                         )
                     })?;
-                let protocol = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
-                    "TCP" => Protocol::Tcp,
-                    "UDP" => Protocol::Udp,
-                    "SCTP" => Protocol::Sctp,
-                    other => {
-                        return Err(err(
-                            &object,
-                            format!(
-                                "container port `{port_name}` has protocol `{other}`; use TCP, UDP or SCTP"
-                            ),
-                        ));
-                    }
-                };
+                let protocol =
+                    parse_protocol(&object, &format!("container port `{port_name}`"), p.get("protocol"))?;
                 ports.push(NamedPort { name: port_name.to_owned(), port: number, protocol });
             }
         }
@@ -425,6 +454,90 @@ fn parse_pod(origin: &str, doc: &Value) -> Result<Pod, InventoryError> {
         ips,
         ports,
     })
+}
+
+fn parse_protocol(object: &str, what: &str, value: Option<&Value>) -> Result<Protocol, InventoryError> {
+    match value.and_then(Value::as_str).unwrap_or("TCP") {
+        "TCP" => Ok(Protocol::Tcp),
+        "UDP" => Ok(Protocol::Udp),
+        "SCTP" => Ok(Protocol::Sctp),
+        other => Err(err(object, format!("{what} has protocol `{other}`; use TCP, UDP or SCTP"))),
+    }
+}
+
+fn port_number(object: &str, what: &str, value: &Value) -> Result<u16, InventoryError> {
+    value
+        .as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n != 0)
+        .ok_or_else(|| err(object, format!("{what} must be a port number in 1..65535, found {value}")))
+}
+
+fn parse_service(origin: &str, doc: &Value) -> Result<Service, InventoryError> {
+    let (meta, name) = metadata(origin, doc, "Service")?;
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_owned();
+    let object = format!("service {namespace}/{name}");
+    let spec = doc.get("spec");
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let mut cluster_ips = strings(spec.and_then(|s| s.get("clusterIPs")));
+    if cluster_ips.is_empty()
+        && let Some(ip) = spec.and_then(|s| s.get("clusterIP")).and_then(Value::as_str)
+    {
+        cluster_ips.push(ip.to_owned());
+    }
+    let external_ips = strings(spec.and_then(|s| s.get("externalIPs")));
+    let lb_ips: Vec<String> = doc
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|i| i.get("ip").and_then(Value::as_str)).map(str::to_owned).collect())
+        .unwrap_or_default();
+    for ip in &cluster_ips {
+        // `None` (headless) and `""` (not allocated yet): no frontend of its own.
+        if ip != "None" && !ip.is_empty() {
+            texts.push(("spec.clusterIPs", ip));
+        }
+    }
+    texts.extend(external_ips.iter().map(|ip| ("spec.externalIPs", ip.as_str())));
+    texts.extend(lb_ips.iter().map(|ip| ("status.loadBalancer.ingress", ip.as_str())));
+    let mut addresses = Vec::new();
+    for (field, text) in texts {
+        let ip: IpAddr =
+            text.parse().map_err(|_| err(&object, format!("`{text}` in {field} is not an IP address")))?;
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    let mut ports = Vec::new();
+    if let Some(list) = spec.and_then(|s| s.get("ports")).and_then(Value::as_array) {
+        for (i, p) in list.iter().enumerate() {
+            let what = format!("spec.ports[{i}]");
+            let protocol = parse_protocol(&object, &what, p.get("protocol"))?;
+            let port = port_number(
+                &object,
+                &format!("{what}.port"),
+                p.get("port").ok_or_else(|| err(&object, format!("{what} needs a `port`")))?,
+            )?;
+            let target_port = match p.get("targetPort") {
+                None | Some(Value::Null) => PortValue::Number(port),
+                Some(Value::String(name)) => match name.parse::<u16>() {
+                    Ok(n) if n != 0 => PortValue::Number(n),
+                    _ => PortValue::Name(name.clone()),
+                },
+                Some(v) => PortValue::Number(port_number(&object, &format!("{what}.targetPort"), v)?),
+            };
+            let node_port = match p.get("nodePort") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(port_number(&object, &format!("{what}.nodePort"), v)?),
+            };
+            ports.push(ServicePort { protocol, port, target_port, node_port });
+        }
+    }
+    Ok(Service { namespace, name, addresses, ports })
 }
 
 fn parse_external(origin: &str, doc: &Value) -> Result<ExternalAddress, InventoryError> {
@@ -449,7 +562,10 @@ mod tests {
          "spec":{"nodeName":"n1","containers":[{"ports":[{"name":"http","containerPort":8080}]}]},
          "status":{"podIP":"10.0.0.5","podIPs":[{"ip":"10.0.0.5"},{"ip":"fd00::5"}]}},
         {"kind":"Pod","metadata":{"name":"db","namespace":"data"}},
-        {"kind":"Service","metadata":{"name":"ignored"}},
+        {"kind":"Service","metadata":{"name":"db","namespace":"data"},
+         "spec":{"type":"NodePort","clusterIPs":["10.96.0.10","fd00:96::10"],"externalIPs":["203.0.113.7"],
+           "ports":[{"port":80,"targetPort":"http","nodePort":30080},{"protocol":"UDP","port":53}]}},
+        {"kind":"Service","metadata":{"name":"headless"},"spec":{"clusterIP":"None","ports":[{"port":5432}]}},
         {"apiVersion":"netc.dev/v1","kind":"ExternalAddress","metadata":{"name":"api"},"address":"203.0.113.1"}
     ]}"#;
 
@@ -465,6 +581,46 @@ mod tests {
         assert_eq!(web.ports, vec![NamedPort { name: "http".into(), port: 8080, protocol: Protocol::Tcp }]);
         assert_eq!(web.host_interface.as_deref(), Some("veth1"));
         assert_eq!(inv.externals[0].address, "203.0.113.1".parse::<IpAddr>().expect("ip"));
+        let names: Vec<_> = inv.services.iter().map(|s| format!("{}/{}", s.namespace, s.name)).collect();
+        assert_eq!(names, ["data/db", "default/headless"]);
+        let db = &inv.services[0];
+        let ips: Vec<IpAddr> =
+            ["10.96.0.10", "fd00:96::10", "203.0.113.7"].iter().map(|t| t.parse().expect("ip")).collect();
+        assert_eq!(db.addresses, ips);
+        assert_eq!(
+            db.ports,
+            vec![
+                ServicePort {
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    target_port: PortValue::Name("http".into()),
+                    node_port: Some(30080)
+                },
+                ServicePort {
+                    protocol: Protocol::Udp,
+                    port: 53,
+                    target_port: PortValue::Number(53),
+                    node_port: None
+                },
+            ]
+        );
+        assert!(inv.services[1].addresses.is_empty(), "a headless Service has no frontend");
+    }
+
+    #[test]
+    fn service_errors_name_the_service_and_field() {
+        let bad = r#"{"kind":"Service","metadata":{"name":"s","namespace":"x"},"spec":{"clusterIP":"10.96.0.300"}}"#;
+        let e = Inventory::from_json(bad).expect_err("bad ip");
+        assert_eq!(e.object, "service x/s");
+        assert!(e.message.contains("spec.clusterIPs"), "{e}");
+        let bad =
+            r#"{"kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":80,"nodePort":70000}]}}"#;
+        let e = Inventory::from_json(bad).expect_err("bad node port");
+        assert!(e.message.contains("spec.ports[0].nodePort"), "{e}");
+        let bad =
+            r#"{"kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":80,"protocol":"ICMP"}]}}"#;
+        let e = Inventory::from_json(bad).expect_err("bad protocol");
+        assert!(e.message.contains("use TCP, UDP or SCTP"), "{e}");
     }
 
     #[cfg(feature = "yaml")]

@@ -29,7 +29,9 @@ use std::fmt;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-pub use inventory::{ExternalAddress, Inventory, InventoryError, NamedPort, Namespace, Pod};
+pub use inventory::{
+    ExternalAddress, Inventory, InventoryError, NamedPort, Namespace, Pod, Service, ServicePort,
+};
 pub use selector::{LabelSelector, Operator, Requirement};
 
 /// The IR format version this crate reads and writes.

@@ -919,6 +919,7 @@ mod tests {
                 address: "203.0.113.5".parse().expect("ip"),
             }],
             implied_namespaces: vec![],
+            services: Vec::new(),
         }
     }
 

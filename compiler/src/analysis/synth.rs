@@ -225,6 +225,7 @@ pub fn synthesize(irs: &[&Ir]) -> Inventory {
         pods: inventory_pods,
         externals,
         implied_namespaces: Vec::new(),
+        services: Vec::new(),
     }
 }
 

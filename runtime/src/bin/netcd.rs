@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! netcd run --ir policies.ir.json --inventory cluster.yaml [--mode audit] [--bpffs DIR]
-//!           [--conntrack-entries N] [--metrics-addr ADDR] [--log-format text|json]
+//!           [--conntrack-entries N] [--uplink IFACE]... [--service-mark BIT]
+//!           [--metrics-addr ADDR] [--log-format text|json]
 //! netcd run --kubernetes [--kubeconfig FILE] [--policy-configmap NS/NAME] [--node NAME] ...
 //! netcd status
 //! netcd detach
@@ -57,6 +58,20 @@ fn parse_configmap(text: &str) -> Result<(String, String), String> {
             Ok((ns.to_owned(), name.to_owned()))
         }
         _ => Err(format!("`{text}` is not NAMESPACE/NAME (for example netc-system/netc-ir)")),
+    }
+}
+
+fn parse_mark(text: &str) -> Result<u32, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse::<u32>(),
+    };
+    match parsed {
+        Ok(bit) if bit.count_ones() == 1 && bit != 0x4000 && bit != 0x8000 => Ok(bit),
+        Ok(0x4000 | 0x8000) => {
+            Err(format!("{text} is one of kube-proxy's mark bits (0x4000, 0x8000): take another"))
+        }
+        _ => Err(format!("`{text}` is not a single mark bit: give one bit, as 0x10000")),
     }
 }
 
@@ -147,6 +162,18 @@ enum Cmd {
                 .range(i64::from(daemon::MIN_CONNTRACK_ENTRIES)..=i64::from(daemon::MAX_CONNTRACK_ENTRIES)),
         )]
         conntrack_entries: Option<u32>,
+        /// An interface by which pod traffic leaves this node: the uplink, or the overlay's
+        /// tunnel device (flannel.1); repeat for each. With it, a pod's call to a Service of the
+        /// inventory (ClusterIP, external IP, NodePort) is judged after kube-proxy's
+        /// translation, on the backend pod and targetPort; without, on the Service's address and
+        /// port at the pod's veth (docs/runtime.md, "Services").
+        #[arg(long = "uplink", value_name = "IFACE")]
+        uplinks: Vec<String>,
+        /// The packet mark bit netcd sets on Service calls between the client's veth and the
+        /// hook that judges them after the translation: one bit no other component of the node
+        /// uses (kube-proxy uses 0x4000 and 0x8000).
+        #[arg(long, value_name = "BIT", default_value = "0x10000", value_parser = parse_mark)]
+        service_mark: u32,
     },
     /// Show what is loaded: generation, endpoints, map sizes, counters.
     Status {
@@ -187,6 +214,8 @@ fn main() -> ExitCode {
             attach,
             quiet_allowed,
             conntrack_entries,
+            uplinks,
+            service_mark,
         } => {
             init_logging(log_format);
             let attach = match attach {
@@ -205,6 +234,8 @@ fn main() -> ExitCode {
                 attach,
                 report_allowed: !quiet_allowed,
                 conntrack_entries: conntrack_entries.unwrap_or_else(daemon::default_conntrack_entries),
+                uplinks,
+                service_mark,
             };
             let metrics = Metrics::new(config.bpffs.clone());
             if let Some(addr) = metrics_addr {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use netc_ir::{
     Door, DoorState, Inventory, Ir, LabelSelector, NamedPort, Namespace, Peer, Pod, Policy, Port, PortValue,
-    Protocol, Rule, Span,
+    Protocol, Rule, Service, ServicePort, Span,
 };
 use netc_runtime::abi;
 use netc_runtime::datapath::Datapath;
@@ -131,6 +131,29 @@ pub fn inventory(namespaces: &[(&str, &[(&str, &str)])], mut pods: Vec<Pod>) -> 
     Inventory { namespaces, pods, ..Inventory::default() }
 }
 
+/// A Service `ns/name` on `addresses`: TCP `port` to the backends' `target_port`, with a node port
+/// when given.
+pub fn service(
+    ns: &str,
+    name: &str,
+    addresses: &[&str],
+    port: u16,
+    target_port: u16,
+    node_port: Option<u16>,
+) -> Service {
+    Service {
+        namespace: ns.into(),
+        name: name.into(),
+        addresses: addresses.iter().map(|a| a.parse().expect("test ip")).collect(),
+        ports: vec![ServicePort {
+            protocol: Protocol::Tcp,
+            port,
+            target_port: PortValue::Number(target_port),
+            node_port,
+        }],
+    }
+}
+
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test ip")
 }
@@ -149,15 +172,25 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(ir: &Ir, inventory: &Inventory, audit: bool) -> Harness {
+        Harness::with_options(ir, inventory, audit, false)
+    }
+
+    /// [`Harness::new`] with the inventory's Services judged after the translation (as netcd
+    /// with `--uplink`).
+    pub fn with_services(ir: &Ir, inventory: &Inventory, audit: bool) -> Harness {
+        Harness::with_options(ir, inventory, audit, true)
+    }
+
+    fn with_options(ir: &Ir, inventory: &Inventory, audit: bool, services: bool) -> Harness {
         let mut datapath = Datapath::load(None).expect("load the datapath (root, BTF)");
-        let plan = Plan::build(ir, inventory, &PlanOptions { node: None, audit });
+        let plan = Plan::build(ir, inventory, &PlanOptions { node: None, audit, services });
         let interfaces = plan.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
         datapath.apply(&plan, &interfaces, true).expect("apply the plan");
         Harness { datapath, plan }
     }
 
     pub fn reapply(&mut self, ir: &Ir, inventory: &Inventory, audit: bool) {
-        self.plan = Plan::build(ir, inventory, &PlanOptions { node: None, audit });
+        self.plan = Plan::build(ir, inventory, &PlanOptions { node: None, audit, services: false });
         let interfaces = self.plan.endpoints.iter().map(|e| (e.id, fake_ifindex(e.id))).collect();
         self.datapath.apply(&self.plan, &interfaces, true).expect("apply the plan");
     }
@@ -198,6 +231,48 @@ impl Harness {
 
     pub fn ingress(&mut self, pod: &str, p: Packet) -> i32 {
         self.ingress_frame(pod, &p.frame())
+    }
+
+    /// A packet leaving `pod` (its veth's tc ingress, its egress door): the verdict and the mark
+    /// the packet leaves with (the Service mark on a Service call).
+    pub fn egress_marked(&mut self, pod: &str, frame: &[u8]) -> (i32, u32) {
+        let id = self.endpoint(pod);
+        self.datapath.bind(&self.plan, id, 1).expect("bind");
+        self.datapath.test_run_marked(abi::PROG_FROM_POD, frame, 1, 0).expect("test run")
+    }
+
+    /// A Service call of `client` after kube-proxy translated it to `frame`, at the tc egress of
+    /// `backend`'s veth (`Some`: a backend on this node) or of the uplink (`None`): it came in on
+    /// the client's veth and carries `mark`. The verdict and the mark it leaves with.
+    pub fn translated(&mut self, client: &str, backend: Option<&str>, frame: &[u8], mark: u32) -> (i32, u32) {
+        let client = fake_ifindex(self.endpoint(client));
+        let program = match backend {
+            Some(pod) => {
+                let id = self.endpoint(pod);
+                self.datapath.bind(&self.plan, id, 1).expect("bind");
+                abi::PROG_TO_POD
+            }
+            None => abi::PROG_UPLINK,
+        };
+        self.datapath.test_run_marked(program, frame, client, mark).expect("test run")
+    }
+
+    /// A Service call from `client` through the datapath as on a node: its egress door, then,
+    /// translated by kube-proxy to `translated` (the backend and targetPort), the hook after the
+    /// translation (the backend's veth, or the uplink for `None`) and, for a local backend, its
+    /// ingress door. The verdict.
+    pub fn service_call(
+        &mut self,
+        client: &str,
+        call: Packet,
+        backend: Option<&str>,
+        translated: Packet,
+    ) -> i32 {
+        let (verdict, mark) = self.egress_marked(client, &call.frame());
+        if verdict != PASS {
+            return verdict;
+        }
+        self.translated(client, backend, &translated.frame(), mark).0
     }
 
     /// Pod to pod on one node: the sender's egress, then (if it passed) the receiver's ingress.
