@@ -41,7 +41,7 @@ int main(void)
 	OFF(netc_event, endpoint); OFF(netc_event, ifindex); OFF(netc_event, saddr);
 	OFF(netc_event, daddr); OFF(netc_event, sport); OFF(netc_event, dport);
 	OFF(netc_event, family); OFF(netc_event, protocol); OFF(netc_event, direction);
-	OFF(netc_event, verdict); OFF(netc_event, reason); OFF(netc_event, pad);
+	OFF(netc_event, verdict); OFF(netc_event, reason); OFF(netc_event, flags);
 	OFF(netc_event, frontend_port); OFF(netc_event, service); OFF(netc_event, frontend);
 	/* The hash of a key whose byte i is i + 1, with seed 0x0123456789abcdef. */
 	struct netc_ct_key key;

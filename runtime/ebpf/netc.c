@@ -120,12 +120,15 @@ struct {
 
 /* A Service call as the client's veth saw it, so that the verdict after the translation can name
  * the Service, its frontend and the client's own address (masquerade may have replaced it). Keyed
- * by what the translation keeps: the client's interface, source port, family and protocol. */
+ * by what the translation keeps: the client's interface, family and protocol, and a TCP SYN's
+ * sequence number (masquerade may change the source port: kube-proxy's --random-fully), else
+ * the source port. */
 struct netc_call_key {
 	__u32 ifindex;
-	__u16 sport; /* network byte order */
+	__u32 id; /* a TCP SYN's sequence number, else the source port (network byte order) */
 	__u8 family;
 	__u8 protocol;
+	__u16 pad;
 };
 
 struct netc_call {
@@ -189,6 +192,7 @@ struct flow {
 	__u8 tcp_syn; /* a TCP SYN without ACK: opens a connection, never a reply */
 	__u8 from_node; /* made by the node's own stack, seen at the pod's ingress door */
 	__u8 translated; /* a Service call after kube-proxy's translation, at the client's egress door */
+	__u32 seq; /* TCP sequence number (network byte order) */
 };
 
 enum parse_result {
@@ -224,6 +228,9 @@ static __always_inline void read_ports(void *l4, void *data_end, struct flow *f)
 		return;
 	f->sport = ports[0];
 	f->dport = ports[1];
+	__be32 *seq = (__be32 *)((__u8 *)l4 + 4);
+	if (f->protocol == IPPROTO_TCP && (void *)(seq + 1) <= data_end)
+		f->seq = *seq;
 	__u8 *flags = (__u8 *)l4 + 13;
 	if (f->protocol == IPPROTO_TCP && (void *)(flags + 1) <= data_end)
 		f->tcp_syn = (*flags & 0x12) == 0x02;
@@ -403,6 +410,17 @@ static __always_inline __u32 decide(__u32 generation, const struct netc_endpoint
 	return lookup_rule(&key, door, original->protocol, original->dport);
 }
 
+static __always_inline struct netc_call_key call_key(__u32 ifindex, const struct flow *f)
+{
+	struct netc_call_key ck = {
+		.ifindex = ifindex,
+		.id = f->tcp_syn ? f->seq : f->sport,
+		.family = f->family,
+		.protocol = f->protocol,
+	};
+	return ck;
+}
+
 static __always_inline void report(__u32 generation, __u32 rule, const struct netc_endpoint *ep,
 				   __u32 ifindex, __u8 direction, const struct flow *f, __u8 verdict,
 				   __u8 reason)
@@ -426,14 +444,13 @@ static __always_inline void report(__u32 generation, __u32 rule, const struct ne
 	ev->direction = direction;
 	ev->verdict = verdict;
 	ev->reason = reason;
-	ev->pad = 0;
+	ev->flags = 0;
 	ev->frontend_port = 0;
 	ev->service = NETC_SERVICE_NONE;
 	__builtin_memset(ev->frontend, 0, 16);
 	if (f->translated) {
-		struct netc_call_key ck = {
-			.ifindex = ifindex, .sport = f->sport, .family = f->family, .protocol = f->protocol,
-		};
+		ev->flags = NETC_EVENT_SERVICE;
+		struct netc_call_key ck = call_key(ifindex, f);
 		struct netc_call *call = bpf_map_lookup_elem(&netc_service_calls, &ck);
 		if (call) {
 			ev->service = call->service;
@@ -495,9 +512,7 @@ static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, 
 /* Remember a Service call's frontend and client for the verdict after the translation. */
 static __always_inline void note_call(__u32 ifindex, const struct flow *f, __u32 service)
 {
-	struct netc_call_key ck = {
-		.ifindex = ifindex, .sport = f->sport, .family = f->family, .protocol = f->protocol,
-	};
+	struct netc_call_key ck = call_key(ifindex, f);
 	struct netc_call call = { .service = service, .port = f->dport };
 	__builtin_memcpy(call.client, f->saddr, 16);
 	__builtin_memcpy(call.frontend, f->daddr, 16);
@@ -709,14 +724,28 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 	return judge(ifindex, cfg, f, &ct, NULL);
 }
 
+/* classify_flow as a function of its own (a global function: verified once, on its own), so
+ * that a classifier's stack holds its parsed packet and either judgement, never both at once
+ * (the verifier's limit is 512 bytes for the deepest chain of calls). */
+__attribute__((noinline)) int netc_classify_flow(__u32 ifindex, __u32 hook, const struct flow *f)
+{
+	if (!f)
+		return TC_ACT_OK;
+	return classify_flow(ifindex, (__u8)hook, f);
+}
+
 /*
  * A packet after kube-proxy's translation, at a tc egress hook: when it carries the Service mark,
  * judge its client's egress door (the endpoint of the interface it came in on) on the translated
  * destination, and clear the mark (a tunnel's outer packet is not the call). TC_ACT_SHOT when that
  * door denies it.
  */
-static __always_inline int judge_translated(struct __sk_buff *skb, struct flow *f)
+__attribute__((noinline)) int netc_judge_translated(struct __sk_buff *skb, struct flow *f)
 {
+	/* A global function: the verifier checks it once, on its own, instead of once more inside
+	 * each classifier beside the door's own judgement (which made netc_to_pod too big). */
+	if (!f)
+		return TC_ACT_OK;
 	__u32 zero = 0;
 	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
 	if (!cfg || !cfg->service_mark || !(skb->mark & cfg->service_mark))
@@ -740,12 +769,12 @@ static __always_inline int classify(struct __sk_buff *skb, __u8 hook)
 			count(NETC_STAT_NOT_IP);
 		return TC_ACT_OK;
 	}
-	if (hook == NETC_INGRESS && judge_translated(skb, &f) == TC_ACT_SHOT)
+	if (hook == NETC_INGRESS && netc_judge_translated(skb, &f) == TC_ACT_SHOT)
 		return TC_ACT_SHOT;
 	/* ingress_ifindex is 0 only for packets the node's own stack made (never set at tc ingress,
 	 * where it is this interface). */
 	f.from_node = hook == NETC_INGRESS && skb->ingress_ifindex == 0;
-	int verdict = classify_flow(skb->ifindex, hook, &f);
+	int verdict = netc_classify_flow(skb->ifindex, hook, &f);
 	if (verdict == NETC_PASS_SERVICE) {
 		__u32 zero = 0;
 		struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
@@ -776,5 +805,5 @@ int netc_uplink(struct __sk_buff *skb)
 	struct flow f = {};
 	if (parse(skb, &f) != PARSE_IP)
 		return TC_ACT_OK;
-	return judge_translated(skb, &f);
+	return netc_judge_translated(skb, &f);
 }

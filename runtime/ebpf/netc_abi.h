@@ -241,6 +241,10 @@ static inline __attribute__((always_inline)) __u64 ct_hash(const struct netc_ct_
 	return h;
 }
 
+/* struct netc_event.flags: the flow is a Service call judged after kube-proxy's translation
+ * (`service` and `frontend` say which, when the call was remembered). */
+#define NETC_EVENT_SERVICE (1u << 0)
+
 /* One verdict, sent on netc_events. */
 struct netc_event {
 	__u64 time_ns; /* bpf_ktime_get_boot_ns() */
@@ -257,7 +261,7 @@ struct netc_event {
 	__u8 direction;
 	__u8 verdict;
 	__u8 reason;
-	__u8 pad;
+	__u8 flags;          /* NETC_EVENT_* */
 	__u16 frontend_port; /* host byte order: the Service port called, when `service` is one */
 	__u32 service;       /* the Service the flow went through, or NETC_SERVICE_NONE */
 	__u8 frontend[16];   /* the frontend address called (the ClusterIP, the node's address) */

@@ -79,6 +79,8 @@ pub const RULE_NODE: u32 = 0xffff_fffc;
 pub const RULE_SERVICE: u32 = 0xffff_fffb;
 
 pub const SERVICE_NONE: u32 = 0xffff_ffff;
+/// `Event::flags`: a Service call judged after the translation.
+pub const EVENT_SERVICE: u8 = 1 << 0;
 
 pub const DOOR_GUARDED: u16 = 1 << 0;
 pub const DOOR_ANY_PEER: u16 = 1 << 1;
@@ -303,7 +305,7 @@ pub struct Event {
     pub direction: u8,
     pub verdict: u8,
     pub reason: u8,
-    pub pad: u8,
+    pub flags: u8,
     /// Host byte order.
     pub frontend_port: u16,
     pub service: u32,

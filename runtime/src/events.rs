@@ -91,12 +91,14 @@ pub struct RuleRef {
 
 /// The Service a flow went through: the client called `frontend`, kube-proxy translated it to
 /// `backend` (the line's `dst` and `dport`), and the client's egress door was judged on that.
+/// `name` and `frontend` are `null` when the datapath no longer remembered the call (its record
+/// of recent calls is bounded) or the generation is one this netcd never knew.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceRef {
-    /// `namespace/name` of the Service (`null` when judged by a generation this netcd never knew).
+    /// `namespace/name` of the Service.
     pub name: Option<String>,
     /// The address and port the client called (`10.96.0.10:80`, `[fd00:96::10]:80`).
-    pub frontend: String,
+    pub frontend: Option<String>,
     /// The backend and targetPort kube-proxy chose.
     pub backend: String,
 }
@@ -199,14 +201,18 @@ pub fn line(
         )),
         _ => None,
     };
-    // A Service port is never 0: the datapath leaves it 0 for flows that called none.
-    let service = (event.frontend_port != 0).then(|| {
-        let frontend: IpAddr = abi::addr_from_bytes(event.family, event.frontend);
+    let service = (event.flags & abi::EVENT_SERVICE != 0).then(|| {
+        // A Service port is never 0: 0 is a call the datapath no longer remembered.
+        let known = event.frontend_port != 0;
         ServiceRef {
             name: plan
+                .filter(|_| known)
                 .and_then(|p| p.services.get(usize::try_from(event.service).unwrap_or(usize::MAX)))
                 .cloned(),
-            frontend: std::net::SocketAddr::new(frontend, event.frontend_port).to_string(),
+            frontend: known.then(|| {
+                let frontend: IpAddr = abi::addr_from_bytes(event.family, event.frontend);
+                std::net::SocketAddr::new(frontend, event.frontend_port).to_string()
+            }),
             backend: std::net::SocketAddr::new(dst, event.dport).to_string(),
         }
     });
@@ -379,6 +385,7 @@ mod tests {
             direction: abi::EGRESS,
             verdict: abi::VERDICT_DENY,
             reason: abi::REASON_NEW,
+            flags: abi::EVENT_SERVICE,
             service: 0,
             frontend_port: 80,
             frontend,
@@ -390,8 +397,15 @@ mod tests {
         assert_eq!(v["service"]["name"], "data/db", "{v}");
         assert_eq!(v["service"]["frontend"], "[fd00:96::10]:80", "{v}");
         assert_eq!(v["service"]["backend"], "[fd00::2]:5432", "{v}");
+        // A call no longer remembered: through a Service, which one unknown.
+        let forgotten = to_json(&Event { frontend_port: 0, ..event }, &clock, &plans, None);
+        assert!(
+            forgotten["service"]["name"].is_null() && forgotten["service"]["frontend"].is_null(),
+            "{forgotten}"
+        );
+        assert_eq!(forgotten["service"]["backend"], "[fd00::2]:5432", "{forgotten}");
         // A flow that called no Service has no `service` key.
-        let direct = to_json(&Event { frontend_port: 0, ..event }, &clock, &plans, None);
+        let direct = to_json(&Event { flags: 0, frontend_port: 0, ..event }, &clock, &plans, None);
         assert!(direct.get("service").is_none(), "{direct}");
     }
 }

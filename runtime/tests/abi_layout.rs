@@ -73,7 +73,7 @@ fn shared_structs_have_the_c_layout() {
             direction,
             verdict,
             reason,
-            pad,
+            flags,
             frontend_port,
             service,
             frontend

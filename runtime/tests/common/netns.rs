@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -177,10 +177,15 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start(pod: &TestPod, port: u16) -> EchoServer {
+        EchoServer::listen(&pod.netns, IpAddr::from([0u8; 4]), port)
+    }
+
+    /// An echo server on `address:port` in network namespace `netns` (`::` takes IPv4 and IPv6).
+    pub fn listen(netns: &str, address: IpAddr, port: u16) -> EchoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let listener =
-            in_netns(&pod.netns, move || TcpListener::bind(("0.0.0.0", port)).expect("bind the echo server"));
+            in_netns(netns, move || TcpListener::bind((address, port)).expect("bind the echo server"));
         listener.set_nonblocking(true).expect("nonblocking");
         std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
@@ -266,8 +271,35 @@ pub struct Netcd {
 
 impl Netcd {
     pub fn start(args: &[&str]) -> Netcd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netcd"))
-            .args(args)
+        Netcd::spawn(Command::new(env!("CARGO_BIN_EXE_netcd")).args(args))
+    }
+
+    /// [`Netcd::start`] in network namespace `netns` (a "node" of its own; the mount namespace,
+    /// and so /sys/fs/bpf, stays this process's).
+    pub fn start_in(netns: &str, args: &[&str]) -> Netcd {
+        use std::os::unix::process::CommandExt as _;
+        let file = File::open(format!("/run/netns/{netns}")).expect("open the netns");
+        let fd = file.as_raw_fd();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_netcd"));
+        command.args(args);
+        // SAFETY: between fork and exec only setns is called (async-signal-safe) on an fd that
+        // `file` keeps open until the child is spawned.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let netcd = Netcd::spawn(&mut command);
+        drop(file);
+        netcd
+    }
+
+    fn spawn(command: &mut Command) -> Netcd {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
