@@ -1417,9 +1417,11 @@ fn link_pin_path(dir: &Path, interface: &str, hook: TcAttachType) -> PathBuf {
 /// # Errors
 /// [`DatapathError::Interface`] when a present attachment cannot be removed.
 pub fn detach_interface(pin_dir: &Path, interface: &str) -> Result<(), DatapathError> {
-    for (name, hook) in
-        [(abi::PROG_FROM_POD, TcAttachType::Ingress), (abi::PROG_TO_POD, TcAttachType::Egress)]
-    {
+    for (name, hook) in [
+        (abi::PROG_FROM_POD, TcAttachType::Ingress),
+        (abi::PROG_TO_POD, TcAttachType::Egress),
+        (abi::PROG_UPLINK, TcAttachType::Egress),
+    ] {
         let path = link_pin_path(pin_dir, interface, hook);
         if path.exists() {
             let pinned = PinnedLink::from_pin(&path).map_err(|e| DatapathError::Interface {
@@ -1520,7 +1522,8 @@ pub fn pinned_link_interfaces(pin_dir: &Path) -> Vec<String> {
 /// for success: an uninstall runs it whatever state the node is in); otherwise the first failure;
 /// what could be removed before it is removed.
 pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
-    let ours = abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD, "links"].iter());
+    let ours =
+        abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD, abi::PROG_UPLINK, "links"].iter());
     if !ours.clone().any(|name| pin_dir.join(name).exists()) {
         return Err(DatapathError::NotPinned(pin_dir.to_owned()));
     }
@@ -1543,7 +1546,17 @@ pub fn detach_all(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
         detach_interface(pin_dir, interface)?;
         touched.push(interface.clone());
     }
-    for name in abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD].iter()) {
+    // An uplink's tc filter (netlink attach) is not pinned and names no endpoint: look for
+    // netc_uplink on every interface's egress.
+    for entry in std::fs::read_dir("/sys/class/net").into_iter().flatten().filter_map(Result::ok) {
+        if let Some(interface) = entry.file_name().to_str()
+            && !interfaces.iter().any(|i| i == interface)
+            && tc::qdisc_detach_program(interface, TcAttachType::Egress, abi::PROG_UPLINK).is_ok()
+        {
+            touched.push(interface.to_owned());
+        }
+    }
+    for name in abi::ALL_MAPS.iter().chain([abi::PROG_FROM_POD, abi::PROG_TO_POD, abi::PROG_UPLINK].iter()) {
         let path = pin_dir.join(name);
         if path.exists() {
             std::fs::remove_file(&path).map_err(|source| DatapathError::Io { path, source })?;

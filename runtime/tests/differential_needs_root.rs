@@ -498,3 +498,122 @@ fn datapath_agrees_with_the_evaluator_after_changes_in_place_needs_root() {
     assert!(in_place * 4 > usize::try_from(seeds).expect("small") * 3, "most changes were made in place");
     assert!(reopened > 0 && checked > 0);
 }
+
+/// Service calls: a client pod calls a Service frontend (a ClusterIP, or a NodePort on a node
+/// address); kube-proxy translates it to a backend (a pod, or an address outside the cluster)
+/// and its targetPort. NetworkPolicy judges the translated flow, so the datapath's verdict on the
+/// call (its veth, then the hook after the translation: the uplink for the client's egress door,
+/// the backend's veth for both doors) equals the evaluator's on the translated pod flow.
+#[test]
+fn service_calls_get_the_evaluators_verdict_on_the_translated_flow_needs_root() {
+    if !can_run_as_root("service_calls_get_the_evaluators_verdict_on_the_translated_flow_needs_root") {
+        return;
+    }
+    let seeds: u64 = std::env::var("NETC_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let (mut checked, mut marked) = (0usize, 0usize);
+    let mut sport: u16 = 20_000;
+    for seed in 1..=seeds {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x1000_0000_01b3));
+        let (ir, mut inventory, externals) = random_case(&mut rng);
+        // Backends: any pod but a hostNetwork pod of this node (delivered to the node's own stack,
+        // where no tc hook runs after the translation: docs/runtime.md), or an external address
+        // (a Service without selector).
+        let backends: Vec<(Option<Pod>, Vec<IpAddr>)> = inventory
+            .pods
+            .iter()
+            .filter(|p| !(p.host_network && p.node.as_deref() == Some("n1")))
+            .map(|p| (Some(p.clone()), p.ips.clone()))
+            .chain(externals.iter().map(|e| (None, vec![*e])))
+            .collect();
+        let mut calls = Vec::new();
+        for n in 0..4u16 {
+            let protocol = *rng.pick(&[Protocol::Tcp, Protocol::Tcp, Protocol::Udp, Protocol::Sctp]);
+            let (port, target) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+            let node_port = 30_000 + n;
+            let backend = rng.pick(&backends).clone();
+            inventory.services.push(netc_ir::Service {
+                namespace: format!("ns{}", rng.below(3)),
+                name: format!("s{n}"),
+                addresses: vec![
+                    format!("10.96.0.{}", 10 + n).parse().expect("ip"),
+                    format!("fd00:96::{:x}", 10 + n).parse().expect("ip"),
+                ],
+                ports: vec![netc_ir::ServicePort {
+                    protocol,
+                    port,
+                    target_port: PortValue::Number(target),
+                    node_port: Some(node_port),
+                }],
+            });
+            calls.push((n, protocol, port, target, node_port, backend));
+        }
+        let mut h = Harness::with_services(&ir, &inventory, false);
+        let evaluator = Evaluator::new(&ir, &inventory);
+        let clients: Vec<Pod> = inventory
+            .pods
+            .iter()
+            .filter(|p| h.plan.endpoints.iter().any(|e| e.name == p.name && e.namespace == p.namespace))
+            .cloned()
+            .collect();
+        for _ in 0..60 {
+            let client = rng.pick(&clients).clone();
+            let (n, protocol, port, target, node_port, backend) = rng.pick(&calls).clone();
+            let (backend_pod, backend_ips) = backend;
+            if backend_pod.as_ref().is_some_and(|b| b.name == client.name && b.namespace == client.namespace)
+            {
+                continue; // hairpin: not generated here
+            }
+            let v6 = rng.chance(40)
+                && client.ips.iter().any(IpAddr::is_ipv6)
+                && backend_ips.iter().any(IpAddr::is_ipv6);
+            let src = *client.ips.iter().find(|ip| ip.is_ipv6() == v6).expect("family");
+            let Some(&dst) = backend_ips.iter().find(|ip| ip.is_ipv6() == v6) else { continue };
+            let (frontend, called): (IpAddr, u16) = if rng.chance(70) {
+                let text = if v6 { format!("fd00:96::{:x}", 10 + n) } else { format!("10.96.0.{}", 10 + n) };
+                (text.parse().expect("ip"), port)
+            } else {
+                let node: IpAddr = if v6 { "2001:db8:1::1" } else { "192.0.2.1" }.parse().expect("ip");
+                (node, node_port)
+            };
+            sport = if sport == u16::MAX { 20_000 } else { sport + 1 };
+            let call = Packet::new(src, frontend, protocol.ip_proto(), sport, called);
+            let (at_veth, mark) = h.egress_marked(&client.name, &call.frame());
+            assert_eq!(at_veth, PASS, "seed {seed}: a Service call passes the client's veth");
+            let translated = Packet::new(src, dst, protocol.ip_proto(), sport, target);
+            let (want_egress, want_ingress, allowed) =
+                expected(&evaluator, &inventory, &translated, protocol);
+            // The client's egress door, judged at the uplink (a backend on another node).
+            let (uplink, _) = h.translated(&client.name, None, &translated.frame(), mark);
+            assert_eq!(
+                uplink == PASS,
+                want_egress,
+                "seed {seed}: {} calls {frontend}:{called} ({protocol}) -> {dst}:{target}: uplink {uplink}, evaluator egress {want_egress} (mark {mark:#x})",
+                client.name
+            );
+            if mark != 0 {
+                marked += 1;
+            }
+            // A backend on this node: its veth judges the client's egress door, then its own
+            // ingress door (a fresh source port: the uplink remembered the flow above).
+            if let Some(pod) = backend_pod.as_ref().filter(|p| !p.host_network) {
+                sport = if sport == u16::MAX { 20_000 } else { sport + 1 };
+                let call = Packet::new(src, frontend, protocol.ip_proto(), sport, called);
+                let translated = Packet::new(src, dst, protocol.ip_proto(), sport, target);
+                let verdict = h.service_call(&client.name, call, Some(&pod.name), translated);
+                assert_eq!(
+                    verdict == PASS,
+                    allowed,
+                    "seed {seed}: {} calls {frontend}:{called} ({protocol}) -> {}:{target}: at its veth {verdict}, evaluator egress {want_egress} ingress {want_ingress}",
+                    client.name,
+                    pod.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    eprintln!(
+        "{checked} Service calls agreed over {seeds} random cases ({marked} judged after the translation)"
+    );
+    assert!(checked > usize::try_from(seeds).expect("small") * 30, "most calls were tried");
+    assert!(marked * 4 > checked, "many clients had a guarded egress door");
+}
