@@ -467,7 +467,7 @@ fn cluster(bytes: &[u8]) -> Inventory {
         .enumerate()
         .map(|(i, a)| ExternalAddress { name: format!("x{i}"), address: a.parse().expect("ip") })
         .collect();
-    Inventory { namespaces, pods, externals, implied_namespaces: Vec::new() }
+    Inventory { namespaces, pods, externals, implied_namespaces: Vec::new(), services: Vec::new() }
 }
 
 // ---------- the reference: what docs/language.md says ----------
