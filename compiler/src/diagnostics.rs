@@ -261,6 +261,84 @@ pub fn from_bidi(file: usize, runs: &[crate::syntax::BidiControl], total: usize)
     out
 }
 
+/// A YAML file given to `netc import` (file `file`) that holds no readable NetworkPolicy objects:
+/// E0601 (not YAML), E0602 (another kind of object), E0603 (fields of the wrong type).
+#[must_use]
+pub fn from_yaml(file: usize, text: &str, e: &crate::yaml::ParseError) -> Diagnostic {
+    use crate::yaml::ParseErrorKind;
+    let at = Loc { file, span: line_rest(text, e.offset) };
+    let document = format!("document {} of the file", e.document);
+    match e.kind {
+        ParseErrorKind::Syntax => Diagnostic::error("E0601", "not valid YAML")
+            .primary(at, format!("the YAML reader stopped here ({document})"))
+            .note(e.message.clone())
+            .help(
+                "fix the YAML (or JSON) at this place; `kubectl get networkpolicies -o yaml` writes it right",
+            ),
+        ParseErrorKind::NotNetworkPolicy => Diagnostic::error("E0602", "not a NetworkPolicy")
+            .primary(at, format!("{} ({document})", e.message))
+            .note("netc import reads NetworkPolicy objects, one per document, or `List`s of them")
+            .help("pass only NetworkPolicy files, or select them: `kubectl get networkpolicies -A -o yaml`"),
+        ParseErrorKind::Invalid => Diagnostic::error("E0603", "not a valid NetworkPolicy")
+            .primary(at, format!("this object ({document})"))
+            .note(e.message.clone())
+            .help("give each field the type NetworkPolicy v1 has (`kubectl explain networkpolicy.spec`)"),
+    }
+}
+
+/// An object `netc import` cannot import (E0603 invalid, E0604 inexpressible, E0605 a bug of
+/// netc's), at the `metadata.name` of the policy at fault when it is known.
+#[must_use]
+pub fn from_import(e: &crate::import::ImportError, at: Option<Loc>) -> Diagnostic {
+    use crate::import::{Construct, ImportError};
+    let place = |d: Diagnostic, label: String| match at {
+        Some(at) => d.primary(at, label),
+        None => d.note(label),
+    };
+    match e {
+        ImportError::Invalid { policy, field, problem } => place(
+            Diagnostic::error("E0603", format!("NetworkPolicy {policy} is not valid")),
+            format!("{field}: {problem}"),
+        )
+        .note("the Kubernetes API server would refuse this object, so it has no meaning to keep")
+        .help(format!("correct `{field}` as the API server requires")),
+        ImportError::Inexpressible { policy, field, construct } => {
+            let Construct::NamespaceName { namespace } = construct;
+            place(
+                Diagnostic::error("E0604", format!("netc cannot express NetworkPolicy {policy}")),
+                format!("{field}: policies of namespace `{namespace}` cannot be written"),
+            )
+            .note(format!(
+                "`{namespace}` is a netc keyword or does not start with a letter, so `namespace {namespace} {{ ... }}` cannot be written"
+            ))
+            .help("leave this object out of the import and keep applying it as YAML")
+        }
+        ImportError::Internal { source, diagnostics } => {
+            Diagnostic::error("E0605", "internal error: the imported source does not compile")
+                .note(format!("the source written:\n{source}"))
+                .note(format!("the compiler's diagnostics:\n{diagnostics}"))
+                .help("this is a bug in netc import: please report it with the YAML")
+        }
+    }
+}
+
+/// W0601: NetworkPolicy `id` is given again later (`later`): only the last one is imported.
+#[must_use]
+pub fn object_given_twice(id: &str, at: Loc, later: Loc) -> Diagnostic {
+    Diagnostic::warning("W0601", format!("NetworkPolicy {id} is given twice"))
+        .primary(at, "this one is not imported")
+        .secondary(later, "the one given later is imported")
+        .note("`kubectl apply` of both leaves the later one on the cluster, so netc import keeps that one")
+        .help("remove the object that is not meant, or rename one of the two")
+}
+
+/// From `offset` to the end of its line (one character at least, none at the end of the text).
+fn line_rest(text: &str, offset: usize) -> Span {
+    let offset = offset.min(text.len());
+    let end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
+    Span::new(offset, end.max(offset + text[offset..].chars().next().map_or(0, char::len_utf8)))
+}
+
 fn words_list(items: &[&str]) -> String {
     match items {
         [] => "something else".to_owned(),
@@ -836,8 +914,8 @@ pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
     "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
     "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
-    "E0501", "W0001", "W0101", "W0102", "W0103", "W0104", "W0201", "W0202", "W0203", "W0204", "W0205",
-    "W0206", "W0207",
+    "E0501", "E0601", "E0602", "E0603", "E0604", "E0605", "W0001", "W0101", "W0102", "W0103", "W0104",
+    "W0201", "W0202", "W0203", "W0204", "W0205", "W0206", "W0207", "W0601",
 ];
 
 #[cfg(test)]

@@ -1718,21 +1718,20 @@ fn port_source(p: &PortC) -> Option<String> {
 /// written on one line). Verdicts quote it as the rule's source.
 #[must_use]
 pub fn locate(file: &str, text: &str, policies: &[NetworkPolicy]) -> Vec<netc_ir::Span> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut from = 0;
-    policies
-        .iter()
-        .map(|p| {
-            let name = p.metadata.name.as_deref().unwrap_or("");
-            let found = lines.iter().enumerate().skip(from).find(|(_, l)| {
-                let l = l.trim_start().trim_start_matches("- ");
-                let value = l.strip_prefix("name:").or_else(|| l.strip_prefix("\"name\":")).map(str::trim);
-                value.is_some_and(|v| v.trim_matches(['"', '\'', ',']) == name)
-            });
-            let line = found.map_or(1, |(i, _)| {
-                from = i + 1;
-                i + 1
-            });
+    let mut line = 1;
+    let mut counted = 0;
+    name_spans(text, policies)
+        .into_iter()
+        .map(|span| {
+            let line = match span {
+                Some(span) => {
+                    let start = span.start as usize;
+                    line += text[counted..start].matches('\n').count();
+                    counted = start;
+                    line
+                }
+                None => 1,
+            };
             netc_ir::Span {
                 file: file.to_owned(),
                 line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -1742,6 +1741,131 @@ pub fn locate(file: &str, text: &str, policies: &[NetworkPolicy]) -> Vec<netc_ir
             }
         })
         .collect()
+}
+
+/// Where each policy's `metadata.name` stands in `text` (its YAML or JSON), found in order as
+/// the policies are: the next `name: VALUE` (block or flow style, or `"name": "VALUE"`) with its
+/// name. `None` when it cannot be found.
+fn name_spans(text: &str, policies: &[NetworkPolicy]) -> Vec<Option<crate::ast::Span>> {
+    let mut offset = 0;
+    let mut lines = text.split_inclusive('\n').map(move |l| {
+        let at = offset;
+        offset += l.len();
+        (at, l)
+    });
+    policies
+        .iter()
+        .map(|p| {
+            let name = p.metadata.name.as_deref().unwrap_or("");
+            lines
+                .by_ref()
+                .find_map(|(at, l)| name_in_line(l, name).map(|(s, e)| crate::ast::Span::new(at + s, at + e)))
+        })
+        .collect()
+}
+
+/// The bytes of `name: NAME` in `line`, where `name` is a whole key (not `hostname:`).
+fn name_in_line(line: &str, name: &str) -> Option<(usize, usize)> {
+    for key in ["\"name\"", "name", "'name'"] {
+        let mut from = 0;
+        while let Some(found) = line[from..].find(key) {
+            let start = from + found;
+            from = start + key.len();
+            let before = line[..start].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') {
+                continue;
+            }
+            let Some(rest) = line[from..].strip_prefix(':') else { continue };
+            let value_start = line.len() - rest.trim_start().len();
+            let value_end = rest.find([',', '}', '\n', '#']).map_or(line.len(), |n| from + 1 + n);
+            let value = line[value_start..value_end].trim_end();
+            if value.trim_matches(['"', '\'']) == name {
+                return Some((start, value_start + value.len()));
+            }
+        }
+    }
+    None
+}
+
+/// The NetworkPolicy objects of the files given to `netc import`, and where each one stands.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    /// Every object, in the order given.
+    pub policies: Vec<NetworkPolicy>,
+    /// For each one: its file (an index into the files read) and its `name:` line when found.
+    pub at: Vec<(usize, Option<crate::ast::Span>)>,
+}
+
+impl Objects {
+    /// Where the policy at `index` stands, for a diagnostic (its file's start when its name was
+    /// not found).
+    #[must_use]
+    pub fn loc(&self, index: usize) -> Option<crate::check::Loc> {
+        self.at
+            .get(index)
+            .map(|(file, span)| crate::check::Loc { file: *file, span: span.unwrap_or_default() })
+    }
+
+    /// Where the policy at `index` stands, for `--emit ir` verdicts: its file's name and line.
+    #[must_use]
+    pub fn origin(&self, index: usize, files: &[SourceFile]) -> netc_ir::Span {
+        let (file, span) = self.at.get(index).copied().unwrap_or_default();
+        let text = files.get(file).map_or("", |f| f.text.as_str());
+        let start = span.map_or(0, |s| s.start as usize).min(text.len());
+        let line = text[..start].matches('\n').count() + 1;
+        netc_ir::Span {
+            file: files.get(file).map(|f| f.name.clone()).unwrap_or_default(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: 1,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Where the policy that an [`ImportError`] is about stands: the last one with its
+    /// namespace and name, which is the one imported.
+    #[must_use]
+    pub fn loc_of(&self, e: &ImportError) -> Option<crate::check::Loc> {
+        let id = e.policy()?;
+        let index = self.policies.iter().rposition(|p| policy_id(p) == id)?;
+        self.loc(index)
+    }
+}
+
+/// Read the YAML files given to `netc import`: every NetworkPolicy, with an error for each file
+/// that is not valid YAML or holds anything else (E0601-E0603; every file is read, so all are
+/// reported at once), and a warning (W0601) for each object that another one with the same
+/// namespace and name follows (the later one is imported, as `kubectl apply` leaves it).
+#[must_use]
+pub fn read(files: &[SourceFile]) -> (Objects, Vec<crate::diagnostics::Diagnostic>) {
+    let mut objects = Objects::default();
+    let mut problems = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match crate::yaml::parse_network_policies(&f.text) {
+            Ok(found) => {
+                objects.at.extend(name_spans(&f.text, &found).into_iter().map(|span| (i, span)));
+                objects.policies.extend(found);
+            }
+            Err(e) => problems.push(crate::diagnostics::from_yaml(i, &f.text, &e)),
+        }
+    }
+    let key = |p: &NetworkPolicy| {
+        (
+            p.metadata.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            p.metadata.name.clone(),
+        )
+    };
+    let mut last: HashMap<(String, Option<String>), usize> = HashMap::new();
+    for (i, p) in objects.policies.iter().enumerate() {
+        last.insert(key(p), i);
+    }
+    for (i, p) in objects.policies.iter().enumerate() {
+        let j = last.get(&key(p)).copied().unwrap_or(i);
+        if let (true, Some(at), Some(later)) = (j != i, objects.loc(i), objects.loc(j)) {
+            problems.push(crate::diagnostics::object_given_twice(&policy_id(p), at, later));
+        }
+    }
+    (objects, problems)
 }
 
 /// A rule's peers (`from` or `to`) and ports, as written.

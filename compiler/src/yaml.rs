@@ -229,6 +229,22 @@ pub struct ParseError {
     pub document: usize,
     /// What is wrong.
     pub message: String,
+    /// Which kind of problem it is.
+    pub kind: ParseErrorKind,
+    /// Where, as a byte offset in the text given (the parser's position for YAML that does not
+    /// parse; else the object's `kind:` line, or the document's first line).
+    pub offset: usize,
+}
+
+/// The kinds of [`ParseError`], one diagnostic code each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// Not YAML (or JSON), or nested too deeply to be a Kubernetes object.
+    Syntax,
+    /// Another kind of object (or a `List` without `items`).
+    NotNetworkPolicy,
+    /// A NetworkPolicy whose fields do not have the types of NetworkPolicy v1.
+    Invalid,
 }
 
 impl fmt::Display for ParseError {
@@ -239,32 +255,99 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The byte offset where each document of a YAML stream starts, as serde_yaml counts them: the
+/// first starts at the beginning, or at a `---` that only blank lines, comments and directives
+/// precede; each further `---` at the start of a line starts the next one.
+fn document_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut content_seen = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        let marker = trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
+        if marker {
+            if content_seen {
+                starts.push(offset);
+            } else {
+                starts[0] = offset;
+            }
+            content_seen = true;
+        } else if !(trimmed.trim_start().is_empty() || trimmed.starts_with('#') || trimmed.starts_with('%')) {
+            content_seen = true;
+        }
+        offset += line.len();
+    }
+    starts
+}
+
+/// The offset of the `kind:` line of the document starting at `start` (else `start`).
+fn kind_line(text: &str, start: usize) -> usize {
+    let mut offset = start;
+    for (i, line) in text[start..].split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_end();
+        if i > 0 && (trimmed == "---" || trimmed.starts_with("--- ")) {
+            break;
+        }
+        if trimmed.starts_with("kind:") || trimmed.trim_start().starts_with("\"kind\":") {
+            return offset + (line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    start
+}
+
+/// The byte offset of a 1-based line and a 1-based column counted in characters.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize =
+        text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum::<usize>().min(text.len());
+    let rest = &text[line_start..];
+    line_start + rest.char_indices().nth(column.saturating_sub(1)).map_or(rest.len(), |(i, _)| i)
+}
+
 /// Read every NetworkPolicy in a YAML (or JSON) stream: single objects, `List`s or
 /// `NetworkPolicyList`s as `kubectl get -o yaml` prints them. Empty documents are skipped.
 ///
 /// # Errors
 /// [`ParseError`] naming the document that is not valid YAML, not a NetworkPolicy, or not a valid
-/// one.
+/// one, and where it is.
 pub fn parse_network_policies(text: &str) -> Result<Vec<NetworkPolicy>, ParseError> {
-    let text = netc_ir::yaml_bounds::strip_bom(text);
-    netc_ir::yaml_bounds::check_nesting(text)
-        .map_err(|e| ParseError { document: 1, message: e.to_string() })?;
+    let bom = text.len() - netc_ir::yaml_bounds::strip_bom(text).len();
+    let text = &text[bom..];
+    netc_ir::yaml_bounds::check_nesting(text).map_err(|e| ParseError {
+        document: 1,
+        message: e.to_string(),
+        kind: ParseErrorKind::Syntax,
+        offset: bom + offset_of(text, e.line, e.column),
+    })?;
+    let mut starts: Option<Vec<usize>> = None;
     let mut out = Vec::new();
     for (index, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = index + 1;
-        let fail = |message: String| ParseError { document, message };
-        let value = serde_yaml::Value::deserialize(de).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+        // Where the document's `kind:` is, found only when something is wrong.
+        let mut at_kind = || {
+            let starts = starts.get_or_insert_with(|| document_starts(text));
+            bom + kind_line(text, starts.get(index).copied().unwrap_or(0))
+        };
+        let value = serde_yaml::Value::deserialize(de).map_err(|e| ParseError {
+            document,
+            message: format!("not valid YAML: {e}"),
+            kind: ParseErrorKind::Syntax,
+            offset: bom + e.location().map_or(0, |l| l.index()),
+        })?;
         if value.is_null() {
             continue;
         }
         let kind = value.get("kind").and_then(serde_yaml::Value::as_str).unwrap_or("");
         let (items, in_list) = match kind {
             "List" | "NetworkPolicyList" => (
-                value
-                    .get("items")
-                    .and_then(serde_yaml::Value::as_sequence)
-                    .cloned()
-                    .ok_or_else(|| fail(format!("a {kind} needs an `items` list")))?,
+                value.get("items").and_then(serde_yaml::Value::as_sequence).cloned().ok_or_else(|| {
+                    ParseError {
+                        document,
+                        message: format!("a {kind} needs an `items` list"),
+                        kind: ParseErrorKind::NotNetworkPolicy,
+                        offset: at_kind(),
+                    }
+                })?,
                 true,
             ),
             _ => (vec![value], false),
@@ -275,10 +358,19 @@ pub fn parse_network_policies(text: &str) -> Result<Vec<NetworkPolicy>, ParseErr
             if kind != NetworkPolicy::KIND {
                 let what =
                     if kind.is_empty() { "an object without `kind`".to_owned() } else { format!("a {kind}") };
-                return Err(fail(format!("{at}{what}, not a NetworkPolicy")));
+                return Err(ParseError {
+                    document,
+                    message: format!("{at}{what}, not a NetworkPolicy"),
+                    kind: ParseErrorKind::NotNetworkPolicy,
+                    offset: at_kind(),
+                });
             }
-            let policy: NetworkPolicy = serde_yaml::from_value(item)
-                .map_err(|e| fail(format!("{at}not a valid NetworkPolicy: {e}")))?;
+            let policy: NetworkPolicy = serde_yaml::from_value(item).map_err(|e| ParseError {
+                document,
+                message: format!("{at}not a valid NetworkPolicy: {e}"),
+                kind: ParseErrorKind::Invalid,
+                offset: at_kind(),
+            })?;
             out.push(policy);
         }
     }
@@ -685,6 +777,27 @@ mod tests {
         assert!(e.message.contains("not a valid NetworkPolicy"), "{e}");
         let list = "kind: List\nitems:\n- kind: NetworkPolicy\n  apiVersion: networking.k8s.io/v1\n  metadata: {name: a}\n";
         assert_eq!(parse_network_policies(list).expect("a list").len(), 1);
+    }
+
+    #[test]
+    fn parse_errors_say_where_they_are() {
+        let at = |text: &str| {
+            let e = parse_network_policies(text).expect_err("an error");
+            let line = text[..e.offset].matches('\n').count() + 1;
+            (e.kind, line)
+        };
+        let np = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a}\n";
+        // The parser's position, in the right document.
+        assert_eq!(at(&format!("{np}---\n{np}spec: {{a: [}}\n")), (ParseErrorKind::Syntax, 8));
+        // Another kind: its `kind:` line, counting documents as serde_yaml does.
+        assert_eq!(at("---\n---\napiVersion: v1\nkind: Service\n"), (ParseErrorKind::NotNetworkPolicy, 4));
+        assert_eq!(at(&format!("# c\n{np}---\n{np}spec: 3\n")), (ParseErrorKind::Invalid, 7));
+        // After a byte-order mark offsets still count from the start of the text given.
+        let e = parse_network_policies(&format!("\u{feff}{np}spec: [")).expect_err("not YAML");
+        assert_eq!((e.kind, e.offset > 3), (ParseErrorKind::Syntax, true));
+        let deep = format!("kind: NetworkPolicy\nspec: {}", "[".repeat(200));
+        let e = parse_network_policies(&deep).expect_err("too deep");
+        assert_eq!((e.kind, &deep[e.offset..=e.offset]), (ParseErrorKind::Syntax, "["));
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{FILE_NAME, codes, compile, snapshot_settings, source_and_diagnostics};
+
+/// The file the `netc import` examples of docs/diagnostics.md read.
+const YAML_FILE_NAME: &str = "policies.yaml";
 use netc::SourceFile;
 use netc::diagnostics::{self, ALL_CODES, DIAGNOSTICS_DOC, Diagnostic, Severity, explain};
 use netc::syntax::SyntaxError;
@@ -203,6 +206,8 @@ fn every_code_is_documented_and_produced_by_a_case() {
     // W0001 is about an invisible character, which a snapshot would hold as it is:
     // compiler/tests/hostile.rs shows its output.
     produced.extend(codes(&compile("frontend -> backend:80 # \u{202e}344 ot\n").1));
+    produced.extend(import_codes());
+    produced.insert(internal_import_diagnostic().code);
     for code in ALL_CODES {
         let section =
             explain(code).unwrap_or_else(|| panic!("docs/diagnostics.md has no section `## {code}: ...`"));
@@ -218,6 +223,46 @@ fn every_code_is_documented_and_produced_by_a_case() {
             assert!(all.contains(code), "docs/diagnostics.md documents {code}, which is not in ALL_CODES");
         }
     }
+}
+
+/// The codes `netc import` gives a few YAML inputs: one per kind of problem.
+fn import_codes() -> Vec<&'static str> {
+    let np = |meta: &str, spec: &str| {
+        format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{{meta}}}\nspec: {spec}\n")
+    };
+    let inputs = [
+        "kind: NetworkPolicy\nspec: {a: [}\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n".to_owned(),
+        np("name: p", "{podSelector: 3}"),
+        np("name: p", "{podSelector: {}, ingress: [{ports: [{port: 0}]}]}"),
+        np("name: p, namespace: ingress", "{podSelector: {}}"),
+        format!("{}---\n{}", np("name: p", "{podSelector: {}}"), np("name: p", "{podSelector: {}}")),
+    ];
+    let mut out = Vec::new();
+    for text in inputs {
+        let files = [SourceFile::new("policies.yaml", text)];
+        let (objects, problems) = netc::import::read(&files);
+        out.extend(problems.iter().map(|d| d.code));
+        if let Err(e) = netc::import::import(&objects.policies) {
+            out.push(diagnostics::from_import(&e, objects.loc_of(&e)).code);
+        }
+    }
+    out
+}
+
+/// E0605 means a bug of `netc import`, which no input is known to cause: the diagnostic made from
+/// the error it would return.
+fn internal_import_diagnostic() -> Diagnostic {
+    let e =
+        netc::import::ImportError::Internal { source: "x ->\n".into(), diagnostics: "error[E0001]".into() };
+    diagnostics::from_import(&e, None)
+}
+
+#[test]
+fn import_problems_have_their_codes() {
+    assert_eq!(import_codes(), ["E0601", "E0602", "E0603", "E0603", "E0604", "W0601"]);
+    let d = internal_import_diagnostic();
+    assert_eq!((d.code, d.severity), ("E0605", Severity::Error));
 }
 
 fn is_code(word: &str) -> bool {
@@ -389,18 +434,19 @@ fn every_documented_example_prints_the_documented_output() {
         if let Some(heading) = line.strip_prefix("## ") {
             section = heading.split(':').next().unwrap_or(heading);
             example = None;
-        } else if line == "```netc" {
+        } else if line == "```netc" || line == "```yaml" {
             example = Some(lines.by_ref().take_while(|l| *l != "```").map(|l| format!("{l}\n")).collect());
         } else if line == "```text" {
             let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
             let Some(command) = block.first().and_then(|c| c.strip_prefix("$ netc ")) else { continue };
             let mut args: Vec<&str> = command.split_whitespace().collect();
-            if args.last() != Some(&FILE_NAME) {
+            if args.last() != Some(&FILE_NAME) && args[..] != ["import", YAML_FILE_NAME] {
                 continue; // E0002's, E0003's and W0001's runs on files Markdown cannot hold
             }
             let source =
                 example.as_deref().unwrap_or_else(|| panic!("{section}: output without a ```netc example"));
-            std::fs::write(dir.path().join(FILE_NAME), source).expect("write example");
+            let file = if args[0] == "import" { YAML_FILE_NAME } else { FILE_NAME };
+            std::fs::write(dir.path().join(file), source).expect("write example");
             if !args.contains(&"json") {
                 args.splice(1..1, ["--color", "never"]);
             }
@@ -424,7 +470,8 @@ fn every_documented_example_prints_the_documented_output() {
     }
     // E0002, E0003 and W0001 need files Markdown cannot hold (too large, not UTF-8, invisible
     // characters): compiler/tests/hostile.rs runs their examples.
-    for code in ALL_CODES.iter().filter(|c| !["E0002", "E0003", "W0001"].contains(*c)) {
+    // E0605 is a bug of netc import that no input is known to cause.
+    for code in ALL_CODES.iter().filter(|c| !["E0002", "E0003", "W0001", "E0605"].contains(*c)) {
         assert!(checked.contains(*code), "{code}: its section shows no `$ netc check policies.np` output");
     }
 }

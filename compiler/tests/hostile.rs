@@ -102,7 +102,8 @@ fn a_stream_is_read_no_further_than_the_bound() {
     assert!(run.stderr.contains("error[E0002]: file too large (more than 1000 bytes)"), "{}", run.stderr);
     let run = s.netc_with(&["import", "-"], &env, Some("# padding\n".repeat(1000).as_bytes()));
     assert_code(&run, 1);
-    assert!(run.stderr.contains("error: <stdin>: input too large (more than 1000 bytes"), "{}", run.stderr);
+    assert!(run.stderr.contains("error[E0002]: file too large (more than 1000 bytes)"), "{}", run.stderr);
+    assert!(run.stderr.contains("┌─ <stdin>:1:1"), "{}", run.stderr);
 }
 
 #[test]
@@ -148,7 +149,9 @@ fn yaml_that_is_not_utf8_names_the_file_line_and_column() {
     s.write("np.yaml", b"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: caf\xe9}\n");
     let run = s.netc(&["import", "np.yaml"]);
     assert_code(&run, 1);
-    assert!(run.stderr.contains("error: np.yaml: 3:21: not UTF-8 (byte 0xe9"), "{}", run.stderr);
+    assert!(run.stderr.contains("error[E0003]: file is not UTF-8"), "{}", run.stderr);
+    assert!(run.stderr.contains("┌─ np.yaml:3:21"), "{}", run.stderr);
+    assert!(run.stderr.contains("byte 0xe9 is not valid UTF-8 here"), "{}", run.stderr);
 }
 
 #[test]
@@ -482,11 +485,9 @@ fn import_keeps_the_last_of_two_objects_with_one_name_and_names_files() {
     s.write("deny.yaml", &deny);
     let run = s.netc(&["import", "allow.yaml", "deny.yaml"]);
     assert_code(&run, 0);
-    assert!(
-        run.stderr.contains("warning: allow.yaml: NetworkPolicy shop/p is given again later"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("warning[W0601]: NetworkPolicy shop/p is given twice"), "{}", run.stderr);
+    assert!(run.stderr.contains("┌─ allow.yaml:5:3"), "at the name of the first one: {}", run.stderr);
+    assert!(run.stderr.contains("┌─ deny.yaml:5:3"), "beside the name of the one kept: {}", run.stderr);
     assert!(run.stdout.contains("default deny ingress"), "the deny-all is kept:\n{}", run.stdout);
     assert!(!run.stdout.contains("anywhere"), "the allow-all is dropped:\n{}", run.stdout);
     // An error names the file of the policy at fault.
@@ -496,14 +497,77 @@ fn import_keeps_the_last_of_two_objects_with_one_name_and_names_files() {
     );
     let run = s.netc(&["import", "deny.yaml", "bad.yaml"]);
     assert_code(&run, 1);
-    assert!(
-        run.stderr.contains("error: bad.yaml: NetworkPolicy shop/q: spec.policyTypes[0]"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("error[E0603]: NetworkPolicy shop/q is not valid"), "{}", run.stderr);
+    assert!(run.stderr.contains("┌─ bad.yaml:5:3"), "{}", run.stderr);
+    assert!(run.stderr.contains("spec.policyTypes[0]: unknown type `Sideways`"), "{}", run.stderr);
+    // With --deny-warnings the object given twice fails the import, and nothing is written.
+    let run = s.netc(&["import", "--deny-warnings", "allow.yaml", "deny.yaml"]);
+    assert_code(&run, 1);
+    assert_eq!(run.stdout, "");
 }
 
 // ---------- doc comments keep their order (item 7) ----------
+
+#[test]
+fn import_errors_have_codes_and_name_file_and_line_in_either_format() {
+    let s = Sandbox::new();
+    let np = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  namespace: shop\n  name: {name}\nspec:\n{spec}"
+        )
+    };
+    s.write("ok.yaml", np("ok", "  podSelector: {}\n"));
+    s.write(
+        "syntax.yaml",
+        format!("{}---\n{}", np("ok2", "  podSelector: {}\n"), np("x", "  podSelector: {a: [}\n")),
+    );
+    s.write(
+        "service.yaml",
+        format!(
+            "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n",
+            np("ok3", "  podSelector: {}\n")
+        ),
+    );
+    s.write("types.yaml", np("t", "  podSelector: 3\n"));
+    s.write(
+        "port.yaml",
+        format!(
+            "{}---\n{}",
+            np("ok4", "  podSelector: {}\n"),
+            np("p", "  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]\n")
+        ),
+    );
+    s.write("keyword.yaml", np("k", "  podSelector: {}\n").replace("namespace: shop", "namespace: ingress"));
+    // (file, code, line, column): each error at its place in its own file, every file reported.
+    let cases = [
+        ("syntax.yaml", "E0601", 15, 21),
+        ("service.yaml", "E0602", 10, 1),
+        ("types.yaml", "E0603", 2, 1),
+        ("port.yaml", "E0603", 13, 3),
+        ("keyword.yaml", "E0604", 5, 3),
+    ];
+    for (file, code, line, column) in cases {
+        let run = s.netc(&["import", "ok.yaml", file]);
+        assert_code(&run, 1);
+        assert!(run.stderr.contains(&format!("error[{code}]")), "{file}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("┌─ {file}:{line}:{column}")), "{file}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "nothing written");
+        let run = s.netc(&["import", "--message-format", "json", "ok.yaml", file]);
+        assert_code(&run, 1);
+        let json: serde_json::Value = serde_json::from_str(run.stderr.trim()).expect("one JSON line");
+        assert_eq!(
+            (json["code"].as_str(), json["file"].as_str(), json["line"].as_u64(), json["column"].as_u64()),
+            (Some(code), Some(file), Some(line), Some(column)),
+            "{json}"
+        );
+    }
+    // Files that do not parse are all reported at once.
+    let run = s.netc(&["import", "syntax.yaml", "service.yaml"]);
+    assert!(run.stderr.contains("error[E0601]") && run.stderr.contains("error[E0602]"), "{}", run.stderr);
+    assert!(run.stderr.contains("netc stopped: 2 errors"), "{}", run.stderr);
+    // A file that cannot be read is still exit 2.
+    assert_code(&s.netc(&["import", "ok.yaml", "missing.yaml"]), 2);
+}
 
 #[test]
 fn a_multi_line_doc_comment_keeps_its_lines_in_source_order() {

@@ -790,12 +790,13 @@ fn netc_import_fails_with_the_object_and_exit_1_on_bad_input_and_2_on_io() {
     let (code, stdout, stderr) =
         netc(&["import", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n");
     assert_eq!((code, stdout.as_str()), (1, ""));
-    assert_eq!(stderr, "error: <stdin>: document 1: a Namespace, not a NetworkPolicy\n");
+    assert!(stderr.starts_with("error[E0602]: not a NetworkPolicy\n  ┌─ <stdin>:2:1\n"), "{stderr}");
+    assert!(stderr.contains("a Namespace, not a NetworkPolicy (document 1 of the file)"), "{stderr}");
     let keyword_namespace = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ingress}\nspec:\n  podSelector: {}\n";
     let (code, _, stderr) = netc(&["import", "-"], keyword_namespace);
     assert_eq!(code, 1);
     assert!(
-        stderr.starts_with("error: NetworkPolicy ingress/p: metadata.namespace: netc cannot express"),
+        stderr.starts_with("error[E0604]: netc cannot express NetworkPolicy ingress/p\n  ┌─ <stdin>:3:12\n"),
         "{stderr}"
     );
     let (code, _, stderr) = netc(&["import", "/nonexistent/netpol.yaml"], "");

@@ -8,7 +8,9 @@ use netc::analysis::synth::synthesize;
 use netc::analysis::verify::{Verification, verify};
 
 use crate::cluster::{self, Cluster};
-use crate::{Failure, input, output, write_stdout};
+use netc::diagnostics::{self, Diagnostic, Severity};
+
+use crate::{DiagnosticArgs, Failure, output, write_stdout};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -53,66 +55,38 @@ pub struct ImportArgs {
     /// `source` (netc source) or `ir` (the objects one to one as IR JSON, for netcd).
     #[arg(long, value_enum, default_value = "source")]
     emit: ImportEmit,
+    #[command(flatten)]
+    diagnostics: DiagnosticArgs,
 }
 
-/// Read every file (`-`: stdin) as text, within netc's input bounds.
-fn read_texts(files: &[PathBuf]) -> Result<Vec<(String, String)>, Failure> {
-    files
-        .iter()
-        .map(|p| {
-            let name = if p == Path::new("-") { "<stdin>".to_owned() } else { p.display().to_string() };
-            match input::read_text(p) {
-                Ok(text) => Ok((name, text)),
-                Err(input::ReadError::Io(e)) => Err(Failure::Io(format!("cannot read {name}: {e}"))),
-                Err(e) => {
-                    eprintln!("error: {name}: {}", e.message());
-                    Err(Failure::Input)
-                }
-            }
-        })
-        .collect()
+/// The name a file goes by in messages and in the header: `<stdin>` for `-`.
+fn file_name(path: &Path) -> String {
+    if path == Path::new("-") { "<stdin>".to_owned() } else { path.display().to_string() }
 }
 
-pub fn run(args: &ImportArgs) -> Result<(), Failure> {
-    let texts = read_texts(&args.files)?;
-    let mut policies = Vec::new();
-    // The file each policy came from, to name it in messages, and where in it (for --emit ir).
-    let mut origin = Vec::new();
-    let mut spans = Vec::new();
-    for (name, text) in &texts {
-        match netc::yaml::parse_network_policies(text) {
-            Ok(found) => {
-                origin.extend(std::iter::repeat_n(name.as_str(), found.len()));
-                spans.extend(netc::import::locate(name, text, &found));
-                policies.extend(found);
-            }
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                return Err(Failure::Input);
-            }
-        }
+pub fn run(args: &ImportArgs, colour: bool) -> Result<(), Failure> {
+    // Files too large or not UTF-8 are E0002/E0003, reported in the chosen format (exit 1).
+    let sources = crate::read_sources_named(&args.files, file_name, &args.diagnostics, colour)?;
+    let (objects, mut problems) = netc::import::read(&sources);
+    let report = |diags: &[Diagnostic]| crate::report(diags, &sources, &args.diagnostics, colour);
+    if problems.iter().any(|d| d.severity == Severity::Error) {
+        return report(&problems).and(Err(Failure::Input));
     }
-    let kept = netc::import::last_of_each(&policies);
-    if kept.len() < policies.len() {
-        for (i, p) in policies.iter().enumerate().filter(|(i, _)| !kept.contains(i)) {
-            eprintln!(
-                "warning: {}: NetworkPolicy {} is given again later; the last one is imported, as `kubectl apply` keeps it",
-                origin[i],
-                netc::import::policy_id(p)
-            );
-        }
-    }
+    let policies = &objects.policies;
+    let texts: Vec<(String, String)> = sources.iter().map(|s| (s.name.clone(), s.text.clone())).collect();
+    let kept = netc::import::last_of_each(policies);
     if args.emit == ImportEmit::Ir {
         // What `kubectl apply` would leave: the last of objects with one namespace and name.
-        let objects: Vec<_> = kept.iter().map(|&i| policies[i].clone()).collect();
-        let origins: Vec<_> = kept.iter().map(|&i| spans[i].clone()).collect();
-        let ir = match netc::import::to_ir(&objects, &origins) {
+        let objects_kept: Vec<_> = kept.iter().map(|&i| policies[i].clone()).collect();
+        let origins: Vec<_> = kept.iter().map(|&i| objects.origin(i, &sources)).collect();
+        let ir = match netc::import::to_ir(&objects_kept, &origins) {
             Ok(ir) => ir,
             Err(e) => {
-                eprintln!("error: {e}");
-                return Err(Failure::Input);
+                problems.push(diagnostics::from_import(&e, objects.loc_of(&e)));
+                return report(&problems).and(Err(Failure::Input));
             }
         };
+        report(&problems)?;
         if args.verify {
             verify_ir(&ir, &texts, given_cluster(args)?)?;
         }
@@ -122,26 +96,15 @@ pub fn run(args: &ImportArgs) -> Result<(), Failure> {
             Some(path) => output::write_atomic(path, json.as_bytes()),
         };
     }
-    let source = match netc::import::import(&policies) {
+    let source = match netc::import::import(policies) {
         Ok(source) => source,
         Err(e) => {
-            // Name the file of the policy at fault when several were given.
-            let file = e.policy().and_then(|id| {
-                policies
-                    .iter()
-                    .enumerate()
-                    .rev()
-                    .find(|(_, p)| netc::import::policy_id(p) == id)
-                    .map(|(i, _)| origin[i])
-            });
-            match file {
-                Some(file) if texts.len() > 1 => eprintln!("error: {file}: {e}"),
-                _ => eprintln!("error: {e}"),
-            }
-            return Err(Failure::Input);
+            problems.push(diagnostics::from_import(&e, objects.loc_of(&e)));
+            return report(&problems).and(Err(Failure::Input));
         }
     };
-    let names: Vec<&str> = texts.iter().map(|(n, _)| n.as_str()).collect();
+    report(&problems)?;
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     let plural = if policies.len() == 1 { "" } else { "s" };
     let header = format!(
         "# Imported by `netc import` from {} NetworkPolicy object{plural} in {}.\n\n",

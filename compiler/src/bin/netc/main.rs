@@ -228,7 +228,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => analyze::diff(&args, colour),
         Command::Graph(args) => graph::run(&args, colour),
         Command::Report(args) => report::run(&args, colour),
-        Command::Import(args) => import::run(&args),
+        Command::Import(args) => import::run(&args, colour),
         Command::Lsp => netc::lsp::run_stdio().map_err(|e| Failure::Io(e.to_string())),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "netc", &mut std::io::stdout());
@@ -248,10 +248,20 @@ fn main() -> ExitCode {
 /// Read every source file. IO errors name the file (exit 2); a file too large or not UTF-8 is a
 /// located diagnostic (E0002, E0003), reported in the chosen format with the others (exit 1).
 fn read_sources(files: &[PathBuf], args: &DiagnosticArgs, colour: bool) -> Result<Vec<SourceFile>, Failure> {
+    read_sources_named(files, source_name, args, colour)
+}
+
+/// [`read_sources`], naming each file with `name`.
+fn read_sources_named(
+    files: &[PathBuf],
+    name: fn(&Path) -> String,
+    args: &DiagnosticArgs,
+    colour: bool,
+) -> Result<Vec<SourceFile>, Failure> {
     let mut sources = Vec::with_capacity(files.len());
     let mut problems = Vec::new();
     for (i, p) in files.iter().enumerate() {
-        let name = source_name(p);
+        let name = name(p);
         match input::read_text(p) {
             Ok(text) => sources.push(SourceFile::new(name, text)),
             Err(input::ReadError::Io(e)) => {
