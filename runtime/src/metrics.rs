@@ -48,8 +48,17 @@ pub struct VerdictLabels {
 /// Labels of the per-resource watch metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
-    /// `namespaces`, `pods`, `configmap`.
+    /// `namespaces`, `pods`, `configmap`, `networkpolicies`.
     pub resource: String,
+}
+
+/// Labels of `netcd_networkpolicy_refused`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `namespace/name` of the object.
+    pub policy: String,
+    /// What is enforced instead: `last-accepted`, `isolate-its-pods`, `isolate-namespace`.
+    pub fallback: String,
 }
 
 /// Labels of the apply latency histogram.
@@ -80,6 +89,8 @@ pub struct Metrics {
     pub last_sync: Gauge<f64, AtomicU64>,
     /// 1 while every watch is connected, 0 while some is failing (the last state stays enforced).
     pub api_server_up: Gauge,
+    /// 1 per NetworkPolicy object the importer refuses (`--network-policies`).
+    network_policies_refused: Family<RefusedLabels, Gauge>,
     /// The live plan's size: local pods, identities, policy sets, entries.
     plan: PlanGauges,
     health: Health,
@@ -157,6 +168,12 @@ impl Metrics {
             "1 while every watch of the API server is healthy, 0 while some fails (last state enforced)",
             api_server_up.clone(),
         );
+        let network_policies_refused = Family::<RefusedLabels, Gauge>::default();
+        registry.register(
+            "netcd_networkpolicy_refused",
+            "1 per NetworkPolicy object netc's importer refuses, with what is enforced for it instead",
+            network_policies_refused.clone(),
+        );
         let plan = PlanGauges::default();
         for (name, help, gauge) in [
             ("netcd_endpoints", "Local pods in the live plan", &plan.endpoints),
@@ -194,6 +211,7 @@ impl Metrics {
             watch_relists,
             last_sync,
             api_server_up,
+            network_policies_refused,
             plan,
             health: Health { ready: AtomicBool::new(false), why_not_ready: Mutex::new("starting".into()) },
         })
@@ -240,6 +258,16 @@ impl Metrics {
         self.plan.policy_sets.set(count(per_set.len()));
         self.plan.policy_entries.set(count(plan.policy.len() + plan.ranges.len()));
         self.plan.largest_set_entries.set(per_set.values().copied().max().unwrap_or(0));
+    }
+
+    /// The NetworkPolicy objects refused now (`namespace/name`, fallback), replacing the last set.
+    pub fn set_network_policies_refused(&self, refused: impl Iterator<Item = (String, &'static str)>) {
+        self.network_policies_refused.clear();
+        for (policy, fallback) in refused {
+            self.network_policies_refused
+                .get_or_create(&RefusedLabels { policy, fallback: fallback.into() })
+                .set(1);
+        }
     }
 
     /// Ready from now on (first sync applied).

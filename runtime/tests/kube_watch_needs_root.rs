@@ -15,10 +15,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo};
+use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo, reset_on_close};
 use common::*;
-use fake_apiserver::{FakeApiServer, configmap, namespace, pod};
+use fake_apiserver::{FakeApiServer, configmap, namespace, network_policy, pod};
 use netc_ir::{LabelSelector, Peer};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NODE: &str = "test-node";
@@ -46,6 +47,24 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("not within {WAIT:?}: {what}");
+}
+
+/// `netcd run --kubernetes` (and `extra` arguments) against the fake, on `NODE`, after its first
+/// sync; with where it serves /metrics (it binds port 0 and logs the address).
+fn start_synced(kubeconfig: &std::path::Path, bpffs: &Bpffs, extra: &[&str]) -> (Netcd, SocketAddr) {
+    let mut args = vec!["run", "--kubernetes", "--kubeconfig", kubeconfig.to_str().expect("utf8")];
+    args.extend(["--node", NODE, "--bpffs", bpffs.arg(), "--metrics-addr", "127.0.0.1:0"]);
+    args.extend(extra);
+    let netcd = Netcd::start(&args);
+    let line = netcd.wait_log("metrics on http://", WAIT);
+    let metrics = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("metrics address");
+    netcd.wait_log("first sync with the API server applied", WAIT);
+    (netcd, metrics)
 }
 
 /// Scrape and parse /metrics.
@@ -125,26 +144,7 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     // `late` is scheduled but has no address yet.
     api.apply(pod_object("late", &[("app", "client")], None));
 
-    let netcd = Netcd::start(&[
-        "run",
-        "--kubernetes",
-        "--kubeconfig",
-        kubeconfig.to_str().expect("utf8"),
-        "--node",
-        NODE,
-        "--bpffs",
-        bpffs.arg(),
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ]);
-    let line = netcd.wait_log("metrics on http://", WAIT);
-    let metrics: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("metrics address");
-    netcd.wait_log("first sync with the API server applied", WAIT);
+    let (netcd, metrics) = start_synced(&kubeconfig, &bpffs, &[]);
     assert_eq!(http_get(metrics, "/readyz").map(|r| r.0), Some(200), "ready after the first sync");
     assert_eq!(http_get(metrics, "/healthz").map(|r| r.0), Some(200));
 
@@ -162,6 +162,8 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
             refused.set(refused.get() + 1);
             return false;
         };
+        // Nothing of this connection may be sent after `reach` returns (see the verdict check).
+        reset_on_close(&stream);
         if from.name == "client" || from.name == "late" {
             allowed_by_client_rule.set(allowed_by_client_rule.get() + 1);
         }
@@ -273,19 +275,20 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     // The metrics, parsed, against the traffic.
     std::thread::sleep(Duration::from_millis(500));
     let scrape = scrape(metrics);
-    // One allow verdict by allow-client per connection opened; a SYN allowed just before a
-    // policy change whose connection the client then saw fail (its SYN-ACK judged by the new
-    // state) adds one, so a few more are tolerated, never fewer.
+    // Exactly one allow verdict by allow-client per connection opened. Why `reach` resets its
+    // connections (SO_LINGER 0) for this to hold: a connection cut by a change to deny (its
+    // conntrack entry is removed when its next packet is denied) and merely closed would keep
+    // retransmitting its FIN and data for minutes; once a later change allows client again, such
+    // a packet has no entry and is judged as a new flow, allowed by allow-client: a correct
+    // verdict on a real packet, with no connection opened. `a_late_packet_of_a_cut_connection_
+    // is_judged_as_a_new_flow_needs_root` below shows it.
     let allowed = value(
         &scrape,
         "netcd_verdicts_total",
         &[("direction", "ingress"), ("verdict", "allow"), ("rule", "allow-client"), ("reason", "new-flow")],
     );
     let opened = f64::from(allowed_by_client_rule.get());
-    assert!(
-        (opened..=opened + 2.0).contains(&allowed),
-        "allow verdicts by allow-client ({allowed}) against connections opened ({opened})"
-    );
+    assert_eq!(allowed, opened, "allow verdicts by allow-client against connections opened");
     let denied = value(
         &scrape,
         "netcd_verdicts_total",
@@ -318,6 +321,153 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
         value(&scrape, "netcd_event_to_enforced_seconds_count", &[]),
     );
     eprintln!("event to enforced: {count} applies, mean {:.3} ms", sum / count.max(1.0) * 1e3);
+    drop(netcd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The spec of a NetworkPolicy on app=server: ingress from `app=<from>` on TCP `port`.
+fn server_accepts(from: &str, port: i64) -> serde_json::Value {
+    json!({"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"],
+           "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": from}}}],
+                        "ports": [{"protocol": "TCP", "port": port}]}]})
+}
+
+#[test]
+fn network_policy_objects_from_the_api_are_enforced_as_they_are_created_edited_and_deleted_needs_root() {
+    if !can_run_as_root("network_policy_objects_from_the_api_are_enforced_needs_root") {
+        return;
+    }
+    let node = Node::new(
+        141,
+        &[("shop", "client", "client"), ("shop", "server", "server"), ("shop", "visitor", "visitor")],
+    );
+    let _server = EchoServer::start(node.pod("server"), 8080);
+    let bpffs = Bpffs::new(&node.tag);
+    let dir = std::env::temp_dir().join(format!("netc-kube-np-{}", node.tag));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let api = FakeApiServer::start();
+    let kubeconfig = dir.join("kubeconfig");
+    api.kubeconfig(&kubeconfig);
+    api.apply(namespace("shop", &[]));
+    for name in ["client", "server", "visitor"] {
+        let p = node.pod(name);
+        api.apply(pod("shop", name, &[("app", &p.app)], Some(&p.ip.to_string()), &p.host_if, NODE));
+    }
+    let (netcd, metrics) = start_synced(&kubeconfig, &bpffs, &["--network-policies"]);
+    assert_eq!(http_get(metrics, "/readyz").map(|r| r.0), Some(200), "ready with no NetworkPolicy at all");
+
+    let (client, server, visitor) = (node.pod("client"), node.pod("server"), node.pod("visitor"));
+    let opened = std::cell::Cell::new(0u32);
+    let reach = |from: &common::netns::TestPod| {
+        let Some(mut stream) = connect(from, server, 8080, Duration::from_millis(1500)) else {
+            return false;
+        };
+        reset_on_close(&stream);
+        opened.set(opened.get() + 1);
+        echo(&mut stream, Duration::from_millis(1500))
+    };
+    let refused = |policy: &str, fallback: &str| {
+        value(&scrape(metrics), "netcd_networkpolicy_refused", &[("policy", policy), ("fallback", fallback)])
+    };
+    let allowed_by = |rule: &str| {
+        value(
+            &scrape(metrics),
+            "netcd_verdicts_total",
+            &[("direction", "ingress"), ("verdict", "allow"), ("rule", rule), ("reason", "new-flow")],
+        )
+    };
+
+    assert!(reach(client) && reach(visitor), "no NetworkPolicy: nothing guards server");
+
+    // A deny policy created through the API, then deleted.
+    let deny = json!({"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"]});
+    api.apply(network_policy("shop", "server-deny", &deny));
+    eventually("the deny policy denies client", || !reach(client));
+    assert!(!reach(visitor), "and visitor");
+    api.delete("NetworkPolicy", "shop", "server-deny");
+    eventually("the deny policy deleted, client is allowed", || reach(client));
+    assert!(reach(visitor));
+
+    // An allow policy, then edited to let visitor in instead of client.
+    api.apply(network_policy("shop", "allow-client", &server_accepts("client", 8080)));
+    eventually("allow-client isolates server from visitor", || !reach(visitor));
+    let before = allowed_by("shop/allow-client:ingress[0]");
+    assert!(reach(client), "allow-client lets client in");
+    assert_eq!(
+        allowed_by("shop/allow-client:ingress[0]"),
+        before + 1.0,
+        "the verdict names the object and the rule index"
+    );
+    api.apply(network_policy("shop", "allow-client", &server_accepts("visitor", 8080)));
+    eventually("allow-client edited: client is denied", || !reach(client));
+    assert!(reach(visitor), "allow-client edited: visitor is allowed");
+
+    // An edit the importer refuses (port 0; the API server would refuse it too, the fake does
+    // not): the last accepted version stays enforced, and netcd reports it.
+    api.apply(network_policy("shop", "allow-client", &server_accepts("client", 0)));
+    eventually("the refused edit is reported", || refused("shop/allow-client", "last-accepted") == 1.0);
+    assert!(reach(visitor) && !reach(client), "the last accepted version is enforced");
+
+    // A new object refused: its pods allow nothing until it is fixed (a policy tool must not
+    // allow more than the cluster asks).
+    api.delete("NetworkPolicy", "shop", "allow-client");
+    eventually("allow-client deleted: client is allowed", || reach(client));
+    assert_eq!(refused("shop/allow-client", "last-accepted"), 0.0, "a deleted object is no longer refused");
+    api.apply(network_policy("shop", "broken", &server_accepts("client", 0)));
+    eventually("a new refused object isolates its pods", || !reach(client));
+    assert!(!reach(visitor));
+    assert_eq!(refused("shop/broken", "isolate-its-pods"), 1.0);
+    api.apply(network_policy("shop", "broken", &server_accepts("client", 8080)));
+    eventually("fixed, it is enforced as written", || reach(client));
+    assert!(!reach(visitor));
+    assert_eq!(refused("shop/broken", "isolate-its-pods"), 0.0);
+
+    // A late packet of a cut connection is judged as a new flow (why the other test resets its
+    // connections): a connection opened under `broken`, cut by an edit that lets only visitor in
+    // (its next packet is denied and its conntrack entry removed), then allowed again by the
+    // edit back. Its retransmitted data is a flow without an entry: judged anew, allowed by the
+    // rule, one allow verdict with no connection opened, and the connection carries on.
+    let rule = "shop/broken:ingress[0]";
+    let mut stream = connect(client, server, 8080, Duration::from_millis(1500)).expect("client connects");
+    reset_on_close(&stream);
+    assert!(echo(&mut stream, Duration::from_millis(1500)), "the connection works");
+    api.apply(network_policy("shop", "broken", &server_accepts("visitor", 8080)));
+    eventually("the edit cuts client off", || !reach(client));
+    let verdicts_before = allowed_by(rule);
+    stream.write_all(b"ping\n").expect("the kernel takes the data");
+    std::thread::sleep(Duration::from_millis(600)); // the segment and a retransmission denied
+    api.apply(network_policy("shop", "broken", &server_accepts("client", 8080)));
+    let mut buf = [0u8; 5];
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream.read_exact(&mut buf).expect("a retransmission passes once client is allowed again");
+    assert_eq!(&buf, b"ping\n");
+    eventually("the verdict on the retransmitted segment is counted", || allowed_by(rule) > verdicts_before);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        allowed_by(rule),
+        verdicts_before + 1.0,
+        "one new-flow verdict for the retransmitted segment, no connection opened"
+    );
+    drop(stream);
+
+    // Verdicts name the object (namespace/name) and the rule; the watch lists NetworkPolicies.
+    let events = netcd.events(Duration::from_millis(300));
+    let named = events.iter().find(|e| e["rule"]["id"] == rule).expect("a verdict by shop/broken");
+    assert_eq!(named["rule"]["policy"], "shop/broken");
+    assert_eq!(named["rule"]["source"], "networkpolicy/shop/broken:1");
+    let scrape = scrape(metrics);
+    assert!(value(&scrape, "netcd_watch_relists_total", &[("resource", "networkpolicies")]) >= 1.0);
+    let rules: std::collections::BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "netcd_verdicts_total" && s.labels.get("verdict") == Some("allow"))
+        .filter_map(|s| s.labels.get("rule"))
+        .collect();
+    assert_eq!(
+        rules,
+        ["shop/allow-client:ingress[0]", "shop/broken:ingress[0]"].into(),
+        "every allow verdict names a rule of an object"
+    );
     drop(netcd);
     let _ = std::fs::remove_dir_all(&dir);
 }

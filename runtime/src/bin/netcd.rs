@@ -4,7 +4,7 @@
 //! netcd run --ir policies.ir.json --inventory cluster.yaml [--mode audit] [--bpffs DIR]
 //!           [--conntrack-entries N] [--uplink IFACE]... [--service-mark BIT]
 //!           [--metrics-addr ADDR] [--log-format text|json]
-//! netcd run --kubernetes [--kubeconfig FILE] [--policy-configmap NS/NAME] [--node NAME] ...
+//! netcd run --kubernetes [--kubeconfig FILE] [--policy-configmap NS/NAME | --network-policies] [--node NAME] ...
 //! netcd status
 //! netcd detach
 //! ```
@@ -124,6 +124,10 @@ enum Cmd {
         /// The key of the ConfigMap's data holding the IR JSON.
         #[arg(long, value_name = "KEY", default_value = "policies.ir.json")]
         policy_key: String,
+        /// Enforce the cluster's own NetworkPolicy objects (all namespaces, read as `netc import
+        /// --emit ir` reads them) instead of the IR of a ConfigMap.
+        #[arg(long, requires = "kubernetes", conflicts_with_all = ["policy_configmap", "policy_key"])]
+        network_policies: bool,
         /// Serve Prometheus metrics on /metrics and the probes /healthz and /readyz here
         /// (e.g. 0.0.0.0:9464); off unless given.
         #[arg(long, value_name = "ADDR")]
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
             kubeconfig,
             policy_configmap,
             policy_key,
+            network_policies,
             metrics_addr,
             log_format,
             mode,
@@ -251,10 +256,12 @@ fn main() -> ExitCode {
             }
             if kubernetes {
                 let (namespace, name) = policy_configmap;
-                let options = KubeOptions {
-                    kubeconfig,
-                    policy: PolicySource::ConfigMap(PolicyConfigMap { namespace, name, key: policy_key }),
+                let policy = if network_policies {
+                    PolicySource::NetworkPolicies
+                } else {
+                    PolicySource::ConfigMap(PolicyConfigMap { namespace, name, key: policy_key })
                 };
+                let options = KubeOptions { kubeconfig, policy };
                 netc_runtime::kube::run(&config, &options, &metrics).map_err(|e| e.to_string())
             } else {
                 daemon::run(&config, Some(&metrics)).map_err(|e| e.to_string())

@@ -11,8 +11,12 @@ use std::collections::BTreeMap;
 use ::kube::ResourceExt as _;
 use ::kube::runtime::watcher::Event;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Inventory, Ir};
+
+use super::PolicySource;
+use super::network_policies::{self, Lowering, Refusal};
 
 /// One kind of object as the watch has seen it.
 #[derive(Debug, Clone)]
@@ -130,6 +134,10 @@ pub struct Cluster {
     pub pods: Objects<netc_ir::Pod>,
     /// The policy ConfigMap's IR text (`None`: the ConfigMap has no such key).
     pub policy: Objects<Option<String>>,
+    /// NetworkPolicy objects by `namespace/name`, as [`network_policies::keep`] leaves them.
+    pub network_policies: Objects<NetworkPolicy>,
+    /// Their lowering to IR, with each one's last accepted version.
+    lowering: Lowering,
 }
 
 /// Why an object or the policy could not be used.
@@ -188,10 +196,25 @@ impl Cluster {
             .apply(event, |cm| Some((object_key(cm), cm.data.as_ref().and_then(|d| d.get(key)).cloned())))
     }
 
-    /// Whether every watch completed its first list.
+    /// Apply a NetworkPolicy event.
+    pub fn network_policy_event(&mut self, event: Event<NetworkPolicy>) -> Change {
+        self.network_policies.apply(event, |np| Some((object_key(np), network_policies::keep(np))))
+    }
+
+    /// Whether every watch (namespaces, pods and the policy of `source`) completed its first list.
     #[must_use]
-    pub fn synced(&self) -> bool {
-        self.namespaces.synced() && self.pods.synced() && self.policy.synced()
+    pub fn synced(&self, source: &PolicySource) -> bool {
+        let policy = match source {
+            PolicySource::ConfigMap(_) => self.policy.synced(),
+            PolicySource::NetworkPolicies => self.network_policies.synced(),
+        };
+        self.namespaces.synced() && self.pods.synced() && policy
+    }
+
+    /// The IR of the live NetworkPolicy objects, and those refused ([`network_policies`]: what
+    /// is enforced for them instead).
+    pub fn network_policies_ir(&mut self) -> (Ir, Vec<Refusal>) {
+        self.lowering.lower(self.network_policies.live())
     }
 
     /// The IR of the policy ConfigMap.

@@ -10,15 +10,19 @@
 //!
 //! - Namespaces and Pods: all of them (remote pods are peers; `--node` picks the local ones by
 //!   `spec.nodeName`).
-//! - The policy: the IR in a ConfigMap (`netc build --emit configmap`). The cluster's own
-//!   NetworkPolicy objects are the other source ([`PolicySource::NetworkPolicies`]); netcd cannot
-//!   enforce them yet, and says so (the seam is marked in [`run`]).
+//! - The policy: the IR in a ConfigMap (`netc build --emit configmap`), or the cluster's own
+//!   NetworkPolicy objects (all namespaces), lowered object by object by netc's importer
+//!   ([`network_policies`]).
+//!
+//! Another kind of object joins the watch as one more [`Update`] variant, one more stream in
+//! [`streams`], and one more [`cluster::Objects`] in [`Cluster`].
 //!
 //! Consistency: a list's objects replace the live ones in one step ([`cluster`]); events that are
 //! ready together are applied together. While the API server is unreachable the last applied
 //! state stays enforced (it is in the pinned maps), netcd logs it and `netcd_api_server_up` is 0.
 
 pub mod cluster;
+pub mod network_policies;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +32,8 @@ use ::kube::runtime::{WatchStreamExt as _, watcher};
 use ::kube::{Api, Client};
 use futures::{FutureExt as _, StreamExt as _, stream::BoxStream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use netc_ir::Ir;
 
 use crate::daemon::{DaemonError, RunConfig, Running};
 use crate::metrics::{Metrics, ResourceLabels};
@@ -38,7 +44,7 @@ use cluster::{Change, Cluster, PolicyConfigMap};
 pub enum PolicySource {
     /// The IR JSON under a key of a ConfigMap.
     ConfigMap(PolicyConfigMap),
-    /// The cluster's NetworkPolicy objects (not enforced by netcd yet).
+    /// The cluster's NetworkPolicy objects, all namespaces.
     NetworkPolicies,
 }
 
@@ -60,11 +66,6 @@ pub enum KubeError {
         "cannot configure the Kubernetes client: {0}; in a pod, give it a service account; elsewhere, pass --kubeconfig FILE or set KUBECONFIG"
     )]
     Config(String),
-    /// The policy source is not supported yet.
-    #[error(
-        "netcd cannot enforce the cluster's NetworkPolicy objects yet; compile the policy with `netc build --emit configmap` and pass --policy-configmap NAMESPACE/NAME"
-    )]
-    NetworkPoliciesNotSupported,
     /// The tokio runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -79,12 +80,14 @@ enum Update {
     // Boxed: a Pod is five times the size of the others.
     Pod(Box<watcher::Event<Pod>>),
     Policy(watcher::Event<ConfigMap>),
+    NetworkPolicy(watcher::Event<NetworkPolicy>),
 }
 
 /// Resource names as metrics and logs name them.
 const NAMESPACES: &str = "namespaces";
 const PODS: &str = "pods";
 const CONFIGMAP: &str = "configmap";
+const NETWORK_POLICIES: &str = "networkpolicies";
 
 type Item = (&'static str, Result<Update, watcher::Error>);
 
@@ -94,14 +97,8 @@ type Item = (&'static str, Result<Update, watcher::Error>);
 /// A [`KubeError`] when the client cannot be configured or the first state cannot be applied;
 /// later failures are logged and the last state stays enforced.
 pub fn run(config: &RunConfig, options: &KubeOptions, metrics: &Arc<Metrics>) -> Result<(), KubeError> {
-    let PolicySource::ConfigMap(source) = &options.policy else {
-        // Seam for the cluster's NetworkPolicy objects: once netcd can enforce them, watch
-        // `Api::<NetworkPolicy>::all` here as a fourth stream into `Cluster` and build the IR from
-        // them where `Cluster::ir` reads the ConfigMap.
-        return Err(KubeError::NetworkPoliciesNotSupported);
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(watch(config, options, source, metrics))
+    runtime.block_on(watch(config, options, metrics))
 }
 
 async fn client(options: &KubeOptions) -> Result<Client, KubeError> {
@@ -122,7 +119,7 @@ async fn client(options: &KubeOptions) -> Result<Client, KubeError> {
     Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))
 }
 
-fn streams(client: &Client, source: &PolicyConfigMap) -> BoxStream<'static, Item> {
+fn streams(client: &Client, source: &PolicySource) -> BoxStream<'static, Item> {
     // kube's default watcher: paginated list, then watch from its resourceVersion with
     // bookmarks; a 410 Gone relists, a closed watch re-watches from the last version seen. The
     // backoff spaces retries while the API server is down (up to 30 s apart, reset on success).
@@ -133,13 +130,20 @@ fn streams(client: &Client, source: &PolicyConfigMap) -> BoxStream<'static, Item
     let pods = watcher(Api::<Pod>::all(client.clone()), config.clone())
         .default_backoff()
         .map(|e| (PODS, e.map(|e| Update::Pod(Box::new(e)))));
-    let policy = watcher(
-        Api::<ConfigMap>::namespaced(client.clone(), &source.namespace),
-        config.fields(&format!("metadata.name={}", source.name)),
-    )
-    .default_backoff()
-    .map(|e| (CONFIGMAP, e.map(Update::Policy)));
-    futures::stream::select_all([namespaces.boxed(), pods.boxed(), policy.boxed()]).boxed()
+    let policy = match source {
+        PolicySource::ConfigMap(source) => watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), &source.namespace),
+            config.fields(&format!("metadata.name={}", source.name)),
+        )
+        .default_backoff()
+        .map(|e| (CONFIGMAP, e.map(Update::Policy)))
+        .boxed(),
+        PolicySource::NetworkPolicies => watcher(Api::<NetworkPolicy>::all(client.clone()), config)
+            .default_backoff()
+            .map(|e| (NETWORK_POLICIES, e.map(Update::NetworkPolicy)))
+            .boxed(),
+    };
+    futures::stream::select_all([namespaces.boxed(), pods.boxed(), policy]).boxed()
 }
 
 fn log(message: &str) {
@@ -150,28 +154,74 @@ fn warn(message: &str) {
     tracing::warn!(target: "netcd", "{message}");
 }
 
-/// The watch loop: merge the three streams, keep [`Cluster`] current, apply when it changed.
-async fn watch(
-    config: &RunConfig,
-    options: &KubeOptions,
-    source: &PolicyConfigMap,
-    metrics: &Arc<Metrics>,
-) -> Result<(), KubeError> {
+/// What the watch says it watches, for logs and readiness.
+fn watched(source: &PolicySource) -> String {
+    match source {
+        PolicySource::ConfigMap(c) => {
+            format!("namespaces, pods and the policy ConfigMap {}/{} (key {})", c.namespace, c.name, c.key)
+        }
+        PolicySource::NetworkPolicies => "namespaces, pods and NetworkPolicies (all namespaces)".to_owned(),
+    }
+}
+
+/// The policy problems last reported, so that each is said once, not at every pod event.
+#[derive(Debug, Default)]
+struct Reported {
+    /// The policy ConfigMap's problem.
+    policy: Option<String>,
+    /// The NetworkPolicy objects refused.
+    refusals: Vec<network_policies::Refusal>,
+}
+
+/// The IR to enforce now. `Err`: the policy cannot be used (the ConfigMap is missing or broken);
+/// the caller keeps the last one. NetworkPolicy objects the importer refuses are reported here
+/// (log and `netcd_networkpolicy_refused`) and handled as [`network_policies`] says.
+fn policy_ir(
+    cluster: &mut Cluster,
+    source: &PolicySource,
+    metrics: &Metrics,
+    reported: &mut Reported,
+) -> Result<Ir, String> {
+    match source {
+        PolicySource::ConfigMap(c) => {
+            let ir = cluster.ir(c).map_err(|e| e.to_string());
+            if ir.is_ok() {
+                reported.policy = None;
+            }
+            ir
+        }
+        PolicySource::NetworkPolicies => {
+            let (ir, refusals) = cluster.network_policies_ir();
+            if refusals != reported.refusals {
+                for refusal in refusals.iter().filter(|r| !reported.refusals.contains(r)) {
+                    warn(&refusal.to_string());
+                }
+                for fixed in
+                    reported.refusals.iter().filter(|r| !refusals.iter().any(|n| n.policy == r.policy))
+                {
+                    log(&format!("NetworkPolicy {} is accepted again", fixed.policy));
+                }
+                metrics.set_network_policies_refused(
+                    refusals.iter().map(|r| (r.policy.clone(), r.fallback.as_str())),
+                );
+                reported.refusals = refusals;
+            }
+            Ok(ir)
+        }
+    }
+}
+
+/// The watch loop: merge the streams, keep [`Cluster`] current, apply when it changed.
+async fn watch(config: &RunConfig, options: &KubeOptions, metrics: &Arc<Metrics>) -> Result<(), KubeError> {
     let client = client(options).await?;
-    log(&format!(
-        "watching namespaces, pods and ConfigMap {}/{} (key {}) on {}",
-        source.namespace,
-        source.name,
-        source.key,
-        client.default_namespace()
-    ));
-    metrics.set_not_ready("waiting for the first list of namespaces, pods and the policy ConfigMap");
+    let source = &options.policy;
+    log(&format!("watching {} on {}", watched(source), client.default_namespace()));
+    metrics.set_not_ready(&format!("waiting for the first list of {}", watched(source)));
     let mut events = streams(&client, source);
     let mut cluster = Cluster::default();
     let mut running: Option<Running> = None;
     let mut failing: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
-    // The policy last refused, so that it is said once, not at every pod event.
-    let mut refused_policy: Option<String> = None;
+    let mut reported = Reported::default();
     while let Some(first) = events.next().await {
         let arrived = Instant::now();
         let mut changed = false;
@@ -195,7 +245,14 @@ async fn watch(
                         }
                         Update::Policy(e) => {
                             count_relist(metrics, &labels, &e);
-                            cluster.policy_event(e, &source.key)
+                            match source {
+                                PolicySource::ConfigMap(c) => cluster.policy_event(e, &c.key),
+                                PolicySource::NetworkPolicies => Change::None,
+                            }
+                        }
+                        Update::NetworkPolicy(e) => {
+                            count_relist(metrics, &labels, &e);
+                            cluster.network_policy_event(e)
                         }
                     };
                     changed |= change != Change::None;
@@ -213,17 +270,13 @@ async fn watch(
             metrics.api_server_up.set(i64::from(failing.is_empty()));
             item = events.next().now_or_never().flatten();
         }
-        if !changed || !cluster.synced() {
+        if !changed || !cluster.synced(source) {
             continue;
         }
-        let ir = match cluster.ir(source) {
-            Ok(ir) => {
-                refused_policy = None;
-                ir
-            }
-            Err(e) => {
-                let message = e.to_string();
-                if refused_policy.as_ref() != Some(&message) {
+        let ir = match policy_ir(&mut cluster, source, metrics, &mut reported) {
+            Ok(ir) => ir,
+            Err(message) => {
+                if reported.policy.as_ref() != Some(&message) {
                     warn(&format!(
                         "{message}; {}",
                         if running.is_some() {
@@ -235,7 +288,7 @@ async fn watch(
                     if running.is_none() {
                         metrics.set_not_ready(&message);
                     }
-                    refused_policy = Some(message);
+                    reported.policy = Some(message);
                 }
                 match running.as_ref().and_then(Running::live) {
                     // Pods keep changing under the last good policy.

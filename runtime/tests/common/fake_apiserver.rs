@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server, in process, speaking the list/watch protocol kube-rs's real
 //! client speaks to a real one: `GET /api/v1/{namespaces,pods}` and
-//! `GET /api/v1/namespaces/{ns}/configmaps` (with `fieldSelector=metadata.name=...`), lists with
+//! `GET /api/v1/namespaces/{ns}/configmaps` (with `fieldSelector=metadata.name=...`) and
+//! `GET /apis/networking.k8s.io/v1/networkpolicies`, lists with
 //! `limit`/`continue` pages and a `resourceVersion`, watches (`watch=true`) streamed as chunked
 //! JSON lines from a `resourceVersion`, `BOOKMARK` events when asked for, `410 Gone` (an `ERROR`
 //! event with an `Expired` Status, as the API server sends it) for versions compacted away, and
@@ -62,8 +63,13 @@ fn kind_of(resource: &str) -> &'static str {
     match resource {
         "namespaces" => "Namespace",
         "pods" => "Pod",
+        "networkpolicies" => "NetworkPolicy",
         _ => "ConfigMap",
     }
+}
+
+fn api_version(kind: &str) -> &'static str {
+    if kind == "NetworkPolicy" { "networking.k8s.io/v1" } else { "v1" }
 }
 
 impl FakeApiServer {
@@ -78,6 +84,7 @@ impl FakeApiServer {
             .route("/api/v1/namespaces", get(cluster_scoped_namespaces))
             .route("/api/v1/pods", get(cluster_scoped_pods))
             .route("/api/v1/namespaces/{ns}/configmaps", get(namespaced_configmaps))
+            .route("/apis/networking.k8s.io/v1/networkpolicies", get(cluster_scoped_network_policies))
             .with_state(Arc::clone(&shared));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -128,6 +135,7 @@ impl FakeApiServer {
             "Namespace" => "Namespace",
             "Pod" => "Pod",
             "ConfigMap" => "ConfigMap",
+            "NetworkPolicy" => "NetworkPolicy",
             other => panic!("the fake serves no {other}"),
         };
         let exists = {
@@ -199,6 +207,13 @@ async fn cluster_scoped_pods(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     serve(&shared, "pods", None, &query)
+}
+
+async fn cluster_scoped_network_policies(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    serve(&shared, "networkpolicies", None, &query)
 }
 
 async fn namespaced_configmaps(
@@ -275,7 +290,7 @@ fn serve(
         if offset + page.len() < items.len() {
             metadata["continue"] = format!("{}:{rv}", offset + page.len()).into();
         }
-        return axum::Json(json!({"kind": format!("{kind}List"), "apiVersion": "v1",
+        return axum::Json(json!({"kind": format!("{kind}List"), "apiVersion": api_version(kind),
                                  "metadata": metadata, "items": page}))
         .into_response();
     }
@@ -310,7 +325,7 @@ fn serve(
             let out = match message {
                 Message::Drop => return,
                 Message::Bookmark(rv) if bookmarks => json!({"type": "BOOKMARK", "object": {
-                    "kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}}}),
+                    "kind": kind, "apiVersion": api_version(kind), "metadata": {"resourceVersion": rv.to_string()}}}),
                 Message::Bookmark(_) => continue,
                 Message::Event(rv, k, event, object) => {
                     if rv <= sent || !selected(kind, k, &object, namespace.as_deref(), field.as_deref()) {
@@ -364,4 +379,10 @@ pub fn configmap(namespace: &str, name: &str, key: &str, ir_json: &str) -> Value
     json!({"apiVersion": "v1", "kind": "ConfigMap",
            "metadata": {"name": name, "namespace": namespace},
            "data": {key: ir_json}})
+}
+
+/// A NetworkPolicy object; `spec` as the API has it (JSON).
+pub fn network_policy(namespace: &str, name: &str, spec: &Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 }

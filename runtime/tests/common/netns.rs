@@ -234,6 +234,25 @@ pub fn connect(from: &TestPod, to: &TestPod, port: u16, timeout: Duration) -> Op
     in_netns(&from.netns, move || TcpStream::connect_timeout(&addr, timeout).ok())
 }
 
+/// Close `stream` with a reset when it is dropped (SO_LINGER 0), not with a FIN: the socket is
+/// gone at once, so no packet of it (a retransmitted FIN or data segment) is sent later, under a
+/// policy the test has changed meanwhile. Such a late packet of a flow whose conntrack entry a
+/// denial removed is judged as a new flow, and counted as one (see kube_watch_needs_root.rs).
+pub fn reset_on_close(stream: &TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid socket fd and a `linger` of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::linger>()).expect("small"),
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
 /// Send a line and wait for the echo.
 pub fn echo(stream: &mut TcpStream, timeout: Duration) -> bool {
     let _ = stream.set_read_timeout(Some(timeout));
