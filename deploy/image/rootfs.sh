@@ -8,7 +8,9 @@ set -euo pipefail
 binary=$1
 root=$2
 [ -x "$binary" ] || { echo "rootfs.sh: $binary is not an executable" >&2; exit 1; }
-mkdir -p "$root/usr/bin" "$root/tmp"
+# /proc, /sys, /dev: mount points (a container runtime mounts them; the image test does too;
+# netcd reads /dev/urandom for its conntrack hash seed).
+mkdir -p "$root/usr/bin" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
 install -m 0755 "$binary" "$root/usr/bin/netcd"
 # `ldd` prints `name => /path (addr)`, or `/path (addr)` for the loader; vdso has no file.
 ldd "$binary" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | sort -u |
