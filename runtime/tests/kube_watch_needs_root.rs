@@ -455,6 +455,8 @@ fn network_policy_objects_from_the_api_are_enforced_as_they_are_created_edited_a
     let named = events.iter().find(|e| e["rule"]["id"] == rule).expect("a verdict by shop/broken");
     assert_eq!(named["rule"]["policy"], "shop/broken");
     assert_eq!(named["rule"]["source"], "networkpolicy/shop/broken:1");
+    // The sample scrape docs/kubernetes.md shows comes from here (`-- --nocapture`).
+    eprintln!("scrape:\n{}", http_get(metrics, "/metrics").map(|r| r.1).unwrap_or_default());
     let scrape = scrape(metrics);
     assert!(value(&scrape, "netcd_watch_relists_total", &[("resource", "networkpolicies")]) >= 1.0);
     let rules: std::collections::BTreeSet<&str> = scrape
