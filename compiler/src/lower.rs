@@ -797,7 +797,10 @@ fn egress_side(doors: &mut Doors, f: &Flow, s: &End, sat: Loc, errors: &mut Vec<
             return None;
         }
         if let Some(open) = e.egress.open {
-            return Some(Side::DeclaredOpen(open));
+            // The source's own door is open; guards of some of its pods (a narrower workload)
+            // still get the flow for the pods they share with it.
+            let shared = egress_for_shared_pods(doors, f, s, (ns, sel), sat, errors);
+            return if shared { None } else { Some(Side::DeclaredOpen(open)) };
         }
     }
     if doors.covering_guard(ns, sel, Direction::Egress).is_none() {

@@ -2,7 +2,7 @@
 //!
 //! Random programs with overlapping selectors are generated as data (workloads sharing labels,
 //! door statements on subsets and overlapping selectors of arrow sources and targets, isolated
-//! workloads, namespaces chosen by name and by labels, `*/*`, `anywhere`, address blocks with
+//! workloads, namespaces chosen by name and by labels, `*/*`, `anywhere`, `dns`, address blocks with
 //! exceptions, port numbers, ranges, named ports and whole protocols, TCP/UDP/SCTP, one-sided
 //! arrows, `default deny`), written out as netc source and compiled. Then, flow by flow, between
 //! random pods (whose labels overlap the selectors) and external addresses, on every protocol and
@@ -35,9 +35,11 @@ use netc_ir::{ExternalAddress, Inventory, NamedPort, Namespace, Pod, Protocol};
 use proptest::prelude::*;
 
 /// The errors the docs name for programs of this generator: E0301 (language.md, "Doors": an
-/// arrow whose target can include isolated pods, or whose egress rule would select them) and
-/// E0001 for `default deny` ending a line before a one-sided arrow ("Lexical structure").
-const REFUSALS: [&str; 2] = ["E0301", "E0001"];
+/// arrow whose target can include isolated pods, or whose egress rule would select them), E0302
+/// and E0303 (a door declared open that a statement guards, or that a statement about a wider set
+/// of pods guards) and E0001 for `default deny` ending a line before a one-sided arrow
+/// ("Lexical structure").
+const REFUSALS: [&str; 4] = ["E0301", "E0001", "E0302", "E0303"];
 
 /// Ports tried on every protocol: both sides of every boundary the generator draws.
 const PORTS: [u16; 13] = [1, 52, 53, 79, 80, 81, 443, 7999, 8000, 8080, 8100, 8101, 65535];
@@ -143,6 +145,8 @@ enum End {
         text: String,
     },
     Anywhere,
+    /// `dns`, a target only: "pods `k8s-app=kube-dns` in `kube-system`, UDP and TCP 53".
+    Dns,
 }
 
 impl End {
@@ -150,6 +154,7 @@ impl End {
         match self {
             End::Pods { text, .. } | End::Block { text, .. } => text,
             End::Anywhere => "anywhere",
+            End::Dns => "dns",
         }
     }
 
@@ -180,6 +185,9 @@ enum DoorWords {
     Egress,
     Both,
     Isolated,
+    /// `ingress open`, `egress open`: the default, stated (language.md, "Doors").
+    IngressOpen,
+    EgressOpen,
 }
 
 #[derive(Debug, Clone)]
@@ -198,8 +206,6 @@ enum Stmt {
         ingress: bool,
         egress: bool,
     },
-    /// `default allow ingress`: the same as `anywhere -> *`.
-    DefaultAllowIngress,
 }
 
 #[derive(Debug, Clone)]
@@ -326,6 +332,11 @@ fn port(g: &mut Bytes<'_>) -> (PortM, String) {
 }
 
 fn target(g: &mut Bytes<'_>, workloads: &[(String, Sel)]) -> (Target, String) {
+    if g.chance(1, 10) {
+        // `dns` takes no ports (E0208): UDP and TCP 53.
+        let ports = vec![PortM::Range(Protocol::Udp, 53, 53), PortM::Range(Protocol::Tcp, 53, 53)];
+        return (Target { end: End::Dns, ports }, "dns".to_owned());
+    }
     let end = end(g, workloads);
     let (ports, text) = match g.below(4) {
         0 => (Vec::new(), String::new()),
@@ -385,12 +396,16 @@ fn program(bytes: &[u8]) -> (Program, String) {
                         DoorWords::Ingress,
                         DoorWords::Both,
                         DoorWords::Isolated,
+                        DoorWords::IngressOpen,
+                        DoorWords::EgressOpen,
                     ]);
                     let said = match words {
                         DoorWords::Ingress => "ingress guarded",
                         DoorWords::Egress => "egress guarded",
                         DoorWords::Both => "guarded",
                         DoorWords::Isolated => "isolated",
+                        DoorWords::IngressOpen => "ingress open",
+                        DoorWords::EgressOpen => "egress open",
                     };
                     let line = format!("{} {said}", subject.text());
                     (Stmt::Door { subject, words }, line)
@@ -400,7 +415,18 @@ fn program(bytes: &[u8]) -> (Program, String) {
                         g.pick(&[(true, true, ""), (true, false, " ingress"), (false, true, " egress")]);
                     (Stmt::DefaultDeny { ingress, egress }, format!("default deny{said}"))
                 }
-                _ => (Stmt::DefaultAllowIngress, "default allow ingress".to_owned()),
+                // "`default allow ingress` ... (same as `anywhere -> *`)" (Namespace defaults).
+                _ => (
+                    Stmt::Arrow {
+                        one_sided: false,
+                        sources: vec![End::Anywhere],
+                        targets: vec![Target {
+                            end: End::Pods { scope: Scope::Here, sel: None, text: "*".to_owned() },
+                            ports: Vec::new(),
+                        }],
+                    },
+                    "default allow ingress".to_owned(),
+                ),
             };
             text.push_str(&format!("  {line}\n"));
             stmts.push(stmt);
@@ -411,12 +437,13 @@ fn program(bytes: &[u8]) -> (Program, String) {
     (Program(blocks), text)
 }
 
-/// Namespaces a and c are labelled team=x, b team=y; pods anywhere, with overlapping labels, a
+/// Namespaces a and c are labelled team=x, b team=y, and kube-system (with a kube-dns pod, most
+/// of the time); pods anywhere, with overlapping labels, a
 /// container port `http` (TCP 8080, UDP 80 or SCTP 80) or none; addresses 10.0.N.I, inside and
 /// outside the blocks; and external addresses inside and outside them.
 fn cluster(bytes: &[u8]) -> Inventory {
     let mut g = Bytes { bytes, pos: 0 };
-    let namespaces = NAMESPACES
+    let mut namespaces: Vec<Namespace> = NAMESPACES
         .iter()
         .zip(["x", "y", "x"])
         .map(|(name, team)| Namespace {
@@ -427,6 +454,10 @@ fn cluster(bytes: &[u8]) -> Inventory {
             ]),
         })
         .collect();
+    namespaces.push(Namespace {
+        name: "kube-system".to_owned(),
+        labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), "kube-system".to_owned())]),
+    });
     let mut pods = Vec::new();
     for i in 0..3 + g.below(6) {
         let n = g.below(3);
@@ -456,6 +487,18 @@ fn cluster(bytes: &[u8]) -> Inventory {
                 10 + u8::try_from(i).expect("small"),
             ))],
             ports,
+            node: None,
+            host_interface: None,
+            host_network: false,
+        });
+    }
+    if g.chance(2, 3) {
+        pods.push(Pod {
+            namespace: "kube-system".to_owned(),
+            name: "coredns".to_owned(),
+            labels: BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]),
+            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 3, 10))],
+            ports: Vec::new(),
             node: None,
             host_interface: None,
             host_network: false,
@@ -499,6 +542,9 @@ impl Reference<'_> {
     fn matches(&self, end: &End, here: &str, ep: Ep<'_>) -> bool {
         match end {
             End::Anywhere => true,
+            End::Dns => ep.pod.is_some_and(|p| {
+                p.namespace == "kube-system" && p.labels.get("k8s-app").is_some_and(|v| v == "kube-dns")
+            }),
             End::Block { cidr, except, .. } => {
                 in_block(ep.ip, *cidr) && except.is_none_or(|e| !in_block(ep.ip, e))
             }
@@ -546,6 +592,25 @@ impl Reference<'_> {
         })
     }
 
+    /// Whether the ingress of the pods `end` (of one namespace, written in `here`) is declared
+    /// open: "an arrow into a workload whose ingress is declared open writes only the egress
+    /// side". The same selector is the same workload ("Two workloads with the same selector are
+    /// the same pods").
+    fn declared_open(&self, end: &End, here: &str) -> bool {
+        let key = |e: &End, here: &'static str| match e {
+            End::Pods { scope: Scope::Here, sel, .. } => Some((here, sel.as_ref().map(Sel::text))),
+            End::Pods { scope: Scope::Named(n), sel, .. } => Some((*n, sel.as_ref().map(Sel::text))),
+            _ => None,
+        };
+        let Some(here) = NAMESPACES.iter().copied().find(|n| *n == here) else { return false };
+        let wanted = key(end, here);
+        self.program.0.iter().any(|b| {
+            b.stmts.iter().any(|s| {
+                matches!(s, Stmt::Door { subject, words: DoorWords::IngressOpen } if key(subject, b.ns) == wanted)
+            })
+        })
+    }
+
     fn isolated(&self, pod: &Pod) -> bool {
         self.doors_of(pod).any(|s| matches!(s, Stmt::Door { words: DoorWords::Isolated, .. }))
     }
@@ -554,15 +619,21 @@ impl Reference<'_> {
     /// when the target is several namespaces); door statements and namespace defaults guard it.
     fn ingress_guarded(&self, pod: &Pod) -> bool {
         let by_statement = self.doors_of(pod).any(|s| match s {
-            Stmt::Door { words, .. } => *words != DoorWords::Egress,
+            Stmt::Door { words, .. } => {
+                matches!(words, DoorWords::Ingress | DoorWords::Both | DoorWords::Isolated)
+            }
             Stmt::DefaultDeny { ingress, .. } => *ingress,
-            Stmt::DefaultAllowIngress => true,
             Stmt::Arrow { .. } => false,
         });
         let ep = Ep { pod: Some(pod), ip: Ipv4Addr::UNSPECIFIED };
         by_statement
             || self.arrows().any(|(here, one_sided, _, targets)| {
-                !one_sided && targets.iter().any(|t| t.end.one_namespace() && self.matches(&t.end, here, ep))
+                !one_sided
+                    && targets.iter().any(|t| {
+                        t.end.one_namespace()
+                            && !self.declared_open(&t.end, here)
+                            && self.matches(&t.end, here, ep)
+                    })
             })
     }
 
@@ -570,7 +641,9 @@ impl Reference<'_> {
     /// [egress]`).
     fn egress_guarded(&self, pod: &Pod) -> bool {
         self.doors_of(pod).any(|s| match s {
-            Stmt::Door { words, .. } => *words != DoorWords::Ingress,
+            Stmt::Door { words, .. } => {
+                matches!(words, DoorWords::Egress | DoorWords::Both | DoorWords::Isolated)
+            }
             Stmt::DefaultDeny { egress, .. } => *egress,
             _ => false,
         })
@@ -616,8 +689,8 @@ impl Reference<'_> {
 
     /// A guarded ingress lets in only declared flows: an arrow into pods of one namespace that
     /// include the receiver, from sources that include the sender (a one-sided arrow too: "where
-    /// something else guards a target's ingress, the flow is added to that ingress too");
-    /// `default allow ingress` is `anywhere -> *`. Isolated pods: "no calls in".
+    /// something else guards a target's ingress, the flow is added to that ingress too"), unless
+    /// the target's ingress is declared open. Isolated pods: "no calls in".
     fn ingress_allows(&self, src: Ep<'_>, dst: Ep<'_>, protocol: Protocol, port: u16) -> bool {
         let Some(pod) = dst.pod else { return true };
         if !self.ingress_guarded(pod) {
@@ -626,13 +699,11 @@ impl Reference<'_> {
         if self.isolated(pod) {
             return false;
         }
-        if self.doors_of(pod).any(|s| matches!(s, Stmt::DefaultAllowIngress)) {
-            return true;
-        }
         self.arrows().any(|(here, _, sources, targets)| {
             sources.iter().any(|s| self.matches(s, here, src))
                 && targets.iter().any(|t| {
                     t.end.one_namespace()
+                        && !self.declared_open(&t.end, here)
                         && self.matches(&t.end, here, dst)
                         && Self::port_ok(&t.ports, dst, protocol, port)
                 })
@@ -714,7 +785,7 @@ proptest! {
 
     #[test]
     fn programs_with_overlapping_selectors_mean_what_the_docs_say(
-        program in prop::collection::vec(any::<u8>(), 0..90),
+        program in prop::collection::vec(any::<u8>(), 0..200),
         cluster in prop::collection::vec(any::<u8>(), 0..40),
     ) {
         check(&program, &cluster)?;
@@ -742,6 +813,8 @@ fn generated_programs_are_varied_and_mostly_compile() {
             "except",
             "anywhere",
             "default deny",
+            "dns",
+            " open",
         ] {
             if text.contains(feature) {
                 *seen.entry(feature).or_insert(0) += 1;
@@ -752,5 +825,5 @@ fn generated_programs_are_varied_and_mostly_compile() {
         }
     }
     assert!(compiled > 200, "only {compiled} of 400 compile");
-    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert_eq!(seen.len(), 11, "{seen:?}");
 }

@@ -259,3 +259,28 @@ fn guarded_pods_of_a_label_chosen_source_are_warned_about_and_the_suggested_arro
         assert!(codes(&out).is_empty(), "{quiet}: {:#?}", out.diagnostics);
     }
 }
+
+#[test]
+fn a_source_declared_egress_open_still_gives_its_guarded_pods_the_flow() {
+    // Found by tests/meaning.rs: `api egress open` opens api's own door, but `{tier=canary}
+    // egress guarded` guards the canary api pods; an arrow from api is for all of its pods, so
+    // the canary ones get the rule (on the pods they share with api). Before, an open source
+    // wrote nothing at all and the canary pods could not send.
+    let text = "api egress open\n{tier=canary} egress guarded\n{tier=canary} -> dns\napi -> db:5432\n";
+    let (_, out) = compile(text);
+    assert!(out.ir.is_some(), "{:#?}", out.diagnostics);
+    let ir = ir_of(text);
+    let inv = cluster(
+        &[
+            pod("default", "api", &[("app", "api")], "10.0.0.1"),
+            pod("default", "api-canary", &[("app", "api"), ("tier", "canary")], "10.0.0.2"),
+            pod("default", "db", &[("app", "db")], "10.0.0.3"),
+            pod("default", "other-canary", &[("app", "other"), ("tier", "canary")], "10.0.0.4"),
+        ],
+        &[],
+    );
+    assert!(allowed(&ir, &inv, "api", "db", 5432));
+    assert!(allowed(&ir, &inv, "api-canary", "db", 5432), "a guarded pod of the source");
+    assert!(!allowed(&ir, &inv, "api-canary", "db", 80), "on the arrow's port only");
+    assert!(!allowed(&ir, &inv, "other-canary", "db", 5432), "a guarded pod outside the source");
+}
