@@ -843,13 +843,32 @@ mod generated {
             depth in 0usize..400,
         ) {
             let text = format!("{}{}{}", soup(&picks), "{a: ".repeat(depth), "}".repeat(depth));
-            if let Ok(policies) = netc::yaml::parse_network_policies(&text)
-                && let Ok(source) = netc::import::import(&policies)
-            {
-                let out = netc::compile(&[netc::SourceFile::new("imported.np", source.as_str())]);
-                prop_assert!(!out.has_errors(), "{}", source);
-                prop_assert!(!raw_control(&source), "{:?}", source);
+            // As `netc import` reads it: located diagnostics (E06xx, W0601), shown safely.
+            let files = vec![netc::SourceFile::new("np\u{1b}.yaml", text.as_str())];
+            let (objects, mut problems) = netc::import::read(&files);
+            if !problems.iter().any(|d| d.severity == netc::diagnostics::Severity::Error) {
+                match netc::import::import(&objects.policies) {
+                    Ok(source) => {
+                        let out = netc::compile(&[netc::SourceFile::new("imported.np", source.as_str())]);
+                        prop_assert!(!out.has_errors(), "{}", source);
+                        prop_assert!(!raw_control(&source), "{:?}", source);
+                    }
+                    Err(e) => {
+                        prop_assert!(!matches!(e, netc::import::ImportError::Internal { .. }), "{}", e);
+                        problems.push(netc::diagnostics::from_import(&e, objects.loc_of(&e)));
+                    }
+                }
             }
+            for d in &problems {
+                let at = d.location().map(|l| (l.file, l.span.start as usize, l.span.end as usize));
+                prop_assert!(
+                    at.is_none_or(|(f, s, e)| f == 0 && s <= e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e)),
+                    "{:?} out of the file", d
+                );
+            }
+            let human = netc::diagnostics::render(&problems, &files, false);
+            prop_assert!(!raw_control(&human), "raw control characters in:\n{:?}", human);
+            let _ = netc::diagnostics::render_json(&problems, &files);
             let _ = netc_ir::Inventory::from_yaml(&text);
         }
     }
