@@ -25,7 +25,9 @@
 //!   has no one-sided arrow, so the source is written as the same pods chosen through their
 //!   namespace's labels, `{kubernetes.io/metadata.name=ns}/{...}`, which netc treats as pods of
 //!   "several namespaces": they have no doors, and the arrow writes only `T`'s ingress rule. The
-//!   peer means the same pods, since every namespace carries that label with its own name;
+//!   peer means the same pods, since every namespace carries that label with its own name. Such
+//!   an arrow is written with a comment saying so and `@allow(W0207)`: the warning (these pods'
+//!   guarded egress does not let the flow out) is what the YAML means;
 //! - egress atoms are the mirror image, with one more way out: when nothing guards `T`'s ingress,
 //!   `T ingress open` says so and the arrow writes only `S`'s egress rule;
 //! - addresses, `anywhere`, namespaces chosen by labels and `dns` have no doors, so arrows to or
@@ -1592,6 +1594,11 @@ impl<'a> Renderer<'a> {
                             let _ = writeln!(out, "{indent}## {line}");
                         }
                     }
+                }
+                if p.one_sided == Some(OneSided::IngressOnly) {
+                    // What W0207 reports (these pods' guarded egress does not let the flow out)
+                    // is what the YAML says, and the comment above says why.
+                    let _ = writeln!(out, "{indent}@allow(W0207)");
                 }
                 let _ = writeln!(out, "{indent}{}", self.statement(p));
             }
