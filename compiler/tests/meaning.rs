@@ -100,6 +100,20 @@ impl Sel {
         })
     }
 
+    /// The selector as Kubernetes sees it: `key!=v` and `key notin (v)` are both `NotIn [v]`
+    /// (language.md, "Declaring workloads"), so they are one workload.
+    fn canonical(&self) -> String {
+        let same: Vec<Req> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                Req::Ne(k, v) => Req::NotIn(k, v),
+                other => other.clone(),
+            })
+            .collect();
+        Sel(same).text()
+    }
+
     fn text(&self) -> String {
         let reqs: Vec<String> = self
             .0
@@ -598,8 +612,8 @@ impl Reference<'_> {
     /// the same pods").
     fn declared_open(&self, end: &End, here: &str) -> bool {
         let key = |e: &End, here: &'static str| match e {
-            End::Pods { scope: Scope::Here, sel, .. } => Some((here, sel.as_ref().map(Sel::text))),
-            End::Pods { scope: Scope::Named(n), sel, .. } => Some((*n, sel.as_ref().map(Sel::text))),
+            End::Pods { scope: Scope::Here, sel, .. } => Some((here, sel.as_ref().map(Sel::canonical))),
+            End::Pods { scope: Scope::Named(n), sel, .. } => Some((*n, sel.as_ref().map(Sel::canonical))),
             _ => None,
         };
         let Some(here) = NAMESPACES.iter().copied().find(|n| *n == here) else { return false };
