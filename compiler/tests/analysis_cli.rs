@@ -353,6 +353,17 @@ fn namespaces_missing_from_the_cluster_are_one_warning() {
     expect(&strict, 1);
     assert!(strict.stderr.contains("warnings about the cluster are denied"), "{}", strict.stderr);
     expect(&d.netc(&["check", "--deny-warnings", "shop.np", "--cluster", "cluster.yaml"]), 0);
+    // For CI annotations: every line JSON with --message-format json.
+    let json = d.netc(&["check", "--message-format", "json", "wide.np", "--cluster", "cluster.yaml"]);
+    expect(&json, 0);
+    let lines: Vec<serde_json::Value> =
+        json.stderr.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 1, "{}", json.stderr);
+    assert_eq!(lines[0]["severity"], "warning");
+    assert!(
+        lines[0]["message"].as_str().is_some_and(|m| m.starts_with("the cluster (cluster.yaml) lacks 3"))
+    );
+    assert!(lines[0]["text"].as_str().is_some_and(|t| t.contains("namespace `payments`")));
 }
 
 // ---------- matrix ----------

@@ -117,13 +117,12 @@ pub fn read(paths: &[PathBuf], stdin_taken: bool) -> Result<Option<Cluster>, Fai
     Ok(Some(Cluster { inventory, name }))
 }
 
-/// What is worth knowing about `cluster` before trusting an analysis of `irs` on it, on stderr:
-/// namespaces the program uses that it lacks (one warning), namespaces it implies without
-/// describing, address blocks covering its pods, and selectors matching none of its pods.
-/// Returns how many warnings were printed.
-pub fn warn(cluster: &Cluster, irs: &[&Ir], sources: &[SourceFile]) -> usize {
+/// What is worth knowing about `cluster` before trusting an analysis of `irs` on it: namespaces
+/// the program uses that it lacks (one warning), namespaces it implies without describing, address
+/// blocks covering its pods, and selectors matching none of its pods; each warning's text, starting
+/// with `warning: `.
+fn warnings(cluster: &Cluster, irs: &[&Ir], sources: &[SourceFile]) -> Vec<String> {
     let inventory = &cluster.inventory;
-    let mut count = 0;
     let mut missing = empty_selectors::MissingNamespaces::default();
     for ir in irs {
         let more = empty_selectors::missing_namespaces(ir, inventory);
@@ -138,24 +137,53 @@ pub fn warn(cluster: &Cluster, irs: &[&Ir], sources: &[SourceFile]) -> usize {
             }
         }
     }
-    let text = empty_selectors::render_missing(&missing, &format!("the cluster ({})", cluster.name));
-    count += text.matches("warning:").count();
-    eprint!("{text}");
+    let mut text = empty_selectors::render_missing(&missing, &format!("the cluster ({})", cluster.name));
     for ns in &inventory.implied_namespaces {
-        eprintln!(
-            "warning: {}: namespace `{ns}` has pods but is not described; it is taken to carry only its name label",
+        text.push_str(&format!(
+            "warning: {}: namespace `{ns}` has pods but is not described; it is taken to carry only its name label\n",
             cluster.name
-        );
-        count += 1;
+        ));
     }
     for ir in irs {
-        let blocks = render_warnings(&blocks_covering_pods(ir, inventory), ir, sources);
-        let empty = empty_selectors::render_warnings(
+        text.push_str(&render_warnings(&blocks_covering_pods(ir, inventory), ir, sources));
+        text.push_str(&empty_selectors::render_warnings(
             &empty_selectors::selectors_matching_nothing(ir, inventory),
             sources,
-        );
-        count += blocks.matches("warning:").count() + empty.matches("warning:").count();
-        eprint!("{blocks}{empty}");
+        ));
     }
-    count
+    // One block per warning: its first line starts with `warning: `.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        match blocks.last_mut() {
+            Some(block) if !line.starts_with("warning: ") => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            _ => blocks.push(format!("{line}\n")),
+        }
+    }
+    blocks
+}
+
+/// Print the warnings about `cluster` (see [`warnings`]) on stderr; how many there were.
+pub fn warn(cluster: &Cluster, irs: &[&Ir], sources: &[SourceFile]) -> usize {
+    let found = warnings(cluster, irs, sources);
+    for block in &found {
+        eprint!("{block}");
+    }
+    found.len()
+}
+
+/// The same warnings as JSON lines, for `--message-format json`: `severity`, `code` (null: they
+/// are about the cluster, not a line of the program), `message` (the first line) and `text` (the
+/// whole warning as printed for people).
+pub fn warn_json(cluster: &Cluster, irs: &[&Ir], sources: &[SourceFile]) -> usize {
+    let found = warnings(cluster, irs, sources);
+    for block in &found {
+        let message = block.lines().next().unwrap_or("").trim_start_matches("warning: ");
+        let line =
+            serde_json::json!({"severity": "warning", "code": null, "message": message, "text": block});
+        eprintln!("{line}");
+    }
+    found.len()
 }

@@ -402,9 +402,14 @@ fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
     let Some(given) = cluster::read(&args.cluster.paths, analyze::reads_stdin(&args.files))? else {
         return Ok(());
     };
-    let warnings = cluster::warn(&given, &[&ir], &sources);
+    let warnings = match args.diagnostics.message_format {
+        MessageFormat::Human => cluster::warn(&given, &[&ir], &sources),
+        MessageFormat::Json => cluster::warn_json(&given, &[&ir], &sources),
+    };
     if args.diagnostics.deny_warnings && warnings > 0 {
-        eprintln!("error: warnings about the cluster are denied (--deny-warnings)");
+        if args.diagnostics.message_format == MessageFormat::Human {
+            eprintln!("error: warnings about the cluster are denied (--deny-warnings)");
+        }
         return Err(Failure::Input);
     }
     Ok(())
