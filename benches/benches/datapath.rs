@@ -17,7 +17,12 @@
 //!   remembering a flow costs whatever the datapath around it does), and the whole new allowed
 //!   flow (warm, 10 rules, another fresh map of that size); the table above uses netcd's default
 //!   size on this machine;
-//! - memory alone: random reads and writes in a 32 MiB array, independent of each other.
+//! - memory alone: random reads and writes in a 32 MiB array, independent of each other;
+//! - the Service path (netcd --uplink): a client with guarded egress calling a ClusterIP, beside
+//!   the same flow to the pod's address in the same datapath: at the client's veth (a frontend:
+//!   passed with the Service mark), at the backend's veth (the client's egress door judged
+//!   there, after the translation, then the backend's ingress door) and at the uplink; one test
+//!   run per packet (the mark a program clears would be gone at a repeat), timer included.
 //!
 //! Update cost: applying a 10,000-rule IR (to the flip, and with the old generation removed);
 //! one pod changed in place (as netcd does when only pods change), one after the other on the
@@ -167,6 +172,140 @@ fn warm(dp: &Datapath, program: &'static str, probe: &[u8]) -> f64 {
     ns(took) / f64::from(abi::BENCH_FLOWS_PER_RUN)
 }
 
+/// The Service path beside the direct path, same datapath, same run: client (guarded egress:
+/// server:1000) calls the server's Service 10.96.0.1:80 (targetPort 1000), or the server's
+/// address; the server's ingress lets the client in. `empty_once`: the empty classifier, one run
+/// per packet (timer included), the floor of every figure here.
+fn service_path(empty_once: f64, fresh: usize) {
+    let server_ip = Ipv4Addr::new(10, 63, 0, 1);
+    let door = |peer: &str| Door {
+        state: DoorState::Guarded,
+        guarded_by: vec![],
+        rules: vec![Rule {
+            id: format!("{peer}-1000"),
+            peers: vec![Peer::Pods { namespaces: None, pods: Some(LabelSelector::labels([("app", peer)])) }],
+            ports: vec![Port {
+                protocol: Protocol::Tcp,
+                port: Some(PortValue::Number(1000)),
+                end_port: None,
+            }],
+            span: span(),
+        }],
+    };
+    let policy = |name: &str, ingress: Door, egress: Door| Policy {
+        name: name.into(),
+        namespace: "default".into(),
+        workload: name.into(),
+        selector: LabelSelector::labels([("app", name)]),
+        doc: None,
+        ingress,
+        egress,
+        span: span(),
+    };
+    let ir = Ir {
+        policies: vec![
+            policy("client", Door::open(), door("server")),
+            policy("server", door("client"), Door::open()),
+        ],
+        ..Ir::empty()
+    };
+    let mut inventory = Inventory {
+        pods: vec![pod("client", "client", client_ip(0)), pod("server", "server", server_ip)],
+        ..Inventory::default()
+    };
+    inventory.services.push(netc_ir::Service {
+        namespace: "default".into(),
+        name: "server".into(),
+        addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1))],
+        ports: vec![netc_ir::ServicePort {
+            protocol: Protocol::Tcp,
+            port: 80,
+            target_port: PortValue::Number(1000),
+            node_port: None,
+        }],
+    });
+    let plan = Plan::build(&ir, &inventory, &PlanOptions { services: true, ..PlanOptions::default() });
+    let mut dp = Datapath::load_bench(&[]).expect("load");
+    let ifs = interfaces(&plan);
+    dp.apply(&plan, &ifs, false).expect("apply");
+    let id = |name: &str| plan.endpoints.iter().find(|e| e.name == name).expect("endpoint").id;
+    let (client, server) = (id("client"), id("server"));
+    let client_if = ifs[&client];
+    let cluster_ip: IpAddr = Ipv4Addr::new(10, 96, 0, 1).into();
+    let (c, s) = (IpAddr::V4(client_ip(0)), IpAddr::V4(server_ip));
+    let port = |i: usize| u16::try_from(20_000 + i).expect("port");
+    let mark = abi::DEFAULT_SERVICE_MARK;
+    let mean = |samples: &[f64]| samples.iter().sum::<f64>() / samples.len() as f64;
+    // New flows: the SYN at the client's veth (bound to ifindex 1), then, translated, at the
+    // server's veth (bound next) or the uplink: one run each, fresh ports.
+    let n = fresh / 4;
+    let direct_syn = |i: usize| Packet::new(c, s, packet::TCP, port(i), 1000);
+    let call_syn = |i: usize| Packet::new(c, cluster_ip, packet::TCP, port(n + i), 80);
+    let translated_syn = |i: usize| Packet::new(c, s, packet::TCP, port(n + i), 1000);
+    let run = |dp: &Datapath, program: &'static str, frame: &[u8], from: u32, mark_in: u32, want: u32| {
+        let (verdict, mark_out, took) = dp.test_run_marked_timed(program, frame, from, mark_in).expect("run");
+        assert_eq!((verdict, mark_out), (0, want), "{program}: allowed, mark {want:#x}");
+        ns(took)
+    };
+    dp.bind(&plan, client, 1).expect("bind");
+    let veth_new_direct: Vec<f64> =
+        (0..n).map(|i| run(&dp, abi::PROG_FROM_POD, &direct_syn(i).frame(), 1, 0, 0)).collect();
+    let veth_new_service: Vec<f64> =
+        (0..n).map(|i| run(&dp, abi::PROG_FROM_POD, &call_syn(i).frame(), 1, 0, mark)).collect();
+    let flow = Packet::new(c, s, packet::TCP, 40_000, 1000);
+    let call = Packet::new(c, cluster_ip, packet::TCP, 40_001, 80);
+    let translated = Packet::new(c, s, packet::TCP, 40_001, 1000);
+    let ack = |p: &Packet| packet::frame(p, packet::ACK, 0);
+    run(&dp, abi::PROG_FROM_POD, &flow.frame(), 1, 0, 0);
+    run(&dp, abi::PROG_FROM_POD, &call.frame(), 1, 0, mark);
+    let veth_est_direct: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_FROM_POD, &ack(&flow), 1, 0, 0)).collect();
+    let veth_est_service: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_FROM_POD, &ack(&call), 1, 0, mark)).collect();
+    dp.bind(&plan, server, 1).expect("bind");
+    let to_pod_new_direct: Vec<f64> =
+        (0..n).map(|i| run(&dp, abi::PROG_TO_POD, &direct_syn(i).frame(), client_if, 0, 0)).collect();
+    let to_pod_new_service: Vec<f64> =
+        (0..n).map(|i| run(&dp, abi::PROG_TO_POD, &translated_syn(i).frame(), client_if, mark, 0)).collect();
+    run(&dp, abi::PROG_TO_POD, &flow.frame(), client_if, 0, 0);
+    run(&dp, abi::PROG_TO_POD, &translated.frame(), client_if, mark, 0);
+    let to_pod_est_direct: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_TO_POD, &ack(&flow), client_if, 0, 0)).collect();
+    let to_pod_est_service: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_TO_POD, &ack(&translated), client_if, mark, 0)).collect();
+    // The uplink (a backend on another node): unmarked packets pass at once; a call is judged.
+    let remote = Packet::new(c, s, packet::TCP, 40_002, 1000);
+    run(&dp, abi::PROG_UPLINK, &remote.frame(), client_if, mark, 0);
+    let uplink_unmarked: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_UPLINK, &ack(&flow), client_if, 0, 0)).collect();
+    let uplink_est_service: Vec<f64> =
+        (0..n).map(|_| run(&dp, abi::PROG_UPLINK, &ack(&remote), client_if, mark, 0)).collect();
+    println!(
+        "  the Service path (netcd --uplink; a client with guarded egress calls a ClusterIP; baseline: the same flow to the pod's address, same datapath, same run; one run per packet, timer included: the empty classifier so run takes {empty_once:.1} ns)"
+    );
+    println!("  {:<58} {:>12} {:>12} {:>10}", "", "direct", "Service", "+");
+    for (what, direct, service) in [
+        ("client's veth, established (Service: found, marked)", &veth_est_direct, &veth_est_service),
+        ("backend's veth, established (Service: + client's door)", &to_pod_est_direct, &to_pod_est_service),
+        ("uplink, established (direct: unmarked, passes)", &uplink_unmarked, &uplink_est_service),
+        ("client's veth, new flow (Service: frontend, no judgement)", &veth_new_direct, &veth_new_service),
+        ("backend's veth, new flow (Service: + client's door)", &to_pod_new_direct, &to_pod_new_service),
+    ] {
+        let (d, sv) = (mean(direct), mean(service));
+        println!("  {what:<58} {d:>9.1} ns {sv:>9.1} ns {:>+7.1} ns", sv - d);
+    }
+    let (d, sv) = (
+        mean(&veth_est_direct) + mean(&to_pod_est_direct),
+        mean(&veth_est_service) + mean(&to_pod_est_service),
+    );
+    println!("  {:<58} {d:>9.1} ns {sv:>9.1} ns {:>+7.1} ns", "a packet, both veths, established", sv - d);
+    let (d, sv) = (
+        mean(&veth_new_direct) + mean(&to_pod_new_direct),
+        mean(&veth_new_service) + mean(&to_pod_new_service),
+    );
+    println!("  {:<58} {d:>9.1} ns {sv:>9.1} ns {:>+7.1} ns", "a new flow, both veths", sv - d);
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -250,6 +389,7 @@ fn main() {
         "  a retransmitted SYN (known flow, judged, then found by its failed insert): {}",
         retransmitted.iter().map(|t| format!("{t:.1} ns")).collect::<Vec<_>>().join(", ")
     );
+    service_path(empty_once, fresh);
     // The floor of an allowed new flow: its conntrack insert alone, in a fresh map of each size;
     // and the whole new flow in another fresh map of that size. Medians over a few fresh maps:
     // one sample moves by +-20 ns when other work shares the machine.

@@ -1321,6 +1321,22 @@ impl Datapath {
         let (verdict, _, mark) = test_run_skb(&self.ebpf, program, packet, 1, ingress_ifindex, mark)?;
         Ok((verdict, mark))
     }
+
+    /// [`Datapath::test_run_marked`] with the kernel's time of the run (one run: the mark a
+    /// program clears would be gone at the second).
+    ///
+    /// # Errors
+    /// A program error.
+    pub fn test_run_marked_timed(
+        &self,
+        program: &'static str,
+        packet: &[u8],
+        ingress_ifindex: u32,
+        mark: u32,
+    ) -> Result<(i32, u32, Duration), DatapathError> {
+        let (verdict, took, mark) = test_run_skb(&self.ebpf, program, packet, 1, ingress_ifindex, mark)?;
+        Ok((verdict, mark, took))
+    }
 }
 
 /// The ingress ifindex of the packets [`Datapath::test_run`] runs: any interface but none (0 is
