@@ -580,7 +580,7 @@ impl Datapath {
         )
     }
 
-    /// The benchmark object (`ebpf/bench.c`): the datapath plus `abi::PROG_BENCH_NEW_FLOWS`,
+    /// The benchmark object (`ebpf/bench.c`): the datapath (`abi::PROG_UPLINK` included) plus `abi::PROG_BENCH_NEW_FLOWS`,
     /// `abi::PROG_BENCH_CONNTRACK_INSERT` and `abi::PROG_BENCH_TABLE_TOUCH`, with some maps' capacities changed as in
     /// [`Datapath::load_with_capacities`].
     ///
@@ -592,6 +592,7 @@ impl Datapath {
             &[
                 abi::PROG_FROM_POD,
                 abi::PROG_TO_POD,
+                abi::PROG_UPLINK,
                 abi::PROG_BENCH_NEW_FLOWS,
                 abi::PROG_BENCH_CONNTRACK_INSERT,
                 abi::PROG_BENCH_TABLE_TOUCH,
