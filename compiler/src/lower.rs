@@ -14,7 +14,7 @@ use netc_ir::{
 
 use crate::ast::DoorWords;
 use crate::check::{End, Flow, Loc, Model, NsScope};
-use crate::prove::{Conj, PodSet, intersect_selectors};
+use crate::prove::{Conj, PodSet, SelectorIndex, intersect_selectors};
 
 /// Problems of the door model. Most are warnings about intent that changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,12 +242,13 @@ struct Doors {
     entities: Vec<Entity>,
     /// (namespace, selector) key from the checker -> entity.
     by_key: Vec<Option<usize>>,
-    /// Per namespace: entities with an egress guard, for subsumption.
-    egress_guards: HashMap<String, Vec<usize>>,
+    /// Per namespace: entities with an egress guard, for subsumption (indexed by the pairs
+    /// their selectors pin, so an arrow looks only at guards that can cover or overlap it).
+    egress_guards: HashMap<String, SelectorIndex>,
     /// Per namespace: entities with an ingress guard or target, for subsumption.
-    ingress_guards: HashMap<String, Vec<usize>>,
+    ingress_guards: HashMap<String, SelectorIndex>,
     /// Per namespace: isolated entities, for overlap.
-    isolated: HashMap<String, Vec<usize>>,
+    isolated: HashMap<String, SelectorIndex>,
     /// Entities for the pods two selectors share, made for egress rules: (namespace, selector).
     intersections: HashMap<(String, LabelSelector), usize>,
 }
@@ -312,9 +313,9 @@ impl Doors {
     /// of `selector`'s pods in `ns`: no door statement guards it (through a workload that provably
     /// covers it), and no earlier arrow targets it.
     fn arrow_first_guards_ingress(&self, ns: &str, selector: &LabelSelector, target_at: Loc) -> bool {
-        let Some(list) = self.ingress_guards.get(ns) else { return false };
+        let Some(index) = self.ingress_guards.get(ns) else { return false };
         let mut first = None;
-        for &g in list {
+        for g in index.may_cover(&Conj::of(selector)) {
             let e = &self.entities[g];
             if !covers(&e.selector, selector) {
                 continue;
@@ -335,13 +336,15 @@ impl Doors {
         selector: &LabelSelector,
         direction: Direction,
     ) -> Option<(usize, Loc)> {
-        let list = match direction {
+        let index = match direction {
             Direction::Ingress => self.ingress_guards.get(ns),
             Direction::Egress => self.egress_guards.get(ns),
         }?;
-        list.iter()
-            .filter(|&&g| covers(&self.entities[g].selector, selector))
-            .filter_map(|&g| {
+        index
+            .may_cover(&Conj::of(selector))
+            .into_iter()
+            .filter(|&g| covers(&self.entities[g].selector, selector))
+            .filter_map(|g| {
                 let e = &self.entities[g];
                 let d = match direction {
                     Direction::Ingress => &e.ingress,
@@ -406,14 +409,20 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
         }
     }
     for (i, e) in doors.entities.iter().enumerate() {
-        if !e.egress.guards.is_empty() {
-            doors.egress_guards.entry(e.namespace.clone()).or_default().push(i);
+        let egress = !e.egress.guards.is_empty();
+        let ingress = !e.ingress.guards.is_empty() || !e.ingress.targeted.is_empty();
+        if !(egress || ingress) {
+            continue;
         }
-        if !e.ingress.guards.is_empty() || !e.ingress.targeted.is_empty() {
-            doors.ingress_guards.entry(e.namespace.clone()).or_default().push(i);
+        let c = Conj::of(&e.selector);
+        if egress {
+            doors.egress_guards.entry(e.namespace.clone()).or_default().push(i, &c);
+        }
+        if ingress {
+            doors.ingress_guards.entry(e.namespace.clone()).or_default().push(i, &c);
         }
         if e.isolated.is_some() {
-            doors.isolated.entry(e.namespace.clone()).or_default().push(i);
+            doors.isolated.entry(e.namespace.clone()).or_default().push(i, &c);
         }
     }
     // 3. Contradictions between open and guarded.
@@ -459,13 +468,11 @@ pub fn lower(model: &Model, locate: &(dyn Locate + Sync)) -> (Ir, Vec<LowerError
         if e.isolated.is_some() || e.egress.guards.is_empty() || e.egress.open.is_some() {
             continue;
         }
-        let covered =
-            doors.egress_guards.get(&e.namespace).into_iter().flatten().chain(std::iter::once(&i)).any(
-                |&g| {
-                    covers(&doors.entities[g].selector, &e.selector)
-                        && doors.entities[g].egress.rules.iter().any(allows_dns)
-                },
-            );
+        let candidates = doors.egress_guards.get(&e.namespace).map(|x| x.may_cover(&Conj::of(&e.selector)));
+        let covered = candidates.into_iter().flatten().chain(std::iter::once(i)).any(|g| {
+            covers(&doors.entities[g].selector, &e.selector)
+                && doors.entities[g].egress.rules.iter().any(allows_dns)
+        });
         if !covered {
             errors.push(LowerError::MissingDns {
                 at: *e.egress.guards.iter().min().expect("checked non-empty"),
@@ -715,17 +722,18 @@ fn ports_source(ports: &[Port]) -> String {
 fn overlapping_isolation(doors: &Doors, end: &End, at: Loc, errors: &mut Vec<LowerError>) {
     let End::Pods { ns, pods, key, .. } = end else { return };
     let own = key.and_then(|k| doors.find(k));
-    let candidates: Vec<usize> = match ns {
-        NsScope::Named(n) => doors.isolated.get(n).into_iter().flatten().copied().collect(),
-        NsScope::Selector(_) => doors.isolated.values().flatten().copied().collect(),
+    let set = PodSet::of_scope(ns, pods);
+    let mut candidates: Vec<usize> = match ns {
+        NsScope::Named(n) => doors.isolated.get(n).map(|x| x.may_overlap(&set.pods)).unwrap_or_default(),
+        NsScope::Selector(_) => doors.isolated.values().flat_map(|x| x.may_overlap(&set.pods)).collect(),
     };
-    let mut set = None;
+    // In the order the workloads were made, whatever the namespaces' order in the map.
+    candidates.sort_unstable();
     for i in candidates {
         if Some(i) == own {
             continue;
         }
         let iso = &doors.entities[i];
-        let set = set.get_or_insert_with(|| PodSet::of_scope(ns, pods));
         if set.overlaps(&PodSet::in_namespace(&iso.namespace, &iso.selector)) {
             errors.push(LowerError::OverlapsIsolated {
                 at,
@@ -847,7 +855,7 @@ fn egress_for_shared_pods(
     let Some(guards) = doors.egress_guards.get(ns) else { return false };
     let source = Conj::of(sel);
     let mut shared = Vec::new();
-    for &g in guards {
+    for g in guards.may_overlap(&source) {
         let e = &doors.entities[g];
         // An isolated workload takes no rules (an overlap with its pods is refused below).
         if e.isolated.is_some() || e.egress.open.is_some() || !source.overlaps(&Conj::of(&e.selector)) {
@@ -1197,8 +1205,12 @@ fn without_covered(
         return rules;
     }
     let mut kept = vec![true; rules.len()];
+    let index = RuleIndex::new(ns, &rules);
     for i in (0..rules.len()).rev() {
-        let by = (0..rules.len()).find(|&j| j != i && kept[j] && rule_covers(ns, &rules[j], &rules[i]));
+        let by = index
+            .may_cover(ns, &rules[i])
+            .into_iter()
+            .find(|&j| j != i && kept[j] && rule_covers(ns, &rules[j], &rules[i]));
         if let Some(j) = by {
             kept[i] = false;
             warnings.push(LowerError::RedundantFlow {
@@ -1212,6 +1224,57 @@ fn without_covered(
     let mut keep = kept.into_iter();
     rules.retain(|_| keep.next().unwrap_or(true));
     rules
+}
+
+/// The rules of one door filed by their peers, so that finding a rule that covers another looks
+/// at the few whose peers can cover its first peer (a door with 20k arrows is not 20k x 20k).
+struct RuleIndex {
+    /// Rules with no peers (anyone): they can cover every rule.
+    anyone: Vec<usize>,
+    /// Rules with an address-block peer: the only ones that can cover one.
+    blocks: Vec<usize>,
+    /// Rules by the pod selectors of their pod peers.
+    pods: SelectorIndex,
+    len: usize,
+}
+
+impl RuleIndex {
+    fn new(ns: &str, rules: &[RuleDraft]) -> RuleIndex {
+        let mut index =
+            RuleIndex { anyone: Vec::new(), blocks: Vec::new(), pods: SelectorIndex::default(), len: rules.len() };
+        for (j, r) in rules.iter().enumerate() {
+            if r.peers.is_empty() {
+                index.anyone.push(j);
+            }
+            let mut block = false;
+            for p in &r.peers {
+                match PodSet::of_peer(p, ns) {
+                    Some(set) => index.pods.push(j, &set.pods),
+                    None => block = true,
+                }
+            }
+            if block {
+                index.blocks.push(j);
+            }
+        }
+        index
+    }
+
+    /// The rules that may cover `narrow` (a superset of those that do), in order. A rule covers
+    /// another only if one of its peers covers the other's first peer (or it has no peers).
+    fn may_cover(&self, ns: &str, narrow: &RuleDraft) -> Vec<usize> {
+        let mut out = self.anyone.clone();
+        match narrow.peers.first().map(|p| PodSet::of_peer(p, ns)) {
+            None => {}
+            Some(None) => out.extend_from_slice(&self.blocks),
+            Some(Some(set)) if set.is_satisfiable() => out.extend(self.pods.may_cover(&set.pods)),
+            // A peer that names no pod is covered by anything.
+            Some(Some(_)) => out = (0..self.len).collect(),
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Whether every flow `narrow` lets through its door, `wide` lets through too (for every

@@ -21,8 +21,10 @@
 pub mod assertions;
 pub mod cube;
 pub mod flows;
+pub mod index;
 pub mod labels;
 pub mod pods;
 
+pub use index::SelectorIndex;
 pub use labels::{Conj, intersect_selectors};
 pub use pods::PodSet;
