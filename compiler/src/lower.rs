@@ -907,7 +907,7 @@ fn ingress_for_shared_pods(
     let Some(guards) = doors.ingress_guards.get(ns) else { return false };
     let target = Conj::of(sel);
     let mut shared = Vec::new();
-    for &g in guards {
+    for g in guards.may_overlap(&target) {
         let e = &doors.entities[g];
         // Isolated pods take no rules (an overlap with them is refused below).
         if e.isolated.is_some() || e.ingress.open.is_some() || !target.overlaps(&Conj::of(&e.selector)) {
@@ -963,7 +963,7 @@ fn shared_isolation(
     errors: &mut Vec<LowerError>,
 ) {
     let set = PodSet::in_namespace(ns, both);
-    for &i in doors.isolated.get(ns).into_iter().flatten() {
+    for i in doors.isolated.get(ns).map(|x| x.may_overlap(&set.pods)).unwrap_or_default() {
         let iso = &doors.entities[i];
         if set.overlaps(&PodSet::in_namespace(&iso.namespace, &iso.selector)) {
             let end_text = end.map_or_else(|| format!("{{{both}}}"), |e| e.display().to_owned());
@@ -1240,8 +1240,12 @@ struct RuleIndex {
 
 impl RuleIndex {
     fn new(ns: &str, rules: &[RuleDraft]) -> RuleIndex {
-        let mut index =
-            RuleIndex { anyone: Vec::new(), blocks: Vec::new(), pods: SelectorIndex::default(), len: rules.len() };
+        let mut index = RuleIndex {
+            anyone: Vec::new(),
+            blocks: Vec::new(),
+            pods: SelectorIndex::default(),
+            len: rules.len(),
+        };
         for (j, r) in rules.iter().enumerate() {
             if r.peers.is_empty() {
                 index.anyone.push(j);
