@@ -6,6 +6,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// The map capacities, shared with the compiler: the same file the `netc-ir` crate compiles.
+#[path = "../compiler/ir/src/capacity.rs"]
+mod capacity;
+
 const INSTALL_HINT: &str = "install the eBPF toolchain: \
     `sudo apt-get install -y clang llvm libbpf-dev linux-libc-dev` (Debian/Ubuntu)";
 
@@ -16,20 +20,19 @@ fn main() {
     // Debian keeps asm/ headers under the multiarch triple; BPF has no arch of its own.
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
     println!("cargo:rerun-if-env-changed=NETC_CLANG");
+    println!("cargo:rerun-if-changed=../compiler/ir/src/capacity.rs");
+    let defines: Vec<String> =
+        capacity::ALL.iter().map(|(name, value)| format!("-DNETC_CAP_{name}={value}")).collect();
     for file in ["ebpf/netc.c", "ebpf/empty.c", "ebpf/bench.c", "ebpf/netc_abi.h", "ebpf/layout.c"] {
         println!("cargo:rerun-if-changed={file}");
     }
     for (source, object) in
         [("ebpf/netc.c", "netc.bpf.o"), ("ebpf/empty.c", "empty.bpf.o"), ("ebpf/bench.c", "bench.bpf.o")]
     {
-        run(
-            &clang,
-            &[
-                "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-I", &multiarch, "-c",
-                source, "-o",
-            ],
-            &out.join(object),
-        );
+        let mut args = vec!["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3", "-I", &multiarch];
+        args.extend(defines.iter().map(String::as_str));
+        args.extend(["-c", source, "-o"]);
+        run(&clang, &args, &out.join(object));
     }
     run(&clang, &["-O2", "-Wall", "ebpf/layout.c", "-o"], &out.join("netc-abi-layout"));
 }

@@ -50,7 +50,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define NETC_MAX_RULES (1 << 18)
+/* Map capacities: one set of numbers with the compiler's budget checks (netc_ir::capacity,
+ * passed by runtime/build.rs as -DNETC_CAP_*). */
+#if !defined(NETC_CAP_ENDPOINTS) || !defined(NETC_CAP_IPCACHE) || !defined(NETC_CAP_CIDRS) || \
+	!defined(NETC_CAP_POLICY) || !defined(NETC_CAP_PORT_RANGES) || !defined(NETC_CAP_RULES)
+#error "build through runtime/build.rs: it defines NETC_CAP_* from compiler/ir/src/capacity.rs"
+#endif
+#define NETC_MAX_RULES NETC_CAP_RULES
 
 /* netc_config[0] (array): the live generation and epoch; generation 0 = nothing loaded,
  * everything passes. */
@@ -64,7 +70,7 @@ struct {
 /* netc_endpoints (hash): (generation, ifindex) -> the local pod behind that veth and its doors. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, NETC_CAP_ENDPOINTS);
 	__type(key, struct netc_endpoint_key);
 	__type(value, struct netc_endpoint);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -73,7 +79,7 @@ struct {
 /* netc_ipcache (hash): (generation, pod address) -> identity. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, NETC_CAP_IPCACHE);
 	__type(key, struct netc_ip_key);
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -84,7 +90,7 @@ struct {
  * address inside an except is the except's identity, which the block's rules do not name. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 262144);
+	__uint(max_entries, NETC_CAP_CIDRS);
 	__type(key, struct netc_cidr_key);
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -93,7 +99,7 @@ struct {
 /* netc_policy (hash): (generation, policy set, direction, identity, protocol, port) -> rule. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1048576);
+	__uint(max_entries, NETC_CAP_POLICY);
 	__type(key, struct netc_policy_key);
 	__type(value, struct netc_policy_value);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -102,7 +108,7 @@ struct {
 /* netc_port_ranges (LPM trie): like netc_policy for port ranges, split into aligned blocks. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 262144);
+	__uint(max_entries, NETC_CAP_PORT_RANGES);
 	__type(key, struct netc_range_key);
 	__type(value, struct netc_policy_value);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -61,6 +61,17 @@ pub const ALL_MAPS: [&str; 12] = [
     MAP_SERVICE_CALLS,
 ];
 
+/// The capacity of each map netcd fills from a plan: `netc_ir::capacity`, the numbers `netc build
+/// --stats` and `--max-...` check a build against (the C maps get them from build.rs).
+pub const MAP_CAPACITIES: [(&str, u32); 6] = [
+    (MAP_ENDPOINTS, netc_ir::capacity::ENDPOINTS),
+    (MAP_IPCACHE, netc_ir::capacity::IPCACHE),
+    (MAP_CIDRS, netc_ir::capacity::CIDRS),
+    (MAP_POLICY, netc_ir::capacity::POLICY),
+    (MAP_PORT_RANGES, netc_ir::capacity::PORT_RANGES),
+    (MAP_RULE_COUNTERS, netc_ir::capacity::RULES),
+];
+
 pub const FAMILY_V4: u32 = 4;
 pub const FAMILY_V6: u32 = 6;
 

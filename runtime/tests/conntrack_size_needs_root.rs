@@ -281,3 +281,22 @@ fn netcd_detach_with_nothing_pinned_succeeds_and_says_so_needs_root() {
         }
     }
 }
+
+/// The maps a plan fills have the capacities the compiler checks a build against
+/// (`netc_ir::capacity`, through `abi::MAP_CAPACITIES`): one set of numbers, read back from the
+/// kernel.
+#[test]
+fn maps_have_the_capacities_the_compiler_checks_against_needs_root() {
+    if !can_run_as_root("maps_have_the_capacities_the_compiler_checks_against_needs_root") {
+        return;
+    }
+    let dir = bpffs("capacities");
+    let datapath = Datapath::load(Some(&dir.0)).expect("load");
+    for (map, capacity) in abi::MAP_CAPACITIES {
+        let info = aya::maps::MapInfo::from_pin(dir.0.join(map)).expect("pinned");
+        assert_eq!(info.max_entries(), capacity, "{map}");
+    }
+    assert_eq!(netc_ir::capacity::ALL.len(), abi::MAP_CAPACITIES.len(), "every capacity has its map");
+    drop(datapath);
+    datapath::detach_all(&dir.0).expect("detach");
+}

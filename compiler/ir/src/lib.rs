@@ -18,6 +18,7 @@
 //! assert!(ir.policies.is_empty());
 //! ```
 
+pub mod capacity;
 pub mod eval;
 pub mod inventory;
 pub mod selector;
