@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netc::SourceFile;
-use netc_benches::{best_of, ms, program};
+use netc_benches::{best_of, ms, program, program_distinct_targets};
 
 /// The whole of `netc build FILE` except file IO: text in, YAML stream out.
 fn build(text: &str) -> String {
@@ -35,14 +35,27 @@ fn main() {
     }
 
     println!("netc build: time and memory, with the serde_yaml floor measured in the same run");
+    table("arrows over 10k workloads in 50 namespaces", |arrows| program(arrows, arrows / 10, 50));
+    println!();
+    // Every arrow into a target of its own, beside guarded and isolated workloads: the door
+    // model compares each arrow with the workloads that can cover or overlap it (regression of
+    // session 3: 2,000 such arrows took 8.4 s when every arrow was compared with every one).
+    table("arrows into distinct targets, guarded and isolated workloads, 50 namespaces", |arrows| {
+        program_distinct_targets(arrows, 50)
+    });
+}
+
+/// Build programs of 25k, 50k and 100k arrows made by `generate`, print a row per size and the
+/// targets' verdicts for the largest.
+fn table(what: &str, generate: impl Fn(usize) -> String) {
+    println!("{what}");
     println!(
         "{:>8} {:>9} {:>10} {:>10} {:>12} {:>10} {:>8}",
         "arrows", "policies", "build", "floor", "build/floor", "per arrow", "peak"
     );
     let mut rows = Vec::new();
     for arrows in [25_000, 50_000, 100_000] {
-        let workloads = arrows / 10;
-        let text = program(arrows, workloads, 50);
+        let text = generate(arrows);
         let (t_build, yaml) = best_of(3, || build(&text));
         // The floor: serde_yaml serializing exactly the objects build writes, one thread.
         let ir = netc::compile(&[SourceFile::new("big.np", text.as_str())]).ir.expect("compiles");
@@ -66,7 +79,6 @@ fn main() {
     }
     let (_, t100k, floor100k, peak100k) = rows[rows.len() - 1];
     let (_, t25k, _, _) = rows[0];
-    println!();
     verdict("100k arrows < 1 s", t100k < Duration::from_secs(1), &ms(t100k));
     verdict(
         "<= 2x the serde_yaml floor",

@@ -62,6 +62,37 @@ pub fn program(arrows: usize, workloads: usize, namespaces: usize) -> String {
     out
 }
 
+/// A netc program of `arrows` arrows, each into a target of its own (no two arrows share a
+/// target), spread over `namespaces` namespaces, beside the workloads that make the door model
+/// compare an arrow with others: in each namespace a tenth of the sources guard their egress,
+/// a workload is isolated per 100 arrows, and every fifth namespace is `default deny egress`.
+/// Each arrow's ends must be checked against every guarded and isolated workload of the
+/// namespace, so a per-arrow scan of them is quadratic here.
+#[must_use]
+pub fn program_distinct_targets(arrows: usize, namespaces: usize) -> String {
+    let per_ns = (arrows / namespaces).max(1);
+    let sources = (per_ns / 20).max(1);
+    let mut out = String::with_capacity(arrows * 32);
+    for n in 0..namespaces {
+        let _ = writeln!(out, "namespace ns{n} {{");
+        if n % 5 == 0 {
+            out.push_str("  default deny egress\n");
+        }
+        for s in (0..sources).step_by(10) {
+            let _ = writeln!(out, "  src{s} egress guarded");
+        }
+        out.push_str("  * -> dns\n");
+        for h in 0..(per_ns / 100).max(1) {
+            let _ = writeln!(out, "  hermit{h} isolated");
+        }
+        for t in 0..per_ns {
+            let _ = writeln!(out, "  src{} -> t{t}:{}", t % sources, 80 + t % 7);
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
 /// The fastest of `runs` timings of `f` (the minimum is the least noisy estimate on a shared
 /// machine), and the last result.
 pub fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
