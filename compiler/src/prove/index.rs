@@ -46,13 +46,9 @@ impl SelectorIndex {
         let position = self.ids.len();
         self.ids.push(id);
         match pins(c).next() {
-            Some((k, v)) => self
-                .pinned
-                .entry(k.to_owned())
-                .or_default()
-                .entry(v.to_owned())
-                .or_default()
-                .push(position),
+            Some((k, v)) => {
+                self.pinned.entry(k.to_owned()).or_default().entry(v.to_owned()).or_default().push(position);
+            }
             None => self.unpinned.push(position),
         }
     }
