@@ -628,8 +628,8 @@ fn label_sources_egress(model: &Model, doors: &Doors, errors: &mut Vec<LowerErro
     if doors.egress_guards.is_empty() {
         return;
     }
-    let mut guarded: Vec<(&String, &Vec<usize>)> = doors.egress_guards.iter().collect();
-    guarded.sort();
+    let mut guarded: Vec<(&String, &SelectorIndex)> = doors.egress_guards.iter().collect();
+    guarded.sort_by_key(|(ns, _)| *ns);
     let mut found: Vec<LowerError> = Vec::new();
     for f in &model.flows {
         for (s, sat) in f.sources.iter() {
@@ -641,7 +641,7 @@ fn label_sources_egress(model: &Model, doors: &Doors, errors: &mut Vec<LowerErro
             }
             for &(ns, list) in &guarded {
                 let needed = RuleDraft::new(peers_of(&f.target, ns).unwrap_or_default(), ports.clone(), f.at);
-                for &g in list {
+                for g in list.may_overlap(&set.pods) {
                     let e = &doors.entities[g];
                     if e.isolated.is_some()
                         || e.egress.open.is_some()
