@@ -14,8 +14,8 @@
 //!   NetworkPolicy objects (all namespaces), lowered object by object by netc's importer
 //!   ([`network_policies`]).
 //!
-//! Another kind of object joins the watch as one more [`Update`] variant, one more stream in
-//! [`streams`], and one more [`cluster::Objects`] in [`Cluster`].
+//! Another kind of object joins the watch as one more `Update` variant, one more stream in
+//! `streams`, and one more [`cluster::Objects`] in [`Cluster`].
 //!
 //! Consistency: a list's objects replace the live ones in one step ([`cluster`]); events that are
 //! ready together are applied together. While the API server is unreachable the last applied
