@@ -81,7 +81,9 @@ pub fn program_distinct_targets(arrows: usize, namespaces: usize) -> String {
         for s in (0..sources).step_by(10) {
             let _ = writeln!(out, "  src{s} egress guarded");
         }
-        out.push_str("  * -> dns\n");
+        // DNS for every source (not `*`, which would include the isolated workloads).
+        let all: Vec<String> = (0..sources).map(|s| format!("src{s}")).collect();
+        let _ = writeln!(out, "  {} -> dns", all.join(", "));
         for h in 0..(per_ns / 100).max(1) {
             let _ = writeln!(out, "  hermit{h} isolated");
         }
