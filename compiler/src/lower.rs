@@ -328,6 +328,38 @@ impl Doors {
         first == Some(target_at)
     }
 
+    /// The workloads guarding `direction` in `ns` whose pods can overlap `selector`'s, each with
+    /// the selector of exactly the pods they share. Isolated workloads take no rules (an overlap
+    /// with their pods is refused by the caller), nor do doors declared open.
+    fn guards_sharing_pods(
+        &self,
+        ns: &str,
+        selector: &LabelSelector,
+        direction: Direction,
+    ) -> Vec<(usize, LabelSelector)> {
+        let index = match direction {
+            Direction::Ingress => self.ingress_guards.get(ns),
+            Direction::Egress => self.egress_guards.get(ns),
+        };
+        let Some(index) = index else { return Vec::new() };
+        let wanted = Conj::of(selector);
+        let mut shared = Vec::new();
+        for g in index.may_overlap(&wanted) {
+            let e = &self.entities[g];
+            let open = match direction {
+                Direction::Ingress => e.ingress.open,
+                Direction::Egress => e.egress.open,
+            };
+            if e.isolated.is_some() || open.is_some() || !wanted.overlaps(&Conj::of(&e.selector)) {
+                continue;
+            }
+            if let Some(both) = intersect_selectors(&e.selector, selector) {
+                shared.push((g, both));
+            }
+        }
+        shared
+    }
+
     /// The first statement guarding `direction` for pods of `selector` in `ns`, through a
     /// workload whose selector provably covers it (itself included).
     fn covering_guard(
@@ -852,19 +884,7 @@ fn egress_for_shared_pods(
     sat: Loc,
     errors: &mut Vec<LowerError>,
 ) -> bool {
-    let Some(guards) = doors.egress_guards.get(ns) else { return false };
-    let source = Conj::of(sel);
-    let mut shared = Vec::new();
-    for g in guards.may_overlap(&source) {
-        let e = &doors.entities[g];
-        // An isolated workload takes no rules (an overlap with its pods is refused below).
-        if e.isolated.is_some() || e.egress.open.is_some() || !source.overlaps(&Conj::of(&e.selector)) {
-            continue;
-        }
-        if let Some(both) = intersect_selectors(&e.selector, sel) {
-            shared.push((g, both));
-        }
-    }
+    let shared = doors.guards_sharing_pods(ns, sel, Direction::Egress);
     if shared.is_empty() {
         return false;
     }
@@ -904,19 +924,7 @@ fn ingress_for_shared_pods(
     sel: &LabelSelector,
     errors: &mut Vec<LowerError>,
 ) -> bool {
-    let Some(guards) = doors.ingress_guards.get(ns) else { return false };
-    let target = Conj::of(sel);
-    let mut shared = Vec::new();
-    for g in guards.may_overlap(&target) {
-        let e = &doors.entities[g];
-        // Isolated pods take no rules (an overlap with them is refused below).
-        if e.isolated.is_some() || e.ingress.open.is_some() || !target.overlaps(&Conj::of(&e.selector)) {
-            continue;
-        }
-        if let Some(both) = intersect_selectors(&e.selector, sel) {
-            shared.push((g, both));
-        }
-    }
+    let shared = doors.guards_sharing_pods(ns, sel, Direction::Ingress);
     if shared.is_empty() {
         return false;
     }
