@@ -328,6 +328,14 @@ impl Doors {
         first == Some(target_at)
     }
 
+    /// The index of the workloads guarding `direction` in `ns`, if any.
+    fn guard_index(&self, ns: &str, direction: Direction) -> Option<&SelectorIndex> {
+        match direction {
+            Direction::Ingress => self.ingress_guards.get(ns),
+            Direction::Egress => self.egress_guards.get(ns),
+        }
+    }
+
     /// The workloads guarding `direction` in `ns` whose pods can overlap `selector`'s, each with
     /// the selector of exactly the pods they share. Isolated workloads take no rules (an overlap
     /// with their pods is refused by the caller), nor do doors declared open.
@@ -337,11 +345,7 @@ impl Doors {
         selector: &LabelSelector,
         direction: Direction,
     ) -> Vec<(usize, LabelSelector)> {
-        let index = match direction {
-            Direction::Ingress => self.ingress_guards.get(ns),
-            Direction::Egress => self.egress_guards.get(ns),
-        };
-        let Some(index) = index else { return Vec::new() };
+        let Some(index) = self.guard_index(ns, direction) else { return Vec::new() };
         let wanted = Conj::of(selector);
         let mut shared = Vec::new();
         for g in index.may_overlap(&wanted) {
@@ -368,10 +372,7 @@ impl Doors {
         selector: &LabelSelector,
         direction: Direction,
     ) -> Option<(usize, Loc)> {
-        let index = match direction {
-            Direction::Ingress => self.ingress_guards.get(ns),
-            Direction::Egress => self.egress_guards.get(ns),
-        }?;
+        let index = self.guard_index(ns, direction)?;
         index
             .may_cover(&Conj::of(selector))
             .into_iter()
