@@ -7,10 +7,9 @@
 //! are short and stable. To add a case: write the sources with [`Sandbox::write`], run
 //! [`Sandbox::netc`], and assert on the [`Run`].
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::sandbox::{Sandbox, assert_code};
 
 use k8s_openapi::api::networking::v1::NetworkPolicySpec;
 use netc::yaml::parse_network_policies;
@@ -25,93 +24,6 @@ const BAD: &str = "frontend -> backend:70000\nweb -> 10.1.2.3/8:443\n";
 const WARNS: &str = "api egress guarded\negress api -> db:5432\n";
 /// Compiles like GOOD, but not in `netc fmt` layout.
 const UNFORMATTED: &str = "frontend->backend:8080\n\n\n\nhermit   isolated   # a monk\n";
-
-/// What one run of `netc` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A temporary working directory for one test.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().expect("a temporary directory") }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create parent");
-        }
-        std::fs::write(path, text).expect("write test file");
-    }
-
-    fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path(relative)).expect("read test file")
-    }
-
-    /// Run `netc ARGS` in the sandbox, without colour.
-    fn netc(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_netc"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("CLICOLOR_FORCE")
-            .output()
-            .expect("netc runs");
-        Run {
-            code: out.status.code().expect("netc exits, it is not killed by a signal"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    /// Every file under `relative` (recursively), name -> (content, inode, mtime in ns).
-    fn tree(&self, relative: &str) -> BTreeMap<String, (Vec<u8>, u64, i128)> {
-        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u64, i128)>) {
-            let Ok(entries) = std::fs::read_dir(dir) else { return };
-            for entry in entries {
-                let path = entry.expect("entry").path();
-                let meta = std::fs::symlink_metadata(&path).expect("metadata");
-                if meta.is_dir() {
-                    walk(root, &path, out);
-                } else {
-                    let name = path.strip_prefix(root).expect("under root").display().to_string();
-                    let content = if meta.file_type().is_symlink() {
-                        format!("-> {}", std::fs::read_link(&path).expect("link").display()).into_bytes()
-                    } else {
-                        std::fs::read(&path).expect("read")
-                    };
-                    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-                    out.insert(name, (content, meta.ino(), mtime));
-                }
-            }
-        }
-        let root = self.path(relative);
-        let mut out = BTreeMap::new();
-        walk(&root, &root, &mut out);
-        out
-    }
-
-    /// File names under `relative`, sorted.
-    fn names(&self, relative: &str) -> Vec<String> {
-        self.tree(relative).into_keys().collect()
-    }
-}
-
-fn assert_code(run: &Run, code: i32) {
-    assert_eq!(run.code, code, "exit code; stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-}
 
 // ---------- exit codes ----------
 

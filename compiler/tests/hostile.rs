@@ -6,75 +6,10 @@
 //! [`Sandbox::write`], run [`Sandbox::netc`] (or [`Sandbox::netc_with`] for stdin and environment),
 //! and assert on the [`Run`]: exit code, stdout, stderr, and what the directory holds afterwards.
 
-use std::path::PathBuf;
+mod common;
+
+use common::sandbox::{Sandbox, assert_code};
 use std::process::{Command, Stdio};
-
-/// What one run of `netc` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A temporary working directory for one test.
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox { dir: tempfile::tempdir().expect("a temporary directory") }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn write(&self, relative: &str, text: impl AsRef<[u8]>) {
-        let path = self.path(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create parent");
-        }
-        std::fs::write(path, text).expect("write test file");
-    }
-
-    fn netc(&self, args: &[&str]) -> Run {
-        self.netc_with(args, &[], None)
-    }
-
-    /// Run `netc ARGS` with extra environment and optional stdin, without colour.
-    fn netc_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_netc"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("CLICOLOR_FORCE")
-            .env_remove("NETC_MAX_INPUT_BYTES")
-            .envs(env.iter().copied())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("netc runs");
-        if let Some(bytes) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("stdin piped");
-            // netc may stop reading early (that is the point of some tests): a broken pipe is fine.
-            let _ = pipe.write_all(bytes);
-        }
-        let out = child.wait_with_output().expect("netc finishes");
-        Run {
-            code: out.status.code().expect("netc exits, it is not killed by a signal"),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-}
-
-fn assert_code(run: &Run, code: i32) {
-    assert_eq!(run.code, code, "exit code; stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-}
 
 const GOOD: &str = "frontend -> backend:8080\nhermit isolated\n";
 
@@ -243,22 +178,6 @@ fn diff_never_passes_a_revision_to_git_as_an_option() {
 
 // ---------- `build -o DIR` touches only its own files (items 1, 5, 6) ----------
 
-impl Sandbox {
-    fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path(relative)).expect("read test file")
-    }
-
-    /// Names in directory `relative` (not recursive), sorted.
-    fn names(&self, relative: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.path(relative))
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
 /// The files a kustomization lists.
 fn listed(kustomization: &str) -> Vec<String> {
     kustomization.lines().filter_map(|l| l.strip_prefix("- ")).map(str::to_owned).collect()
@@ -309,11 +228,11 @@ fn a_second_project_building_into_the_same_directory_is_refused() {
     s.write("a/policies.np", GOOD);
     s.write("b/policies.np", "api -> db:5432\n");
     assert_code(&s.netc(&["build", "a/policies.np", "-o", "out"]), 0);
-    let before = s.names("out");
+    let before = s.entries("out");
     let run = s.netc(&["build", "b/policies.np", "-o", "out"]);
     assert_code(&run, 2);
     assert!(run.stderr.contains("refusing to mix"), "{}", run.stderr);
-    assert_eq!(s.names("out"), before, "nothing written or removed");
+    assert_eq!(s.entries("out"), before, "nothing written or removed");
     // The same project with a file added is the same project.
     s.write("a/more.np", "api -> db:5432\n");
     assert_code(&s.netc(&["build", "a/policies.np", "a/more.np", "-o", "out"]), 0);
@@ -336,7 +255,7 @@ fn a_source_name_with_line_breaks_cannot_add_yaml() {
         run.stdout
     );
     assert_code(&s.netc(&["build", name, "-o", "out"]), 0);
-    for file in s.names("out") {
+    for file in s.entries("out") {
         let text = s.read(&format!("out/{file}"));
         let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&text)
             .map(|d| {
@@ -367,9 +286,9 @@ fn a_build_waits_for_the_one_already_writing_the_directory() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(child.try_wait().expect("status").is_none(), "the second build did not wait");
     assert!(
-        s.names("out").is_empty(),
+        s.entries("out").is_empty(),
         "written while another build held the directory: {:?}",
-        s.names("out")
+        s.entries("out")
     );
     drop(held);
     let status = child.wait().expect("netc finishes");
@@ -429,7 +348,7 @@ fn what_an_interrupted_build_left_is_seen_by_check_and_cleaned_by_the_next_build
     let run = s.netc(&["build", "policies.np", "-o", "out"]);
     assert_code(&run, 0);
     assert_eq!(
-        s.names("out"),
+        s.entries("out"),
         ["default.backend.yaml", "default.hermit.yaml", "kustomization.yaml"],
         "{}",
         run.stderr

@@ -3,6 +3,8 @@
 //! Each test binary uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::path::PathBuf;
 
 use netc::{Compilation, SourceFile};
