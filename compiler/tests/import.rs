@@ -92,7 +92,7 @@ fn assert_same_meaning(
         for &dst in &ends {
             for protocol in Protocol::ALL {
                 for port in PORTS {
-                    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
+                    let flow = Flow::new(src, dst, protocol, port);
                     let want = k8s.evaluate(&flow);
                     let got = reference.evaluate(&flow);
                     if want.egress.permits() != got.egress.permits()
@@ -526,7 +526,7 @@ fn assert_lowered_ir_means(policies: &[NetworkPolicy], inventory: &Inventory) ->
         for &dst in &ends {
             for protocol in Protocol::ALL {
                 for port in PORTS {
-                    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
+                    let flow = Flow::new(src, dst, protocol, port);
                     let want = k8s.evaluate(&flow);
                     let got = reference.evaluate(&flow);
                     let same_rules = k8s_rules(&want.egress) == ir_rules(&got.egress)

@@ -36,7 +36,7 @@ fn allowed(ir: &Ir, pods: &[Pod], from: &str, to: &str, protocol: Protocol, port
     let inventory = Inventory { pods: pods.to_vec(), ..Inventory::default() };
     let find = |name: &str| inventory.pods.iter().find(|p| p.name == name).expect("a pod of the case");
     let (src, dst) = (Endpoint::Pod(find(from)), Endpoint::Pod(find(to)));
-    let flow = Flow { src, dst, protocol, port, family: Flow::families(&src, &dst)[0] };
+    let flow = Flow::new(src, dst, protocol, port);
     Evaluator::new(ir, &inventory).evaluate(&flow).allowed
 }
 

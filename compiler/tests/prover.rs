@@ -223,8 +223,7 @@ fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End]) -> bool {
                             continue;
                         }
                         let (src, dst) = (endpoint(s), endpoint(d));
-                        let family = Flow::families(&src, &dst)[0];
-                        let flow = Flow { src, dst, protocol: *protocol, port: *port, family };
+                        let flow = Flow::new(src, dst, *protocol, *port);
                         if ev.evaluate(&flow).allowed == never {
                             return false;
                         }

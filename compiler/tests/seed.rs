@@ -265,7 +265,7 @@ impl Case {
     /// three judges agree on it.
     fn allows(&self, src: &str, dst: &str, protocol: Protocol, port: u16) -> bool {
         let (s, d) = (self.endpoint(src), self.endpoint(dst));
-        let flow = Flow { src: s, dst: d, protocol, port, family: Flow::families(&s, &d)[0] };
+        let flow = Flow::new(s, d, protocol, port);
         let [article, ir, generated, article_ir] = self.judge(&flow);
         assert!(
             article == ir && article == generated && article == article_ir,
@@ -282,13 +282,7 @@ impl Case {
     fn doors(&self, src: &str, dst: &str, port: u16) -> (Door, Door) {
         self.tcp(src, dst, port);
         let (s, d) = (self.endpoint(src), self.endpoint(dst));
-        let [article, ..] = self.judge(&Flow {
-            src: s,
-            dst: d,
-            protocol: Protocol::Tcp,
-            port,
-            family: Flow::families(&s, &d)[0],
-        });
+        let [article, ..] = self.judge(&Flow::new(s, d, Protocol::Tcp, port));
         (article.egress, article.ingress)
     }
 

@@ -40,7 +40,7 @@ fn ir_of(text: &str) -> Ir {
 fn allowed(ir: &Ir, inventory: &Inventory, from: &str, to: &str, port: u16) -> bool {
     let find = |name: &str| inventory.pods.iter().find(|p| p.name == name).expect("a pod of the case");
     let (src, dst) = (Endpoint::Pod(find(from)), Endpoint::Pod(find(to)));
-    let flow = Flow { src, dst, protocol: Protocol::Tcp, port, family: Flow::families(&src, &dst)[0] };
+    let flow = Flow::new(src, dst, Protocol::Tcp, port);
     let by_ir = Evaluator::new(ir, inventory).evaluate(&flow).allowed;
     let objects = codegen::network_policies(ir);
     let by_yaml = K8sEvaluator::new(&objects, inventory).expect("valid objects").evaluate(&flow).allowed;

@@ -149,7 +149,17 @@ pub struct Flow<'a> {
     pub family: Family,
 }
 
-impl Flow<'_> {
+impl<'a> Flow<'a> {
+    /// A flow from `src` to `dst` on `protocol`/`port`, over the first family the two ends can use
+    /// ([`Flow::families`]: IPv4 when both have an IPv4 address). For ends of one family, or
+    /// when any family will do (a counterexample, a test); a dual-stack pair has one flow per
+    /// family, which a caller judging every flow builds itself.
+    #[must_use]
+    pub fn new(src: Endpoint<'a>, dst: Endpoint<'a>, protocol: Protocol, port: u16) -> Flow<'a> {
+        let family = Flow::families(&src, &dst)[0];
+        Flow { src, dst, protocol, port, family }
+    }
+
     /// The families a flow between `src` and `dst` can use, IPv4 first: those both ends have an
     /// address of (a pod without addresses could have either; an external end has its own).
     /// Ends with no family in common cannot talk at all; they are judged on the family of the
@@ -551,8 +561,7 @@ mod tests {
         protocol: Protocol,
         port: u16,
     ) -> Verdict {
-        let family = Flow::families(&src, &dst)[0];
-        Evaluator::new(ir, inv).evaluate(&Flow { src, dst, protocol, port, family })
+        Evaluator::new(ir, inv).evaluate(&Flow::new(src, dst, protocol, port))
     }
 
     fn allowed(ir: &Ir, inv: &Inventory, src: Endpoint<'_>, dst: Endpoint<'_>, port: u16) -> bool {

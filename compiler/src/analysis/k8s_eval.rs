@@ -530,14 +530,9 @@ mod tests {
         port: u16,
     ) -> K8sVerdict {
         let policies = parse_network_policies(yaml).expect("test YAML parses");
-        let family = Flow::families(&src, &dst)[0];
-        K8sEvaluator::new(&policies, inv).expect("valid policies").evaluate(&Flow {
-            src,
-            dst,
-            protocol,
-            port,
-            family,
-        })
+        K8sEvaluator::new(&policies, inv)
+            .expect("valid policies")
+            .evaluate(&Flow::new(src, dst, protocol, port))
     }
 
     fn pod_end<'i>(inv: &'i Inventory, ns: &str, name: &str) -> Endpoint<'i> {

@@ -192,13 +192,7 @@ fn judge(
     let confirmed = match claim {
         Claim::Reach { .. } | Claim::Never { .. } => {
             let (src, dst) = (end(&cx.src), end(&cx.dst));
-            let flow = Flow {
-                src,
-                dst,
-                protocol: cx.protocol,
-                port: cx.port,
-                family: Flow::families(&src, &dst)[0],
-            };
+            let flow = Flow::new(src, dst, cx.protocol, cx.port);
             let v = evaluator.evaluate(&flow);
             for (door, dir) in [(&v.egress, Direction::Egress), (&v.ingress, Direction::Ingress)] {
                 match door {

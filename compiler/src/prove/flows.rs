@@ -130,14 +130,7 @@ impl Counterexample {
             Witness::External(a) => Endpoint::External(*a),
         };
         let (src, dst) = (pick(&self.src), pick(&self.dst));
-        let flow = Flow {
-            src,
-            dst,
-            protocol: self.protocol,
-            port: self.port,
-            family: Flow::families(&src, &dst)[0],
-        };
-        Evaluator::new(ir, &inv).evaluate(&flow).allowed
+        Evaluator::new(ir, &inv).evaluate(&Flow::new(src, dst, self.protocol, self.port)).allowed
     }
 }
 
