@@ -104,6 +104,8 @@ struct PlanGauges {
     policy_sets: Gauge,
     policy_entries: Gauge,
     largest_set_entries: Gauge,
+    services: Gauge,
+    frontends: Gauge,
 }
 
 /// What the probes answer.
@@ -197,6 +199,16 @@ impl Metrics {
                 "Policy entries of the largest policy set of the live plan",
                 &plan.largest_set_entries,
             ),
+            (
+                "netcd_services",
+                "Services whose calls are judged after kube-proxy's translation (0 without --uplink)",
+                &plan.services,
+            ),
+            (
+                "netcd_service_frontends",
+                "Service frontends (address or node port, protocol, port) in the live plan",
+                &plan.frontends,
+            ),
         ] {
             registry.register(name, help, gauge.clone());
         }
@@ -258,6 +270,9 @@ impl Metrics {
         self.plan.policy_sets.set(count(per_set.len()));
         self.plan.policy_entries.set(count(plan.policy.len() + plan.ranges.len()));
         self.plan.largest_set_entries.set(per_set.values().copied().max().unwrap_or(0));
+        // Without the Service path the plan names no Service (and has no frontend).
+        self.plan.services.set(if plan.frontends.is_empty() { 0 } else { count(plan.services.len()) });
+        self.plan.frontends.set(count(plan.frontends.len()));
     }
 
     /// The NetworkPolicy objects refused now (`namespace/name`, fallback), replacing the last set.

@@ -1116,7 +1116,9 @@ impl Plan {
         new: &Inventory,
         options: &PlanOptions,
     ) -> Option<Delta> {
-        if old.namespaces != new.namespaces || old.services != new.services {
+        // A Service change that leaves its frontends as they were (a targetPort, a port's name)
+        // changes nothing netcd writes: kube-proxy's translation is judged as it comes.
+        if old.namespaces != new.namespaces || (options.services && frontends(old) != frontends(new)) {
             return None;
         }
         let diff = PodDiff::of(old, new)?;
@@ -1911,5 +1913,15 @@ mod tests {
         let mut changed = inv.clone();
         changed.services[0].ports.pop();
         assert!(plan.clone().update_in_place(&Ir::empty(), &inv, &changed, &with).is_none());
+        // A new targetPort: same frontends, nothing to write (the translation is judged as it comes).
+        let mut retargeted = inv.clone();
+        retargeted.services[0].ports[0].target_port = netc_ir::PortValue::Number(9000);
+        let delta = plan.clone().update_in_place(&Ir::empty(), &inv, &retargeted, &with);
+        assert!(delta.is_some(), "in place");
+        // Without the Service path, Services never need a new generation.
+        let without = Plan::build(&Ir::empty(), &inv, &PlanOptions::default());
+        assert!(
+            without.clone().update_in_place(&Ir::empty(), &inv, &changed, &PlanOptions::default()).is_some()
+        );
     }
 }

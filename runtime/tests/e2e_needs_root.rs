@@ -461,13 +461,18 @@ fn a_masqueraded_node_port_connection_is_not_the_nodes_own_needs_root() {
         return;
     }
     let s = Setup::new(14);
-    let mut outside = Outside::new(&s.node.tag, 14);
-    outside.node_port(14, 30070, s.node.pod("hermit").ip, 7000);
-    outside.node_port(14, 30090, s.node.pod("frontend").ip, 9000);
-    assert!(outside.reaches(14, 30070), "without netcd the NodePort path reaches hermit");
+    // 10.214.S.0/24 belongs to the node's subnet claim: no other process uses it.
+    let subnet = s.node.subnet.n;
+    let mut outside = Outside::new(&s.node.tag, subnet);
+    outside.node_port(subnet, 30070, s.node.pod("hermit").ip, 7000);
+    outside.node_port(subnet, 30090, s.node.pod("frontend").ip, 9000);
+    assert!(outside.reaches(subnet, 30070), "without netcd the NodePort path reaches hermit");
     let netcd = s.netcd("enforce", "tcx");
-    assert!(outside.reaches(14, 30090), "the NodePort path works to a pod whose ingress is open");
-    assert!(!outside.reaches(14, 30070), "masqueraded to a node address, still judged: hermit allows nobody");
+    assert!(outside.reaches(subnet, 30090), "the NodePort path works to a pod whose ingress is open");
+    assert!(
+        !outside.reaches(subnet, 30070),
+        "masqueraded to a node address, still judged: hermit allows nobody"
+    );
     assert!(node_reaches(s.node.pod("hermit"), 7000), "the node itself reaches hermit");
     // The denied packet came masqueraded: from an address of the node, not the client's.
     let events = netcd.events(Duration::from_millis(500));
@@ -476,7 +481,7 @@ fn a_masqueraded_node_port_connection_is_not_the_nodes_own_needs_root() {
         .iter()
         .find(|e| e["verdict"] == "deny" && e["dst"] == hermit.as_str() && e["dport"] == 7000)
         .unwrap_or_else(|| panic!("a deny line at hermit: {events:#?}"));
-    assert_ne!(deny["src"], "10.214.14.2", "masqueraded: {deny}");
+    assert_ne!(deny["src"], format!("10.214.{subnet}.2").as_str(), "masqueraded: {deny}");
     assert_eq!(deny["direction"], "ingress");
     drop(outside);
 }

@@ -46,10 +46,11 @@ fn a_route_is_taken_only_to_a_pods_veth_needs_root() {
     if !common::can_run_as_root("a_route_is_taken_only_to_a_pods_veth_needs_root") {
         return;
     }
-    // Unique names and a /24 of 198.18.0.0/15 (benchmarking range) per process; only routes are
-    // looked up, no packet is sent.
-    let tag = std::process::id() % 100_000;
-    let octet = tag % 250 + 1;
+    // Unique names and a /24 of 198.18.0.0/24 and of 198.19.0.0/24 (benchmarking range) that
+    // this process holds; only routes are looked up, no packet is sent.
+    let tag = common::netns::unique_tag();
+    let subnet = common::netns::Subnet::claim(&["198.18", "198.19"], 1);
+    let octet = subnet.n;
     let (veth, peer, ifb_dev, bridge) =
         (format!("nrv{tag}"), format!("nrp{tag}"), format!("nri{tag}"), format!("nrb{tag}"));
     let links = Links(vec![veth.clone(), ifb_dev.clone(), bridge.clone()]);
@@ -61,7 +62,7 @@ fn a_route_is_taken_only_to_a_pods_veth_needs_root() {
     }
     let pod_on_veth: IpAddr = format!("198.18.{octet}.7").parse().expect("address");
     let behind_ifb: IpAddr = format!("198.19.{octet}.7").parse().expect("address");
-    let behind_bridge: IpAddr = format!("198.19.{}.9", (octet + 1) % 250).parse().expect("address");
+    let behind_bridge: IpAddr = format!("198.19.{octet}.9").parse().expect("address");
     ip(&["route", "add", &format!("{pod_on_veth}/32"), "dev", &veth]);
     ip(&["route", "add", &format!("{behind_ifb}/32"), "dev", &ifb_dev]);
     ip(&["route", "add", &format!("{behind_bridge}/32"), "dev", &bridge]);

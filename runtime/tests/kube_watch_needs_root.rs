@@ -188,7 +188,8 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     eventually("ops labelled team=monitoring lets probe in", || reach(probe));
 
     // An address change: the API says client is elsewhere; its real address is nobody's now.
-    api.apply(pod_object("client", &[("app", "client")], Some("10.213.140.200")));
+    let elsewhere = format!("10.213.{}.200", node.subnet.n);
+    api.apply(pod_object("client", &[("app", "client")], Some(&elsewhere)));
     eventually("client's old address is no longer app=client", || !reach(client));
     api.apply(pod_object("client", &[("app", "client")], Some(&ip_of("client"))));
     eventually("client's address back", || reach(client));

@@ -8,21 +8,25 @@
 //! database's Services (ClusterIP, NodePort, a backend on this node or on the other) are allowed,
 //! frontend's (80 -> 9000) denied although the ipBlock covers their ClusterIP and port; audit
 //! mode lets them through and says so. Everything lives in namespaces of the test's own (prefix
-//! `node-`), so the netfilter rules and sysctls go with them. Needs root; skips otherwise.
+//! `node-`), so the netfilter rules and sysctls go with them. The same cluster also runs under
+//! `netcd run --kubernetes`, its objects served by the fake API server (inside node A), Services
+//! created, retargeted and deleted through the API. Needs root; skips otherwise.
 
 mod common;
+#[path = "common/fake_apiserver.rs"]
+mod fake_apiserver;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::netns::{Bpffs, EchoServer, Netcd, echo, in_netns};
+use common::netns::{Bpffs, EchoServer, Netcd, echo, in_netns, unique_tag};
 use common::*;
+use fake_apiserver::FakeApiServer;
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run a setup command");
@@ -72,7 +76,7 @@ struct Cluster {
 
 impl Cluster {
     fn new(subnet: u8) -> Cluster {
-        let tag = format!("{:x}{}", std::process::id() & 0xfff, NEXT.fetch_add(1, Ordering::Relaxed));
+        let tag = unique_tag();
         let (node_a, node_b) = (format!("node-{tag}-a"), format!("node-{tag}-b"));
         let wire = format!("nd{tag}w");
         for node in [&node_a, &node_b] {
@@ -280,8 +284,7 @@ impl Cluster {
                     "-A {svc_chain} ! -s {cluster_cidr} -d {cip} -p tcp --dport 80 -j KUBE-MARK-MASQ"
                 ));
                 r.push(format!("-A {svc_chain} -j {sep}"));
-                r.push(format!("-A {sep} -s {} -j KUBE-MARK-MASQ", to.ip()));
-                r.push(format!("-A {sep} -p tcp -j DNAT --to-destination {to}"));
+                r.extend(endpoint_rules(&sep, to));
                 if let Some(node_port) = svc.node_port {
                     r.push(format!("-N {ext}"));
                     r.push(format!("-A KUBE-NODEPORTS -p tcp --dport {node_port} -j {ext}"));
@@ -292,6 +295,11 @@ impl Cluster {
             r.push("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS".to_owned());
             r
         };
+        self.nat(tool, &rules);
+    }
+
+    /// Rules of node A's nat table, by `tool` (iptables or ip6tables).
+    fn nat(&self, tool: &str, rules: &[String]) {
         for rule in rules {
             let mut args = vec!["ip", "netns", "exec", &self.node_a, tool, "-w", "-t", "nat"];
             args.extend(rule.split(' '));
@@ -299,32 +307,60 @@ impl Cluster {
         }
     }
 
-    /// The inventory: namespace, pods (node A's with their interface) and Services.
-    fn inventory(&self) -> String {
-        let mut items = vec![serde_json::json!({"kind": "Namespace", "metadata": {"name": "default"}})];
+    /// What kube-proxy does when Service `name`'s endpoints change: its KUBE-SEP chain now
+    /// translates to pod `backend`'s `port` (both families).
+    fn retarget(&self, name: &str, backend: &str, port: u16) {
+        let sep = format!("KUBE-SEP-{}", name.to_uppercase().replace('-', "_"));
+        let pod = self.pod(backend);
+        for (tool, address) in [("iptables", pod.v4), ("ip6tables", pod.v6)] {
+            let mut rules = vec![format!("-F {sep}")];
+            rules.extend(endpoint_rules(&sep, SocketAddr::new(address, port)));
+            self.nat(tool, &rules);
+        }
+    }
+
+    /// The Namespace and Pod objects (node A's pods with their interface).
+    fn pod_objects(&self) -> Vec<serde_json::Value> {
+        let mut items =
+            vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})];
         for p in &self.pods {
-            items.push(serde_json::json!({
+            items.push(json!({
+                "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": p.name, "namespace": "default", "labels": {"app": p.app},
                              "annotations": {"netc.dev/host-interface": p.host_if}},
                 "spec": {"nodeName": format!("node-{}", p.node)},
-                "status": {"podIPs": [{"ip": p.v4.to_string()}, {"ip": p.v6.to_string()}]}
+                "status": {"phase": "Running", "podIP": p.v4.to_string(),
+                           "podIPs": [{"ip": p.v4.to_string()}, {"ip": p.v6.to_string()}]}
             }));
         }
+        items
+    }
+
+    /// Service `svc` as the API has it, its port 80 targeting `target` on pods app=`app`.
+    fn service_object(&self, svc: &Svc, app: &str, target: u16) -> serde_json::Value {
+        let mut port = json!({"port": 80, "targetPort": target});
+        if let Some(n) = svc.node_port {
+            port["nodePort"] = n.into();
+        }
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": svc.name, "namespace": "default"},
+            "spec": {"type": if svc.node_port.is_some() { "NodePort" } else { "ClusterIP" },
+                     "selector": {"app": app},
+                     "clusterIPs": [self.cluster_ip(false, svc.last).to_string(), self.cluster_ip(true, svc.last).to_string()],
+                     "ports": [port]}
+        })
+    }
+
+    /// The inventory: namespace, pods and Services.
+    fn inventory(&self) -> String {
+        let mut items = self.pod_objects();
         for svc in SERVICES {
-            let mut port = serde_json::json!({"port": 80, "targetPort": svc.target});
-            if let Some(n) = svc.node_port {
-                port["nodePort"] = n.into();
-            }
-            items.push(serde_json::json!({
-                "kind": "Service",
-                "metadata": {"name": svc.name, "namespace": "default"},
-                "spec": {"type": if svc.node_port.is_some() { "NodePort" } else { "ClusterIP" },
-                         "clusterIPs": [self.cluster_ip(false, svc.last).to_string(), self.cluster_ip(true, svc.last).to_string()],
-                         "ports": [port]}
-            }));
+            items.push(self.service_object(svc, self.pod(svc.backend).app, svc.target));
         }
-        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
     }
 
     fn netcd(&self, mode: &str) -> Netcd {
@@ -368,6 +404,14 @@ impl Cluster {
         let svc = SERVICES.iter().find(|s| s.name == name).expect("a Service of the stand-in");
         self.reaches(from, self.cluster_ip(v6, svc.last), 80)
     }
+}
+
+/// A KUBE-SEP chain's rules: hairpin traffic masqueraded, then the DNAT to the endpoint.
+fn endpoint_rules(sep: &str, to: SocketAddr) -> [String; 2] {
+    [
+        format!("-A {sep} -s {} -j KUBE-MARK-MASQ", to.ip()),
+        format!("-A {sep} -p tcp -j DNAT --to-destination {to}"),
+    ]
 }
 
 impl Drop for Cluster {
@@ -492,4 +536,174 @@ fn audit_mode_lets_a_denied_service_call_through_and_names_it_needs_root() {
         assert_eq!(line["pod"], "default/backend", "{line}");
         assert!(line["rule"].is_null(), "{line}");
     }
+}
+
+/// Wait (bounded) until `check` holds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("not within {WAIT:?}: {what}");
+}
+
+/// A gauge of netcd's /metrics at `addr` in network namespace `netns` (`None` if absent).
+fn gauge(netns: &str, addr: SocketAddr, name: &str) -> Option<f64> {
+    use std::io::{Read as _, Write as _};
+    let text = in_netns(netns, move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    })?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `netcd run --kubernetes`: the same cluster and kube-proxy stand-in, its objects served by the
+/// fake API server (listening inside node A, where netcd runs), the policy in the ConfigMap. The
+/// watch reads Services: created, their backends and targetPort changed, deleted and created
+/// again through the API, and real calls through their ClusterIPs and NodePorts follow.
+#[test]
+fn services_from_the_kubernetes_watch_are_judged_after_kube_proxy_needs_root() {
+    if !can_run_as_root("services_from_the_kubernetes_watch_are_judged_after_kube_proxy_needs_root") {
+        return;
+    }
+    let c = Cluster::new(42);
+    // A second server on database: a targetPort the policy does not allow.
+    let _extra = EchoServer::listen(&c.pod("database").netns, IpAddr::from([0u16; 8]), 9000);
+    let listener = in_netns(&c.node_a, || {
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake API server in node A")
+    });
+    let api = FakeApiServer::serve_on(listener);
+    let kubeconfig = c.dir.join("kubeconfig");
+    api.kubeconfig(&kubeconfig);
+    for object in c.pod_objects() {
+        api.apply(object);
+    }
+    api.apply(fake_apiserver::configmap(
+        "netc-system",
+        "netc-ir",
+        "policies.ir.json",
+        &restrict_egress().to_json(),
+    ));
+    let netcd = Netcd::start_in(
+        &c.node_a,
+        &[
+            "run",
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf8"),
+            "--node",
+            "node-a",
+            "--bpffs",
+            c.bpffs.arg(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--uplink",
+            &c.wire,
+        ],
+    );
+    let line = netcd.wait_log("metrics on http://", WAIT);
+    let metrics: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("metrics address");
+    netcd.wait_log("first sync with the API server applied", WAIT);
+    let services = || gauge(&c.node_a, metrics, "netcd_services");
+    let frontends = || gauge(&c.node_a, metrics, "netcd_service_frontends");
+    assert_eq!(services(), Some(0.0), "no Service in the API yet");
+
+    // No Service known: a call is judged on the ClusterIP and port 80 at backend's veth, which
+    // the ipBlock allows, and kube-proxy takes it to frontend:9000 (the hole the watch closes).
+    for v6 in [false, true] {
+        assert!(c.calls("backend", "frontend", v6), "no Service known: judged on the ClusterIP (v6: {v6})");
+    }
+
+    // The Services are created through the API.
+    for svc in SERVICES {
+        api.apply(c.service_object(svc, c.pod(svc.backend).app, svc.target));
+    }
+    eventually("the Services reach netcd", || services() == Some(4.0));
+    // Two ClusterIPs per Service, and each NodePort on both families' any-address.
+    assert_eq!(frontends(), Some(12.0));
+    for v6 in [false, true] {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        assert!(!c.calls("backend", "frontend", v6), "{family}: frontend's Service: 9000 is not allowed");
+        assert!(c.calls("backend", "database", v6), "{family}: database's Service, backend on this node");
+        assert!(c.calls("backend", "database-remote", v6), "{family}: database's Service on node B");
+        assert!(!c.calls("backend", "frontend-remote", v6), "{family}: frontend's Service on node B");
+        let node = c.node_address(v6);
+        assert!(c.reaches("backend", node, 30432), "{family}: database's NodePort");
+        assert!(!c.reaches("backend", node, 30900), "{family}: frontend's NodePort");
+    }
+
+    // frontend's Service gets other backends (app=database, targetPort 5432): the API object
+    // changes and kube-proxy rewrites its endpoint chain; the calls follow the translation.
+    let frontend = SERVICES.iter().find(|s| s.name == "frontend").expect("frontend");
+    api.apply(c.service_object(frontend, "database", 5432));
+    c.retarget("frontend", "database", 5432);
+    for v6 in [false, true] {
+        assert!(
+            c.calls("backend", "frontend", v6),
+            "frontend's Service now leads to database:5432 (v6: {v6})"
+        );
+    }
+    api.apply(c.service_object(frontend, "frontend", 9000));
+    c.retarget("frontend", "frontend", 9000);
+    assert!(!c.calls("backend", "frontend", false), "and back to frontend:9000");
+
+    // database's Service gets targetPort 9000, which backend's egress does not allow.
+    let database = SERVICES.iter().find(|s| s.name == "database").expect("database");
+    api.apply(c.service_object(database, "database", 9000));
+    c.retarget("database", "database", 9000);
+    for v6 in [false, true] {
+        assert!(!c.calls("backend", "database", v6), "database's Service on targetPort 9000 (v6: {v6})");
+    }
+    assert!(!c.reaches("backend", c.node_address(false), 30432), "its NodePort too");
+    api.apply(c.service_object(database, "database", 5432));
+    c.retarget("database", "database", 5432);
+    assert!(c.calls("backend", "database", false), "targetPort 5432 again");
+
+    // The verdict lines name the Service, the frontend and the backend the call was judged on.
+    let events = netcd.events(Duration::from_millis(500));
+    let backend = c.pod("backend");
+    let judged = |verdict: &str, name: &str, target: SocketAddr| {
+        events
+            .iter()
+            .find(|e| {
+                e["verdict"] == verdict
+                    && e["service"]["name"] == format!("default/{name}").as_str()
+                    && e["service"]["backend"] == target.to_string().as_str()
+            })
+            .unwrap_or_else(|| panic!("a {verdict} line for {name} -> {target}: {events:#?}"))
+            .clone()
+    };
+    let retargeted = judged("allow", "frontend", SocketAddr::new(c.pod("database").v4, 5432));
+    assert_eq!(retargeted["rule"]["id"], "restrict-egress", "{retargeted}");
+    assert_eq!(retargeted["src"], backend.v4.to_string().as_str(), "{retargeted}");
+    let denied = judged("deny", "database", SocketAddr::new(c.pod("database").v6, 9000));
+    assert_eq!(
+        denied["service"]["frontend"],
+        format!("[{}]:80", c.cluster_ip(true, 10)).as_str(),
+        "{denied}"
+    );
+
+    // frontend's Service deleted (kube-proxy has not removed its rules yet): its ClusterIP is no
+    // frontend any more, so a call to it is judged on that address and port again.
+    api.delete("Service", "default", "frontend");
+    eventually("the deletion reaches netcd", || services() == Some(3.0));
+    assert_eq!(frontends(), Some(8.0));
+    assert!(c.calls("backend", "frontend", false), "judged on the ClusterIP: the ipBlock allows port 80");
+    // Created again: judged on the backend again.
+    api.apply(c.service_object(frontend, "frontend", 9000));
+    eventually("the Service is back", || services() == Some(4.0));
+    assert!(!c.calls("backend", "frontend", false), "frontend's Service: denied again");
+    assert!(!c.calls("backend", "frontend", true), "and on IPv6");
 }

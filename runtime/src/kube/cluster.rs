@@ -1,4 +1,4 @@
-//! The cluster as the watch has seen it: namespaces, pods and the policy, kept from kube-runtime's
+//! The cluster as the watch has seen it: namespaces, pods, Services and the policy, kept from kube-runtime's
 //! watcher events, turned into the [`Inventory`] and [`Ir`] the daemon applies. Pure (no IO), so
 //! the relist rules are unit-tested here.
 //!
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use ::kube::ResourceExt as _;
 use ::kube::runtime::watcher::Event;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Inventory, Ir};
@@ -132,6 +132,9 @@ pub struct Cluster {
     /// Pods by `namespace/name`; finished pods (phase Succeeded or Failed) are left out: they
     /// have no traffic and their addresses are given to new pods.
     pub pods: Objects<netc_ir::Pod>,
+    /// Services by `namespace/name`, their frontends as the inventory has them (watched only
+    /// with `--uplink`: the Service path is off without).
+    pub services: Objects<netc_ir::Service>,
     /// The policy ConfigMap's IR text (`None`: the ConfigMap has no such key).
     pub policy: Objects<Option<String>>,
     /// NetworkPolicy objects by `namespace/name`, as [`network_policies::keep`] leaves them.
@@ -190,6 +193,14 @@ impl Cluster {
         })
     }
 
+    /// Apply a Service event. A Service the inventory parser refuses (it cannot be: the API server
+    /// validates the same fields) is left out with a warning, as a refused pod is.
+    pub fn service_event(&mut self, event: Event<Service>) -> Change {
+        self.services.apply(event, |service| {
+            convert_service(service).map_err(|e| tracing::warn!(target: "netcd", "{e}")).ok()
+        })
+    }
+
     /// Apply an event of the policy ConfigMap.
     pub fn policy_event(&mut self, event: Event<ConfigMap>, key: &str) -> Change {
         self.policy
@@ -201,14 +212,15 @@ impl Cluster {
         self.network_policies.apply(event, |np| Some((object_key(np), network_policies::keep(np))))
     }
 
-    /// Whether every watch (namespaces, pods and the policy of `source`) completed its first list.
+    /// Whether every watch (namespaces, pods, the policy of `source`, and Services when
+    /// `services`) completed its first list.
     #[must_use]
-    pub fn synced(&self, source: &PolicySource) -> bool {
+    pub fn synced(&self, source: &PolicySource, services: bool) -> bool {
         let policy = match source {
             PolicySource::ConfigMap(_) => self.policy.synced(),
             PolicySource::NetworkPolicies => self.network_policies.synced(),
         };
-        self.namespaces.synced() && self.pods.synced() && policy
+        self.namespaces.synced() && self.pods.synced() && policy && (!services || self.services.synced())
     }
 
     /// The IR of the live NetworkPolicy objects, and those refused ([`network_policies`]: what
@@ -240,14 +252,15 @@ impl Cluster {
         })
     }
 
-    /// The inventory the daemon plans with: every namespace and every running pod (remote pods
-    /// are peers; `--node` picks the local ones). Namespaces that pods live in but the watch has
+    /// The inventory the daemon plans with: every namespace, every running pod (remote pods
+    /// are peers; `--node` picks the local ones) and every Service. Namespaces that pods live in but the watch has
     /// not seen (yet) get their name label only, as the file inventory does.
     #[must_use]
     pub fn inventory(&self) -> Inventory {
         let mut inventory = Inventory {
             namespaces: self.namespaces.live().values().cloned().collect(),
             pods: self.pods.live().values().cloned().collect(),
+            services: self.services.live().values().cloned().collect(),
             ..Inventory::default()
         };
         for pod in &inventory.pods {
@@ -268,6 +281,7 @@ impl Cluster {
         // Pods are keyed `namespace/name`, so the map's order is (namespace, name) except where a
         // namespace name is a prefix of another; sort to the inventory's order anyway.
         inventory.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        inventory.services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         inventory
     }
 }
@@ -299,6 +313,18 @@ pub fn convert_pod(pod: &Pod) -> Result<Option<(String, netc_ir::Pod)>, ClusterE
     let converted =
         inventory.pods.pop().ok_or_else(|| ClusterError::Object("a pod without a name".into()))?;
     Ok(Some((format!("{}/{}", converted.namespace, converted.name), converted)))
+}
+
+/// A Service object as the inventory has it: its frontends (cluster IPs, external and
+/// load-balancer IPs, ports and node ports; none for a headless Service).
+///
+/// # Errors
+/// [`ClusterError::Object`] when the parser refuses it.
+pub fn convert_service(service: &Service) -> Result<(String, netc_ir::Service), ClusterError> {
+    let mut inventory = parse_one(service, "Service")?;
+    let converted =
+        inventory.services.pop().ok_or_else(|| ClusterError::Object("a Service without a name".into()))?;
+    Ok((format!("{}/{}", converted.namespace, converted.name), converted))
 }
 
 fn parse_one<K: serde::Serialize>(object: &K, kind: &str) -> Result<Inventory, ClusterError> {
@@ -402,6 +428,65 @@ mod tests {
         assert!(inventory.implied_namespaces.is_empty());
         assert_eq!(inventory.namespaces[0].labels["team"], "blue");
         assert_eq!(inventory.namespaces[0].labels[NAMESPACE_NAME_LABEL], "shop", "the name label is added");
+    }
+
+    fn service(name: &str, cluster_ip: &str, target: i32) -> Service {
+        use k8s_openapi::api::core::v1::{ServicePort as Port, ServiceSpec};
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(cluster_ip.into()),
+                cluster_ips: Some(vec![cluster_ip.into()]),
+                ports: Some(vec![Port {
+                    port: 80,
+                    target_port: Some(IntOrString::Int(target)),
+                    node_port: Some(30080),
+                    ..Port::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn services_are_kept_as_the_inventory_reads_them_and_follow_their_events() {
+        let mut cluster = Cluster::default();
+        let source = PolicySource::NetworkPolicies;
+        cluster.namespace_event(Event::Init);
+        cluster.namespace_event(Event::InitDone);
+        cluster.pod_event(Event::Init);
+        cluster.pod_event(Event::InitDone);
+        cluster.network_policy_event(Event::Init);
+        cluster.network_policy_event(Event::InitDone);
+        assert!(cluster.synced(&source, false), "without the Service path, Services are not waited for");
+        assert!(!cluster.synced(&source, true), "with it, their first list is");
+        cluster.service_event(Event::Init);
+        cluster.service_event(Event::InitApply(service("web", "10.96.0.10", 8080)));
+        cluster.service_event(Event::InitApply(service("headless", "None", 5432)));
+        assert_eq!(cluster.service_event(Event::InitDone), Change::Relisted);
+        assert!(cluster.synced(&source, true));
+        let inventory = cluster.inventory();
+        let names: Vec<_> = inventory.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["headless", "web"], "sorted like the file inventory's");
+        let web = &inventory.services[1];
+        assert_eq!(web.addresses, ["10.96.0.10".parse::<std::net::IpAddr>().expect("ip")]);
+        assert_eq!(web.ports[0].target_port, netc_ir::PortValue::Number(8080));
+        assert_eq!(web.ports[0].node_port, Some(30080));
+        assert!(inventory.services[0].addresses.is_empty(), "a headless Service has no frontend");
+        // A new targetPort is a change; the same object again is none; a deletion removes it.
+        assert_eq!(cluster.service_event(Event::Apply(service("web", "10.96.0.10", 9000))), Change::Changed);
+        assert_eq!(cluster.service_event(Event::Apply(service("web", "10.96.0.10", 9000))), Change::None);
+        assert_eq!(cluster.service_event(Event::Delete(service("web", "10.96.0.10", 9000))), Change::Changed);
+        assert_eq!(cluster.inventory().services.len(), 1);
+        // One the inventory parser refuses (a bad address) is left out, not kept half-read.
+        assert_eq!(cluster.service_event(Event::Apply(service("bad", "10.96.0.300", 80))), Change::None);
+        assert_eq!(cluster.inventory().services.len(), 1);
     }
 
     #[test]

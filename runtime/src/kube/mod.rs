@@ -10,6 +10,10 @@
 //!
 //! - Namespaces and Pods: all of them (remote pods are peers; `--node` picks the local ones by
 //!   `spec.nodeName`).
+//! - Services, all of them, with `--uplink` (the Service path, docs/runtime.md "Services"): their
+//!   frontends (cluster, external and load-balancer IPs, ports, node ports). No EndpointSlices:
+//!   netcd judges a call after kube-proxy's translation, on the backend kube-proxy picked, so it
+//!   needs to know which addresses are frontends, never which backends are behind them.
 //! - The policy: the IR in a ConfigMap (`netc build --emit configmap`), or the cluster's own
 //!   NetworkPolicy objects (all namespaces), lowered object by object by netc's importer
 //!   ([`network_policies`]).
@@ -31,7 +35,7 @@ use std::time::Instant;
 use ::kube::runtime::{WatchStreamExt as _, watcher};
 use ::kube::{Api, Client};
 use futures::{FutureExt as _, StreamExt as _, stream::BoxStream};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use netc_ir::Ir;
 
@@ -77,10 +81,11 @@ pub enum KubeError {
 /// One item of the merged watch streams.
 enum Update {
     Namespace(watcher::Event<Namespace>),
-    // Boxed: a Pod is five times the size of the others.
+    // Boxed: a Pod is five times the size of the others, a Service twice.
     Pod(Box<watcher::Event<Pod>>),
     Policy(watcher::Event<ConfigMap>),
     NetworkPolicy(watcher::Event<NetworkPolicy>),
+    Service(Box<watcher::Event<Service>>),
 }
 
 /// Resource names as metrics and logs name them.
@@ -88,6 +93,7 @@ const NAMESPACES: &str = "namespaces";
 const PODS: &str = "pods";
 const CONFIGMAP: &str = "configmap";
 const NETWORK_POLICIES: &str = "networkpolicies";
+const SERVICES: &str = "services";
 
 type Item = (&'static str, Result<Update, watcher::Error>);
 
@@ -119,7 +125,8 @@ async fn client(options: &KubeOptions) -> Result<Client, KubeError> {
     Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))
 }
 
-fn streams(client: &Client, source: &PolicySource) -> BoxStream<'static, Item> {
+/// The merged watch streams; Services only when `services` (the Service path is on).
+fn streams(client: &Client, source: &PolicySource, services: bool) -> BoxStream<'static, Item> {
     // kube's default watcher: paginated list, then watch from its resourceVersion with
     // bookmarks; a 410 Gone relists, a closed watch re-watches from the last version seen. The
     // backoff spaces retries while the API server is down (up to 30 s apart, reset on success).
@@ -133,17 +140,26 @@ fn streams(client: &Client, source: &PolicySource) -> BoxStream<'static, Item> {
     let policy = match source {
         PolicySource::ConfigMap(source) => watcher(
             Api::<ConfigMap>::namespaced(client.clone(), &source.namespace),
-            config.fields(&format!("metadata.name={}", source.name)),
+            config.clone().fields(&format!("metadata.name={}", source.name)),
         )
         .default_backoff()
         .map(|e| (CONFIGMAP, e.map(Update::Policy)))
         .boxed(),
-        PolicySource::NetworkPolicies => watcher(Api::<NetworkPolicy>::all(client.clone()), config)
+        PolicySource::NetworkPolicies => watcher(Api::<NetworkPolicy>::all(client.clone()), config.clone())
             .default_backoff()
             .map(|e| (NETWORK_POLICIES, e.map(Update::NetworkPolicy)))
             .boxed(),
     };
-    futures::stream::select_all([namespaces.boxed(), pods.boxed(), policy]).boxed()
+    let mut all = vec![namespaces.boxed(), pods.boxed(), policy];
+    if services {
+        all.push(
+            watcher(Api::<Service>::all(client.clone()), config)
+                .default_backoff()
+                .map(|e| (SERVICES, e.map(|e| Update::Service(Box::new(e)))))
+                .boxed(),
+        );
+    }
+    futures::stream::select_all(all).boxed()
 }
 
 fn log(message: &str) {
@@ -155,12 +171,13 @@ fn warn(message: &str) {
 }
 
 /// What the watch says it watches, for logs and readiness.
-fn watched(source: &PolicySource) -> String {
+fn watched(source: &PolicySource, services: bool) -> String {
+    let objects = if services { "namespaces, pods, Services" } else { "namespaces, pods" };
     match source {
         PolicySource::ConfigMap(c) => {
-            format!("namespaces, pods and the policy ConfigMap {}/{} (key {})", c.namespace, c.name, c.key)
+            format!("{objects} and the policy ConfigMap {}/{} (key {})", c.namespace, c.name, c.key)
         }
-        PolicySource::NetworkPolicies => "namespaces, pods and NetworkPolicies (all namespaces)".to_owned(),
+        PolicySource::NetworkPolicies => format!("{objects} and NetworkPolicies (all namespaces)"),
     }
 }
 
@@ -215,9 +232,12 @@ fn policy_ir(
 async fn watch(config: &RunConfig, options: &KubeOptions, metrics: &Arc<Metrics>) -> Result<(), KubeError> {
     let client = client(options).await?;
     let source = &options.policy;
-    log(&format!("watching {} on {}", watched(source), client.default_namespace()));
-    metrics.set_not_ready(&format!("waiting for the first list of {}", watched(source)));
-    let mut events = streams(&client, source);
+    // The Service path is on with `--uplink` only (a translated call must meet a classifier on
+    // its way out); without, Services are not needed, nor the RBAC to read them.
+    let services = !config.uplinks.is_empty();
+    log(&format!("watching {} on {}", watched(source, services), client.default_namespace()));
+    metrics.set_not_ready(&format!("waiting for the first list of {}", watched(source, services)));
+    let mut events = streams(&client, source, services);
     let mut cluster = Cluster::default();
     let mut running: Option<Running> = None;
     let mut failing: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
@@ -254,6 +274,10 @@ async fn watch(config: &RunConfig, options: &KubeOptions, metrics: &Arc<Metrics>
                             count_relist(metrics, &labels, &e);
                             cluster.network_policy_event(e)
                         }
+                        Update::Service(e) => {
+                            count_relist(metrics, &labels, &e);
+                            cluster.service_event(*e)
+                        }
                     };
                     changed |= change != Change::None;
                 }
@@ -270,7 +294,7 @@ async fn watch(config: &RunConfig, options: &KubeOptions, metrics: &Arc<Metrics>
             metrics.api_server_up.set(i64::from(failing.is_empty()));
             item = events.next().now_or_never().flatten();
         }
-        if !changed || !cluster.synced(source) {
+        if !changed || !cluster.synced(source, services) {
             continue;
         }
         let ir = match policy_ir(&mut cluster, source, metrics, &mut reported) {

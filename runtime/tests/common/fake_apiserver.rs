@@ -1,7 +1,7 @@
 //! A fake Kubernetes API server, in process, speaking the list/watch protocol kube-rs's real
 //! client speaks to a real one: `GET /api/v1/{namespaces,pods}` and
 //! `GET /api/v1/namespaces/{ns}/configmaps` (with `fieldSelector=metadata.name=...`) and
-//! `GET /apis/networking.k8s.io/v1/networkpolicies`, lists with
+//! `GET /apis/networking.k8s.io/v1/networkpolicies` and `GET /api/v1/services`, lists with
 //! `limit`/`continue` pages and a `resourceVersion`, watches (`watch=true`) streamed as chunked
 //! JSON lines from a `resourceVersion`, `BOOKMARK` events when asked for, `410 Gone` (an `ERROR`
 //! event with an `Expired` Status, as the API server sends it) for versions compacted away, and
@@ -64,6 +64,7 @@ fn kind_of(resource: &str) -> &'static str {
         "namespaces" => "Namespace",
         "pods" => "Pod",
         "networkpolicies" => "NetworkPolicy",
+        "services" => "Service",
         _ => "ConfigMap",
     }
 }
@@ -75,9 +76,14 @@ fn api_version(kind: &str) -> &'static str {
 impl FakeApiServer {
     /// Start on a free port of 127.0.0.1, on a runtime of its own.
     pub fn start() -> FakeApiServer {
+        FakeApiServer::serve_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake API server"))
+    }
+
+    /// Start on `listener` (e.g. one bound inside another network namespace: a socket stays in
+    /// the namespace it was made in, so a netcd there reaches the fake on its own 127.0.0.1).
+    pub fn serve_on(listener: std::net::TcpListener) -> FakeApiServer {
         let (changes, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared { store: Mutex::new(Store { rv: 100, ..Store::default() }), changes });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake API server");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new()
@@ -85,6 +91,7 @@ impl FakeApiServer {
             .route("/api/v1/pods", get(cluster_scoped_pods))
             .route("/api/v1/namespaces/{ns}/configmaps", get(namespaced_configmaps))
             .route("/apis/networking.k8s.io/v1/networkpolicies", get(cluster_scoped_network_policies))
+            .route("/api/v1/services", get(cluster_scoped_services))
             .with_state(Arc::clone(&shared));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,13 +136,15 @@ impl FakeApiServer {
         rv
     }
 
-    /// Create or replace an object (a `kind: Namespace/Pod/ConfigMap` JSON object).
+    /// Create or replace an object (a `kind: Namespace/Pod/ConfigMap/NetworkPolicy/Service` JSON
+    /// object).
     pub fn apply(&self, object: Value) -> u64 {
         let kind = match object["kind"].as_str().expect("kind") {
             "Namespace" => "Namespace",
             "Pod" => "Pod",
             "ConfigMap" => "ConfigMap",
             "NetworkPolicy" => "NetworkPolicy",
+            "Service" => "Service",
             other => panic!("the fake serves no {other}"),
         };
         let exists = {
@@ -214,6 +223,13 @@ async fn cluster_scoped_network_policies(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     serve(&shared, "networkpolicies", None, &query)
+}
+
+async fn cluster_scoped_services(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    serve(&shared, "services", None, &query)
 }
 
 async fn namespaced_configmaps(
@@ -384,5 +400,11 @@ pub fn configmap(namespace: &str, name: &str, key: &str, ir_json: &str) -> Value
 /// A NetworkPolicy object; `spec` as the API has it (JSON).
 pub fn network_policy(namespace: &str, name: &str, spec: &Value) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+}
+
+/// A Service object; `spec` as the API has it (JSON).
+pub fn service(namespace: &str, name: &str, spec: &Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
            "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 }

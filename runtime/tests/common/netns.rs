@@ -1,6 +1,11 @@
 //! A small routed "node" built from network namespaces: one namespace per pod, a veth pair
 //! each, the host side in the test's namespace routing between them (forwarding enabled on
 //! those host-side interfaces only). Everything is named uniquely and removed on drop.
+//!
+//! Tests run at once in several processes (`cargo test` of two worktrees, CI beside an engineer):
+//! names carry the process id whole ([`unique_tag`]), and the addresses of the test's own
+//! namespace come from a /24 the process holds a lock on ([`Subnet`]), so no two processes ever
+//! add the same route or interface.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -13,6 +18,71 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A tag no other running process makes: this process's id (base 36, at most 5 characters) and
+/// a counter. Interface names built from it stay within the kernel's 15 characters.
+pub fn unique_tag() -> String {
+    let mut pid = std::process::id();
+    let mut digits = Vec::new();
+    loop {
+        digits.push(char::from_digit(pid % 36, 36).expect("a base-36 digit"));
+        pid /= 36;
+        if pid == 0 {
+            break;
+        }
+    }
+    let pid: String = digits.into_iter().rev().collect();
+    format!("{pid}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Where the subnet locks live (a tmpfs: gone at reboot, like the routes they guard).
+const SUBNET_LOCKS: &str = "/run/netc-test-subnets";
+
+/// A number `n` naming /24s (`PREFIX.n.0/24` for each prefix given) that this process holds: an
+/// exclusive `flock` on a file per number, released when the process ends however it ends. A
+/// number whose /24s already have a route or an address in this namespace (a copy of the tests
+/// that predates the locks, leftovers of a killed run) is skipped too.
+#[derive(Debug)]
+pub struct Subnet {
+    pub n: u8,
+    _lock: File,
+}
+
+impl Subnet {
+    /// The first free number from `preferred` on (wrapping within 1..=254).
+    pub fn claim(prefixes: &[&str], preferred: u8) -> Subnet {
+        std::fs::create_dir_all(SUBNET_LOCKS).expect("the subnet lock directory");
+        let in_use: Vec<String> = [&["-o", "route", "show", "table", "all"][..], &["-o", "addr", "show"]]
+            .iter()
+            .flat_map(|args| {
+                let out = Command::new("ip").args(*args).output().expect("ip");
+                String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect();
+        for k in 0..254u16 {
+            let n = u8::try_from((u16::from(preferred.max(1)) - 1 + k) % 254 + 1).expect("1..=254");
+            let path = format!("{SUBNET_LOCKS}/{}.{n}", prefixes[0]);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .expect("a subnet lock file");
+            // SAFETY: flock on an fd `file` keeps open.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                continue;
+            }
+            let taken = prefixes.iter().any(|p| {
+                let net = format!("{p}.{n}.");
+                in_use.iter().any(|word| word.starts_with(&net))
+            });
+            if !taken {
+                return Subnet { n, _lock: file };
+            }
+        }
+        panic!("no free /24 in {prefixes:?}: 254 held by other processes or in use");
+    }
+}
 
 fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run a setup command");
@@ -39,18 +109,22 @@ pub struct TestPod {
 pub struct Node {
     pub pods: Vec<TestPod>,
     pub tag: String,
+    /// Its /24s: 10.213.`n`.0/24 for the pods, 10.214.`n`.0/24 free for the test's other needs.
+    pub subnet: Subnet,
 }
 
 impl Node {
-    /// Pods given as (k8s namespace, name, app label); addresses 10.213.`subnet`.(i+1).
-    pub fn new(subnet: u8, pods: &[(&str, &str, &str)]) -> Node {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{:x}{n}", std::process::id() & 0xfff);
-        let mut node = Node { pods: Vec::new(), tag: tag.clone() };
+    /// Pods given as (k8s namespace, name, app label); addresses 10.213.S.(i+1), where S is
+    /// `preferred` or, when another process holds it, the next free one ([`Subnet`]).
+    pub fn new(preferred: u8, pods: &[(&str, &str, &str)]) -> Node {
+        let tag = unique_tag();
+        let subnet = Subnet::claim(&["10.213", "10.214"], preferred);
+        let s = subnet.n;
+        let mut node = Node { pods: Vec::new(), tag: tag.clone(), subnet };
         for (i, (namespace, name, app)) in pods.iter().enumerate() {
             let netns = format!("netc-{tag}-{i}");
             let host_if = format!("nc{tag}h{i}");
-            let ip = Ipv4Addr::new(10, 213, subnet, u8::try_from(i + 1).expect("few pods"));
+            let ip = Ipv4Addr::new(10, 213, s, u8::try_from(i + 1).expect("few pods"));
             let pod = TestPod {
                 name: (*name).to_owned(),
                 namespace: (*namespace).to_owned(),
