@@ -742,13 +742,19 @@ pub fn from_allow(e: &AllowError) -> Diagnostic {
     }
 }
 
-/// An assertion that does not hold, with its counterexample.
+/// An assertion that does not hold, with its counterexample: E0501 for the proof over every
+/// possible pod, E0502 for the pods of a given cluster.
 #[must_use]
 pub fn from_assert(e: &crate::prove::assertions::AssertError) -> Diagnostic {
+    use crate::prove::assertions::Origin;
     let cx = &e.counterexample;
+    let on_cluster = matches!(e.origin, Origin::Cluster { .. });
+    let end = |w: &crate::prove::flows::Witness| {
+        if on_cluster { w.real(cx.protocol, cx.port) } else { w.to_string() }
+    };
     let (label, because_label, flow) = match e.door {
         None => {
-            let flow = format!("from {} to {} on {} {}", cx.src, cx.dst, cx.protocol, cx.port);
+            let flow = format!("from {} to {} on {} {}", end(&cx.src), end(&cx.dst), cx.protocol, cx.port);
             if e.because.is_empty() || e.claim.starts_with("no ") || e.claim.contains("isolated") {
                 ("this flow is allowed", "this rule allows it", flow)
             } else {
@@ -760,20 +766,34 @@ pub fn from_assert(e: &crate::prove::assertions::AssertError) -> Diagnostic {
                 netc_ir::Direction::Ingress => &cx.dst,
                 netc_ir::Direction::Egress => &cx.src,
             };
-            ("not for this pod", "this guards it", format!("{pod}"))
+            ("not for this pod", "this guards it", end(pod))
         }
     };
-    let mut d =
-        Diagnostic::error("E0501", format!("assertion does not hold: {}", e.claim)).primary(e.at, label);
+    let mut d = match &e.origin {
+        Origin::Proof => {
+            Diagnostic::error("E0501", format!("assertion does not hold: {}", e.claim)).primary(e.at, label)
+        }
+        Origin::Cluster { .. } => {
+            Diagnostic::error("E0502", format!("assertion does not hold on the given cluster: {}", e.claim))
+                .primary(e.at, format!("{label} on the cluster"))
+        }
+    };
     for b in &e.because {
         d = d.secondary(*b, because_label);
     }
-    d = d.note(format!("counterexample: {flow}"));
+    d = d.note(if on_cluster {
+        format!("on the cluster: {flow}")
+    } else {
+        format!("counterexample: {flow}")
+    });
     if e.because.is_empty() && e.door.is_none() {
         d = d.note("no policy guards a door this flow passes: both are open");
     }
     if !e.confirmed {
         d = d.note("netc's evaluator does not confirm this counterexample: this is a bug in netc's prover, please report it");
+    }
+    if let Origin::Cluster { explain: Some(args) } = &e.origin {
+        d = d.note(format!("`netc explain` with the same files, --cluster and `{args}` shows why"));
     }
     d.help(
         "change the program so that it keeps the promise, or the assertion if the program is what you mean",
@@ -914,8 +934,8 @@ pub const ALL_CODES: &[&str] = &[
     "E0001", "E0002", "E0003", "E0101", "E0102", "E0103", "E0104", "E0105", "E0106", "E0107", "E0108",
     "E0109", "E0110", "E0111", "E0112", "E0113", "E0114", "E0201", "E0202", "E0203", "E0204", "E0205",
     "E0206", "E0207", "E0208", "E0301", "E0302", "E0303", "E0401", "E0402", "E0403", "E0404", "E0405",
-    "E0501", "E0601", "E0602", "E0603", "E0604", "E0605", "W0001", "W0101", "W0102", "W0103", "W0104",
-    "W0201", "W0202", "W0203", "W0204", "W0205", "W0206", "W0207", "W0601",
+    "E0501", "E0502", "E0601", "E0602", "E0603", "E0604", "E0605", "W0001", "W0101", "W0102", "W0103",
+    "W0104", "W0201", "W0202", "W0203", "W0204", "W0205", "W0206", "W0207", "W0601",
 ];
 
 #[cfg(test)]

@@ -50,12 +50,25 @@ impl SourceFile {
 }
 
 /// The result of compiling: the IR when there were no errors, and every diagnostic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Compilation {
-    /// `None` when any error was found.
+    /// `None` when any error was found (but see [`Assertions::Keep`]).
     pub ir: Option<netc_ir::Ir>,
     /// Errors and warnings, errors first, each group in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Every `assert` statement, in source order, with what became of it (empty when the
+    /// assertions were not checked: errors before them, or [`Assertions::Skip`]).
+    pub assertions: Vec<AssertionOutcome>,
+}
+
+/// One `assert` statement after checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionOutcome {
+    /// The statement.
+    pub at: check::Loc,
+    /// Empty when it holds; else its failure for every possible pod (E0501) and, with a cluster,
+    /// on the cluster's pods (E0502), each with its counterexample.
+    pub failures: Vec<prove::assertions::AssertError>,
 }
 
 impl Compilation {
@@ -75,7 +88,37 @@ impl Compilation {
 /// Compile source files (in the order given) into IR, collecting every problem.
 #[must_use]
 pub fn compile(sources: &[SourceFile]) -> Compilation {
-    let (compilation, phases) = compile_keeping_phases(sources);
+    compile_with(sources, &Options::default())
+}
+
+/// What a compilation may be given beside the sources (`netc check` and `netc build` options).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// A cluster (`--cluster`): `assert` statements are also checked on its pods, and one that
+    /// some of them break is error E0502 naming them (docs/language.md, "Assertions").
+    pub cluster: Option<&'a netc_ir::Inventory>,
+    /// What to do with `assert` statements.
+    pub assertions: Assertions,
+}
+
+/// What a compilation does with `assert` statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Assertions {
+    /// Check them; a failed one is an error and there is no IR (`netc check`, `netc build`).
+    #[default]
+    Enforce,
+    /// Check them and report failures as errors, but keep the IR when they are the only errors
+    /// (`netc report`, which shows them).
+    Keep,
+    /// Do not check them (`netc explain`: a flow's verdict does not depend on them, and it is
+    /// how one looks into a failed assertion).
+    Skip,
+}
+
+/// [`compile`] with [`Options`].
+#[must_use]
+pub fn compile_with(sources: &[SourceFile], options: &Options<'_>) -> Compilation {
+    let (compilation, phases) = compile_keeping_phases_with(sources, options);
     drop_later(phases);
     compilation
 }
@@ -93,6 +136,12 @@ pub struct Phases {
 /// [`compile`], keeping the syntax trees and the checked model instead of freeing them.
 #[must_use]
 pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
+    compile_keeping_phases_with(sources, &Options::default())
+}
+
+/// [`compile_keeping_phases`] with [`Options`].
+#[must_use]
+pub fn compile_keeping_phases_with(sources: &[SourceFile], options: &Options<'_>) -> (Compilation, Phases) {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     for (i, s) in sources.iter().enumerate() {
@@ -122,19 +171,37 @@ pub fn compile_keeping_phases(sources: &[SourceFile]) -> (Compilation, Phases) {
     diagnostics
         .extend(lower_errors.iter().filter(|e| check_ok || !e.is_warning()).map(diagnostics::from_lower));
     let mut ok = check_ok && !lower_errors.iter().any(|e| !e.is_warning());
-    if ok && !model.assertions.is_empty() {
+    let mut assertions = Vec::new();
+    let mut only_assertions_failed = false;
+    if ok && !model.assertions.is_empty() && options.assertions != Assertions::Skip {
         // Proved on the IR, which is what the YAML and netcd are made of.
         let file_of = |name: &str| sources.iter().position(|s| s.name == name);
-        let failures = prove::assertions::check(&model.assertions, &ir, &file_of);
+        let mut failures = prove::assertions::check(&model.assertions, &ir, &file_of);
+        if let Some(cluster) = options.cluster {
+            // Both run: the proof speaks of pods that may come, the cluster of pods that exist.
+            failures.extend(prove::on_cluster::check(&model.assertions, &ir, cluster, &file_of));
+        }
         ok = failures.is_empty();
+        only_assertions_failed = !ok;
         diagnostics.extend(failures.iter().map(diagnostics::from_assert));
+        assertions = model
+            .assertions
+            .iter()
+            .map(|a| AssertionOutcome {
+                at: a.at,
+                failures: failures.iter().filter(|f| f.at == a.at).cloned().collect(),
+            })
+            .collect();
     }
     // Acknowledged warnings go; an acknowledgement is stale only if every warning was computed.
     let allow_errors = allow::apply(&parsed, &mut diagnostics, ok);
     diagnostics.extend(allow_errors.iter().map(diagnostics::from_allow));
-    let ok = ok && allow_errors.iter().all(allow::AllowError::is_warning);
+    let allowed = allow_errors.iter().all(allow::AllowError::is_warning);
+    let keep = allowed && (ok || (only_assertions_failed && options.assertions == Assertions::Keep));
     let phases = Phases { files: parsed.into_iter().map(Some).collect(), model: Some(model) };
-    (finish(ok.then_some(ir), diagnostics), phases)
+    let mut compilation = finish(keep.then_some(ir), diagnostics);
+    compilation.assertions = assertions;
+    (compilation, phases)
 }
 
 /// Free a large structure on another thread: for a 100k-line program, freeing the AST and the
@@ -148,7 +215,7 @@ pub(crate) fn drop_later<T: Send + 'static>(value: T) {
 fn finish(ir: Option<netc_ir::Ir>, mut diagnostics: Vec<Diagnostic>) -> Compilation {
     diagnostics.sort_by_key(|d| (d.severity, d.location().map(|l| (l.file, l.span.start))));
     diagnostics.dedup();
-    Compilation { ir, diagnostics }
+    Compilation { ir, diagnostics, assertions: Vec::new() }
 }
 
 /// Byte offsets to file, line and column.

@@ -443,6 +443,94 @@ fn json_diagnostics_are_one_object_per_line_with_positions() {
     assert_eq!(lines[0]["severity"], "warning");
 }
 
+// ---------- assertions on a given cluster ----------
+
+/// `--cluster` on `check` and `build`: the shop's assertions hold on its cluster; a mutation that
+/// breaks one is E0502 at the assertion's line naming the cluster's pods, `build` writes nothing,
+/// and `netc explain` on the flow the note names gives the same verdict and the same rule lines.
+#[test]
+fn assertions_are_checked_on_a_given_clusters_pods_and_explain_agrees() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect("a file of the repository");
+    let shop = read("examples/shop.np");
+    let s = Sandbox::new();
+    s.write("cluster.yaml", read("compiler/tests/fixtures/shop-cluster.yaml"));
+    s.write("shop.np", &shop);
+    let run = s.netc(&["check", "--cluster", "cluster.yaml", "shop.np"]);
+    assert_code(&run, 0);
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+    let cases = [
+        // A widened flow: the web tier reaches a data store (`!->` broken; a rule allows it).
+        (
+            "  storefront -> assets:8080\n",
+            "  storefront -> assets:8080\n  storefront -> data/redis:6379\n",
+            "assert web/* !-> data/*",
+            "ALLOWED",
+            "pod `web/storefront-",
+        ),
+        // A removed arrow: checkout no longer reaches the gateway (`->` broken; a door refuses).
+        (
+            "checkout -> cart:8080, orders:8080, payments/payment-gateway:8443",
+            "checkout -> cart:8080, orders:8080",
+            "assert shop/checkout -> payments/payment-gateway:8443",
+            "DENIED",
+            "pod `shop/checkout-",
+        ),
+    ];
+    for (from, to, assertion, verdict, pod) in cases {
+        assert!(shop.contains(from), "{from}");
+        let mutated = shop.replacen(from, to, 1);
+        s.write("shop.np", &mutated);
+        let run = s.netc(&["check", "--cluster", "cluster.yaml", "shop.np"]);
+        assert_code(&run, 1);
+        let line = mutated.lines().position(|l| l.starts_with(assertion)).expect("the assertion") + 1;
+        let e0502 = run.stderr.split("\n\n").find(|d| d.starts_with("error[E0502]")).unwrap_or_else(|| {
+            panic!("no E0502: {}", run.stderr);
+        });
+        assert!(e0502.contains(&format!("┌─ shop.np:{line}:1")), "{e0502}");
+        assert!(e0502.contains(&format!("on the cluster: from {pod}")), "{e0502}");
+        // The proof fails too (the flow is possible for every such pod, not just these).
+        assert!(run.stderr.contains("error[E0501]"), "{}", run.stderr);
+        let args = e0502
+            .split('`')
+            .find(|part| part.starts_with("--from "))
+            .unwrap_or_else(|| panic!("no explain arguments: {e0502}"));
+        let words: Vec<&str> = args.split_whitespace().collect();
+        assert_eq!((words[0], words[2]), ("--from", "--to"), "{args}");
+        let explained = s.netc(&[
+            "explain",
+            "shop.np",
+            "--cluster",
+            "cluster.yaml",
+            "--from",
+            words[1],
+            "--to",
+            words[3],
+        ]);
+        assert_code(&explained, 0);
+        let first = explained.stdout.lines().next().unwrap_or_default();
+        assert!(first.ends_with(&format!(": {verdict}")), "{}", explained.stdout);
+        // Every rule line E0502 names (`NN │ ... ----- this rule allows it`), explain names too.
+        let named: Vec<usize> = e0502
+            .lines()
+            .zip(e0502.lines().skip(1))
+            .filter(|(_, next)| next.contains("this rule allows it"))
+            .filter_map(|(l, _)| l.split('│').next()?.trim().parse().ok())
+            .collect();
+        if verdict == "ALLOWED" {
+            assert!(!named.is_empty(), "{e0502}");
+        }
+        for n in named {
+            assert!(explained.stdout.contains(&format!("shop.np:{n}:")), "line {n}: {}", explained.stdout);
+        }
+        // `build --cluster` refuses to write, as for any error.
+        let built = s.netc(&["build", "--cluster", "cluster.yaml", "shop.np"]);
+        assert_code(&built, 1);
+        assert_eq!(built.stdout, "");
+        assert!(built.stderr.contains("error[E0502]"), "{}", built.stderr);
+    }
+}
+
 // ---------- fmt ----------
 
 /// The names and specs of a YAML stream's objects: what they mean, without the annotations.

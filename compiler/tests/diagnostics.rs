@@ -164,6 +164,40 @@ fn assert_case(name: &str, code: &str, source: &str) {
     snapshot_settings().bind(|| insta::assert_snapshot!(name, source_and_diagnostics(&sources, &out)));
 }
 
+/// E0502 needs a cluster: two pods, one of which breaks an assertion (E0501 fails too: the proof
+/// is about every possible pod). Returns the sources and the compilation.
+fn assertion_broken_on_a_cluster() -> (Vec<SourceFile>, netc::Compilation) {
+    let sources = common::source("* -> db:5432\nassert legacy !-> db\nassert web !-> db\n");
+    let pod = |name: &str, app: &str, ip: &str| {
+        format!(
+            "- {{apiVersion: v1, kind: Pod, metadata: {{name: {name}, namespace: default, labels: {{app: {app}}}}}, status: {{podIP: {ip}}}}}\n"
+        )
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Namespace, metadata: {{name: default}}}}\n{}{}",
+        pod("legacy-7f9c", "legacy", "10.244.1.5"),
+        pod("db-0", "db", "10.244.2.9")
+    );
+    let cluster = netc_ir::Inventory::from_yaml(&yaml).expect("a valid cluster");
+    let out =
+        netc::compile_with(&sources, &netc::Options { cluster: Some(&cluster), ..netc::Options::default() });
+    (sources, out)
+}
+
+#[test]
+fn assertion_broken_by_a_clusters_pods_is_e0502() {
+    let (sources, out) = assertion_broken_on_a_cluster();
+    // The first assertion fails for a possible pod and for the cluster's `legacy-7f9c`; the
+    // second only for a possible pod: no `web` pod runs on the cluster.
+    assert_eq!(codes(&out), ["E0501", "E0502", "E0501"], "{}", source_and_diagnostics(&sources, &out));
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "assertion_broken_by_a_clusters_pods_is_e0502",
+            source_and_diagnostics(&sources, &out)
+        );
+    });
+}
+
 /// E0002 needs a file of 4 GiB or more, which no test can afford: the diagnostic is made from the
 /// syntax error `syntax::parse` returns for such a file.
 fn too_large_diagnostic() -> Diagnostic {
@@ -173,7 +207,7 @@ fn too_large_diagnostic() -> Diagnostic {
 #[test]
 fn file_of_4_gib_or_more_is_e0002() {
     let sources = common::source("frontend -> backend:80\n");
-    let out = netc::Compilation { ir: None, diagnostics: vec![too_large_diagnostic()] };
+    let out = netc::Compilation { diagnostics: vec![too_large_diagnostic()], ..netc::Compilation::default() };
     assert_eq!(codes(&out), ["E0002"]);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("file_of_4_gib_or_more_is_e0002", source_and_diagnostics(&sources, &out));
@@ -190,7 +224,7 @@ fn not_utf8_diagnostic() -> Diagnostic {
 #[test]
 fn source_that_is_not_utf8_is_e0003() {
     let sources = common::source("frontend -> backend:8080\n# caf\u{fffd}\n");
-    let out = netc::Compilation { ir: None, diagnostics: vec![not_utf8_diagnostic()] };
+    let out = netc::Compilation { diagnostics: vec![not_utf8_diagnostic()], ..netc::Compilation::default() };
     assert_eq!(codes(&out), ["E0003"]);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("source_that_is_not_utf8_is_e0003", source_and_diagnostics(&sources, &out));
@@ -208,6 +242,7 @@ fn every_code_is_documented_and_produced_by_a_case() {
     produced.extend(codes(&compile("frontend -> backend:80 # \u{202e}344 ot\n").1));
     produced.extend(import_codes());
     produced.insert(internal_import_diagnostic().code);
+    produced.extend(codes(&assertion_broken_on_a_cluster().1));
     for code in ALL_CODES {
         let section =
             explain(code).unwrap_or_else(|| panic!("docs/diagnostics.md has no section `## {code}: ...`"));
@@ -429,13 +464,22 @@ fn every_documented_example_prints_the_documented_output() {
     let mut checked = BTreeSet::new();
     let mut section = "";
     let mut example: Option<String> = None;
+    // A ```yaml block after a ```netc one is the cluster of a `--cluster` run (E0502).
+    let mut cluster: Option<String> = None;
     let mut lines = DIAGNOSTICS_DOC.lines();
     while let Some(line) = lines.next() {
         if let Some(heading) = line.strip_prefix("## ") {
             section = heading.split(':').next().unwrap_or(heading);
             example = None;
+            cluster = None;
         } else if line == "```netc" || line == "```yaml" {
-            example = Some(lines.by_ref().take_while(|l| *l != "```").map(|l| format!("{l}\n")).collect());
+            let block: String =
+                lines.by_ref().take_while(|l| *l != "```").map(|l| format!("{l}\n")).collect();
+            if line == "```yaml" && example.is_some() {
+                cluster = Some(block);
+            } else {
+                example = Some(block);
+            }
         } else if line == "```text" {
             let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
             let Some(command) = block.first().and_then(|c| c.strip_prefix("$ netc ")) else { continue };
@@ -447,6 +491,12 @@ fn every_documented_example_prints_the_documented_output() {
                 example.as_deref().unwrap_or_else(|| panic!("{section}: output without a ```netc example"));
             let file = if args[0] == "import" { YAML_FILE_NAME } else { FILE_NAME };
             std::fs::write(dir.path().join(file), source).expect("write example");
+            if let Some(at) = args.iter().position(|a| *a == "--cluster") {
+                let text = cluster
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{section}: --cluster without a ```yaml cluster"));
+                std::fs::write(dir.path().join(args[at + 1]), text).expect("write the cluster");
+            }
             if !args.contains(&"json") {
                 args.splice(1..1, ["--color", "never"]);
             }

@@ -16,10 +16,12 @@ use std::collections::BTreeMap;
 use netc::check::NsScope;
 use netc::prove::PodSet;
 use netc::prove::flows::{Claim, EndSet, Prover};
+use netc::prove::on_cluster::OnCluster;
 use netc_ir::eval::{Endpoint, Evaluator, Flow};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{
-    Direction, Inventory, Ir, LabelSelector, NamedPort, Namespace, Pod, Port, PortValue, Protocol,
+    Direction, ExternalAddress, Inventory, Ir, LabelSelector, NamedPort, Namespace, Pod, Port, PortValue,
+    Protocol,
 };
 use proptest::prelude::*;
 
@@ -203,8 +205,9 @@ fn port_in(ports: &[Port], protocol: Protocol, port: u16, dst: &End, inv: &Inven
     ports.is_empty() || ports.iter().any(|p| p.matches(protocol, port, named))
 }
 
-/// Whether the claim holds on every end of the universe.
-fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End]) -> bool {
+/// Whether the claim holds on every end of the universe (`cluster`: as checked on a given
+/// cluster, where flows between two outside addresses are left to the proof).
+fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End], cluster: bool) -> bool {
     let ev = Evaluator::new(ir, inv);
     let endpoint = |e: &End| match e {
         End::Pod(i) => Endpoint::Pod(&inv.pods[*i]),
@@ -215,7 +218,7 @@ fn brute_force(ir: &Ir, claim: &Claim, inv: &Inventory, ends: &[End]) -> bool {
             let never = matches!(claim, Claim::Never { .. });
             for s in ends.iter().filter(|e| in_set(from, e, inv)) {
                 for d in ends.iter().filter(|e| in_set(to, e, inv)) {
-                    if s == d {
+                    if s == d || (cluster && matches!((s, d), (End::External(_), End::External(_)))) {
                         continue;
                     }
                     for (protocol, port) in PROBES {
@@ -281,12 +284,54 @@ proptest! {
         let prover = Prover::new(&ir, &claims);
         for c in &claims {
             let proved = prover.decide(c);
-            let holds = universes.iter().all(|(inv, ends)| brute_force(&ir, c, inv, ends));
+            let holds = universes.iter().all(|(inv, ends)| brute_force(&ir, c, inv, ends, false));
             prop_assert_eq!(proved.is_none(), holds, "program:\n{}\nclaim: {:?}\ncounterexample: {:?}", text, c, proved);
             if let Some(cx) = proved {
                 match c {
                     Claim::Reach { .. } => prop_assert!(!cx.allowed_by(&ir), "{text}\n{c:?}\n{cx:?}"),
                     Claim::Never { .. } => prop_assert!(cx.allowed_by(&ir), "{text}\n{c:?}\n{cx:?}"),
+                    Claim::Guarded { .. } | Claim::Open { .. } => {}
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    // Cheap (one cluster per case): enough cases that a wrong port or address range shows.
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// `--cluster`: the check on the pods of a given cluster against brute force over the same
+    /// cluster (each universe with its external addresses), claim by claim; every breach it
+    /// reports is a flow the evaluator judges as the claim forbids.
+    #[test]
+    fn cluster_check_agrees_with_brute_force_on_the_same_cluster(
+        picks in prop::collection::vec(0usize..64, 1..7),
+        claims in prop::collection::vec((0usize..12, 0usize..9, 0usize..9, 0usize..4), 1..4),
+        teams in 0usize..TEAMS.len(),
+    ) {
+        let text = program(&picks);
+        let out = netc::compile(&[netc::SourceFile::new("p.np", text.as_str())]);
+        prop_assume!(!out.has_errors());
+        let ir = out.ir.expect("no errors");
+        let (mut inv, ends) = universe(TEAMS[teams]);
+        inv.externals = ends
+            .iter()
+            .filter_map(|e| match e {
+                End::External(address) => Some(ExternalAddress { name: format!("x{address}"), address: *address }),
+                End::Pod(_) => None,
+            })
+            .collect();
+        let claims: Vec<Claim> = claims.iter().map(|(k, a, b, p)| claim(*k, *a, *b, *p)).collect();
+        let on = OnCluster::new(&ir, &inv, &claims);
+        for c in &claims {
+            let breach = on.decide(c, &|_| None);
+            let holds = brute_force(&ir, c, &inv, &ends, true);
+            prop_assert_eq!(breach.is_none(), holds, "program:\n{}\nclaim: {:?}\nbreach: {:?}", text, c, breach);
+            if let Some(b) = breach {
+                match c {
+                    Claim::Reach { .. } => prop_assert!(!b.counterexample.allowed_by(&ir), "{text}\n{c:?}\n{b:?}"),
+                    Claim::Never { .. } => prop_assert!(b.counterexample.allowed_by(&ir), "{text}\n{c:?}\n{b:?}"),
                     Claim::Guarded { .. } | Claim::Open { .. } => {}
                 }
             }

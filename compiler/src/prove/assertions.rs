@@ -5,7 +5,7 @@
 //! (`netc_ir::eval`) on a cluster of just those two pods: that verdict, not the prover's, names
 //! the rules that let the flow through or the statements that guard the door that stops it.
 
-use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow};
+use netc_ir::eval::{DoorVerdict, Endpoint, Evaluator, Flow, PolicyRef, Verdict};
 use netc_ir::{Direction, Ir, LabelSelector, Port, PortValue, Protocol};
 
 use super::flows::{Claim, Counterexample, EndSet, Prover, Witness};
@@ -29,6 +29,22 @@ pub struct AssertError {
     /// The statements responsible: the rules that allow the flow (`!->`, `isolated`), the
     /// statements that guard the door that refuses it (`->`) or that guard a door claimed open.
     pub because: Vec<Loc>,
+    /// Where the counterexample comes from: a possible pod (the proof), or the pods of a given
+    /// cluster.
+    pub origin: Origin,
+}
+
+/// Where a counterexample comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The proof for every possible pod: the ends are made up (E0501).
+    Proof,
+    /// A given cluster: the ends are its pods and addresses (E0502); `explain` is the
+    /// `--from ... --to ...` of `netc explain` for the flow (`None` for a door claim).
+    Cluster {
+        /// `--from shop/web-7 --to payments/vault-0:443/tcp`.
+        explain: Option<String>,
+    },
 }
 
 fn end_set(end: &End) -> EndSet {
@@ -51,7 +67,7 @@ fn dns_ports() -> Vec<Port> {
 }
 
 /// The claims of one assertion, each with how to say it.
-fn claims(a: &AssertDecl) -> Vec<(Claim, String, Option<Direction>)> {
+pub(super) fn claims(a: &AssertDecl) -> Vec<(Claim, String, Option<Direction>)> {
     match &a.claim {
         AssertClaim::Flow { source, target, ports, never } => {
             let mut ports = ports.clone();
@@ -160,6 +176,7 @@ pub fn check(
             door: *door,
             confirmed,
             because,
+            origin: Origin::Proof,
         });
     }
     errors
@@ -175,51 +192,83 @@ fn judge(
 ) -> (bool, Vec<Loc>) {
     let inv = cx.inventory();
     let evaluator = Evaluator::new(ir, &inv);
-    let loc = |s: &netc_ir::Span| {
-        file_of(&s.file).map(|file| Loc { file, span: crate::ast::Span { start: s.start, end: s.end } })
-    };
     let end = |w: &Witness| match w {
         Witness::Pod(p, _) => Endpoint::Pod(inv.pod(&p.namespace, &p.name).expect("in the inventory")),
         Witness::External(a) => Endpoint::External(*a),
     };
-    let guards_of = |refs: &[netc_ir::eval::PolicyRef], dir: Direction| -> Vec<Loc> {
-        refs.iter()
-            .filter_map(|r| r.resolve(ir))
-            .flat_map(|p| p.door(dir).guarded_by.iter().filter_map(loc).collect::<Vec<_>>())
-            .collect()
-    };
-    let mut because = Vec::new();
-    let confirmed = match claim {
+    match claim {
         Claim::Reach { .. } | Claim::Never { .. } => {
-            let (src, dst) = (end(&cx.src), end(&cx.dst));
-            let flow = Flow::new(src, dst, cx.protocol, cx.port);
-            let v = evaluator.evaluate(&flow);
-            for (door, dir) in [(&v.egress, Direction::Egress), (&v.ingress, Direction::Ingress)] {
-                match door {
-                    DoorVerdict::Allowed { rules } if matches!(claim, Claim::Never { .. }) => because.extend(
-                        rules.iter().filter_map(|r| r.resolve(ir)).filter_map(|(_, rule)| loc(&rule.span)),
-                    ),
-                    DoorVerdict::Denied { guarded_by } if matches!(claim, Claim::Reach { .. }) => {
-                        because.extend(guards_of(guarded_by, dir));
-                    }
-                    _ => {}
-                }
-            }
-            v.allowed == matches!(claim, Claim::Never { .. })
+            let never = matches!(claim, Claim::Never { .. });
+            let v = evaluator.evaluate(&Flow::new(end(&cx.src), end(&cx.dst), cx.protocol, cx.port));
+            (v.allowed == never, flow_because(ir, &v, never, file_of))
         }
         Claim::Guarded { direction, .. } | Claim::Open { direction, .. } => {
             let w = match direction {
                 Direction::Ingress => &cx.dst,
                 Direction::Egress => &cx.src,
             };
-            let Witness::Pod(p, _) = w else { return (false, because) };
+            let Witness::Pod(p, _) = w else { return (false, Vec::new()) };
             let pod = inv.pod(&p.namespace, &p.name).expect("in the inventory");
-            let guarding = evaluator.guarding_policies(pod, *direction);
-            because.extend(guards_of(&guarding, *direction));
-            guarding.is_empty() == matches!(claim, Claim::Guarded { .. })
+            let (guarded, because) = door_because(&evaluator, pod, *direction, file_of);
+            (guarded == matches!(claim, Claim::Open { .. }), because)
         }
-    };
+    }
+}
+
+/// A span of the IR as a place in the sources.
+fn loc(s: &netc_ir::Span, file_of: &dyn Fn(&str) -> Option<usize>) -> Option<Loc> {
+    file_of(&s.file).map(|file| Loc { file, span: crate::ast::Span { start: s.start, end: s.end } })
+}
+
+/// The statements that guard the doors of `refs`' policies.
+fn guards_of(
+    ir: &Ir,
+    refs: &[PolicyRef],
+    dir: Direction,
+    file_of: &dyn Fn(&str) -> Option<usize>,
+) -> Vec<Loc> {
+    refs.iter()
+        .filter_map(|r| r.resolve(ir))
+        .flat_map(|p| p.door(dir).guarded_by.iter().filter_map(|s| loc(s, file_of)).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The statements a flow's verdict names against a claim: for a flow claimed never to pass
+/// (`never`), the rules that let it through; for one claimed to pass, the statements that guard
+/// the door that refused it. Sorted, each once.
+pub(super) fn flow_because(
+    ir: &Ir,
+    v: &Verdict,
+    never: bool,
+    file_of: &dyn Fn(&str) -> Option<usize>,
+) -> Vec<Loc> {
+    let mut because = Vec::new();
+    for (door, dir) in [(&v.egress, Direction::Egress), (&v.ingress, Direction::Ingress)] {
+        match door {
+            DoorVerdict::Allowed { rules } if never => because.extend(
+                rules.iter().filter_map(|r| r.resolve(ir)).filter_map(|(_, rule)| loc(&rule.span, file_of)),
+            ),
+            DoorVerdict::Denied { guarded_by } if !never => {
+                because.extend(guards_of(ir, guarded_by, dir, file_of));
+            }
+            _ => {}
+        }
+    }
     because.sort();
     because.dedup();
-    (confirmed, because)
+    because
+}
+
+/// Whether `pod`'s `direction` door is guarded, and the statements that guard it.
+pub(super) fn door_because(
+    evaluator: &Evaluator<'_>,
+    pod: &netc_ir::Pod,
+    direction: Direction,
+    file_of: &dyn Fn(&str) -> Option<usize>,
+) -> (bool, Vec<Loc>) {
+    let guarding = evaluator.guarding_policies(pod, direction);
+    let mut because = guards_of(evaluator.ir(), &guarding, direction, file_of);
+    because.sort();
+    because.dedup();
+    (!guarding.is_empty(), because)
 }

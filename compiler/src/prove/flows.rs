@@ -426,7 +426,7 @@ fn inside(atom: &(bool, u128, u128), net: &IpNet) -> bool {
 }
 
 /// The ranges every block's first and last address cut IPv4 and IPv6 into.
-fn address_atoms(nets: &BTreeSet<IpNet>) -> Vec<(bool, u128, u128)> {
+pub(super) fn address_atoms(nets: &BTreeSet<IpNet>) -> Vec<(bool, u128, u128)> {
     let mut out = Vec::new();
     for (v6, max) in [(false, u128::from(u32::MAX)), (true, u128::MAX)] {
         let mut cuts: BTreeSet<u128> = BTreeSet::from([0]);
@@ -449,7 +449,7 @@ fn address_atoms(nets: &BTreeSet<IpNet>) -> Vec<(bool, u128, u128)> {
 }
 
 /// The ranges every port range cuts 1..=65535 into, per protocol.
-fn port_atoms(ports: &BTreeMap<Protocol, BTreeSet<(u16, u16)>>) -> Vec<(Protocol, u16, u16)> {
+pub(super) fn port_atoms(ports: &BTreeMap<Protocol, BTreeSet<(u16, u16)>>) -> Vec<(Protocol, u16, u16)> {
     let mut out = Vec::new();
     for protocol in Protocol::ALL {
         let mut cuts: BTreeSet<u32> = BTreeSet::from([1]);
@@ -880,6 +880,44 @@ impl<'ir> Prover<'ir> {
     #[must_use]
     pub fn ir(&self) -> &'ir Ir {
         self.ir
+    }
+}
+
+impl Witness {
+    /// A pod of a given cluster, by name: `` pod `shop/web-7` labelled {app=web} at 10.244.1.7 ``
+    /// (its namespace's labels when it has any beside its name, its first address, and its named
+    /// port for `protocol`/`port` if it has one).
+    #[must_use]
+    pub fn real(&self, protocol: Protocol, port: u16) -> String {
+        match self {
+            Witness::External(a) => format!("the address {a}"),
+            Witness::Pod(p, ns) => {
+                let mut out = format!("pod `{}/{}`", p.namespace, p.name);
+                let labels: Vec<String> = p.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if labels.is_empty() {
+                    out.push_str(" with no labels");
+                } else {
+                    out.push_str(&format!(" labelled {{{}}}", labels.join(", ")));
+                }
+                let ns_labels: Vec<String> = ns
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != NAMESPACE_NAME_LABEL)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                if !ns_labels.is_empty() {
+                    out.push_str(&format!(" (namespace labelled {{{}}})", ns_labels.join(", ")));
+                }
+                match p.ips.first() {
+                    Some(ip) => out.push_str(&format!(" at {ip}")),
+                    None => out.push_str(" (no address yet)"),
+                }
+                for named in p.ports.iter().filter(|n| n.port == port && n.protocol == protocol) {
+                    out.push_str(&format!(", port `{}` = {}/{}", named.name, named.port, named.protocol));
+                }
+                out
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod cube;
 pub mod flows;
 pub mod index;
 pub mod labels;
+pub mod on_cluster;
 pub mod pods;
 
 pub use index::SelectorIndex;

@@ -155,7 +155,10 @@ pub fn explain(args: &ExplainArgs, colour: bool) -> Result<(), Failure> {
         return Err(Failure::Io("explaining a flow needs both --from and --to".to_owned()));
     };
     let files: Vec<PathBuf> = args.items.iter().map(PathBuf::from).collect();
-    let (sources, ir) = crate::compile(&files, &args.diagnostics, colour)?;
+    // Assertions are not checked: a flow's verdict does not depend on them, and explaining a
+    // flow is how one looks into an assertion that fails (E0501, E0502).
+    let options = netc::Options { assertions: netc::Assertions::Skip, ..netc::Options::default() };
+    let (sources, ir) = crate::compile_with(&files, &args.diagnostics, &options, colour)?;
     let inventory = cluster_for(&args.cluster.paths, reads_stdin(&files), &[&ir], &sources)?;
     if !args.cluster.given() {
         eprintln!(
@@ -361,14 +364,16 @@ pub fn diff(args: &DiffArgs, colour: bool) -> Result<(), Failure> {
 /// `netc build --verify`: judge the YAML `build` is about to write against the IR; print the
 /// first differing flow and fail (exit 1) on any difference. `to_dir`: the YAML goes to an output
 /// directory (one document per file) rather than one stream.
-pub fn verify(
-    ir: &Ir,
-    sources: &[SourceFile],
-    cluster: &[PathBuf],
-    stdin_taken: bool,
-    to_dir: bool,
-) -> Result<(), Failure> {
-    let inventory = cluster_for(cluster, stdin_taken, &[ir], sources)?;
+/// `given`: the cluster of `--cluster` (its warnings already printed), else one is synthesized.
+pub fn verify(ir: &Ir, given: Option<&Inventory>, to_dir: bool) -> Result<(), Failure> {
+    let synthesized;
+    let inventory = match given {
+        Some(inventory) => inventory,
+        None => {
+            synthesized = synthesize(&[ir]);
+            &synthesized
+        }
+    };
     let policies = netc::codegen::network_policies(ir);
     let documents: Vec<String> = if to_dir {
         output::yaml_files(&policies, &ir.sources)
@@ -380,8 +385,8 @@ pub fn verify(
         vec![netc::yaml::render_stream(&policies, &ir.sources)]
     };
     let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
-    let on = if !cluster.is_empty() { "the given cluster" } else { "a cluster synthesized from the program" };
-    match verify_yaml(ir, &texts, &inventory) {
+    let on = if given.is_some() { "the given cluster" } else { "a cluster synthesized from the program" };
+    match verify_yaml(ir, &texts, inventory) {
         Ok(Verification::Agree { flows, endpoints, probes }) => {
             eprintln!(
                 "verified: the {} generated NetworkPolicies mean what the source says on {flows} flows \

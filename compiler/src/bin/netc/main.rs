@@ -118,9 +118,11 @@ struct BuildArgs {
     /// first; write nothing (exit 1) if they differ on any flow.
     #[arg(long)]
     verify: bool,
-    /// The cluster for --verify (default: one synthesized from the program): files, directories
-    /// (their .yaml/.yml/.json files) or - for standard input; repeat or separate with commas.
-    #[arg(long, value_name = "INV", requires = "verify", value_delimiter = ',')]
+    /// A cluster: the program's assertions are also checked on its pods (E0502), it is
+    /// checked against the program as by `netc check --cluster` (warnings), and --verify runs on
+    /// it (default: one synthesized from the program). Files, directories (their
+    /// .yaml/.yml/.json files) or - for standard input; repeat or separate with commas.
+    #[arg(long, value_name = "INV", value_delimiter = ',')]
     cluster: Vec<PathBuf>,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
@@ -131,9 +133,9 @@ struct CheckArgs {
     /// Source files, checked together in this order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Also check the program against a cluster: namespaces it uses that the cluster lacks,
-    /// selectors matching none of its pods, address blocks covering its pods (warnings; with
-    /// --deny-warnings they fail the check).
+    /// Also check the program against a cluster: its assertions on the cluster's pods (E0502),
+    /// namespaces it uses that the cluster lacks, selectors matching none of its pods, address
+    /// blocks covering its pods (warnings; with --deny-warnings they fail the check).
     #[command(flatten)]
     cluster: cluster::ClusterArgs,
     #[command(flatten)]
@@ -345,18 +347,53 @@ fn compile(
     args: &DiagnosticArgs,
     colour: bool,
 ) -> Result<(Vec<SourceFile>, netc_ir::Ir), Failure> {
+    compile_with(files, args, &netc::Options::default(), colour)
+}
+
+/// [`compile`] with options (a cluster to check the assertions on, or assertions skipped).
+pub(crate) fn compile_with(
+    files: &[PathBuf],
+    args: &DiagnosticArgs,
+    options: &netc::Options<'_>,
+    colour: bool,
+) -> Result<(Vec<SourceFile>, netc_ir::Ir), Failure> {
     let sources = read_sources(files, args, colour)?;
-    let out = netc::compile(&sources);
+    let out = netc::compile_with(&sources, options);
     report(&out.diagnostics, &sources, args, colour)?;
     let ir = out.ir.ok_or(Failure::Input)?;
     Ok((sources, ir))
 }
 
+/// Print the warnings about a given cluster in the chosen format; fail when warnings are denied.
+fn warn_about_cluster(
+    given: &cluster::Cluster,
+    ir: &netc_ir::Ir,
+    sources: &[SourceFile],
+    args: &DiagnosticArgs,
+) -> Result<(), Failure> {
+    let warnings = match args.message_format {
+        MessageFormat::Human => cluster::warn(given, &[ir], sources),
+        MessageFormat::Json => cluster::warn_json(given, &[ir], sources),
+    };
+    if args.deny_warnings && warnings > 0 {
+        if args.message_format == MessageFormat::Human {
+            eprintln!("error: warnings about the cluster are denied (--deny-warnings)");
+        }
+        return Err(Failure::Input);
+    }
+    Ok(())
+}
+
 fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
-    let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
+    let given = cluster::read(&args.cluster, analyze::reads_stdin(&args.files))?;
+    let options = netc::Options { cluster: given.as_ref().map(|c| &c.inventory), ..netc::Options::default() };
+    let (sources, ir) = compile_with(&args.files, &args.diagnostics, &options, colour)?;
+    if let Some(given) = &given {
+        warn_about_cluster(given, &ir, &sources, &args.diagnostics)?;
+    }
     if args.verify {
         let to_dir = args.output.is_some() && args.emit == Emit::Yaml;
-        analyze::verify(&ir, &sources, &args.cluster, analyze::reads_stdin(&args.files), to_dir)?;
+        analyze::verify(&ir, given.as_ref().map(|c| &c.inventory), to_dir)?;
     }
     match args.emit {
         Emit::Ir | Emit::Configmap => {
@@ -398,21 +435,13 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
 }
 
 fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
-    let (sources, ir) = compile(&args.files, &args.diagnostics, colour)?;
-    let Some(given) = cluster::read(&args.cluster.paths, analyze::reads_stdin(&args.files))? else {
-        return Ok(());
-    };
-    let warnings = match args.diagnostics.message_format {
-        MessageFormat::Human => cluster::warn(&given, &[&ir], &sources),
-        MessageFormat::Json => cluster::warn_json(&given, &[&ir], &sources),
-    };
-    if args.diagnostics.deny_warnings && warnings > 0 {
-        if args.diagnostics.message_format == MessageFormat::Human {
-            eprintln!("error: warnings about the cluster are denied (--deny-warnings)");
-        }
-        return Err(Failure::Input);
+    let given = cluster::read(&args.cluster.paths, analyze::reads_stdin(&args.files))?;
+    let options = netc::Options { cluster: given.as_ref().map(|c| &c.inventory), ..netc::Options::default() };
+    let (sources, ir) = compile_with(&args.files, &args.diagnostics, &options, colour)?;
+    match &given {
+        Some(given) => warn_about_cluster(given, &ir, &sources, &args.diagnostics),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn fmt(args: &FmtArgs, colour: bool) -> Result<(), Failure> {
