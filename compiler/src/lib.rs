@@ -184,9 +184,12 @@ pub fn compile_keeping_phases_with(sources: &[SourceFile], options: &Options<'_>
         ok = failures.is_empty();
         only_assertions_failed = !ok;
         diagnostics.extend(failures.iter().map(diagnostics::from_assert));
+        // One per statement (a statement with several sources or targets is several claims).
+        let mut seen = std::collections::HashSet::new();
         assertions = model
             .assertions
             .iter()
+            .filter(|a| seen.insert(a.at))
             .map(|a| AssertionOutcome {
                 at: a.at,
                 failures: failures.iter().filter(|f| f.at == a.at).cloned().collect(),

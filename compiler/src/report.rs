@@ -2,8 +2,8 @@
 //!
 //! The page holds a summary, the graph (drawn here as inline SVG with a small deterministic
 //! layout, so no Graphviz is needed), the connectivity table, each workload's two doors with the
-//! statements that guard them, every rule with its id and a link to its source line, the
-//! warnings, and the source itself with an anchor on every line. It has inline CSS, no script and
+//! statements that guard them, every rule with its id and a link to its source line, every
+//! `assert` statement (held, or failed with its counterexamples), the warnings, and the source itself with an anchor on every line. It has inline CSS, no script and
 //! no external resource, so it can be attached to a pull request or opened from disk.
 //!
 //! The templates are `compiler/templates/*.tera`, compiled into the library; tera escapes every
@@ -18,6 +18,7 @@
 //!     sources: &sources,
 //!     ir,
 //!     diagnostics: &out.diagnostics,
+//!     assertions: &out.assertions,
 //!     cluster: None,
 //! })
 //! .expect("the templates are valid");
@@ -49,8 +50,12 @@ pub struct ReportInput<'a> {
     pub sources: &'a [SourceFile],
     /// Their IR.
     pub ir: &'a Ir,
-    /// Every diagnostic of the compilation (warnings, since there is an IR).
+    /// Every diagnostic of the compilation (warnings, and failed assertions when compiled with
+    /// [`crate::Assertions::Keep`]). Those of failed assertions (E0501, E0502) are shown with their
+    /// assertion rather than among the warnings.
     pub diagnostics: &'a [Diagnostic],
+    /// The program's `assert` statements and what became of them ([`crate::Compilation::assertions`]).
+    pub assertions: &'a [crate::AssertionOutcome],
     /// A cluster to show the effect on: a name for it (the file) and its contents.
     pub cluster: Option<(&'a str, &'a Inventory)>,
 }
@@ -120,8 +125,36 @@ struct Page {
     table: Table,
     workloads: Vec<WorkloadCard>,
     rules: Vec<RuleRow>,
+    assertions: Vec<AssertionRow>,
+    /// How many assertions failed.
+    failed: usize,
     warnings: Vec<Warning>,
     sources: Vec<SourceView>,
+}
+
+/// One `assert` statement.
+#[derive(Debug, Serialize)]
+struct AssertionRow {
+    /// The statement as written (continuation lines joined).
+    text: String,
+    held: bool,
+    location: Link,
+    failures: Vec<AssertionFailure>,
+}
+
+/// One way an assertion fails: for a possible pod (E0501) or on the cluster (E0502).
+#[derive(Debug, Serialize)]
+struct AssertionFailure {
+    code: &'static str,
+    /// `for every possible pod` or `on the cluster`.
+    scope: &'static str,
+    /// The claim that does not hold.
+    claim: String,
+    /// The counterexample and the other notes of the diagnostic.
+    notes: Vec<String>,
+    /// The statements the evaluator names (rules that allow the flow, or guards).
+    because: Vec<Link>,
+    because_label: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -347,7 +380,12 @@ impl Page {
         let short: Vec<String> = files.iter().map(|f| short_name(f).to_owned()).collect();
         let title = format!("netc report: {}", short.join(", "));
         let rules = rule_rows(ir, graph, &sources);
-        let warnings = warning_list(input.diagnostics, input.sources, &sources);
+        let shown_with_assertions = |d: &&Diagnostic| !matches!(d.code, "E0501" | "E0502");
+        let others: Vec<Diagnostic> =
+            input.diagnostics.iter().filter(shown_with_assertions).cloned().collect();
+        let warnings = warning_list(&others, input.sources, &sources);
+        let assertions = assertion_rows(input.assertions, &sources);
+        let failed = assertions.iter().filter(|a| !a.held).count();
         let workloads = workload_cards(ir, graph, &sources);
         let (stats, headline) = stats(ir, graph, input, &workloads, &warnings);
         Page {
@@ -365,6 +403,8 @@ impl Page {
             table: table(graph),
             workloads,
             rules,
+            assertions,
+            failed,
             warnings,
             sources: source_views(ir, &sources),
         }
@@ -659,6 +699,46 @@ fn rule_rows(ir: &Ir, graph: &Graph, sources: &Sources<'_>) -> Vec<RuleRow> {
                 ports: graph::ports_text(&rule.ports),
                 source: sources.link(&rule.span),
                 intent: sources.doc_above(&rule.span).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn assertion_rows(outcomes: &[crate::AssertionOutcome], sources: &Sources<'_>) -> Vec<AssertionRow> {
+    let link = |loc: &crate::check::Loc| sources.link_to(loc.file, sources.line_of(loc.file, loc.span.start));
+    outcomes
+        .iter()
+        .map(|o| {
+            let text = sources
+                .files
+                .get(o.at.file)
+                .and_then(|f| f.text.get(o.at.span.start as usize..o.at.span.end as usize))
+                .unwrap_or_default();
+            let failures = o
+                .failures
+                .iter()
+                .map(|e| {
+                    let d = diagnostics::from_assert(e);
+                    let on_cluster = matches!(e.origin, crate::prove::assertions::Origin::Cluster { .. });
+                    AssertionFailure {
+                        code: d.code,
+                        scope: if on_cluster { "on the cluster" } else { "for every possible pod" },
+                        claim: e.claim.clone(),
+                        notes: d.notes.clone(),
+                        because: e.because.iter().map(link).collect(),
+                        because_label: if e.claim.starts_with("no ") || e.claim.contains("isolated") {
+                            "allowed by"
+                        } else {
+                            "refused or guarded by"
+                        },
+                    }
+                })
+                .collect::<Vec<_>>();
+            AssertionRow {
+                text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+                held: failures.is_empty(),
+                location: link(&o.at),
+                failures,
             }
         })
         .collect()

@@ -523,6 +523,12 @@ fn assertions_are_checked_on_a_given_clusters_pods_and_explain_agrees() {
         for n in named {
             assert!(explained.stdout.contains(&format!("shop.np:{n}:")), "line {n}: {}", explained.stdout);
         }
+        // `report` writes the page, which shows the failure, and exits 1.
+        let page = s.netc(&["report", "--cluster", "cluster.yaml", "shop.np", "-o", "report.html"]);
+        assert_code(&page, 1);
+        let html = s.read("report.html");
+        assert_eq!(html.matches("<li class=\"assertion failed\"").count(), 1, "{}", page.stderr);
+        assert!(html.contains("error E0502"), "the page shows the cluster's failure");
         // `build --cluster` refuses to write, as for any error.
         let built = s.netc(&["build", "--cluster", "cluster.yaml", "shop.np"]);
         assert_code(&built, 1);

@@ -28,7 +28,9 @@ fn example(relative: &str) -> Vec<SourceFile> {
 }
 
 fn report(sources: &[SourceFile], cluster: Option<&Inventory>) -> String {
-    let out = netc::compile(sources);
+    // As `netc report` compiles: failed assertions keep the IR, the page shows them.
+    let options = netc::Options { cluster, assertions: netc::Assertions::Keep };
+    let out = netc::compile_with(sources, &options);
     let ir = out.ir.as_ref().unwrap_or_else(|| {
         panic!("does not compile:\n{}", netc::diagnostics::render(&out.diagnostics, sources, false))
     });
@@ -36,9 +38,59 @@ fn report(sources: &[SourceFile], cluster: Option<&Inventory>) -> String {
         sources,
         ir,
         diagnostics: &out.diagnostics,
+        assertions: &out.assertions,
         cluster: cluster.map(|inventory| ("cluster.yaml", inventory)),
     })
     .expect("the built-in templates render")
+}
+
+/// The page's `<section id="NAME">`, up to its end.
+fn section<'a>(html: &'a str, name: &str) -> &'a str {
+    let start = html.find(&format!("<section id=\"{name}\"")).unwrap_or_else(|| panic!("no section {name}"));
+    let end = html[start..].find("</section>").map_or(html.len(), |e| start + e + "</section>".len());
+    &html[start..end]
+}
+
+/// Every assertion is listed, held or failed; a failed one with its counterexample for every
+/// possible pod (E0501) and, given a cluster, the cluster's pods that break it (E0502), with links
+/// to the rule lines the evaluator names. Failed assertions are not repeated among the warnings.
+#[test]
+fn assertions_are_shown_held_or_failed_with_their_counterexamples() {
+    let sources = example("examples/shop.np");
+    let statements = sources[0].text.lines().filter(|l| l.starts_with("assert ")).count();
+    let held = report(&sources, None);
+    let part = section(&held, "assertions");
+    assert_eq!(part.matches("<li class=\"assertion held\"").count(), statements, "{part}");
+    assert!(!part.contains("assertion failed"), "{part}");
+    assert!(part.contains(&escape("assert web/* !-> data/*")), "{part}");
+
+    // The web tier reaches a data store: `assert web/* !-> data/*` fails, on the cluster too.
+    let text = sources[0].text.replacen(
+        "  storefront -> assets:8080\n",
+        "  storefront -> assets:8080\n  storefront -> data/redis:6379\n",
+        1,
+    );
+    let rule_line = text.lines().position(|l| l == "  storefront -> data/redis:6379").expect("added") + 1;
+    let mutated = vec![SourceFile::new("examples/shop.np", text)];
+    let cluster = Inventory::from_yaml(
+        &std::fs::read_to_string(repo("compiler/tests/fixtures/shop-cluster.yaml")).expect("fixture"),
+    )
+    .expect("a valid cluster");
+    let html = report(&mutated, Some(&cluster));
+    let part = section(&html, "assertions");
+    assert_eq!(part.matches("<li class=\"assertion held\"").count(), statements - 1, "{part}");
+    assert_eq!(part.matches("<li class=\"assertion failed\"").count(), 1, "{part}");
+    assert!(part.contains("error E0501") && part.contains("error E0502"), "{part}");
+    assert!(
+        part.contains(&escape("counterexample: from a pod labelled {app=storefront} in namespace `web`")),
+        "{part}"
+    );
+    assert!(part.contains(&escape("on the cluster: from pod `web/storefront-")), "{part}");
+    // The rule that lets the flow through, linked to its source line.
+    assert!(part.contains(&format!("href=\"#src-0-{rule_line}\"")), "{part}");
+    assert!(!section(&html, "warnings").contains("E0501"), "failed assertions are shown once");
+    common::snapshot_settings()
+        .bind(|| insta::assert_snapshot!("report_assertions_failed_on_the_cluster", part));
 }
 
 /// Every value of `attribute="..."` in the page.

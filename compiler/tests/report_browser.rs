@@ -104,20 +104,31 @@ fn the_report_renders_in_a_headless_browser() {
     let sources = vec![SourceFile::new("examples/shop.np", text)];
     let out = netc::compile(&sources);
     let ir = out.ir.as_ref().expect("the shop compiles");
-    let html = render(&ReportInput { sources: &sources, ir, diagnostics: &out.diagnostics, cluster: None })
-        .expect("the report renders");
+    let html = render(&ReportInput {
+        sources: &sources,
+        ir,
+        diagnostics: &out.diagnostics,
+        assertions: &out.assertions,
+        cluster: None,
+    })
+    .expect("the report renders");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let page = dir.path().join("report.html");
     std::fs::write(&page, &html).expect("write the page");
 
     // The DOM chromium built from the page.
     let dom = chromium(dir.path(), &page, &["--dump-dom".to_owned()]);
-    for section in ["overview", "graph", "matrix", "workloads", "rules", "warnings", "source"] {
+    for section in ["overview", "graph", "matrix", "workloads", "rules", "assertions", "warnings", "source"] {
         assert!(dom.contains(&format!("id=\"{section}\"")), "section #{section} is missing from the DOM");
     }
     let graph = netc::graph::Graph::from_ir(ir, &netc::graph::ExternalNames::from_sources(&sources));
     assert_eq!(dom.matches("<g class=\"node ").count(), graph.nodes.len(), "one SVG node per graph node");
     assert_eq!(dom.matches("<path class=\"line\"").count(), graph.edges.len(), "one SVG path per edge");
+    assert_eq!(
+        dom.matches("<li class=\"assertion held\"").count(),
+        sources[0].text.lines().filter(|l| l.starts_with("assert ")).count(),
+        "one held assertion per assert statement of the shop"
+    );
     let rules = ir.rules().count();
     assert_eq!(dom.matches("<tr id=\"rule-").count(), rules, "one table row per rule");
     let rows = dom.matches("<th class=\"row\" scope=\"row\">").count();

@@ -31,18 +31,33 @@ pub struct ReportArgs {
 
 pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
     let sources = crate::read_sources(&args.files, &args.diagnostics, colour)?;
-    let compiled = netc::compile(&sources);
-    // Warnings are printed as usual, and shown in the page too.
-    crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour)?;
-    let ir = compiled.ir.as_ref().ok_or(Failure::Input)?;
     let given = cluster::read(&args.cluster, crate::analyze::reads_stdin(&args.files))?;
+    // Failed assertions are errors, but the page shows them: the IR is kept when they are the only
+    // errors (and the exit status is still 1).
+    let options =
+        netc::Options { cluster: given.as_ref().map(|g| &g.inventory), assertions: netc::Assertions::Keep };
+    let compiled = netc::compile_with(&sources, &options);
+    // Diagnostics are printed as usual, and shown in the page too.
+    let printed = crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour);
+    let ir = compiled.ir.as_ref().ok_or(Failure::Input)?;
     if let Some(given) = &given {
         cluster::warn(given, &[ir], &sources);
     }
     let cluster = given.as_ref().map(|g| (g.name.as_str(), &g.inventory));
-    let input = ReportInput { sources: &sources, ir, diagnostics: &compiled.diagnostics, cluster };
+    let input = ReportInput {
+        sources: &sources,
+        ir,
+        diagnostics: &compiled.diagnostics,
+        assertions: &compiled.assertions,
+        cluster,
+    };
     let html = netc::report::render(&input).map_err(|e| Failure::Io(e.to_string()))?;
     output::write_atomic(&args.output, html.as_bytes())?;
-    eprintln!("wrote {}", args.output.display());
-    Ok(())
+    let failed = compiled.assertions.iter().filter(|a| !a.failures.is_empty()).count();
+    if failed > 0 {
+        eprintln!("wrote {} (it shows the {failed} failed assertion(s))", args.output.display());
+    } else {
+        eprintln!("wrote {}", args.output.display());
+    }
+    printed
 }
