@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 // The map capacities, shared with the compiler: the same file the `netc-ir` crate compiles.
+// Only `ALL` is needed here; `MAPS` is for the compiler and netcd.
+#[allow(dead_code)]
 #[path = "../compiler/ir/src/capacity.rs"]
 mod capacity;
 

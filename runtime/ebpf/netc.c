@@ -53,7 +53,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* Map capacities: one set of numbers with the compiler's budget checks (netc_ir::capacity,
  * passed by runtime/build.rs as -DNETC_CAP_*). */
 #if !defined(NETC_CAP_ENDPOINTS) || !defined(NETC_CAP_IPCACHE) || !defined(NETC_CAP_CIDRS) || \
-	!defined(NETC_CAP_POLICY) || !defined(NETC_CAP_PORT_RANGES) || !defined(NETC_CAP_RULES)
+	!defined(NETC_CAP_POLICY) || !defined(NETC_CAP_PORT_RANGES) || !defined(NETC_CAP_FRONTENDS) || \
+	!defined(NETC_CAP_RULES)
 #error "build through runtime/build.rs: it defines NETC_CAP_* from compiler/ir/src/capacity.rs"
 #endif
 #define NETC_MAX_RULES NETC_CAP_RULES
@@ -118,7 +119,7 @@ struct {
  * whose calls are judged after kube-proxy's translation. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, NETC_CAP_FRONTENDS);
 	__type(key, struct netc_frontend_key);
 	__type(value, struct netc_frontend);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -63,23 +63,17 @@ pub const ALL_MAPS: [&str; 12] = [
 
 /// The capacity of each map netcd fills from a plan: `netc_ir::capacity`, the numbers `netc build
 /// --stats` and `--max-...` check a build against (the C maps get them from build.rs).
-pub const MAP_CAPACITIES: [(&str, u32); 6] = [
-    (MAP_ENDPOINTS, netc_ir::capacity::ENDPOINTS),
-    (MAP_IPCACHE, netc_ir::capacity::IPCACHE),
-    (MAP_CIDRS, netc_ir::capacity::CIDRS),
-    (MAP_POLICY, netc_ir::capacity::POLICY),
-    (MAP_PORT_RANGES, netc_ir::capacity::PORT_RANGES),
-    (MAP_RULE_COUNTERS, netc_ir::capacity::RULES),
-];
+pub const MAP_CAPACITIES: [(&str, u32); 7] = netc_ir::capacity::MAPS;
 
 pub const FAMILY_V4: u32 = 4;
 pub const FAMILY_V6: u32 = 6;
 
-pub const INGRESS: u8 = 0;
-pub const EGRESS: u8 = 1;
-
-pub const IDENTITY_ANY: u32 = 0;
-pub const IDENTITY_WORLD: u32 = 1;
+// Doors, identities, door and endpoint flags: defined with the plan that writes them (netc-ir,
+// so that the compiler counts map entries with netcd's own planner).
+pub use netc_ir::plan::abi::{
+    DOOR_ANY_PEER, DOOR_ANY_PORT, DOOR_ANY_PROTO, DOOR_GUARDED, DOOR_RANGES, EGRESS, EP_AUDIT,
+    EP_FAIL_CLOSED, IDENTITY_ANY, IDENTITY_WORLD, INGRESS,
+};
 
 pub const RULE_NONE: u32 = 0xffff_ffff;
 pub const RULE_OPEN: u32 = 0xffff_fffe;
@@ -92,15 +86,6 @@ pub const RULE_SERVICE: u32 = 0xffff_fffb;
 pub const SERVICE_NONE: u32 = 0xffff_ffff;
 /// `Event::flags`: a Service call judged after the translation.
 pub const EVENT_SERVICE: u8 = 1 << 0;
-
-pub const DOOR_GUARDED: u16 = 1 << 0;
-pub const DOOR_ANY_PEER: u16 = 1 << 1;
-pub const DOOR_ANY_PROTO: u16 = 1 << 2;
-pub const DOOR_ANY_PORT: u16 = 1 << 3;
-pub const DOOR_RANGES: u16 = 1 << 4;
-
-pub const EP_AUDIT: u32 = 1 << 0;
-pub const EP_FAIL_CLOSED: u32 = 1 << 1;
 
 pub const VERDICT_ALLOW: u8 = 1;
 pub const VERDICT_DENY: u8 = 2;

@@ -1,7 +1,8 @@
 //! netc-runtime: the netc IR enforced on a node with eBPF.
 //!
 //! - [`plan`]: the pure part. IR + inventory -> identities, ipcache, policy entries, endpoint
-//!   configurations. No kernel needed; unit-tested on its own.
+//!   configurations. No kernel needed; unit-tested on its own. It is `netc_ir::plan`, shared with
+//!   the compiler, which counts a node's map entries with it (`netc build --stats`).
 //! - [`abi`]: the structs shared with the C datapath (`runtime/ebpf/`), checked against it.
 //! - [`datapath`]: loads the datapath with aya, writes a plan as a new generation and flips to it,
 //!   attaches to interfaces (TCX or clsact/netlink), pins everything under a bpffs directory.
@@ -23,4 +24,4 @@ pub mod kube;
 pub mod metrics;
 pub mod netif;
 pub mod packet;
-pub mod plan;
+pub use netc_ir::plan;

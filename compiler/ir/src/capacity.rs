@@ -18,15 +18,30 @@ pub const CIDRS: u32 = 262_144;
 pub const POLICY: u32 = 1_048_576;
 /// `netc_port_ranges`: aligned blocks of port ranges, per (policy set, direction, peer).
 pub const PORT_RANGES: u32 = 262_144;
+/// `netc_frontends`: Service frontends (address x port, and each node port twice: IPv4 and
+/// IPv6), filled only when netcd runs with `--uplink`.
+pub const FRONTENDS: u32 = 65_536;
 /// `netc_rule_counters`: rules with a counter (a rule index at or above it is not counted).
 pub const RULES: u32 = 1 << 18;
 
 /// Every capacity with the name of its C macro (`NETC_CAP_<name>`).
-pub const ALL: [(&str, u32); 6] = [
+pub const ALL: [(&str, u32); 7] = [
     ("ENDPOINTS", ENDPOINTS),
     ("IPCACHE", IPCACHE),
     ("CIDRS", CIDRS),
     ("POLICY", POLICY),
     ("PORT_RANGES", PORT_RANGES),
+    ("FRONTENDS", FRONTENDS),
     ("RULES", RULES),
+];
+
+/// Every capacity with the name of its map in the datapath (`runtime/ebpf/netc.c`).
+pub const MAPS: [(&str, u32); 7] = [
+    ("netc_endpoints", ENDPOINTS),
+    ("netc_ipcache", IPCACHE),
+    ("netc_cidrs", CIDRS),
+    ("netc_policy", POLICY),
+    ("netc_port_ranges", PORT_RANGES),
+    ("netc_frontends", FRONTENDS),
+    ("netc_rule_counters", RULES),
 ];

@@ -21,6 +21,7 @@
 pub mod capacity;
 pub mod eval;
 pub mod inventory;
+pub mod plan;
 pub mod selector;
 pub mod yaml_bounds;
 

@@ -1,6 +1,10 @@
 //! The pure part of netcd: IR + inventory -> identities, ipcache, policy entries and endpoint
 //! configurations, ready to be written into the datapath's maps. No kernel, no IO.
 //!
+//! It lives in netc-ir, not in the runtime, so that the compiler counts a node's map entries
+//! (`netc build --stats --cluster`, the `--max-...` budgets) with the very code netcd fills the
+//! maps with; netcd uses it as `netc_runtime::plan`.
+//!
 //! # Identities
 //!
 //! Rules name peers by labels (pod and namespace selectors) or by address (ipBlock). The
@@ -40,11 +44,40 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netc_ir::eval::Family;
-use netc_ir::inventory::NAMESPACE_NAME_LABEL;
-use netc_ir::{Direction, Inventory, Ir, LabelSelector, Peer, Pod, PortValue, Protocol, Rule};
 
-use crate::abi;
+use crate::eval::Family;
+use crate::inventory::NAMESPACE_NAME_LABEL;
+use crate::{Direction, Inventory, Ir, LabelSelector, Peer, Pod, PortValue, Protocol, Rule};
+
+/// The datapath's constants a plan writes (`runtime/ebpf/netc_abi.h`; `netc_runtime::abi`
+/// re-exports them beside the structs, where `tests/abi_layout.rs` checks them against the C).
+pub mod abi {
+    /// Index of the ingress door (in `doors` arrays and policy keys).
+    pub const INGRESS: u8 = 0;
+    /// Index of the egress door.
+    pub const EGRESS: u8 = 1;
+
+    /// Any peer: the identity of entries of rules that name no peers.
+    pub const IDENTITY_ANY: u32 = 0;
+    /// Every address no pod and no prefix has.
+    pub const IDENTITY_WORLD: u32 = 1;
+
+    /// The door is guarded: only its entries pass.
+    pub const DOOR_GUARDED: u16 = 1 << 0;
+    /// Some entry of the door is for any peer.
+    pub const DOOR_ANY_PEER: u16 = 1 << 1;
+    /// Some entry of the door is for every protocol.
+    pub const DOOR_ANY_PROTO: u16 = 1 << 2;
+    /// Some entry of the door is for every port of a protocol.
+    pub const DOOR_ANY_PORT: u16 = 1 << 3;
+    /// The door has port range entries.
+    pub const DOOR_RANGES: u16 = 1 << 4;
+
+    /// Would-be drops pass and are reported as audit verdicts.
+    pub const EP_AUDIT: u32 = 1 << 0;
+    /// The endpoint's policy set did not fit: all its traffic is dropped (audited).
+    pub const EP_FAIL_CLOSED: u32 = 1 << 1;
+}
 
 /// Which pods are local and how doors behave.
 #[derive(Debug, Clone, Default)]
@@ -1407,7 +1440,7 @@ fn resolve_named(pod: &Pod, name: &str, protocol: Protocol) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netc_ir::{Door, DoorState, NamedPort, Policy, Port, Rule, Span};
+    use crate::{Door, DoorState, NamedPort, Policy, Port, Rule, Span};
 
     fn span() -> Span {
         Span { file: "a.np".into(), line: 3, column: 1, start: 0, end: 1 }
@@ -1831,7 +1864,7 @@ mod tests {
         other.pods.push(host);
         assert!(refused(&other), "hostNetwork pods share addresses");
         let mut other = old.clone();
-        other.namespaces.push(netc_ir::Namespace { name: "more".into(), labels: BTreeMap::new() });
+        other.namespaces.push(crate::Namespace { name: "more".into(), labels: BTreeMap::new() });
         assert!(refused(&other), "namespaces changed");
         let mut other = old.clone();
         other.pods.push(old.pods[0].clone());
@@ -1915,7 +1948,7 @@ mod tests {
         assert!(plan.clone().update_in_place(&Ir::empty(), &inv, &changed, &with).is_none());
         // A new targetPort: same frontends, nothing to write (the translation is judged as it comes).
         let mut retargeted = inv.clone();
-        retargeted.services[0].ports[0].target_port = netc_ir::PortValue::Number(9000);
+        retargeted.services[0].ports[0].target_port = crate::PortValue::Number(9000);
         let delta = plan.clone().update_in_place(&Ir::empty(), &inv, &retargeted, &with);
         assert!(delta.is_some(), "in place");
         // Without the Service path, Services never need a new generation.
