@@ -28,6 +28,7 @@ pub mod lsp;
 mod par;
 pub mod prove;
 pub mod report;
+pub mod stats;
 pub mod syntax;
 pub mod yaml;
 

@@ -119,11 +119,34 @@ struct BuildArgs {
     #[arg(long)]
     verify: bool,
     /// A cluster: the program's assertions are also checked on its pods (E0502), it is
-    /// checked against the program as by `netc check --cluster` (warnings), and --verify runs on
-    /// it (default: one synthesized from the program). Files, directories (their
-    /// .yaml/.yml/.json files) or - for standard input; repeat or separate with commas.
+    /// checked against the program as by `netc check --cluster` (warnings), --verify runs on it
+    /// (default: one synthesized from the program), and each of its nodes must have room for the
+    /// build in its eBPF maps (fail when a map would be over half full, or over
+    /// --max-map-entries). Files, directories (their .yaml/.yml/.json files) or - for standard
+    /// input; repeat or separate with commas.
     #[arg(long, value_name = "INV", value_delimiter = ',')]
     cluster: Vec<PathBuf>,
+    /// Print what the build costs on stderr: per namespace the NetworkPolicy objects, rules and
+    /// bytes; with --cluster, per node the entries netcd needs in each eBPF map beside its limit
+    /// and capacity (a table, or one JSON line with --message-format json).
+    #[arg(long)]
+    stats: bool,
+    /// Fail (nothing written) when a node needs more of a map than this: 40% or 0.4 of every map,
+    /// or MAP=N, MAP=40% for one map (endpoints, ipcache, cidrs, policy, port_ranges, frontends,
+    /// rule_counters); repeatable. Needs --cluster. At most 50%: netcd writes a new generation
+    /// beside the live one.
+    #[arg(long, value_name = "LIMIT", requires = "cluster", value_parser = netc::stats::parse_map_limit)]
+    max_map_entries: Vec<netc::stats::MapLimit>,
+    /// Fail (nothing written) when a namespace gets more NetworkPolicy objects than this.
+    #[arg(long, value_name = "N")]
+    max_objects_per_namespace: Option<usize>,
+    /// Fail (nothing written) when a namespace's NetworkPolicy objects have more rules than this.
+    #[arg(long, value_name = "N")]
+    max_rules_per_namespace: Option<usize>,
+    /// Fail (nothing written) when a namespace's NetworkPolicy files take more bytes than this
+    /// (a number, or with KiB or MiB: 512KiB).
+    #[arg(long, value_name = "BYTES", value_parser = byte_count)]
+    max_bytes_per_namespace: Option<usize>,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
@@ -160,6 +183,21 @@ enum Emit {
     Ir,
     /// The IR as JSON in a ConfigMap, for `netcd run --kubernetes` (see docs/kubernetes.md).
     Configmap,
+}
+
+/// `--max-bytes-per-namespace`: a number of bytes, or KiB / MiB of them.
+fn byte_count(value: &str) -> Result<usize, String> {
+    let (number, unit) = match value.trim() {
+        v if v.ends_with("KiB") => (&v[..v.len() - 3], 1 << 10),
+        v if v.ends_with("MiB") => (&v[..v.len() - 3], 1 << 20),
+        v => (v, 1),
+    };
+    number
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("`{value}` is not a number of bytes (as 1048576, 512KiB or 1MiB)"))
 }
 
 fn configmap_name(name: &str) -> Result<String, String> {
@@ -395,6 +433,7 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
         let to_dir = args.output.is_some() && args.emit == Emit::Yaml;
         analyze::verify(&ir, given.as_ref().map(|c| &c.inventory), to_dir)?;
     }
+    budget(args, &ir, given.as_ref().map(|g| &g.inventory))?;
     match args.emit {
         Emit::Ir | Emit::Configmap => {
             let json = if args.emit == Emit::Ir {
@@ -432,6 +471,57 @@ fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
             written
         }
     }
+}
+
+/// `--stats` and the budgets: print what the build costs, and fail (before anything is written)
+/// when a namespace is over a `--max-...-per-namespace` limit or a node of the cluster would need
+/// more of a map than it may take (docs/cli.md, "The build's budget").
+fn budget(args: &BuildArgs, ir: &netc_ir::Ir, inventory: Option<&netc_ir::Inventory>) -> Result<(), Failure> {
+    use netc::stats;
+    let limits = stats::NamespaceLimits {
+        objects: args.max_objects_per_namespace,
+        rules: args.max_rules_per_namespace,
+        bytes: args.max_bytes_per_namespace,
+    };
+    if !args.stats && !limits.any() && inventory.is_none() {
+        return Ok(());
+    }
+    let namespaces = if args.stats || limits.any() {
+        stats::namespaces(&netc::codegen::network_policies(ir), &ir.sources)
+    } else {
+        Vec::new()
+    };
+    let nodes = inventory.map(|inventory| stats::nodes(ir, inventory));
+    let json = args.diagnostics.message_format == MessageFormat::Json;
+    if args.stats {
+        if json {
+            eprintln!("{}", stats::to_json(&namespaces, nodes.as_deref(), &args.max_map_entries));
+        } else {
+            eprint!("{}", stats::render_table(&namespaces, nodes.as_deref(), &args.max_map_entries));
+        }
+    }
+    let mut over = stats::namespaces_over(&namespaces, &limits);
+    if let Some(nodes) = &nodes {
+        over.extend(stats::nodes_over(nodes, &args.max_map_entries));
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    for e in &over {
+        if json {
+            let text = e.text();
+            eprintln!(
+                "{}",
+                serde_json::json!({"severity": "error", "code": null, "message": e.message, "text": text})
+            );
+        } else {
+            eprint!("{}", e.text());
+        }
+    }
+    if !json {
+        eprintln!("error: the build is over its budget; nothing written");
+    }
+    Err(Failure::Input)
 }
 
 fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
