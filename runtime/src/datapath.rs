@@ -400,6 +400,7 @@ impl Maps {
                 abi::MAP_PORT_RANGES,
                 count_lpm::<RangeKeyData, PolicyValue>(&self.ranges, abi::MAP_PORT_RANGES)?,
             ),
+            (abi::MAP_FRONTENDS, count::<FrontendKey, Frontend>(&self.frontends, abi::MAP_FRONTENDS)?),
         ])
     }
 
