@@ -6,46 +6,19 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
-/// What one run of `netc` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use common::sandbox::{Run, Sandbox, assert_code};
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path).display().to_string()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).expect("read")
 }
 
-/// Run `netc ARGS` in `dir`.
-fn netc_in(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("netc runs");
-    Run {
-        code: out.status.code().expect("netc exits"),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-    }
-}
-
-/// A working directory with the shop example and its cluster (short names in messages).
-fn shop() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::copy(repo("examples/shop.np"), dir.path().join("shop.np")).expect("copy shop.np");
-    std::fs::copy(repo("compiler/tests/fixtures/shop-cluster.yaml"), dir.path().join("cluster.yaml"))
-        .expect("copy the cluster");
-    dir
-}
-
-fn assert_code(run: &Run, code: i32) {
-    assert_eq!(run.code, code, "exit code; stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+/// A sandbox with the shop example and its cluster (short names in messages).
+fn shop() -> Sandbox {
+    let s = Sandbox::new();
+    s.write("shop.np", repo("examples/shop.np"));
+    s.write("cluster.yaml", repo("compiler/tests/fixtures/shop-cluster.yaml"));
+    s
 }
 
 fn snapshot(name: &str, text: &str) {
@@ -61,13 +34,13 @@ fn stats_json(run: &Run) -> serde_json::Value {
 #[test]
 fn stats_table_counts_objects_rules_and_bytes_as_written_to_a_directory() {
     let dir = shop();
-    let run = netc_in(dir.path(), &["build", "--stats", "shop.np", "-o", "out"]);
+    let run = dir.netc(&["build", "--stats", "shop.np", "-o", "out"]);
     assert_code(&run, 0);
     snapshot("stats_table_of_the_shop", &run.stderr);
 
     // The same figures, from the files the build wrote.
     let mut written: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.path().join("out")).expect("out") {
+    for entry in std::fs::read_dir(dir.path("out")).expect("out") {
         let path = entry.expect("entry").path();
         let name = path.file_name().expect("name").to_string_lossy().into_owned();
         if name == "kustomization.yaml" {
@@ -81,7 +54,7 @@ fn stats_table_counts_objects_rules_and_bytes_as_written_to_a_directory() {
         let e = written.entry(namespace).or_default();
         *e = (e.0 + 1, e.1 + rules, e.2 + text.len());
     }
-    let json = netc_in(dir.path(), &["build", "--stats", "--message-format", "json", "shop.np", "-o", "out"]);
+    let json = dir.netc(&["build", "--stats", "--message-format", "json", "shop.np", "-o", "out"]);
     assert_code(&json, 0);
     let stats = stats_json(&json);
     let reported: BTreeMap<String, (usize, usize, usize)> = stats["namespaces"]
@@ -103,14 +76,12 @@ fn stats_table_counts_objects_rules_and_bytes_as_written_to_a_directory() {
 #[test]
 fn stats_with_a_cluster_report_each_nodes_map_entries_beside_their_limits() {
     let dir = shop();
-    let run = netc_in(dir.path(), &["build", "--stats", "--cluster", "cluster.yaml", "shop.np", "-o", "out"]);
+    let run = dir.netc(&["build", "--stats", "--cluster", "cluster.yaml", "shop.np", "-o", "out"]);
     assert_code(&run, 0);
     snapshot("stats_table_of_the_shop_on_its_cluster", &run.stderr);
 
-    let json = netc_in(
-        dir.path(),
-        &["build", "--stats", "--message-format", "json", "--cluster", "cluster.yaml", "shop.np"],
-    );
+    let json =
+        dir.netc(&["build", "--stats", "--message-format", "json", "--cluster", "cluster.yaml", "shop.np"]);
     assert_code(&json, 0);
     let nodes = stats_json(&json)["nodes"].as_array().expect("nodes").clone();
     let names: Vec<&str> = nodes.iter().map(|n| n["node"].as_str().expect("node")).collect();
@@ -137,8 +108,8 @@ fn stats_with_a_cluster_report_each_nodes_map_entries_beside_their_limits() {
 
 /// A build over its budget fails with exit 1, says what, where, how much and how to fix it, and
 /// writes nothing: not to stdout, not to the output directory (`-o`, if given).
-fn assert_refused(dir: &Path, args: &[&str], says: &[&str]) -> String {
-    let run = netc_in(dir, args);
+fn assert_refused(dir: &Sandbox, args: &[&str], says: &[&str]) -> String {
+    let run = dir.netc(args);
     assert_code(&run, 1);
     assert_eq!(run.stdout, "", "nothing on stdout");
     for s in says {
@@ -147,7 +118,7 @@ fn assert_refused(dir: &Path, args: &[&str], says: &[&str]) -> String {
     assert!(run.stderr.contains("= help: "), "{}", run.stderr);
     assert!(run.stderr.ends_with("error: the build is over its budget; nothing written\n"), "{}", run.stderr);
     if let Some(out) = args.iter().position(|a| *a == "-o").map(|i| args[i + 1]) {
-        assert!(!dir.join(out).exists(), "{out} was not created");
+        assert!(!dir.path(out).exists(), "{out} was not created");
     }
     run.stderr
 }
@@ -156,7 +127,7 @@ fn assert_refused(dir: &Path, args: &[&str], says: &[&str]) -> String {
 fn each_namespace_limit_fails_the_build_naming_the_namespace_the_count_and_the_limit() {
     let dir = shop();
     let out = assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--max-objects-per-namespace", "4", "shop.np", "-o", "out"],
         &[
             "error: namespace `shop`: this build writes 7 NetworkPolicy objects, over --max-objects-per-namespace 4",
@@ -164,17 +135,17 @@ fn each_namespace_limit_fails_the_build_naming_the_namespace_the_count_and_the_l
     );
     snapshot("stats_over_max_objects_per_namespace", &out);
     assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--max-rules-per-namespace", "3", "shop.np", "-o", "out"],
         &["NetworkPolicy rules, over --max-rules-per-namespace 3"],
     );
     assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--max-bytes-per-namespace", "1KiB", "shop.np"],
         &["bytes of NetworkPolicy YAML, over --max-bytes-per-namespace 1024"],
     );
     // At the figures themselves, the build passes.
-    let json = netc_in(dir.path(), &["build", "--stats", "--message-format", "json", "shop.np"]);
+    let json = dir.netc(&["build", "--stats", "--message-format", "json", "shop.np"]);
     let stats = stats_json(&json);
     let most = |k: &str| {
         stats["namespaces"]
@@ -187,21 +158,18 @@ fn each_namespace_limit_fails_the_build_naming_the_namespace_the_count_and_the_l
     };
     let (objects, rules, bytes) =
         (most("objects").to_string(), most("rules").to_string(), most("bytes").to_string());
-    let run = netc_in(
-        dir.path(),
-        &[
-            "build",
-            "--max-objects-per-namespace",
-            &objects,
-            "--max-rules-per-namespace",
-            &rules,
-            "--max-bytes-per-namespace",
-            &bytes,
-            "shop.np",
-            "-o",
-            "out",
-        ],
-    );
+    let run = dir.netc(&[
+        "build",
+        "--max-objects-per-namespace",
+        &objects,
+        "--max-rules-per-namespace",
+        &rules,
+        "--max-bytes-per-namespace",
+        &bytes,
+        "shop.np",
+        "-o",
+        "out",
+    ]);
     assert_code(&run, 0);
     assert_eq!(run.stderr, "out: 20 policies, 21 written, 0 removed, 0 unchanged\n");
 }
@@ -210,7 +178,7 @@ fn each_namespace_limit_fails_the_build_naming_the_namespace_the_count_and_the_l
 fn a_map_limit_fails_the_build_naming_the_node_the_map_and_the_entries() {
     let dir = shop();
     let out = assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--cluster", "cluster.yaml", "--max-map-entries", "ipcache=20", "shop.np", "-o", "out"],
         &[
             // Every pod address of the cluster (30 pods) is an entry on every node.
@@ -221,24 +189,21 @@ fn a_map_limit_fails_the_build_naming_the_node_the_map_and_the_entries() {
     snapshot("stats_over_max_map_entries", &out);
     // A share of every map: 0.001% of the policy map is 10 entries.
     assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--cluster", "cluster.yaml", "--max-map-entries", "0.001%", "shop.np", "-o", "out"],
         &["map `netc_policy` needs", "over its limit of 10 (--max-map-entries 0.001%;"],
     );
     // In JSON, one error line per map over its limit.
-    let run = netc_in(
-        dir.path(),
-        &[
-            "build",
-            "--message-format",
-            "json",
-            "--cluster",
-            "cluster.yaml",
-            "--max-map-entries",
-            "ipcache=20",
-            "shop.np",
-        ],
-    );
+    let run = dir.netc(&[
+        "build",
+        "--message-format",
+        "json",
+        "--cluster",
+        "cluster.yaml",
+        "--max-map-entries",
+        "ipcache=20",
+        "shop.np",
+    ]);
     assert_code(&run, 1);
     let errors: Vec<serde_json::Value> = run
         .stderr
@@ -265,7 +230,7 @@ fn bad_budget_options_are_usage_errors() {
         (&["--cluster", "cluster.yaml", "--max-map-entries", "1000"][..], "share of every map"),
         (&["--max-bytes-per-namespace", "1GB"][..], "not a number of bytes"),
     ] {
-        let run = netc_in(dir.path(), &[&["build"][..], args, &["shop.np"]].concat());
+        let run = dir.netc(&[&["build"][..], args, &["shop.np"]].concat());
         assert_code(&run, 2);
         assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
     }
@@ -291,15 +256,15 @@ fn crowded_node(pods: usize) -> String {
 
 #[test]
 fn without_a_limit_a_node_whose_map_would_be_over_half_full_fails_the_build() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("web.np"), "web isolated\n").expect("write");
+    let dir = Sandbox::new();
+    dir.write("web.np", "web isolated\n");
     let half = usize::try_from(netc_ir::capacity::ENDPOINTS / 2).expect("fits");
-    std::fs::write(dir.path().join("full.json"), crowded_node(half)).expect("write");
-    std::fs::write(dir.path().join("over.json"), crowded_node(half + 1)).expect("write");
-    let run = netc_in(dir.path(), &["build", "--cluster", "full.json", "web.np", "-o", "out"]);
+    dir.write("full.json", crowded_node(half));
+    dir.write("over.json", crowded_node(half + 1));
+    let run = dir.netc(&["build", "--cluster", "full.json", "web.np", "-o", "out"]);
     assert_code(&run, 0);
     assert_refused(
-        dir.path(),
+        &dir,
         &["build", "--cluster", "over.json", "web.np", "-o", "out2"],
         &[&format!(
             "error: node `big`: map `netc_endpoints` needs {} entries for this build, over its limit of {half} (half the map's capacity of {}",

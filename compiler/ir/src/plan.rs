@@ -1409,7 +1409,7 @@ impl Plan {
 }
 
 /// A plan is its own reference, so that maps of plans, shared (`Arc`) or borrowed, name events
-/// alike ([`crate::events::line`]).
+/// alike (`netc_runtime::events::line`).
 impl AsRef<Plan> for Plan {
     fn as_ref(&self) -> &Plan {
         self
