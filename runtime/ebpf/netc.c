@@ -35,6 +35,13 @@
  * There the client is the endpoint of the packet's ingress interface (a forwarded packet keeps
  * the interface it came in on; masquerade changes its source address, not that), and the flow is
  * remembered under the translated tuple at the client's interface and egress door.
+ *
+ * A TCP call's entry at the client's veth starts pending (NETC_VERDICT_PENDING): nothing passes
+ * the client's ingress door as its reply until the judgement after the translation allows the
+ * SYN, which finds that entry through the call's record (netc_service_calls, keyed by the SYN's
+ * sequence number, which masquerade keeps) and makes it an allowed one; a denial forgets it. So a
+ * packet forged to come from the frontend cannot pass the client's ingress door on a call that
+ * was denied.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -141,12 +148,13 @@ struct netc_call_key {
 struct netc_call {
 	__u32 service;
 	__u16 port; /* the frontend's port, network byte order */
-	__u16 pad;
+	__u16 sport; /* the client's own source port, network byte order */
 	__u8 client[16];
 	__u8 frontend[16];
 };
 
-/* netc_service_calls (LRU hash): recent Service calls, read only to report a verdict. */
+/* netc_service_calls (LRU hash): recent Service calls, read to report a verdict and to find a TCP
+ * call's pending entry at the client's veth. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -520,7 +528,7 @@ static __always_inline int assess(__u32 ifindex, const struct netc_config *cfg, 
 static __always_inline void note_call(__u32 ifindex, const struct flow *f, __u32 service)
 {
 	struct netc_call_key ck = call_key(ifindex, f);
-	struct netc_call call = { .service = service, .port = f->dport };
+	struct netc_call call = { .service = service, .port = f->dport, .sport = f->sport };
 	__builtin_memcpy(call.client, f->saddr, 16);
 	__builtin_memcpy(call.frontend, f->daddr, 16);
 	bpf_map_update_elem(&netc_service_calls, &ck, &call, BPF_ANY);
@@ -557,13 +565,21 @@ static __always_inline int settle(__u32 ifindex, const struct netc_config *cfg,
 	return TC_ACT_OK;
 }
 
-static __always_inline void stamp(struct netc_ct_value *v, const struct judgement *j)
+static __always_inline void stamp(struct netc_ct_value *v, const struct judgement *j,
+				  const struct flow *f)
 {
 	v->generation = j->generation;
 	v->epoch = j->epoch;
 	v->rule = j->rule;
-	v->verdict = j->verdict;
+	/* A TCP Service call waits for its judgement after the translation (netc_settle_call). */
+	v->verdict = (j->rule == NETC_RULE_SERVICE && f->tcp_syn) ? NETC_VERDICT_PENDING : j->verdict;
 	v->pad = 0;
+}
+
+/* Whether an entry lets the replies of its flow through (a pending Service call's does not). */
+static __always_inline int answerable(const struct netc_ct_value *v)
+{
+	return v->verdict != NETC_VERDICT_PENDING;
 }
 
 /* Whether a remembered flow was judged by the live state. */
@@ -598,7 +614,7 @@ static __always_inline int judge(__u32 ifindex, const struct netc_config *cfg,
 			ct_forget(known, &ct->key);
 	} else {
 		struct netc_ct_value entry = {};
-		stamp(&entry, &j);
+		stamp(&entry, &j, original);
 		__u16 now = ct_now();
 		struct netc_ct_slot *found = known;
 		if (!found) {
@@ -632,7 +648,7 @@ static __always_inline int judge_syn(__u32 ifindex, const struct netc_config *cf
 		return NETC_KNOWN_FLOW; /* rare: let the lookup decide what to forget */
 	if (j.verdict != NETC_VERDICT_DENY) {
 		struct netc_ct_value entry = {};
-		stamp(&entry, &j);
+		stamp(&entry, &j, f);
 		struct netc_ct_slot *found = NULL;
 		int inserted = ct_insert(&netc_conntrack, &ct->key, ct->first, &entry, ct_now(), &found);
 		if (inserted == NETC_CT_EXISTS)
@@ -716,14 +732,14 @@ static __always_inline int classify_flow(__u32 ifindex, __u8 hook, const struct 
 		return remembered(ifindex, cfg, f, &ct, slot, &value);
 
 	/* ...or a reply of one that entered through the other door of this interface (a SYN
-	 * never is)... */
+	 * never is; nor is anything before a Service call is allowed after its translation)... */
 	if (!f->tcp_syn) {
 		struct flow original = {};
 		reverse(f, &original);
 		struct ct_ref reply = {};
 		ct_key_of(&original, ifindex, hook ^ 1, cfg, &reply);
 		slot = ct_find(&netc_conntrack, &reply.key, reply.first, &value);
-		if (slot)
+		if (slot && answerable(&value))
 			return remembered(ifindex, cfg, &original, &reply, slot, &value);
 	}
 
@@ -739,6 +755,45 @@ __attribute__((noinline)) int netc_classify_flow(__u32 ifindex, __u32 hook, cons
 	if (!f)
 		return TC_ACT_OK;
 	return classify_flow(ifindex, (__u8)hook, f);
+}
+
+/*
+ * A TCP Service call's SYN was judged after the translation (`allowed`: it passes): its pending
+ * entry at the client's veth, found through the call's record, becomes an allowed one, or is
+ * forgotten. A global function: its own frame, beside netc_judge_translated's.
+ */
+__attribute__((noinline)) int netc_settle_call(__u32 client, const struct flow *f, __u32 allowed)
+{
+	if (!f)
+		return 0;
+	__u32 zero = 0;
+	struct netc_config *cfg = bpf_map_lookup_elem(&netc_config, &zero);
+	if (!cfg)
+		return 0;
+	struct netc_call_key ck = call_key(client, f);
+	struct netc_call *call = bpf_map_lookup_elem(&netc_service_calls, &ck);
+	if (!call)
+		return 0;
+	struct flow untranslated = {};
+	__builtin_memcpy(untranslated.saddr, call->client, 16);
+	__builtin_memcpy(untranslated.daddr, call->frontend, 16);
+	untranslated.sport = call->sport;
+	untranslated.dport = call->port;
+	untranslated.family = f->family;
+	untranslated.protocol = f->protocol;
+	struct ct_ref ct = {};
+	ct_key_of(&untranslated, client, NETC_EGRESS, cfg, &ct);
+	struct netc_ct_value value;
+	struct netc_ct_slot *slot = ct_find(&netc_conntrack, &ct.key, ct.first, &value);
+	if (!slot || value.rule != NETC_RULE_SERVICE || value.verdict != NETC_VERDICT_PENDING)
+		return 0;
+	if (!allowed) {
+		ct_forget(slot, &ct.key);
+		return 0;
+	}
+	value.verdict = NETC_VERDICT_ALLOW;
+	ct_update(slot, &ct.key, &value, ct_now());
+	return 1;
 }
 
 /*
@@ -764,6 +819,8 @@ __attribute__((noinline)) int netc_judge_translated(struct __sk_buff *skb, struc
 	f->translated = 1;
 	int verdict = classify_flow(client, NETC_EGRESS, f);
 	f->translated = 0;
+	if (f->tcp_syn)
+		netc_settle_call(client, f, verdict != TC_ACT_SHOT);
 	return verdict == TC_ACT_SHOT ? TC_ACT_SHOT : TC_ACT_OK;
 }
 

@@ -76,6 +76,11 @@
 #define NETC_VERDICT_ALLOW 1
 #define NETC_VERDICT_DENY 2
 #define NETC_VERDICT_AUDIT 3
+/* Only in a conntrack entry: a TCP Service call's SYN remembered at the client's egress door, not
+ * judged yet after the translation. Its packets pass (marked, judged after the translation), but
+ * nothing passes the client's ingress door as its reply until that judgement allows it (then
+ * NETC_VERDICT_ALLOW; a denial forgets it). */
+#define NETC_VERDICT_PENDING 4
 
 /* Why an event was sent. */
 #define NETC_REASON_NEW 1     /* first packet of a flow at this door */
@@ -205,7 +210,7 @@ struct netc_ct_value {
 	__u32 generation; /* the generation and epoch that judged it: when either differs from the */
 	__u32 epoch;      /* live one, the flow is judged again */
 	__u32 rule;
-	__u8 verdict; /* NETC_VERDICT_ALLOW or NETC_VERDICT_AUDIT */
+	__u8 verdict; /* NETC_VERDICT_ALLOW, NETC_VERDICT_AUDIT or NETC_VERDICT_PENDING */
 	__u8 pad;
 	__u16 stamp; /* when it was last used, in coarse seconds (2^30 ns) modulo 2^16 */
 };

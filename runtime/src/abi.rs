@@ -90,6 +90,9 @@ pub const EVENT_SERVICE: u8 = 1 << 0;
 pub const VERDICT_ALLOW: u8 = 1;
 pub const VERDICT_DENY: u8 = 2;
 pub const VERDICT_AUDIT: u8 = 3;
+/// Only in a conntrack entry: a TCP Service call at the client's veth not judged yet after the
+/// translation; its replies do not pass until it is.
+pub const VERDICT_PENDING: u8 = 4;
 
 pub const REASON_NEW: u8 = 1;
 pub const REASON_REJUDGE: u8 = 2;

@@ -747,11 +747,9 @@ fn a_replica_joins_a_policy_set_whose_first_pod_has_no_interface_needs_root() {
 /// passes the client's veth with the Service mark and is judged after kube-proxy's translation,
 /// on the backend and targetPort: the database's Service (80 -> 5432) is allowed, the frontend's
 /// (80 -> 8080) denied although the ipBlock covers its ClusterIP and port.
-#[test]
-fn service_calls_are_judged_after_the_translation_needs_root() {
-    if !can_run_as_root("service_calls_are_judged_after_the_translation_needs_root") {
-        return;
-    }
+/// backend's egress: database:5432 and the Service CIDRs on port 80; database lets backend in;
+/// Services: database (80 -> 5432, NodePort 30432) and frontend (80 -> 8080).
+fn services_case() -> (netc_ir::Ir, netc_ir::Inventory) {
     let (_, mut inv) = seed();
     let ir = ir(vec![
         policy(
@@ -780,6 +778,15 @@ fn service_calls_are_judged_after_the_translation_needs_root() {
         service("default", "database", &["10.96.0.10", "fd00:96::10"], 80, 5432, Some(30432)),
         service("default", "frontend", &["10.96.0.20", "fd00:96::20"], 80, 8080, None),
     ];
+    (ir, inv)
+}
+
+#[test]
+fn service_calls_are_judged_after_the_translation_needs_root() {
+    if !can_run_as_root("service_calls_are_judged_after_the_translation_needs_root") {
+        return;
+    }
+    let (ir, inv) = services_case();
     let mark = abi::DEFAULT_SERVICE_MARK;
     let mut h = Harness::with_services(&ir, &inv, false);
 
@@ -806,8 +813,8 @@ fn service_calls_are_judged_after_the_translation_needs_root() {
         (PASS, 0),
         "an open egress door takes no Service path"
     );
-    // The reply, translated back by netfilter, passes the client's ingress door.
-    assert_eq!(h.ingress_frame("backend", &packet::frame(&call.reply(), SYN | ACK, 0)), PASS, "the reply");
+    // (Its reply passes the client's ingress door once the call is allowed after the
+    // translation: a_service_calls_reply_passes_only_once_it_is_allowed_after_the_translation.)
 
     // After the translation: judged on the backend and targetPort, the mark cleared.
     let to_db = p(BE, DB, TCP, 41000, 5432);
@@ -900,4 +907,73 @@ fn service_calls_are_judged_after_the_translation_needs_root() {
     // lets frontend's Service through (what the Service path corrects).
     let mut before = Harness::new(&ir, &inv, false);
     assert_eq!(before.egress_marked("backend", &p(BE, "10.96.0.20", TCP, 41060, 80).frame()), (PASS, 0));
+}
+
+/// A TCP Service call's entry at the client's veth lets its replies in only once the judgement
+/// after the translation allowed it: before, and after a denial, a packet from the frontend to the
+/// client's port is judged as a new flow at the client's guarded ingress door (dropped here),
+/// so a packet forged to come from a Service the client may not call cannot get in.
+#[test]
+fn a_service_calls_reply_passes_only_once_it_is_allowed_after_the_translation_needs_root() {
+    if !can_run_as_root(
+        "a_service_calls_reply_passes_only_once_it_is_allowed_after_the_translation_needs_root",
+    ) {
+        return;
+    }
+    let (ir, inv) = services_case();
+    let mark = abi::DEFAULT_SERVICE_MARK;
+    for audit in [false, true] {
+        let mut h = Harness::with_services(&ir, &inv, audit);
+        let reply = |call: &Packet| packet::frame(&call.reply(), SYN | ACK, 0);
+        // What backend's guarded ingress door does with a packet from a ClusterIP as a new flow.
+        let new_flow = if audit { PASS } else { DROP };
+
+        // Allowed: database's Service.
+        let call = p(BE, "10.96.0.10", TCP, 42000, 80);
+        assert_eq!(h.egress_marked("backend", &call.frame()), (PASS, mark), "the call leaves, marked");
+        assert_eq!(
+            h.ingress_frame("backend", &reply(&call)),
+            new_flow,
+            "no reply before the judgement after the translation"
+        );
+        assert_eq!(
+            h.egress_marked("backend", &call.frame()),
+            (PASS, mark),
+            "a retransmitted SYN still leaves"
+        );
+        let to_db = p(BE, DB, TCP, 42000, 5432);
+        assert_eq!(
+            h.translated_at_uplink("backend", &to_db.frame(), mark),
+            (PASS, 0),
+            "allowed after the translation"
+        );
+        assert_eq!(h.ingress_frame("backend", &reply(&call)), PASS, "now its reply passes");
+        assert_eq!(
+            h.ingress_frame("backend", &packet::frame(&call.reply(), ACK, 0)),
+            PASS,
+            "and every later one"
+        );
+
+        // Denied: frontend's Service (8080 is not allowed). A reply forged to come from its
+        // ClusterIP to the client's port is a new flow at backend's ingress door: dropped.
+        let call = p(BE, "10.96.0.20", TCP, 42001, 80);
+        assert_eq!(h.egress_marked("backend", &call.frame()), (PASS, mark));
+        let to_fe = p(BE, FE, TCP, 42001, 8080);
+        let after = h.translated_at_uplink("backend", &to_fe.frame(), mark).0;
+        assert_eq!(after, new_flow, "judged on frontend:8080 (audit: {audit})");
+        assert_eq!(
+            h.ingress_frame("backend", &reply(&call)),
+            new_flow,
+            "a reply from frontend's ClusterIP after the denial (in audit mode the call went through)"
+        );
+
+        // Masqueraded (a NodePort: kube-proxy's MASQUERADE --random-fully changes the source
+        // address and port): the call's record, keyed by the SYN's sequence number, still finds
+        // the client's own port, and the reply to it passes.
+        let call = p(BE, "192.0.2.10", TCP, 42002, 30432);
+        assert_eq!(h.egress_marked("backend", &call.frame()), (PASS, mark));
+        let masqueraded = p("192.0.2.10", DB, TCP, 61000, 5432);
+        assert_eq!(h.translated_at_uplink("backend", &masqueraded.frame(), mark), (PASS, 0));
+        assert_eq!(h.ingress_frame("backend", &reply(&call)), PASS, "the NodePort call's reply");
+    }
 }

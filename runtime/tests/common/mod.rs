@@ -257,6 +257,16 @@ impl Harness {
         self.datapath.test_run_marked(program, frame, client, mark).expect("test run")
     }
 
+    /// [`Harness::translated`] at the uplink, the call having come in on ifindex 1, the client's
+    /// veth as [`Harness::egress_marked`] and [`Harness::ingress_frame`] run it: the client's
+    /// entries at its veth and the judgement after the translation name one interface, as on a
+    /// node (what a TCP call's pending entry needs to be found).
+    pub fn translated_at_uplink(&mut self, client: &str, frame: &[u8], mark: u32) -> (i32, u32) {
+        let id = self.endpoint(client);
+        self.datapath.bind(&self.plan, id, 1).expect("bind");
+        self.datapath.test_run_marked(abi::PROG_UPLINK, frame, 1, mark).expect("test run")
+    }
+
     /// A Service call from `client` through the datapath as on a node: its egress door, then,
     /// translated by kube-proxy to `translated` (the backend and targetPort), the hook after the
     /// translation (the backend's veth, or the uplink for `None`) and, for a local backend, its
