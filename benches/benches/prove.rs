@@ -44,7 +44,7 @@ fn main() {
     let (model, _) = netc::check::check(&[file]);
     let file_of = |_: &str| Some(0);
     let (t_prove, failed) =
-        best_of(3, || netc::prove::assertions::check(&model.assertions, &ir, &file_of).len());
+        best_of(3, || netc::prove::assertions::check(&model.assertions, &ir, &[], &file_of).len());
     println!("prover: 100 assertions over the {arrows}-arrow build program, beside building it");
     println!("{:>28} {:>10}", "build (compile to IR)", ms(t_build));
     println!(
@@ -64,7 +64,7 @@ fn main() {
     let file = netc::syntax::parse(&shop).expect("parses");
     let (model, _) = netc::check::check(&[file]);
     let (t_shop, failed) =
-        best_of(20, || netc::prove::assertions::check(&model.assertions, &shop_ir, &file_of).len());
+        best_of(20, || netc::prove::assertions::check(&model.assertions, &shop_ir, &[], &file_of).len());
     assert_eq!(failed, 0, "the shop's assertions hold");
     println!();
     println!("examples/shop.np: {} assertions", model.assertions.len());

@@ -792,8 +792,17 @@ pub fn from_assert(e: &crate::prove::assertions::AssertError) -> Diagnostic {
     if !e.confirmed {
         d = d.note("netc's evaluator does not confirm this counterexample: this is a bug in netc's prover, please report it");
     }
-    if let Origin::Cluster { explain: Some(args) } = &e.origin {
-        d = d.note(format!("`netc explain` with the same files, --cluster and `{args}` shows why"));
+    if let Origin::Cluster { explain, outside_pod_cidrs } = &e.origin {
+        if let Some(args) = explain {
+            d = d.note(format!("`netc explain` with the same files, --cluster and `{args}` shows why"));
+        }
+        if !outside_pod_cidrs.is_empty() {
+            d = d.note(format!(
+                "{} outside every --pod-cidr given: the proof for every possible pod did not consider {}",
+                outside_pod_cidrs.iter().map(|p| format!("`{p}` is")).collect::<Vec<_>>().join(", "),
+                if outside_pod_cidrs.len() == 1 { "it" } else { "them" }
+            ));
+        }
     }
     d.help(
         "change the program so that it keeps the promise, or the assertion if the program is what you mean",

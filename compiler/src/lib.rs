@@ -100,6 +100,9 @@ pub struct Options<'a> {
     pub cluster: Option<&'a netc_ir::Inventory>,
     /// What to do with `assert` statements.
     pub assertions: Assertions,
+    /// Where pods' addresses lie (`--pod-cidr`): the proof of the assertions considers pods at
+    /// these addresses only (empty: any address). Outside addresses stay unbounded.
+    pub pod_cidrs: &'a [ipnet::IpNet],
 }
 
 /// What a compilation does with `assert` statements.
@@ -177,10 +180,16 @@ pub fn compile_keeping_phases_with(sources: &[SourceFile], options: &Options<'_>
     if ok && !model.assertions.is_empty() && options.assertions != Assertions::Skip {
         // Proved on the IR, which is what the YAML and netcd are made of.
         let file_of = |name: &str| sources.iter().position(|s| s.name == name);
-        let mut failures = prove::assertions::check(&model.assertions, &ir, &file_of);
+        let mut failures = prove::assertions::check(&model.assertions, &ir, options.pod_cidrs, &file_of);
         if let Some(cluster) = options.cluster {
             // Both run: the proof speaks of pods that may come, the cluster of pods that exist.
-            failures.extend(prove::on_cluster::check(&model.assertions, &ir, cluster, &file_of));
+            failures.extend(prove::on_cluster::check(
+                &model.assertions,
+                &ir,
+                cluster,
+                options.pod_cidrs,
+                &file_of,
+            ));
         }
         ok = failures.is_empty();
         only_assertions_failed = !ok;

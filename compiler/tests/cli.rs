@@ -537,6 +537,28 @@ fn assertions_are_checked_on_a_given_clusters_pods_and_explain_agrees() {
     }
 }
 
+/// `--pod-cidr`: a block disjoint from the pod CIDRs no longer breaks a `!->`; a malformed one
+/// is a usage error with the fix.
+#[test]
+fn pod_cidr_bounds_pod_addresses_and_refuses_what_is_not_a_block() {
+    let s = Sandbox::new();
+    s.write(
+        "p.np",
+        "namespace shop {\n  default deny ingress\n  192.168.0.0/16 -> api:9090\n  assert */{app!=web} !-> api\n}\n",
+    );
+    assert_code(&s.netc(&["check", "p.np"]), 1);
+    for command in ["check", "build"] {
+        let run = s.netc(&[command, "--pod-cidr", "10.244.0.0/16", "--pod-cidr", "fd00:10:244::/56", "p.np"]);
+        assert_code(&run, 0);
+    }
+    let run = s.netc(&["check", "--pod-cidr", "10.244.1.0/16", "p.np"]);
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("did you mean `10.244.0.0/16`?"), "{}", run.stderr);
+    let run = s.netc(&["check", "--pod-cidr", "pods", "p.np"]);
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("is not an address block"), "{}", run.stderr);
+}
+
 // ---------- fmt ----------
 
 /// The names and specs of a YAML stream's objects: what they mean, without the annotations.

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use netc::check::NsScope;
 use netc::prove::PodSet;
-use netc::prove::flows::{Claim, EndSet, Prover};
+use netc::prove::flows::{Claim, EndSet, Prover, Witness};
 use netc::prove::on_cluster::OnCluster;
 use netc_ir::eval::{Endpoint, Evaluator, Flow};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
@@ -82,10 +82,18 @@ fn universe(teams: u8) -> (Inventory, Vec<End>) {
         for app in [Some("a"), Some("b"), Some("z"), None] {
             for tier in [Some("x"), None] {
                 let dns: &[bool] = if ns == "kube-system" { &[true, false] } else { &[false] };
-                for (addr, named, dns) in
-                    [("10.244.1.", false), ("192.168.1.", true), ("10.244.1.", true), ("192.168.1.", false)]
-                        .into_iter()
-                        .flat_map(|(a, n)| dns.iter().map(move |d| (a, n, *d)))
+                // Inside the programs' block, outside it, and outside it but inside 10.0.0.0/8
+                // (one of the pod CIDRs of `POD_CIDRS`), each with and without the named port.
+                for (addr, named, dns) in [
+                    ("10.244.", false),
+                    ("192.168.", true),
+                    ("10.244.", true),
+                    ("192.168.", false),
+                    ("10.9.", false),
+                    ("10.9.", true),
+                ]
+                .into_iter()
+                .flat_map(|(a, n)| dns.iter().map(move |d| (a, n, *d)))
                 {
                     let mut labels = BTreeMap::new();
                     if let Some(a) = app {
@@ -110,7 +118,9 @@ fn universe(teams: u8) -> (Inventory, Vec<End>) {
                         namespace: ns.into(),
                         name: format!("p{i:03}"),
                         labels,
-                        ips: vec![format!("{addr}{i}").parse().expect("an address")],
+                        ips: vec![
+                            format!("{addr}{}.{}", 1 + i / 250, 1 + i % 250).parse().expect("an address"),
+                        ],
                         ports,
                         node: None,
                         host_interface: None,
@@ -121,9 +131,31 @@ fn universe(teams: u8) -> (Inventory, Vec<End>) {
         }
     }
     ends.extend((0..inv.pods.len()).map(End::Pod));
-    ends.push(End::External("10.244.200.1".parse().expect("an address")));
-    ends.push(End::External("203.0.113.1".parse().expect("an address")));
+    // Two of each kind, so that a flow between two outside addresses of one kind exists even
+    // where a bound on pod addresses leaves no pod there.
+    for a in ["10.244.200.1", "10.244.200.2", "203.0.113.1", "203.0.113.2"] {
+        ends.push(End::External(a.parse().expect("an address")));
+    }
     (inv, ends)
+}
+
+/// Pod address bounds (`--pod-cidr`): none; inside the programs' block 10.244.0.0/16; disjoint from
+/// it (IPv4 and IPv6); overlapping it partly (10.0.0.0/8 holds 10.244.0.0/16 and 10.9.0.0/16).
+const POD_CIDRS: [&[&str]; 4] =
+    [&[], &["10.244.0.0/16"], &["192.168.0.0/16", "fd00:10:244::/56"], &["10.0.0.0/8"]];
+
+/// The universe's ends that a bound allows: every outside address, and the pods with an address
+/// in one of `cidrs` (all of them when there is no bound).
+fn within(ends: &[End], inv: &Inventory, cidrs: &[ipnet::IpNet]) -> Vec<End> {
+    ends.iter()
+        .filter(|e| match e {
+            End::Pod(i) => {
+                cidrs.is_empty() || inv.pods[*i].ips.iter().any(|a| cidrs.iter().any(|c| c.contains(a)))
+            }
+            End::External(_) => true,
+        })
+        .cloned()
+        .collect()
 }
 
 /// Namespace label patterns: every pair of the four namespaces meets every combination.
@@ -270,22 +302,40 @@ fn program(picks: &[usize]) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
+    /// With a bound on pod addresses (`--pod-cidr`), brute force runs over the pods inside it.
     #[test]
     fn prover_agrees_with_brute_force_over_every_pod_the_program_can_tell_apart(
         picks in prop::collection::vec(0usize..64, 1..7),
         claims in prop::collection::vec((0usize..12, 0usize..9, 0usize..9, 0usize..4), 1..5),
+        bound in 0usize..POD_CIDRS.len(),
     ) {
         let text = program(&picks);
         let out = netc::compile(&[netc::SourceFile::new("p.np", text.as_str())]);
         prop_assume!(!out.has_errors());
         let ir = out.ir.expect("no errors");
-        let universes: Vec<_> = TEAMS.iter().map(|t| universe(*t)).collect();
+        let cidrs: Vec<ipnet::IpNet> = POD_CIDRS[bound].iter().map(|c| c.parse().expect("a block")).collect();
+        let universes: Vec<_> = TEAMS
+            .iter()
+            .map(|t| {
+                let (inv, ends) = universe(*t);
+                let ends = within(&ends, &inv, &cidrs);
+                (inv, ends)
+            })
+            .collect();
         let claims: Vec<Claim> = claims.iter().map(|(k, a, b, p)| claim(*k, *a, *b, *p)).collect();
-        let prover = Prover::new(&ir, &claims);
+        let prover = Prover::bounded(&ir, &claims, &cidrs);
         for c in &claims {
             let proved = prover.decide(c);
             let holds = universes.iter().all(|(inv, ends)| brute_force(&ir, c, inv, ends, false));
-            prop_assert_eq!(proved.is_none(), holds, "program:\n{}\nclaim: {:?}\ncounterexample: {:?}", text, c, proved);
+            prop_assert_eq!(proved.is_none(), holds, "program:\n{}\nclaim: {:?}\nbound: {:?}\ncounterexample: {:?}", text, c, cidrs, proved);
+            if let Some(cx) = &proved {
+                // The counterexample's pods are inside the bound.
+                for w in [&cx.src, &cx.dst] {
+                    if let Witness::Pod(p, _) = w {
+                        prop_assert!(cidrs.is_empty() || p.ips.iter().any(|a| cidrs.iter().any(|n| n.contains(a))), "{text}\n{c:?}\n{cx:?}");
+                    }
+                }
+            }
             if let Some(cx) = proved {
                 match c {
                     Claim::Reach { .. } => prop_assert!(!cx.allowed_by(&ir), "{text}\n{c:?}\n{cx:?}"),
@@ -432,4 +482,47 @@ fn mutations_of_the_examples_break_the_right_assertion() {
         );
         common::snapshot_settings().bind(|| insta::assert_snapshot!(*name, text));
     }
+}
+
+/// `--pod-cidr`: an address block disjoint from every pod CIDR no longer breaks a `!->` (no pod
+/// can be at its addresses); one that overlaps a pod CIDR partly still does, with the
+/// counterexample's pod at an address inside both. On a cluster, a pod outside the bound is still
+/// judged: E0502 alone, saying that the proof did not consider it.
+#[test]
+fn pod_cidrs_bound_the_addresses_of_pods() {
+    let text = "namespace shop {\n  default deny ingress\n  web -> api:8080\n  192.168.0.0/16 -> api:9090\n  \
+                assert */{app!=web} !-> api\n}\n";
+    let sources = common::source(text);
+    let compile = |cidrs: &[&str], cluster: Option<&Inventory>| {
+        let cidrs: Vec<ipnet::IpNet> = cidrs.iter().map(|c| c.parse().expect("a block")).collect();
+        netc::compile_with(
+            &sources,
+            &netc::Options { cluster, pod_cidrs: &cidrs, ..netc::Options::default() },
+        )
+    };
+    assert_eq!(common::codes(&compile(&[], None)), ["E0501"], "unbounded, a pod may be at 192.168.0.10");
+    let disjoint = compile(&["10.244.0.0/16", "fd00:10:244::/56"], None);
+    assert!(disjoint.diagnostics.is_empty(), "{:#?}", disjoint.diagnostics);
+    let partly: ipnet::IpNet = "192.168.128.0/17".parse().expect("a block");
+    let out = compile(&["10.244.0.0/16", "192.168.128.0/17"], None);
+    assert_eq!(common::codes(&out), ["E0501"]);
+    let cx = &out.assertions[0].failures[0].counterexample;
+    let Witness::Pod(src, _) = &cx.src else { panic!("a pod sends: {cx:?}") };
+    assert!(partly.contains(&src.ips[0]), "the sender is inside the pod CIDR: {cx:?}");
+    let skip = netc::Options { assertions: netc::Assertions::Skip, ..netc::Options::default() };
+    let ir = netc::compile_with(&sources, &skip).ir.expect("compiles without its assertion");
+    assert!(cx.allowed_by(&ir), "the evaluator allows the counterexample: {cx:?}");
+
+    // A cluster whose `legacy` pod sits outside the bound: the proof holds, the cluster does not.
+    let yaml = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: shop}}\n\
+                - {apiVersion: v1, kind: Pod, metadata: {name: legacy-0, namespace: shop, labels: {app: legacy}}, status: {podIP: 192.168.4.4}}\n\
+                - {apiVersion: v1, kind: Pod, metadata: {name: api-0, namespace: shop, labels: {app: api}}, status: {podIP: 10.244.2.2}}\n";
+    let cluster = Inventory::from_yaml(yaml).expect("a valid cluster");
+    let out = compile(&["10.244.0.0/16"], Some(&cluster));
+    assert_eq!(common::codes(&out), ["E0502"], "{}", common::source_and_diagnostics(&sources, &out));
+    let notes = &out.diagnostics[0].notes;
+    assert!(notes.iter().any(|n| n.contains("`shop/legacy-0` is outside every --pod-cidr")), "{notes:#?}");
+    // Inside the bound, the cluster keeps the assertion as the proof does.
+    let inside = Inventory::from_yaml(&yaml.replace("192.168.4.4", "10.244.4.4")).expect("a valid cluster");
+    assert!(compile(&["10.244.0.0/16"], Some(&inside)).diagnostics.is_empty());
 }

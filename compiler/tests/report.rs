@@ -29,7 +29,7 @@ fn example(relative: &str) -> Vec<SourceFile> {
 
 fn report(sources: &[SourceFile], cluster: Option<&Inventory>) -> String {
     // As `netc report` compiles: failed assertions keep the IR, the page shows them.
-    let options = netc::Options { cluster, assertions: netc::Assertions::Keep };
+    let options = netc::Options { cluster, assertions: netc::Assertions::Keep, ..netc::Options::default() };
     let out = netc::compile_with(sources, &options);
     let ir = out.ir.as_ref().unwrap_or_else(|| {
         panic!("does not compile:\n{}", netc::diagnostics::render(&out.diagnostics, sources, false))

@@ -44,6 +44,9 @@ pub enum Origin {
     Cluster {
         /// `--from shop/web-7 --to payments/vault-0:443/tcp`.
         explain: Option<String>,
+        /// The counterexample's pods (`ns/name`) whose addresses lie outside every pod CIDR the
+        /// proof was bounded to: pods it did not consider.
+        outside_pod_cidrs: Vec<String>,
     },
 }
 
@@ -143,11 +146,13 @@ fn describe_ports(ports: &[Port]) -> String {
     items.join(", ")
 }
 
-/// Prove every assertion on `ir`; `file_of` maps a source file name to its index.
+/// Prove every assertion on `ir`, for pods at addresses in `pod_cidrs` (empty: any address);
+/// `file_of` maps a source file name to its index.
 #[must_use]
 pub fn check(
     assertions: &[AssertDecl],
     ir: &Ir,
+    pod_cidrs: &[ipnet::IpNet],
     file_of: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<AssertError> {
     let all: Vec<(usize, Claim, String, Option<Direction>)> = assertions
@@ -159,7 +164,7 @@ pub fn check(
         return Vec::new();
     }
     let just_claims: Vec<Claim> = all.iter().map(|(_, c, _, _)| c.clone()).collect();
-    let prover = Prover::new(ir, &just_claims);
+    let prover = Prover::bounded(ir, &just_claims, pod_cidrs);
     let mut errors = Vec::new();
     let mut failed = std::collections::BTreeSet::new();
     for (i, claim, text, door) in &all {

@@ -151,6 +151,8 @@ struct Vocabulary {
     nets: BTreeSet<IpNet>,
     ports: BTreeMap<Protocol, BTreeSet<(u16, u16)>>,
     names: BTreeSet<(String, Protocol)>,
+    /// Where pods' addresses lie (`--pod-cidr`); empty: anywhere.
+    pod_cidrs: Vec<IpNet>,
 }
 
 impl Vocabulary {
@@ -241,6 +243,8 @@ struct Space {
     addr_atoms: Vec<(bool, u128, u128)>,
     /// (protocol, first, last) of each port range.
     port_atoms: Vec<(Protocol, u16, u16)>,
+    /// The address ranges a pod may have (`--pod-cidr`); `None`: any address.
+    pod_addrs: Option<Bits>,
 }
 
 fn role_index(r: Role) -> usize {
@@ -277,7 +281,46 @@ impl Space {
         let port_atoms = port_atoms(&v.ports);
         let port = dim(u32::try_from(port_atoms.len()).unwrap_or(u32::MAX));
         let named = v.names.iter().map(|n| (n.clone(), dim(2))).collect();
-        Space { sizes, labels, values, kind, addr, port, named, addr_atoms, port_atoms }
+        let pod_addrs = (!v.pod_cidrs.is_empty()).then(|| {
+            let mut b = Bits::empty(n_addr);
+            for (i, atom) in addr_atoms.iter().enumerate() {
+                if v.pod_cidrs.iter().any(|net| inside(atom, net)) {
+                    b.insert(u32::try_from(i).unwrap_or(0));
+                }
+            }
+            b
+        });
+        Space { sizes, labels, values, kind, addr, port, named, addr_atoms, port_atoms, pod_addrs }
+    }
+
+    /// `c` as cubes whose pod ends have addresses a pod may have: each end that may be a pod is
+    /// split into "an outside address" and "a pod, at an address of the pod CIDRs". Unchanged
+    /// without a bound.
+    fn bounded(&self, c: Cube) -> Vec<Cube> {
+        let Some(pod_addrs) = &self.pod_addrs else { return vec![c] };
+        let mut out = vec![c];
+        for r in 0..2 {
+            let mut next = Vec::new();
+            for c in out {
+                let kinds = c.get(self.kind[r]).cloned().unwrap_or_else(|| Bits::full(2));
+                if kinds.contains(EXTERNAL) {
+                    let mut e = c.clone();
+                    if e.restrict(self.kind[r], &self.one(self.kind[r], EXTERNAL), &self.sizes) {
+                        next.push(e);
+                    }
+                }
+                if kinds.contains(POD) {
+                    let mut p = c;
+                    if p.restrict(self.kind[r], &self.one(self.kind[r], POD), &self.sizes)
+                        && p.restrict(self.addr[r], pod_addrs, &self.sizes)
+                    {
+                        next.push(p);
+                    }
+                }
+            }
+            out = next;
+        }
+        out
     }
 
     fn key_bits(&self, key: &str, test: &KeyTest) -> Bits {
@@ -550,7 +593,7 @@ impl Encoded {
                                 continue;
                             }
                         }
-                        out.push(c);
+                        out.extend(s.bounded(c));
                     }
                 }
             }
@@ -659,7 +702,10 @@ impl Encoded {
                     Direction::Egress => (Role::Src, &eg),
                 };
                 let q = self.space.pods(role, pods)?;
-                guards.iter().find_map(|g| q.meet(g).and_then(|x| self.outside(&x, &[])))
+                self.space
+                    .bounded(q)
+                    .iter()
+                    .find_map(|q| guards.iter().find_map(|g| q.meet(g).and_then(|x| self.outside(&x, &[]))))
             }
             Claim::Guarded { pods, direction } => {
                 let (role, guards) = match direction {
@@ -674,7 +720,7 @@ impl Encoded {
                     &self.space.one(self.space.kind[other], POD),
                     &self.space.sizes,
                 );
-                self.outside(&q, guards)
+                self.space.bounded(q).iter().find_map(|q| self.outside(q, guards))
             }
         }
     }
@@ -793,7 +839,7 @@ impl Encoded {
         }
         for i in b.iter() {
             let (v6, lo, hi) = self.space.addr_atoms[i as usize];
-            for x in [lo.saturating_add(10).min(hi), lo, hi] {
+            for x in [10, 20, 1, 0].map(|d| lo.saturating_add(d).min(hi)).into_iter().chain([hi]) {
                 let a = if v6 {
                     IpAddr::V6(x.into())
                 } else {
@@ -855,7 +901,15 @@ impl<'ir> Prover<'ir> {
     /// Encode `ir` with the vocabulary of `claims` (every claim later decided must be among them).
     #[must_use]
     pub fn new(ir: &'ir Ir, claims: &[Claim]) -> Prover<'ir> {
-        let mut v = Vocabulary::default();
+        Prover::bounded(ir, claims, &[])
+    }
+
+    /// [`Prover::new`], for pods whose addresses lie in `pod_cidrs` (`--pod-cidr`; empty: any
+    /// address). Outside addresses stay unbounded.
+    #[must_use]
+    pub fn bounded(ir: &'ir Ir, claims: &[Claim], pod_cidrs: &[IpNet]) -> Prover<'ir> {
+        let mut v = Vocabulary { pod_cidrs: pod_cidrs.to_vec(), ..Vocabulary::default() };
+        v.nets.extend(pod_cidrs.iter().copied());
         v.values.entry(NAMESPACE_NAME_LABEL.to_owned()).or_default();
         v.ir(ir);
         for c in claims {

@@ -377,12 +377,15 @@ impl<'a> OnCluster<'a> {
 }
 
 /// Check every assertion on the pods of `inventory`; `file_of` maps a source file name to its
-/// index. One failure per assertion, the first flow (or pod) found that breaks it.
+/// index. One failure per assertion, the first flow (or pod) found that breaks it. `pod_cidrs`
+/// is the bound the proof was given (`--pod-cidr`): every pod is judged, but a breach by a pod
+/// outside it says so (the proof did not consider that pod).
 #[must_use]
 pub fn check(
     assertions: &[AssertDecl],
     ir: &Ir,
     inventory: &Inventory,
+    pod_cidrs: &[IpNet],
     file_of: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<AssertError> {
     let all: Vec<(usize, Claim, String, Option<Direction>)> = assertions
@@ -401,6 +404,22 @@ pub fn check(
             continue; // one failure per assertion
         }
         if let Some(b) = on.decide(claim, file_of) {
+            let unbounded = if pod_cidrs.is_empty() {
+                Vec::new()
+            } else {
+                [&b.counterexample.src, &b.counterexample.dst]
+                    .into_iter()
+                    .filter_map(|w| match w {
+                        Witness::Pod(p, _)
+                            if !p.ips.is_empty()
+                                && !p.ips.iter().any(|a| pod_cidrs.iter().any(|n| n.contains(a))) =>
+                        {
+                            Some(format!("{}/{}", p.namespace, p.name))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            };
             errors.push(AssertError {
                 at: assertions[*i].at,
                 claim: text.clone(),
@@ -408,7 +427,7 @@ pub fn check(
                 door: *door,
                 confirmed: true,
                 because: b.because,
-                origin: Origin::Cluster { explain: b.explain },
+                origin: Origin::Cluster { explain: b.explain, outside_pod_cidrs: unbounded },
             });
         }
     }

@@ -148,7 +148,29 @@ struct BuildArgs {
     #[arg(long, value_name = "BYTES", value_parser = byte_count)]
     max_bytes_per_namespace: Option<usize>,
     #[command(flatten)]
+    prove: ProveArgs,
+    #[command(flatten)]
     diagnostics: DiagnosticArgs,
+}
+
+/// How the assertions are proved.
+#[derive(Args, Debug, Default)]
+pub(crate) struct ProveArgs {
+    /// Pods' addresses lie in this block (IPv4 or IPv6; repeat for several, e.g. one per family):
+    /// assertions are proved for pods at these addresses only, so an address block that covers
+    /// none of them cannot break a `!->` (docs/language.md, "Assertions").
+    #[arg(long = "pod-cidr", value_name = "CIDR", value_parser = pod_cidr)]
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+}
+
+fn pod_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let net: ipnet::IpNet = text.parse().map_err(|_| {
+        format!("`{text}` is not an address block: write it as 10.244.0.0/16 or fd00:10:244::/56")
+    })?;
+    if net.trunc() != net {
+        return Err(format!("`{text}` has bits set after its prefix: did you mean `{}`?", net.trunc()));
+    }
+    Ok(net)
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +183,8 @@ struct CheckArgs {
     /// blocks covering its pods (warnings; with --deny-warnings they fail the check).
     #[command(flatten)]
     cluster: cluster::ClusterArgs,
+    #[command(flatten)]
+    prove: ProveArgs,
     #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
@@ -424,7 +448,11 @@ fn warn_about_cluster(
 
 fn build(args: &BuildArgs, colour: bool) -> Result<(), Failure> {
     let given = cluster::read(&args.cluster, analyze::reads_stdin(&args.files))?;
-    let options = netc::Options { cluster: given.as_ref().map(|c| &c.inventory), ..netc::Options::default() };
+    let options = netc::Options {
+        cluster: given.as_ref().map(|c| &c.inventory),
+        pod_cidrs: &args.prove.pod_cidrs,
+        ..netc::Options::default()
+    };
     let (sources, ir) = compile_with(&args.files, &args.diagnostics, &options, colour)?;
     if let Some(given) = &given {
         warn_about_cluster(given, &ir, &sources, &args.diagnostics)?;
@@ -526,7 +554,11 @@ fn budget(args: &BuildArgs, ir: &netc_ir::Ir, inventory: Option<&netc_ir::Invent
 
 fn check(args: &CheckArgs, colour: bool) -> Result<(), Failure> {
     let given = cluster::read(&args.cluster.paths, analyze::reads_stdin(&args.files))?;
-    let options = netc::Options { cluster: given.as_ref().map(|c| &c.inventory), ..netc::Options::default() };
+    let options = netc::Options {
+        cluster: given.as_ref().map(|c| &c.inventory),
+        pod_cidrs: &args.prove.pod_cidrs,
+        ..netc::Options::default()
+    };
     let (sources, ir) = compile_with(&args.files, &args.diagnostics, &options, colour)?;
     match &given {
         Some(given) => warn_about_cluster(given, &ir, &sources, &args.diagnostics),

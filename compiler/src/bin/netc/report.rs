@@ -26,6 +26,8 @@ pub struct ReportArgs {
     #[arg(short, long, required = true)]
     output: PathBuf,
     #[command(flatten)]
+    prove: crate::ProveArgs,
+    #[command(flatten)]
     diagnostics: DiagnosticArgs,
 }
 
@@ -34,8 +36,11 @@ pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
     let given = cluster::read(&args.cluster, crate::analyze::reads_stdin(&args.files))?;
     // Failed assertions are errors, but the page shows them: the IR is kept when they are the only
     // errors (and the exit status is still 1).
-    let options =
-        netc::Options { cluster: given.as_ref().map(|g| &g.inventory), assertions: netc::Assertions::Keep };
+    let options = netc::Options {
+        cluster: given.as_ref().map(|g| &g.inventory),
+        assertions: netc::Assertions::Keep,
+        pod_cidrs: &args.prove.pod_cidrs,
+    };
     let compiled = netc::compile_with(&sources, &options);
     // Diagnostics are printed as usual, and shown in the page too.
     let printed = crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour);
