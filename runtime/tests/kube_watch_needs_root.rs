@@ -13,7 +13,7 @@ mod fake_apiserver;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::netns::{Bpffs, EchoServer, Netcd, Node, connect, echo, reset_on_close};
 use common::*;
@@ -37,16 +37,9 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Wait (bounded) until `check` holds, polling.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("not within {WAIT:?}: {what}");
+/// Wait (bounded) until `check` holds.
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    common::netns::eventually(what, WAIT, check);
 }
 
 /// `netcd run --kubernetes` (and `extra` arguments) against the fake, on `NODE`, after its first
@@ -56,13 +49,7 @@ fn start_synced(kubeconfig: &std::path::Path, bpffs: &Bpffs, extra: &[&str]) -> 
     args.extend(["--node", NODE, "--bpffs", bpffs.arg(), "--metrics-addr", "127.0.0.1:0"]);
     args.extend(extra);
     let netcd = Netcd::start(&args);
-    let line = netcd.wait_log("metrics on http://", WAIT);
-    let metrics = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("metrics address");
+    let metrics = netcd.metrics_addr(WAIT);
     netcd.wait_log("first sync with the API server applied", WAIT);
     (netcd, metrics)
 }

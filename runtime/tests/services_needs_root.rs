@@ -19,7 +19,7 @@ mod fake_apiserver;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::netns::{Bpffs, EchoServer, Netcd, echo, in_netns, unique_tag};
 use common::*;
@@ -539,15 +539,8 @@ fn audit_mode_lets_a_denied_service_call_through_and_names_it_needs_root() {
 }
 
 /// Wait (bounded) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("not within {WAIT:?}: {what}");
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    common::netns::eventually(what, WAIT, check);
 }
 
 /// A gauge of netcd's /metrics at `addr` in network namespace `netns` (`None` if absent).
@@ -608,13 +601,7 @@ fn services_from_the_kubernetes_watch_are_judged_after_kube_proxy_needs_root() {
             &c.wire,
         ],
     );
-    let line = netcd.wait_log("metrics on http://", WAIT);
-    let metrics: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("metrics address");
+    let metrics = netcd.metrics_addr(WAIT);
     netcd.wait_log("first sync with the API server applied", WAIT);
     let services = || gauge(&c.node_a, metrics, "netcd_services");
     let frontends = || gauge(&c.node_a, metrics, "netcd_service_frontends");

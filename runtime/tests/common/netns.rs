@@ -355,6 +355,18 @@ pub fn node_reaches(to: &TestPod, port: u16) -> bool {
     }
 }
 
+/// Wait (at most `wait`) until `check` holds, polling every 200 ms; panic saying `what` if not.
+pub fn eventually(what: &str, wait: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("not within {wait:?}: {what}");
+}
+
 /// A running netcd: its stdout (JSON lines) and stderr lines arrive on channels.
 pub struct Netcd {
     pub child: Child,
@@ -427,6 +439,16 @@ impl Netcd {
                 Err(_) => panic!("netcd did not log `{needle}` within {timeout:?}"),
             }
         }
+    }
+
+    /// Where it serves /metrics (`--metrics-addr 127.0.0.1:0`: it binds a free port and logs it).
+    pub fn metrics_addr(&self, timeout: Duration) -> SocketAddr {
+        let line = self.wait_log("metrics on http://", timeout);
+        line.split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .expect("metrics address")
     }
 
     /// The JSON events printed so far (waits `settle` for stragglers).
