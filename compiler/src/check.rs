@@ -11,6 +11,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use netc_ir::{LabelSelector, Operator, Port, PortValue, Protocol, Requirement};
 
+mod typos;
+
 use crate::ast::{
     self, CidrPeer, DefaultAction, DoorWords, Endpoint, EndpointKind, Item, NamespaceRef, PodRef, PortSyntax,
     Selector, SelectorOp, Span, Spanned, Statement, StatementKind,
@@ -1028,37 +1030,11 @@ impl Checker {
         for list in candidates.values_mut() {
             list.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
         }
-        // Only names a few deletions apart can be within the budget: look them up instead of
-        // comparing every name with every other one (20k names used once took 15 s).
-        let near: HashMap<&str, NearNames> =
-            candidates.iter().map(|(ns, list)| (*ns, NearNames::new(list.iter().map(|c| c.0)))).collect();
+        // Looked up by deletion variants, not compared pairwise: see `typos`.
+        let mut search = typos::Typos::new(candidates);
         let mut found = Vec::new();
-        for ((ns, name), at) in &self.implicit {
-            if uses(ns, name) != 1 {
-                continue;
-            }
-            let variants = deletion_variants(name, typo_budget(name.len()));
-            let near_in = |list: &str| {
-                let indices = near.get(list).map(|n| n.near(&variants)).unwrap_or_default();
-                let list = candidates.get(list);
-                indices.into_iter().filter_map(move |i| list.and_then(|l| l.get(i)))
-            };
-            let best = near_in(ns.as_str())
-                .chain(near_in(""))
-                .filter(|(cname, _, _)| *cname != name.as_str())
-                // Of two names used once, only the later one is reported; and since neither is
-                // known to be right, only for names long enough to be typed, alike from their
-                // first letter (`v100` and `w100` are two names, `loadgenerater` a typo).
-                .filter(|(cname, cat, once)| {
-                    !*once || (cat < at && name.len().min(cname.len()) >= 6 && cname[..1] == name[..1])
-                })
-                .filter(|(cname, _, _)| cname.len().abs_diff(name.len()) <= 2)
-                // `web-1` and `web-2` are numbered siblings, not typos of each other.
-                .filter(|(cname, _, _)| without_digits(cname) != without_digits(name))
-                .map(|(cname, cat, once)| (strsim::damerau_levenshtein(name, cname), *cname, *cat, *once))
-                .filter(|(d, cname, _, _)| *d <= typo_budget(name.len().min(cname.len())))
-                .min_by_key(|(d, _, cat, _)| (*d, *cat));
-            if let Some((_, cname, cat, once)) = best {
+        for ((ns, name), at) in self.implicit.iter().filter(|((ns, name), _)| uses(ns, name) == 1) {
+            if let Some((cname, cat, once)) = search.nearest(ns, name, *at) {
                 found.push(CheckError::PossibleTypo {
                     at: *at,
                     name: name.clone(),
@@ -1304,76 +1280,6 @@ impl Checker {
     }
 }
 
-fn without_digits(name: &str) -> String {
-    name.chars().filter(|c| !c.is_ascii_digit()).collect()
-}
-
-/// Hashes of the strings made from `name` by deleting at most `k` (0 to 2) of its characters.
-/// Two names within Damerau-Levenshtein distance `d` become one string by deleting at most `d`
-/// characters from each (a substitution or transposition deletes one character on each side,
-/// an insertion one on one side), so names that share no such hash are further apart.
-fn deletion_variants(name: &str, k: usize) -> Vec<u64> {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let chars: Vec<char> = name.chars().collect();
-    let hash = |skip: &[usize]| {
-        let mut h = DefaultHasher::new();
-        for (i, c) in chars.iter().enumerate() {
-            if !skip.contains(&i) {
-                c.hash(&mut h);
-            }
-        }
-        h.finish()
-    };
-    let mut out = vec![hash(&[])];
-    for i in 0..chars.len() {
-        if k >= 1 {
-            out.push(hash(&[i]));
-        }
-        for j in i + 1..chars.len() {
-            if k >= 2 {
-                out.push(hash(&[i, j]));
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// Names by their deletion variants ([`deletion_variants`] within each name's typo budget).
-struct NearNames {
-    by_variant: HashMap<u64, Vec<usize>>,
-}
-
-impl NearNames {
-    fn new<'a>(names: impl Iterator<Item = &'a str>) -> NearNames {
-        let mut by_variant: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (i, name) in names.enumerate() {
-            for v in deletion_variants(name, typo_budget(name.len())) {
-                by_variant.entry(v).or_default().push(i);
-            }
-        }
-        NearNames { by_variant }
-    }
-
-    /// The indices of the names that share a variant with `variants`, in order, each once.
-    fn near(&self, variants: &[u64]) -> Vec<usize> {
-        let mut out: Vec<usize> =
-            variants.iter().filter_map(|v| self.by_variant.get(v)).flatten().copied().collect();
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-}
-
-fn typo_budget(len: usize) -> usize {
-    match len {
-        0..=3 => 0,
-        4..=6 => 1,
-        _ => 2,
-    }
-}
-
 /// The selector as it was written, for names and messages.
 fn selector_text(s: &Selector) -> String {
     let mut parts = Vec::new();
@@ -1469,22 +1375,6 @@ pub fn port_name(v: &str) -> Result<(), NameRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// Two names within the typo budget always share a deletion variant, so the index finds
-        /// every pair the pairwise comparison found.
-        #[test]
-        fn names_within_the_typo_budget_share_a_deletion_variant(
-            a in "[abc-]{0,9}",
-            b in "[abc-]{0,9}",
-        ) {
-            let d = strsim::damerau_levenshtein(&a, &b);
-            if d <= typo_budget(a.len().min(b.len())) {
-                let near = NearNames::new([b.as_str()].into_iter());
-                proptest::prop_assert_eq!(near.near(&deletion_variants(&a, typo_budget(a.len()))), vec![0]);
-            }
-        }
-    }
 
     #[test]
     fn name_rules_follow_kubernetes() {
