@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::can_run_as_root;
 use common::netns::{EchoServer, Node, reaches};
-use fake_apiserver::{FakeApiServer, namespace, network_policy, pod};
+use fake_apiserver::{FakeApiServer, namespace, network_policy, pod, service};
 
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
@@ -188,9 +188,17 @@ fn enforces_as_non_root_with_the_daemonset_capabilities(
     let owned = Command::new("chown").args([&format!("{NOBODY}:{NOBODY}"), &bpffs]).status();
     assert!(owned.is_ok_and(|s| s.success()), "chown the bpffs");
 
+    // The DaemonSet's `--uplink`: here a veth of the test's own, removed after.
+    let uplink = Uplink::new(&node.tag);
     let api = FakeApiServer::start();
     api.kubeconfig(&tmp.join("kubeconfig"));
     api.apply(namespace("shop", &[]));
+    // A Service: with --uplink the watch reads them, as the ClusterRole allows.
+    api.apply(service(
+        "shop",
+        "server",
+        &serde_json::json!({"clusterIP": "10.96.142.10", "ports": [{"port": 80, "targetPort": 8080}]}),
+    ));
     for p in &node.pods {
         api.apply(pod("shop", &p.name, &[("app", &p.app)], Some(&p.ip.to_string()), &p.host_if, NODE));
     }
@@ -226,6 +234,7 @@ fn enforces_as_non_root_with_the_daemonset_capabilities(
             NODE,
         ])
         .args(["--bpffs", "/tmp/bpffs", "--conntrack-entries", "65536", "--quiet-allowed"])
+        .args(["--uplink", &uplink.0])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -257,9 +266,37 @@ fn enforces_as_non_root_with_the_daemonset_capabilities(
     for set in ["CapEff:", "CapPrm:"] {
         assert_eq!(u64::from_str_radix(&field(set), 16).ok(), Some(CAPABILITY_BITS), "{set} {}", field(set));
     }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("Services: calls to the inventory's frontends") && l.contains(&uplink.0)),
+        "the uplink is attached (NET_ADMIN suffices): {log:#?}"
+    );
     let (client, server, visitor) = (node.pod("client"), node.pod("server"), node.pod("visitor"));
     assert!(reaches(client, server, 8080), "the policy lets client in");
     assert!(!reaches(visitor, server, 8080), "and not visitor: enforced from the image");
     let _ = netcd.kill();
     let _ = netcd.wait();
+}
+
+/// A veth standing in for the node's uplink (this kernel may lack the dummy device); deleted,
+/// with its peer, when dropped.
+struct Uplink(String);
+
+impl Uplink {
+    fn new(tag: &str) -> Uplink {
+        let (name, peer) = (format!("nc{tag}u"), format!("nc{tag}w"));
+        let added =
+            Command::new("ip").args(["link", "add", &name, "type", "veth", "peer", "name", &peer]).status();
+        assert!(added.is_ok_and(|s| s.success()), "ip link add {name} type veth");
+        let name = name.as_str();
+        let up = Command::new("ip").args(["link", "set", name, "up"]).status();
+        assert!(up.is_ok_and(|s| s.success()), "ip link set {name} up");
+        Uplink(name.to_owned())
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
 }
