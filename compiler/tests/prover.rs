@@ -86,9 +86,9 @@ fn universe(teams: u8) -> (Inventory, Vec<End>) {
                 // (one of the pod CIDRs of `POD_CIDRS`), each with and without the named port.
                 for (addr, named, dns) in [
                     ("10.244.", false),
-                    ("192.168.", true),
                     ("10.244.", true),
                     ("192.168.", false),
+                    ("192.168.", true),
                     ("10.9.", false),
                     ("10.9.", true),
                 ]
@@ -365,6 +365,22 @@ proptest! {
         prop_assume!(!out.has_errors());
         let ir = out.ir.expect("no errors");
         let (mut inv, ends) = universe(TEAMS[teams]);
+        // Each pod twice (a twin with the same labels and ports, in the same /16): flows between
+        // pods alike are judged, and the check may not take one pod for a class it is not in.
+        let twin = |p: &Pod| {
+            let mut t = p.clone();
+            t.name.push('b');
+            t.ips = p.ips.iter().map(|a| match a {
+                std::net::IpAddr::V4(v) => { let o = v.octets(); std::net::Ipv4Addr::new(o[0], o[1], o[2] + 100, o[3]).into() }
+                std::net::IpAddr::V6(_) => *a,
+            }).collect();
+            t
+        };
+        inv.pods = inv.pods.iter().flat_map(|p| [p.clone(), twin(p)]).collect();
+        let ends: Vec<End> = (0..inv.pods.len())
+            .map(End::Pod)
+            .chain(ends.into_iter().filter(|e| matches!(e, End::External(_))))
+            .collect();
         inv.externals = ends
             .iter()
             .filter_map(|e| match e {
@@ -525,4 +541,44 @@ fn pod_cidrs_bound_the_addresses_of_pods() {
     // Inside the bound, the cluster keeps the assertion as the proof does.
     let inside = Inventory::from_yaml(&yaml.replace("192.168.4.4", "10.244.4.4")).expect("a valid cluster");
     assert!(compile(&["10.244.0.0/16"], Some(&inside)).diagnostics.is_empty());
+}
+
+/// The cluster check judges pods that the evaluator cannot tell apart once (twice): pods with
+/// the same labels but addresses in different ranges of the program's blocks are not alike.
+#[test]
+fn cluster_check_keeps_a_pod_of_every_address_range() {
+    let out = netc::compile(&common::source("10.244.0.0/16 -> {app=a}:443\n"));
+    let ir = out.ir.expect("compiles");
+    let pod = |name: &str, app: &str, ip: &str| Pod {
+        namespace: "default".into(),
+        name: name.into(),
+        labels: BTreeMap::from([("app".to_owned(), app.to_owned())]),
+        ips: vec![ip.parse().expect("an address")],
+        ports: Vec::new(),
+        node: None,
+        host_interface: None,
+        host_network: false,
+    };
+    let mut inv = Inventory {
+        pods: vec![
+            pod("a-0", "a", "10.244.0.1"),
+            pod("b-0", "b", "10.244.0.2"),
+            pod("b-1", "b", "10.244.0.3"),
+            pod("b-2", "b", "10.244.0.4"),
+            pod("b-3", "b", "192.168.0.5"),
+        ],
+        ..Inventory::default()
+    };
+    inv.namespaces.push(Namespace {
+        name: "default".into(),
+        labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), "default".to_owned())]),
+    });
+    let b = EndSet::Pods(PodSet::of_scope(&NsScope::Named("default".into()), &sel(&[("app", "b")])));
+    let a = EndSet::Pods(PodSet::of_scope(&NsScope::Named("default".into()), &sel(&[("app", "a")])));
+    let https = vec![Port { protocol: Protocol::Tcp, port: Some(PortValue::Number(443)), end_port: None }];
+    let claim = Claim::Reach { from: b, to: a, ports: https };
+    let on = OnCluster::new(&ir, &inv, std::slice::from_ref(&claim));
+    let breach = on.decide(&claim, &|_| None).expect("b-3, outside the block, is refused");
+    let Witness::Pod(src, _) = &breach.counterexample.src else { panic!("{breach:?}") };
+    assert_eq!(src.name, "b-3");
 }

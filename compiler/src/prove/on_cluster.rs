@@ -146,7 +146,36 @@ impl<'a> Cluster<'a> {
         out
     }
 
+    /// The ends of the cluster `end` stands for, pods that the evaluator cannot tell apart kept
+    /// twice at most (see [`Cluster::alike`]).
     fn members(&self, end: &EndSet) -> Vec<Member<'a>> {
+        let mut seen: std::collections::HashMap<Signature<'a>, u8> = std::collections::HashMap::new();
+        self.all_members(end)
+            .into_iter()
+            .filter(|m| match m {
+                Member::Pod(p, family) => {
+                    let n = seen.entry(self.alike(p, *family)).or_default();
+                    *n += 1;
+                    *n <= 2
+                }
+                Member::Address(_) => true,
+            })
+            .collect()
+    }
+
+    /// What the evaluator sees of a pod: its namespace, labels and named ports, and which ranges
+    /// of the address space (cut by every block the program and the claims mention) its
+    /// addresses fall in. Pods alike are judged alike in every flow (hostNetwork pods, whose node
+    /// matters, are left out), so a claim needs two of each (two, for the flows between two pods
+    /// alike: a pod's traffic to itself is not judged).
+    fn alike(&self, p: &'a Pod, family: Option<Family>) -> Signature<'a> {
+        let mut ranges: Vec<usize> =
+            p.ips.iter().filter_map(|a| self.ranges.iter().position(|r| in_range(*a, *r))).collect();
+        ranges.sort_unstable();
+        (family, &p.namespace, &p.labels, &p.ports, ranges)
+    }
+
+    fn all_members(&self, end: &EndSet) -> Vec<Member<'a>> {
         match end {
             EndSet::Pods(set) => self.pods_of(set).into_iter().map(|p| Member::Pod(p, None)).collect(),
             EndSet::Addrs(blocks) => {
@@ -212,6 +241,10 @@ impl<'a> Cluster<'a> {
         out
     }
 }
+
+/// See [`Cluster::alike`].
+type Signature<'a> =
+    (Option<Family>, &'a String, &'a BTreeMap<String, String>, &'a Vec<netc_ir::NamedPort>, Vec<usize>);
 
 fn in_range(a: IpAddr, (v6, lo, hi): (bool, u128, u128)) -> bool {
     let (is_v6, x) = match a {
