@@ -260,7 +260,15 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     netcd.wait_log("the last policy stays enforced", WAIT);
     assert!(!reach(client));
 
-    // The metrics, parsed, against the traffic.
+    // The metrics, parsed, against the traffic. Verdicts reach the counters through the ring
+    // buffer and netcd's reader: wait until the last connection's is counted (a loaded machine
+    // can take more than a moment), then a little more for stragglers that must not be there.
+    let opened = f64::from(allowed_by_client_rule.get());
+    let allow_client =
+        [("direction", "ingress"), ("verdict", "allow"), ("rule", "allow-client"), ("reason", "new-flow")];
+    eventually("every connection opened is counted", || {
+        value(&scrape(metrics), "netcd_verdicts_total", &allow_client) >= opened
+    });
     std::thread::sleep(Duration::from_millis(500));
     let scrape = scrape(metrics);
     // Exactly one allow verdict by allow-client per connection opened. Why `reach` resets its
@@ -270,12 +278,7 @@ fn kubernetes_watch_drives_enforcement_through_relabels_relists_and_outages_need
     // a packet has no entry and is judged as a new flow, allowed by allow-client: a correct
     // verdict on a real packet, with no connection opened. `a_late_packet_of_a_cut_connection_
     // is_judged_as_a_new_flow_needs_root` below shows it.
-    let allowed = value(
-        &scrape,
-        "netcd_verdicts_total",
-        &[("direction", "ingress"), ("verdict", "allow"), ("rule", "allow-client"), ("reason", "new-flow")],
-    );
-    let opened = f64::from(allowed_by_client_rule.get());
+    let allowed = value(&scrape, "netcd_verdicts_total", &allow_client);
     assert_eq!(allowed, opened, "allow verdicts by allow-client against connections opened");
     let denied = value(
         &scrape,
@@ -381,6 +384,10 @@ fn network_policy_objects_from_the_api_are_enforced_as_they_are_created_edited_a
     eventually("allow-client isolates server from visitor", || !reach(visitor));
     let before = allowed_by("shop/allow-client:ingress[0]");
     assert!(reach(client), "allow-client lets client in");
+    // The verdict reaches the counter through the ring buffer and netcd's reader: wait for it,
+    // then check it is exactly one.
+    eventually("the allow verdict is counted", || allowed_by("shop/allow-client:ingress[0]") > before);
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         allowed_by("shop/allow-client:ingress[0]"),
         before + 1.0,
@@ -439,7 +446,7 @@ fn network_policy_objects_from_the_api_are_enforced_as_they_are_created_edited_a
     drop(stream);
 
     // Verdicts name the object (namespace/name) and the rule; the watch lists NetworkPolicies.
-    let events = netcd.events(Duration::from_millis(300));
+    let events = netcd.events_until(WAIT, |events| events.iter().any(|e| e["rule"]["id"] == rule));
     let named = events.iter().find(|e| e["rule"]["id"] == rule).expect("a verdict by shop/broken");
     assert_eq!(named["rule"]["policy"], "shop/broken");
     assert_eq!(named["rule"]["source"], "networkpolicy/shop/broken:1");

@@ -474,9 +474,8 @@ fn service_calls_are_judged_on_the_backend_after_kube_proxy_needs_root() {
     }
     // The deny line names the Service, the frontend called and the backend it was judged on, and
     // the client by its own address (masquerade may have replaced the packet's).
-    let events = netcd.events(Duration::from_millis(500));
     let backend = c.pod("backend");
-    for (v6, name, frontend, target) in [
+    let cases = [
         (
             false,
             "frontend",
@@ -495,7 +494,24 @@ fn service_calls_are_judged_on_the_backend_after_kube_proxy_needs_root() {
             SocketAddr::new(c.node_address(false), 30900),
             SocketAddr::new(c.pod("frontend").v4, 9000),
         ),
-    ] {
+    ];
+    let denied_at = |events: &[serde_json::Value], frontend: SocketAddr| {
+        events
+            .iter()
+            .find(|e| e["verdict"] == "deny" && e["service"]["frontend"] == frontend.to_string().as_str())
+            .cloned()
+    };
+    let allowed_remote = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .find(|e| e["verdict"] == "allow" && e["service"]["name"] == "default/database-remote")
+            .cloned()
+    };
+    let events = netcd.events_until(WAIT, |events| {
+        cases.iter().all(|(_, _, frontend, _)| denied_at(events, *frontend).is_some())
+            && allowed_remote(events).is_some()
+    });
+    for (v6, name, frontend, target) in cases {
         let line = events
             .iter()
             .find(|e| e["verdict"] == "deny" && e["service"]["frontend"] == frontend.to_string().as_str())
@@ -508,10 +524,8 @@ fn service_calls_are_judged_on_the_backend_after_kube_proxy_needs_root() {
         assert_eq!(line["dst"], target.ip().to_string().as_str(), "{line}");
         assert_eq!(line["dport"], 9000, "{line}");
     }
-    let allowed = events
-        .iter()
-        .find(|e| e["verdict"] == "allow" && e["service"]["name"] == "default/database-remote")
-        .unwrap_or_else(|| panic!("an allow line for database-remote: {events:#?}"));
+    let allowed =
+        allowed_remote(&events).unwrap_or_else(|| panic!("an allow line for database-remote: {events:#?}"));
     assert_eq!(allowed["rule"]["id"], "restrict-egress", "{allowed}");
 }
 
@@ -524,10 +538,11 @@ fn audit_mode_lets_a_denied_service_call_through_and_names_it_needs_root() {
     let netcd = c.netcd("audit");
     assert!(c.calls("backend", "frontend", false), "audit: the call goes through");
     assert!(c.calls("backend", "frontend-remote", true), "audit: and on IPv6 to node B");
-    let events = netcd.events(Duration::from_millis(500));
-    for (name, dst) in
-        [("default/frontend", c.pod("frontend").v4), ("default/frontend-remote", c.pod("frontend-b").v6)]
-    {
+    let names = ["default/frontend", "default/frontend-remote"];
+    let events = netcd.events_until(WAIT, |events| {
+        names.iter().all(|n| events.iter().any(|e| e["verdict"] == "audit" && e["service"]["name"] == *n))
+    });
+    for (name, dst) in [(names[0], c.pod("frontend").v4), (names[1], c.pod("frontend-b").v6)] {
         let line = events
             .iter()
             .find(|e| e["verdict"] == "audit" && e["service"]["name"] == name)
@@ -658,10 +673,10 @@ fn services_from_the_kubernetes_watch_are_judged_after_kube_proxy_needs_root() {
     c.retarget("database", "database", 5432);
     assert!(c.calls("backend", "database", false), "targetPort 5432 again");
 
-    // The verdict lines name the Service, the frontend and the backend the call was judged on.
-    let events = netcd.events(Duration::from_millis(500));
+    // The verdict lines name the Service, the frontend and the backend the call was judged on
+    // (they come through the ring buffer and netcd's reader: gathered until both are there).
     let backend = c.pod("backend");
-    let judged = |verdict: &str, name: &str, target: SocketAddr| {
+    let line = |events: &[serde_json::Value], verdict: &str, name: &str, target: SocketAddr| {
         events
             .iter()
             .find(|e| {
@@ -669,13 +684,22 @@ fn services_from_the_kubernetes_watch_are_judged_after_kube_proxy_needs_root() {
                     && e["service"]["name"] == format!("default/{name}").as_str()
                     && e["service"]["backend"] == target.to_string().as_str()
             })
-            .unwrap_or_else(|| panic!("a {verdict} line for {name} -> {target}: {events:#?}"))
-            .clone()
+            .cloned()
     };
-    let retargeted = judged("allow", "frontend", SocketAddr::new(c.pod("database").v4, 5432));
+    let (to_database, to_database_9000) =
+        (SocketAddr::new(c.pod("database").v4, 5432), SocketAddr::new(c.pod("database").v6, 9000));
+    let events = netcd.events_until(WAIT, |events| {
+        line(events, "allow", "frontend", to_database).is_some()
+            && line(events, "deny", "database", to_database_9000).is_some()
+    });
+    let judged = |verdict: &str, name: &str, target: SocketAddr| {
+        line(&events, verdict, name, target)
+            .unwrap_or_else(|| panic!("a {verdict} line for {name}: {events:#?}"))
+    };
+    let retargeted = judged("allow", "frontend", to_database);
     assert_eq!(retargeted["rule"]["id"], "restrict-egress", "{retargeted}");
     assert_eq!(retargeted["src"], backend.v4.to_string().as_str(), "{retargeted}");
-    let denied = judged("deny", "database", SocketAddr::new(c.pod("database").v6, 9000));
+    let denied = judged("deny", "database", to_database_9000);
     assert_eq!(
         denied["service"]["frontend"],
         format!("[{}]:80", c.cluster_ip(true, 10)).as_str(),

@@ -457,6 +457,21 @@ impl Netcd {
         self.stdout.try_iter().filter_map(|l| serde_json::from_str(&l).ok()).collect()
     }
 
+    /// The JSON events printed so far and until `done` holds of them, at most `wait` (verdicts
+    /// come through the ring buffer and netcd's reader: on a loaded machine, not at once).
+    pub fn events_until(
+        &self,
+        wait: Duration,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + wait;
+        let mut events = self.events(Duration::ZERO);
+        while !done(&events) && Instant::now() < deadline {
+            events.extend(self.events(Duration::from_millis(100)));
+        }
+        events
+    }
+
     /// kill -9.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
