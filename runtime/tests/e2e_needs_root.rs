@@ -171,10 +171,12 @@ fn article_scenarios_over_tcx_with_events_status_and_detach_needs_root() {
     let netcd = s.netcd("enforce", "tcx");
     s.assert_article_scenarios();
 
-    let events = netcd.events(Duration::from_millis(500));
     let db = s.node.pod("database").ip.to_string();
     let be = s.node.pod("backend").ip.to_string();
     let fe = s.node.pod("frontend").ip.to_string();
+    let events = netcd.events_until(WAIT, |events| {
+        find_event(events, "deny", &db, &be).is_some() && find_event(events, "allow", &fe, &be).is_some()
+    });
     let deny = find_event(&events, "deny", &db, &be).expect("a deny event for database -> backend");
     assert_eq!(deny["direction"], "ingress");
     assert_eq!(deny["pod"], "default/backend");
@@ -284,9 +286,9 @@ fn audit_mode_drops_nothing_and_reports_needs_root() {
     assert!(s.reaches("database", "backend", 8080), "audit lets a would-be drop through");
     assert!(s.reaches("frontend", "hermit", 7000));
     assert!(s.reaches("frontend", "backend", 8080));
-    let events = netcd.events(Duration::from_millis(500));
     let db = s.node.pod("database").ip.to_string();
     let be = s.node.pod("backend").ip.to_string();
+    let events = netcd.events_until(WAIT, |events| find_event(events, "audit", &db, &be).is_some());
     let audit = find_event(&events, "audit", &db, &be).expect("an audit event for database -> backend");
     assert_eq!(audit["direction"], "ingress");
     assert!(audit["note"].as_str().is_some_and(|n| n.contains("no rule")));
@@ -475,12 +477,11 @@ fn a_masqueraded_node_port_connection_is_not_the_nodes_own_needs_root() {
     );
     assert!(node_reaches(s.node.pod("hermit"), 7000), "the node itself reaches hermit");
     // The denied packet came masqueraded: from an address of the node, not the client's.
-    let events = netcd.events(Duration::from_millis(500));
     let hermit = s.node.pod("hermit").ip.to_string();
-    let deny = events
-        .iter()
-        .find(|e| e["verdict"] == "deny" && e["dst"] == hermit.as_str() && e["dport"] == 7000)
-        .unwrap_or_else(|| panic!("a deny line at hermit: {events:#?}"));
+    let at_hermit =
+        |e: &&serde_json::Value| e["verdict"] == "deny" && e["dst"] == hermit.as_str() && e["dport"] == 7000;
+    let events = netcd.events_until(WAIT, |events| events.iter().any(|e| at_hermit(&e)));
+    let deny = events.iter().find(at_hermit).unwrap_or_else(|| panic!("a deny line at hermit: {events:#?}"));
     assert_ne!(deny["src"], format!("10.214.{subnet}.2").as_str(), "masqueraded: {deny}");
     assert_eq!(deny["direction"], "ingress");
     drop(outside);
