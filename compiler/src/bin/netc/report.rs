@@ -44,6 +44,11 @@ pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
     let compiled = netc::compile_with(&sources, &options);
     // Diagnostics are printed as usual, and shown in the page too.
     let printed = crate::report(&compiled.diagnostics, &sources, &args.diagnostics, colour);
+    let assertions_failed = compiled.assertions.iter().any(|a| !a.failures.is_empty());
+    if printed.is_err() && !assertions_failed {
+        // Other errors, or warnings denied: nothing is written.
+        return printed;
+    }
     let ir = compiled.ir.as_ref().ok_or(Failure::Input)?;
     if let Some(given) = &given {
         cluster::warn(given, &[ir], &sources);
@@ -59,7 +64,7 @@ pub fn run(args: &ReportArgs, colour: bool) -> Result<(), Failure> {
     let html = netc::report::render(&input).map_err(|e| Failure::Io(e.to_string()))?;
     output::write_atomic(&args.output, html.as_bytes())?;
     let failed = compiled.assertions.iter().filter(|a| !a.failures.is_empty()).count();
-    if failed > 0 {
+    if assertions_failed {
         eprintln!("wrote {} (it shows the {failed} failed assertion(s))", args.output.display());
     } else {
         eprintln!("wrote {}", args.output.display());
