@@ -165,14 +165,15 @@ pub fn check(
     }
     let just_claims: Vec<Claim> = all.iter().map(|(_, c, _, _)| c.clone()).collect();
     let prover = Prover::bounded(ir, &just_claims, pod_cidrs);
+    // Each assertion's first failing claim (one counterexample per assertion is enough to read),
+    // the assertions decided on all cores; judged and reported in order.
+    let per_assertion: Vec<_> = all.chunk_by(|a, b| a.0 == b.0).collect();
+    let prover = &prover;
+    let first_failed = crate::par::map_in_order(per_assertion, 1, |claims| {
+        claims.iter().find_map(|c| prover.decide(&c.1).map(|cx| (c, cx)))
+    });
     let mut errors = Vec::new();
-    let mut failed = std::collections::BTreeSet::new();
-    for (i, claim, text, door) in &all {
-        if failed.contains(i) {
-            continue; // one counterexample per assertion is enough to read
-        }
-        let Some(cx) = prover.decide(claim) else { continue };
-        failed.insert(*i);
+    for ((i, claim, text, door), cx) in first_failed.into_iter().flatten() {
         let (confirmed, because) = judge(ir, claim, &cx, file_of);
         errors.push(AssertError {
             at: assertions[*i].at,

@@ -51,6 +51,16 @@ impl Bits {
         self.0.get((i / 64) as usize).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
 
+    /// Whether all `n` values of the domain are in (without building [`Bits::full`]).
+    #[must_use]
+    pub fn is_full(&self, n: u32) -> bool {
+        let whole = (n / 64) as usize;
+        let rest = n % 64;
+        self.0.len() == (n as usize).div_ceil(64)
+            && self.0[..whole].iter().all(|w| *w == u64::MAX)
+            && (rest == 0 || self.0[whole] == (1u64 << rest) - 1)
+    }
+
     /// Whether no value is in.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -79,6 +89,12 @@ impl Bits {
     #[must_use]
     pub fn intersects(&self, other: &Bits) -> bool {
         self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    /// How many values are in.
+    #[must_use]
+    pub fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
     }
 
     /// The values in, smallest first.
@@ -125,7 +141,7 @@ impl Cube {
                     self.dims.insert(i, (d, bits.clone()));
                     return false;
                 }
-                if *bits != Bits::full(sizes[d as usize]) {
+                if !bits.is_full(sizes[d as usize]) {
                     self.dims.insert(i, (d, bits.clone()));
                 }
                 true
@@ -142,6 +158,10 @@ impl Cube {
     /// The intersection, or `None` when it is empty.
     #[must_use]
     pub fn meet(&self, other: &Cube) -> Option<Cube> {
+        // Most pairs the prover tries do not meet: find out before building anything.
+        if !self.intersects(other) {
+            return None;
+        }
         let mut out = Vec::with_capacity(self.dims.len() + other.dims.len());
         let (mut i, mut j) = (0, 0);
         while i < self.dims.len() || j < other.dims.len() {
@@ -206,6 +226,93 @@ impl Cube {
     /// The constrained dimensions.
     pub fn dims(&self) -> impl Iterator<Item = (Dim, &Bits)> {
         self.dims.iter().map(|(d, b)| (*d, b))
+    }
+}
+
+/// At most this many values on a dimension for a cube to be filed under each of them.
+const FEW: u32 = 4;
+
+/// A list of cubes, indexed so that "which of them meet this cube?" looks at a few candidates
+/// instead of all of them (the prover asks it for every claim, over every rule of a program).
+///
+/// Each cube is filed, for every dimension on which it allows at most [`FEW`] values, under each
+/// of those values; on the other dimensions it is *loose*. A cube can meet a query `q` that
+/// allows the values `B` on dimension `d` only if it is loose on `d` or filed under a value of
+/// `B`. A query uses the one dimension that leaves the fewest candidates, then decides each
+/// candidate exactly ([`Cube::intersects`]): the index only skips cubes that cannot meet.
+#[derive(Debug, Default)]
+pub struct CubeIndex {
+    cubes: Vec<Cube>,
+    /// dimension -> value -> positions of the cubes filed under it (ascending).
+    filed: std::collections::HashMap<Dim, std::collections::HashMap<u32, Vec<u32>>>,
+    /// dimension (among those of `filed`) -> positions of the cubes loose on it (ascending).
+    loose: std::collections::HashMap<Dim, Vec<u32>>,
+}
+
+impl CubeIndex {
+    /// Index `cubes`.
+    #[must_use]
+    pub fn new(cubes: Vec<Cube>) -> CubeIndex {
+        let mut filed: std::collections::HashMap<Dim, std::collections::HashMap<u32, Vec<u32>>> =
+            std::collections::HashMap::new();
+        for (i, c) in cubes.iter().enumerate() {
+            let i = u32::try_from(i).expect("fewer than 2^32 cubes");
+            for (d, b) in c.dims() {
+                if b.len() <= FEW {
+                    let by_value = filed.entry(d).or_default();
+                    for v in b.iter() {
+                        by_value.entry(v).or_default().push(i);
+                    }
+                }
+            }
+        }
+        let mut loose = std::collections::HashMap::new();
+        for &d in filed.keys() {
+            let list: Vec<u32> = cubes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.get(d).is_none_or(|b| b.len() > FEW))
+                .map(|(i, _)| u32::try_from(i).expect("fewer than 2^32 cubes"))
+                .collect();
+            loose.insert(d, list);
+        }
+        CubeIndex { cubes, filed, loose }
+    }
+
+    /// Every cube, in order.
+    #[must_use]
+    pub fn all(&self) -> Vec<&Cube> {
+        self.cubes.iter().collect()
+    }
+
+    /// The cubes that meet `q`, in their order.
+    #[must_use]
+    pub fn meeting(&self, q: &Cube) -> Vec<&Cube> {
+        // The dimension of `q` that leaves the fewest candidates.
+        let mut best: Option<(usize, Dim, &Bits)> = None;
+        for (d, b) in q.dims() {
+            let Some(by_value) = self.filed.get(&d) else { continue };
+            if b.len() > 16 {
+                continue;
+            }
+            let count =
+                self.loose[&d].len() + b.iter().map(|v| by_value.get(&v).map_or(0, Vec::len)).sum::<usize>();
+            if best.is_none_or(|(n, _, _)| count < n) {
+                best = Some((count, d, b));
+            }
+        }
+        let Some((_, d, b)) = best else {
+            return self.cubes.iter().filter(|c| c.intersects(q)).collect();
+        };
+        let mut ids: Vec<u32> = self.loose[&d].clone();
+        for v in b.iter() {
+            if let Some(list) = self.filed[&d].get(&v) {
+                ids.extend_from_slice(list);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|i| &self.cubes[i as usize]).filter(|c| c.intersects(q)).collect()
     }
 }
 
@@ -280,6 +387,37 @@ mod tests {
 
     fn member(c: &Cube, p: &[u32]) -> bool {
         c.dims().all(|(d, b)| b.contains(p[d as usize]))
+    }
+
+    #[test]
+    fn the_index_finds_exactly_the_cubes_that_meet_in_order() {
+        let sizes = [3, 3, 2, 9];
+        let family = vec![
+            cube(&sizes, &[(0, &[0])]),
+            cube(&sizes, &[(0, &[1, 2]), (1, &[0])]),
+            cube(&sizes, &[(1, &[1, 2]), (2, &[1])]),
+            cube(&sizes, &[(2, &[0])]),
+            Cube::full(),
+            cube(&sizes, &[(0, &[2]), (1, &[1, 2]), (3, &[0, 1, 2, 3, 4, 5])]),
+            cube(&sizes, &[(0, &[1]), (2, &[1]), (3, &[7])]),
+            cube(&sizes, &[(3, &[8])]),
+        ];
+        let index = CubeIndex::new(family.clone());
+        let queries = [
+            Cube::full(),
+            cube(&sizes, &[(0, &[0])]),
+            cube(&sizes, &[(0, &[1]), (3, &[7, 8])]),
+            cube(&sizes, &[(1, &[1]), (2, &[1])]),
+            cube(&sizes, &[(3, &[1, 2, 3, 4, 5, 6, 7])]),
+            cube(&sizes, &[(0, &[2]), (1, &[0]), (3, &[8])]),
+        ];
+        let mut skipped = false;
+        for q in &queries {
+            let brute: Vec<&Cube> = family.iter().filter(|c| c.intersects(q)).collect();
+            assert_eq!(index.meeting(q), brute, "{q:?}");
+            skipped |= brute.len() < family.len();
+        }
+        assert!(skipped, "some query leaves some cube out");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use netc_ir::eval::{Endpoint, Evaluator, Flow};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Direction, Inventory, Ir, NamedPort, Namespace, Peer, Pod, Port, PortValue, Protocol};
 
-use super::cube::{Bits, Cube, Dim, find_outside};
+use super::cube::{Bits, Cube, CubeIndex, Dim, find_outside};
 use super::labels::{Conj, KeyTest};
 use super::pods::PodSet;
 
@@ -234,6 +234,8 @@ struct Space {
     sizes: Vec<u32>,
     /// (role, namespace labels?, key) -> dimension.
     labels: HashMap<(Role, bool, String), Dim>,
+    /// The same, by key: `[pod src, pod dst, namespace src, namespace dst]`.
+    key_dims: HashMap<String, [Dim; 4]>,
     values: HashMap<String, Vec<String>>,
     kind: [Dim; 2],
     addr: [Dim; 2],
@@ -262,6 +264,7 @@ impl Space {
             Dim::try_from(sizes.len() - 1).unwrap_or(Dim::MAX)
         };
         let mut labels = HashMap::new();
+        let mut key_dims = HashMap::new();
         let mut values = HashMap::new();
         for (k, vals) in &v.values {
             let n = u32::try_from(vals.len()).unwrap_or(u32::MAX - 2) + 2;
@@ -273,6 +276,15 @@ impl Space {
             labels.insert((Role::Src, true, k.clone()), ns_src);
             let ns_dst = if same_namespace { ns_src } else { dim(n) };
             labels.insert((Role::Dst, true, k.clone()), ns_dst);
+            key_dims.insert(
+                k.clone(),
+                [
+                    labels[&(Role::Src, false, k.clone())],
+                    labels[&(Role::Dst, false, k.clone())],
+                    ns_src,
+                    ns_dst,
+                ],
+            );
         }
         let kind = [dim(2), dim(2)];
         let addr_atoms = address_atoms(&v.nets);
@@ -290,7 +302,7 @@ impl Space {
             }
             b
         });
-        Space { sizes, labels, values, kind, addr, port, named, addr_atoms, port_atoms, pod_addrs }
+        Space { sizes, labels, key_dims, values, kind, addr, port, named, addr_atoms, port_atoms, pod_addrs }
     }
 
     /// `c` as cubes whose pod ends have addresses a pod may have: each end that may be a pod is
@@ -330,20 +342,32 @@ impl Space {
         if test.absent {
             b.insert(n + 1);
         }
-        for (i, v) in vals.iter().enumerate() {
-            if test.values.contains(v) {
-                b.insert(u32::try_from(i).unwrap_or(0));
+        // `vals` is sorted (it comes from a BTreeSet): look up only the values the test writes
+        // out, not every value of the key.
+        let index = |v: &String| vals.binary_search(v).ok().and_then(|i| u32::try_from(i).ok());
+        match &test.values {
+            super::labels::Values::Only(only) => {
+                for i in only.iter().filter_map(index) {
+                    b.insert(i);
+                }
             }
-        }
-        if matches!(test.values, super::labels::Values::AllBut(_)) {
-            b.insert(n);
+            super::labels::Values::AllBut(but) => {
+                for i in 0..=n {
+                    b.insert(i);
+                }
+                let mut out = Bits::empty(n + 2);
+                for i in but.iter().filter_map(index) {
+                    out.insert(i);
+                }
+                b = b.and_not(&out);
+            }
         }
         b
     }
 
     fn conj(&self, cube: &mut Cube, role: Role, namespace: bool, c: &Conj) -> bool {
         for (k, t) in &c.keys {
-            let d = self.labels[&(role, namespace, k.clone())];
+            let d = self.key_dims[k.as_str()][usize::from(namespace) * 2 + role_index(role)];
             if !cube.restrict(d, &self.key_bits(k, t), &self.sizes) {
                 return false;
             }
@@ -519,24 +543,18 @@ struct Encoded {
     space: Space,
     same_namespace: bool,
     /// Pods whose ingress a policy guards.
-    ingress_guards: Vec<Cube>,
+    ingress_guards: CubeIndex,
     /// Flows an ingress rule lets in (the policy's pods as destination, the peer as source).
-    ingress_rules: Vec<Cube>,
-    egress_guards: Vec<Cube>,
-    egress_rules: Vec<Cube>,
+    ingress_rules: CubeIndex,
+    egress_guards: CubeIndex,
+    egress_rules: CubeIndex,
 }
 
 impl Encoded {
     fn new(ir: &Ir, v: &Vocabulary, same_namespace: bool) -> Encoded {
         let space = Space::new(v, same_namespace);
-        let mut e = Encoded {
-            space,
-            same_namespace,
-            ingress_guards: Vec::new(),
-            ingress_rules: Vec::new(),
-            egress_guards: Vec::new(),
-            egress_rules: Vec::new(),
-        };
+        let (mut ingress_guards, mut ingress_rules) = (Vec::new(), Vec::new());
+        let (mut egress_guards, mut egress_rules) = (Vec::new(), Vec::new());
         for p in &ir.policies {
             let set = PodSet::in_namespace(&p.namespace, &p.selector);
             for (direction, own, other) in
@@ -546,16 +564,16 @@ impl Encoded {
                 if !door.is_guarded() {
                     continue;
                 }
-                let Some(selected) = e.space.pods(own, &set) else { continue };
+                let Some(selected) = space.pods(own, &set) else { continue };
                 let mut rules = Vec::new();
                 for r in &door.rules {
                     let peers: Vec<Cube> = if r.peers.is_empty() {
                         vec![Cube::full()]
                     } else {
-                        r.peers.iter().filter_map(|peer| e.space.peer(other, peer, &p.namespace)).collect()
+                        r.peers.iter().filter_map(|peer| space.peer(other, peer, &p.namespace)).collect()
                     };
                     for peer in &peers {
-                        for port in e.space.ports(&r.ports) {
+                        for port in space.ports(&r.ports) {
                             if let Some(c) = selected.meet(peer).and_then(|c| c.meet(&port)) {
                                 rules.push(c);
                             }
@@ -564,17 +582,24 @@ impl Encoded {
                 }
                 match direction {
                     Direction::Ingress => {
-                        e.ingress_guards.push(selected);
-                        e.ingress_rules.extend(rules);
+                        ingress_guards.push(selected);
+                        ingress_rules.extend(rules);
                     }
                     Direction::Egress => {
-                        e.egress_guards.push(selected);
-                        e.egress_rules.extend(rules);
+                        egress_guards.push(selected);
+                        egress_rules.extend(rules);
                     }
                 }
             }
         }
-        e
+        Encoded {
+            space,
+            same_namespace,
+            ingress_guards: CubeIndex::new(ingress_guards),
+            ingress_rules: CubeIndex::new(ingress_rules),
+            egress_guards: CubeIndex::new(egress_guards),
+            egress_rules: CubeIndex::new(egress_rules),
+        }
     }
 
     /// The flows from `from` to `to` on `ports`, as cubes.
@@ -648,13 +673,21 @@ impl Encoded {
     }
 
     fn decide(&self, claim: &Claim) -> Option<Cube> {
-        let ig: Vec<&Cube> = self.ingress_guards.iter().collect();
-        let eg: Vec<&Cube> = self.egress_guards.iter().collect();
-        let ir: Vec<&Cube> = self.ingress_rules.iter().collect();
-        let er: Vec<&Cube> = self.egress_rules.iter().collect();
+        // Only the guards and rules that meet a query can matter to it (every cube the search
+        // looks at lies inside the query): each list is narrowed through its index first, in
+        // its order, so the search is the same as over the whole list.
+        let near = |q: &Cube| {
+            (
+                self.ingress_guards.meeting(q),
+                self.egress_guards.meeting(q),
+                self.ingress_rules.meeting(q),
+                self.egress_rules.meeting(q),
+            )
+        };
         match claim {
             Claim::Reach { from, to, ports } => {
                 for q in self.query(from, to, ports) {
+                    let (ig, eg, ir, er) = near(&q);
                     for (guards, rules) in [(&ig, &ir), (&eg, &er)] {
                         for g in guards {
                             if let Some(x) = q.meet(g)
@@ -668,8 +701,9 @@ impl Encoded {
                 None
             }
             Claim::Never { from, to, ports } => {
-                let guards: Vec<&Cube> = ig.iter().chain(eg.iter()).copied().collect();
                 for q in self.query(from, to, ports) {
+                    let (ig, eg, ir, er) = near(&q);
+                    let guards: Vec<&Cube> = ig.iter().chain(eg.iter()).copied().collect();
                     if let Some(found) = self.outside(&q, &guards) {
                         return Some(found);
                     }
@@ -698,19 +732,18 @@ impl Encoded {
             }
             Claim::Open { pods, direction } => {
                 let (role, guards) = match direction {
-                    Direction::Ingress => (Role::Dst, &ig),
-                    Direction::Egress => (Role::Src, &eg),
+                    Direction::Ingress => (Role::Dst, &self.ingress_guards),
+                    Direction::Egress => (Role::Src, &self.egress_guards),
                 };
                 let q = self.space.pods(role, pods)?;
-                self.space
-                    .bounded(q)
-                    .iter()
-                    .find_map(|q| guards.iter().find_map(|g| q.meet(g).and_then(|x| self.outside(&x, &[]))))
+                self.space.bounded(q).iter().find_map(|q| {
+                    guards.meeting(q).iter().find_map(|g| q.meet(g).and_then(|x| self.outside(&x, &[])))
+                })
             }
             Claim::Guarded { pods, direction } => {
                 let (role, guards) = match direction {
-                    Direction::Ingress => (Role::Dst, &ig),
-                    Direction::Egress => (Role::Src, &eg),
+                    Direction::Ingress => (Role::Dst, &self.ingress_guards),
+                    Direction::Egress => (Role::Src, &self.egress_guards),
                 };
                 let mut q = self.space.pods(role, pods)?;
                 // The other end is any pod: only the guarded end matters.
@@ -720,7 +753,7 @@ impl Encoded {
                     &self.space.one(self.space.kind[other], POD),
                     &self.space.sizes,
                 );
-                self.space.bounded(q).iter().find_map(|q| self.outside(q, guards))
+                self.space.bounded(q).iter().find_map(|q| self.outside(q, &guards.meeting(q)))
             }
         }
     }
@@ -915,7 +948,9 @@ impl<'ir> Prover<'ir> {
         for c in claims {
             v.claim(c);
         }
-        let layouts = vec![Encoded::new(ir, &v, true), Encoded::new(ir, &v, false)];
+        // The two layouts are independent: encoded on two cores when there are.
+        let v = &v;
+        let layouts = crate::par::map_in_order(vec![true, false], 1, |same| Encoded::new(ir, v, same));
         Prover { ir, layouts }
     }
 
