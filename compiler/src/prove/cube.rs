@@ -243,40 +243,45 @@ const FEW: u32 = 4;
 #[derive(Debug, Default)]
 pub struct CubeIndex {
     cubes: Vec<Cube>,
-    /// dimension -> value -> positions of the cubes filed under it (ascending).
-    filed: std::collections::HashMap<Dim, std::collections::HashMap<u32, Vec<u32>>>,
-    /// dimension (among those of `filed`) -> positions of the cubes loose on it (ascending).
-    loose: std::collections::HashMap<Dim, Vec<u32>>,
+    /// The dimensions indexed, ascending.
+    dims: Vec<Dim>,
+    /// Per indexed dimension: per value, the positions of the cubes filed under it (ascending).
+    filed: Vec<Vec<Vec<u32>>>,
+    /// Per indexed dimension: the positions of the cubes loose on it (ascending).
+    loose: Vec<Vec<u32>>,
 }
 
 impl CubeIndex {
-    /// Index `cubes`.
+    /// Index `cubes` of a space whose dimensions have `sizes[d]` values.
     #[must_use]
-    pub fn new(cubes: Vec<Cube>) -> CubeIndex {
-        let mut filed: std::collections::HashMap<Dim, std::collections::HashMap<u32, Vec<u32>>> =
-            std::collections::HashMap::new();
+    pub fn new(cubes: Vec<Cube>, sizes: &[u32]) -> CubeIndex {
+        // A dimension is worth indexing when a filed cube leaves most of its values out.
+        let worth = |d: Dim| sizes.get(d as usize).is_some_and(|n| *n > 2 * FEW);
+        let mut dims: Vec<Dim> = cubes
+            .iter()
+            .flat_map(|c| c.dims().filter(|(d, b)| worth(*d) && b.len() <= FEW).map(|(d, _)| d))
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        let mut filed: Vec<Vec<Vec<u32>>> =
+            dims.iter().map(|d| vec![Vec::new(); sizes[*d as usize] as usize]).collect();
+        let mut loose: Vec<Vec<u32>> = vec![Vec::new(); dims.len()];
         for (i, c) in cubes.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 cubes");
-            for (d, b) in c.dims() {
-                if b.len() <= FEW {
-                    let by_value = filed.entry(d).or_default();
-                    for v in b.iter() {
-                        by_value.entry(v).or_default().push(i);
+            let mut own = c.dims.iter().peekable();
+            for (k, d) in dims.iter().enumerate() {
+                while own.next_if(|(x, _)| x < d).is_some() {}
+                match own.peek() {
+                    Some((x, b)) if x == d && b.len() <= FEW => {
+                        for v in b.iter() {
+                            filed[k][v as usize].push(i);
+                        }
                     }
+                    _ => loose[k].push(i),
                 }
             }
         }
-        let mut loose = std::collections::HashMap::new();
-        for &d in filed.keys() {
-            let list: Vec<u32> = cubes
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.get(d).is_none_or(|b| b.len() > FEW))
-                .map(|(i, _)| u32::try_from(i).expect("fewer than 2^32 cubes"))
-                .collect();
-            loose.insert(d, list);
-        }
-        CubeIndex { cubes, filed, loose }
+        CubeIndex { cubes, dims, filed, loose }
     }
 
     /// Every cube, in order.
@@ -289,24 +294,24 @@ impl CubeIndex {
     #[must_use]
     pub fn meeting(&self, q: &Cube) -> Vec<&Cube> {
         // The dimension of `q` that leaves the fewest candidates.
-        let mut best: Option<(usize, Dim, &Bits)> = None;
+        let mut best: Option<(usize, usize, &Bits)> = None;
         for (d, b) in q.dims() {
-            let Some(by_value) = self.filed.get(&d) else { continue };
+            let Ok(k) = self.dims.binary_search(&d) else { continue };
             if b.len() > 16 {
                 continue;
             }
-            let count =
-                self.loose[&d].len() + b.iter().map(|v| by_value.get(&v).map_or(0, Vec::len)).sum::<usize>();
+            let count = self.loose[k].len()
+                + b.iter().map(|v| self.filed[k].get(v as usize).map_or(0, Vec::len)).sum::<usize>();
             if best.is_none_or(|(n, _, _)| count < n) {
-                best = Some((count, d, b));
+                best = Some((count, k, b));
             }
         }
-        let Some((_, d, b)) = best else {
+        let Some((_, k, b)) = best else {
             return self.cubes.iter().filter(|c| c.intersects(q)).collect();
         };
-        let mut ids: Vec<u32> = self.loose[&d].clone();
+        let mut ids: Vec<u32> = self.loose[k].clone();
         for v in b.iter() {
-            if let Some(list) = self.filed[&d].get(&v) {
+            if let Some(list) = self.filed[k].get(v as usize) {
                 ids.extend_from_slice(list);
             }
         }
@@ -402,7 +407,7 @@ mod tests {
             cube(&sizes, &[(0, &[1]), (2, &[1]), (3, &[7])]),
             cube(&sizes, &[(3, &[8])]),
         ];
-        let index = CubeIndex::new(family.clone());
+        let index = CubeIndex::new(family.clone(), &sizes);
         let queries = [
             Cube::full(),
             cube(&sizes, &[(0, &[0])]),

@@ -592,14 +592,10 @@ impl Encoded {
                 }
             }
         }
-        Encoded {
-            space,
-            same_namespace,
-            ingress_guards: CubeIndex::new(ingress_guards),
-            ingress_rules: CubeIndex::new(ingress_rules),
-            egress_guards: CubeIndex::new(egress_guards),
-            egress_rules: CubeIndex::new(egress_rules),
-        }
+        let index = |cubes| CubeIndex::new(cubes, &space.sizes);
+        let (ingress_guards, ingress_rules) = (index(ingress_guards), index(ingress_rules));
+        let (egress_guards, egress_rules) = (index(egress_guards), index(egress_rules));
+        Encoded { space, same_namespace, ingress_guards, ingress_rules, egress_guards, egress_rules }
     }
 
     /// The flows from `from` to `to` on `ports`, as cubes.
