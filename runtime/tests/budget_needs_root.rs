@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -25,24 +27,6 @@ fn repo(path: &str) -> String {
 fn compile(name: &str, text: &str) -> Ir {
     let out = netc::compile(&[netc::SourceFile::new(name, text)]);
     out.ir.unwrap_or_else(|| panic!("{name} compiles: {:?}", out.diagnostics))
-}
-
-/// xorshift64*: small, deterministic, good enough to pick test cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).expect("small")).expect("small")
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 const NAMESPACES: usize = 3;

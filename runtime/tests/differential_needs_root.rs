@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -17,27 +19,6 @@ use netc_ir::{
 };
 use netc_runtime::packet::{self, Packet};
 use netc_runtime::plan::{Plan, PlanOptions};
-
-/// xorshift64*: small, deterministic, good enough to pick test cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).expect("small")).expect("small")
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 const APPS: [&str; 4] = ["a", "b", "c", "d"];
 const PORTS: [u16; 8] = [53, 80, 85, 443, 1500, 3868, 8080, 9999];

@@ -14,6 +14,27 @@ use netc_runtime::datapath::Datapath;
 use netc_runtime::packet::Packet;
 use netc_runtime::plan::{Plan, PlanOptions};
 
+/// xorshift64*: small, deterministic, good enough to pick test cases.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n).expect("small")).expect("small")
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
 /// tc verdicts as the test run returns them.
 pub const PASS: i32 = 0;
 pub const DROP: i32 = 2;
