@@ -146,6 +146,20 @@ fn describe_ports(ports: &[Port]) -> String {
     items.join(", ")
 }
 
+/// A claim with the index of its assertion, how to say it and the door it is about.
+pub(super) type ClaimOf = (usize, Claim, String, Option<Direction>);
+
+/// Every claim of `assertions`, in order; and the claims alone, as the prover takes them.
+pub(super) fn claims_of(assertions: &[AssertDecl]) -> (Vec<ClaimOf>, Vec<Claim>) {
+    let all: Vec<ClaimOf> = assertions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| claims(a).into_iter().map(move |(c, t, d)| (i, c, t, d)))
+        .collect();
+    let just_claims = all.iter().map(|(_, c, _, _)| c.clone()).collect();
+    (all, just_claims)
+}
+
 /// Prove every assertion on `ir`, for pods at addresses in `pod_cidrs` (empty: any address);
 /// `file_of` maps a source file name to its index.
 #[must_use]
@@ -155,15 +169,10 @@ pub fn check(
     pod_cidrs: &[ipnet::IpNet],
     file_of: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<AssertError> {
-    let all: Vec<(usize, Claim, String, Option<Direction>)> = assertions
-        .iter()
-        .enumerate()
-        .flat_map(|(i, a)| claims(a).into_iter().map(move |(c, t, d)| (i, c, t, d)))
-        .collect();
+    let (all, just_claims) = claims_of(assertions);
     if all.is_empty() {
         return Vec::new();
     }
-    let just_claims: Vec<Claim> = all.iter().map(|(_, c, _, _)| c.clone()).collect();
     let prover = Prover::bounded(ir, &just_claims, pod_cidrs);
     // Each assertion's first failing claim (one counterexample per assertion is enough to read),
     // the assertions decided on all cores; judged and reported in order.

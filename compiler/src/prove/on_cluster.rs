@@ -23,7 +23,7 @@ use netc_ir::eval::{Endpoint, Evaluator, Family, Flow};
 use netc_ir::inventory::NAMESPACE_NAME_LABEL;
 use netc_ir::{Direction, Inventory, Ir, Namespace, Peer, Pod, Port, PortValue, Protocol};
 
-use super::assertions::{AssertError, Origin, claims, door_because, flow_because};
+use super::assertions::{AssertError, Origin, claims_of, door_because, flow_because};
 use super::flows::{Claim, Counterexample, EndSet, Witness, address_atoms, port_atoms};
 use super::pods::PodSet;
 use crate::check::{AssertDecl, Loc};
@@ -421,15 +421,10 @@ pub fn check(
     pod_cidrs: &[IpNet],
     file_of: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<AssertError> {
-    let all: Vec<(usize, Claim, String, Option<Direction>)> = assertions
-        .iter()
-        .enumerate()
-        .flat_map(|(i, a)| claims(a).into_iter().map(move |(c, t, d)| (i, c, t, d)))
-        .collect();
+    let (all, just_claims) = claims_of(assertions);
     if all.is_empty() {
         return Vec::new();
     }
-    let just_claims: Vec<Claim> = all.iter().map(|(_, c, _, _)| c.clone()).collect();
     let on = OnCluster::new(ir, inventory, &just_claims);
     let mut errors: Vec<AssertError> = Vec::new();
     for (i, claim, text, door) in &all {
