@@ -235,7 +235,7 @@ const FEW: u32 = 4;
 /// A list of cubes, indexed so that "which of them meet this cube?" looks at a few candidates
 /// instead of all of them (the prover asks it for every claim, over every rule of a program).
 ///
-/// Each cube is filed, for every dimension on which it allows at most [`FEW`] values, under each
+/// Each cube is filed, for every dimension on which it allows at most `FEW` (4) values, under each
 /// of those values; on the other dimensions it is *loose*. A cube can meet a query `q` that
 /// allows the values `B` on dimension `d` only if it is loose on `d` or filed under a value of
 /// `B`. A query uses the one dimension that leaves the fewest candidates, then decides each
