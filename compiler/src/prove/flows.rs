@@ -984,14 +984,9 @@ impl Witness {
                 } else {
                     out.push_str(&format!(" labelled {{{}}}", labels.join(", ")));
                 }
-                let ns_labels: Vec<String> = ns
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != NAMESPACE_NAME_LABEL)
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let ns_labels = namespace_labels(ns);
                 if !ns_labels.is_empty() {
-                    out.push_str(&format!(" (namespace labelled {{{}}})", ns_labels.join(", ")));
+                    out.push_str(&format!(" (namespace labelled {{{ns_labels}}})"));
                 }
                 match p.ips.first() {
                     Some(ip) => out.push_str(&format!(" at {ip}")),
@@ -1006,6 +1001,17 @@ impl Witness {
     }
 }
 
+/// A namespace's labels as `k=v, k=v`, without the name label every namespace has.
+fn namespace_labels(ns: &Namespace) -> String {
+    let labels: Vec<String> = ns
+        .labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != NAMESPACE_NAME_LABEL)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    labels.join(", ")
+}
+
 impl std::fmt::Display for Witness {
     /// `pod shop/source {app=web} in namespace shop {team=x}, 10.244.1.10, port metrics=9090/TCP`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1018,14 +1024,9 @@ impl std::fmt::Display for Witness {
                 } else {
                     write!(f, "a pod labelled {{{}}} in namespace `{}`", labels.join(", "), ns.name)?;
                 }
-                let ns_labels: Vec<String> = ns
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != NAMESPACE_NAME_LABEL)
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let ns_labels = namespace_labels(ns);
                 if !ns_labels.is_empty() {
-                    write!(f, " (labelled {{{}}})", ns_labels.join(", "))?;
+                    write!(f, " (labelled {{{ns_labels}}})")?;
                 }
                 if let Some(ip) = p.ips.first() {
                     write!(f, " at {ip}")?;
